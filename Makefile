@@ -1,0 +1,52 @@
+# One runner for the project. `make run` and `make test` build the virtualenv themselves.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+export DO_NOT_TRACK := 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help setup run test test-fast check format bench clean stack-up stack-down
+
+help:  ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS=":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)  ## Create or update the virtualenv (.venv)
+
+run: $(STAMP)  ## Run the whole retraining loop on demo data (embedded Prefect)
+	$(BIN)/python -m flows.demo
+
+test: $(STAMP)  ## Run the whole test suite (unit, flow, end-to-end)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## Run the tests without the slow and end-to-end ones
+	$(BIN)/python -m pytest -m "not slow and not e2e"
+
+check: $(STAMP)  ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy model tasks flows deployments bench
+
+format: $(STAMP)  ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)  ## Run every benchmark; JSON goes to bench/results/
+	@for b in bench/*_bench.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+stack-up: $(STAMP)  ## Local Prefect server + work pool + deployments + worker
+	bash deployments/stack-up.sh
+
+stack-down:  ## Stop what stack-up started
+	bash deployments/stack-down.sh
+
+clean:  ## Remove the working data (var/)
+	rm -rf var

@@ -1,0 +1,60 @@
+"""The ``retrain`` console script: a thin argparse front over ``model/``.
+
+Each group of subcommands lives in ``model/commands/<group>.py`` and exposes
+``register(subparsers)``; handlers return the process exit code.
+Exit codes: 0 success, 2 bad input (:class:`model.errors.RetrainError`),
+1 unexpected error; ``compare`` adds 3 (REJECT) and 4 (INCONCLUSIVE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from model.errors import RetrainError
+
+COMMAND_MODULES = (
+    "model.commands.data",
+    "model.commands.train",
+    "model.commands.compare",
+    "model.commands.registry",
+    "model.commands.drift",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="retrain",
+        description="Automated, statistically gated retraining of tabular binary classifiers.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # a command group not built yet
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Telemetry off for anything this process may start (read by Prefect when imported).
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RetrainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,32 @@
+"""Exceptions shared across the domain.
+
+Every error a user can cause with bad input derives from :class:`RetrainError`;
+its message names the file, column or value and what is wrong. The CLI turns
+these into exit code 2; anything else is an unexpected error (exit code 1).
+"""
+
+from __future__ import annotations
+
+
+class RetrainError(Exception):
+    """Base class for errors caused by bad input or bad state (not bugs)."""
+
+
+class DataValidationError(RetrainError, ValueError):
+    """Input data is unreadable or does not meet the feature spec / target rules."""
+
+
+class ModelLoadError(RetrainError):
+    """A model artifact is missing, corrupt, unsafe or of an unknown format."""
+
+
+class RegistryError(RetrainError):
+    """The model registry refused an operation (bad version, corrupt state, ...)."""
+
+
+class ComparisonInputError(RetrainError, ValueError):
+    """Inputs to a model comparison are inconsistent or out of range."""
+
+
+class DriftInputError(RetrainError, ValueError):
+    """Inputs to drift detection (data or a drift report file) are invalid."""

@@ -1,0 +1,21 @@
+"""Shared fixtures. Everything a test writes goes under ``tmp_path``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from model.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings whose working root is a fresh temporary folder (also exported as RETRAIN_HOME)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("RETRAIN_HOME", str(home))
+    monkeypatch.setenv("RETRAIN_MODEL_NAME", "demo")
+    return Settings(home=home, model_name="demo")
