@@ -1,0 +1,103 @@
+"""Prefect tasks over the model registry: register, promote, record. Retries on IO only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+
+from model.registry import AlreadyProductionError, ModelRegistry
+from model.settings import get_settings
+from tasks._io import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_bad_input
+
+_DELAYS = IO_RETRY_DELAYS
+#: Decision names as the comparator spells them -> history event names.
+_EVENT_ALIASES = {"reject": "rejected", "inconclusive": "inconclusive", "compare": "compared"}
+
+
+def _registry(registry: str | None) -> ModelRegistry:
+    return ModelRegistry(Path(registry) if registry else get_settings().models_dir)
+
+
+@task(
+    name="register_model",
+    retries=IO_RETRIES,
+    retry_delay_seconds=_DELAYS,
+    retry_condition_fn=retry_unless_bad_input,
+)
+def register_model(
+    model_dir: str,
+    reason: Any = None,
+    run_id: str | None = None,
+    extra: dict[str, Any] | None = None,
+    registry: str | None = None,
+) -> str:
+    """Copy a trained model folder into the registry as a new version; return the version."""
+    reg = _registry(registry)
+    version = reg.register(model_dir, reason=reason, run_id=run_id, extra=extra)
+    get_run_logger().info("Registered %s from %s in %s", version, model_dir, reg.root)
+    return version
+
+
+@task(
+    name="promote_model",
+    retries=IO_RETRIES,
+    retry_delay_seconds=_DELAYS,
+    retry_condition_fn=retry_unless_bad_input,
+)
+def promote_model(
+    version: str,
+    reason: str,
+    comparison: dict[str, Any] | None = None,
+    run_id: str | None = None,
+    force: bool = False,
+    registry: str | None = None,
+) -> dict[str, Any]:
+    """Swap production to ``version`` atomically; return the new production info.
+
+    A retry after an attempt that did commit (same run id) is not an error.
+    """
+    logger = get_run_logger()
+    reg = _registry(registry)
+    before = reg.production()
+    try:
+        reg.promote(version, reason, force=force, run_id=run_id, comparison=comparison)
+    except AlreadyProductionError:
+        last = reg.last_event(("promoted", "forced"), version=version)
+        if run_id is None or last is None or last.get("run_id") != run_id:
+            raise
+        logger.info("%s was already promoted by this run (retry)", version)
+    prod = reg.production()
+    assert prod is not None
+    logger.info(
+        "Production is now %s (was %s): %s",
+        prod.version,
+        before.version if before else "none",
+        reason,
+    )
+    return {
+        "version": prod.version,
+        "sha256": prod.sha256,
+        "promoted_at": prod.promoted_at,
+        "previous": before.version if before else None,
+        "path": str(prod.path),
+    }
+
+
+@task(
+    name="record_event",
+    retries=IO_RETRIES,
+    retry_delay_seconds=_DELAYS,
+    retry_condition_fn=retry_unless_bad_input,
+)
+def record_event(event: str, registry: str | None = None, **fields: Any) -> dict[str, Any]:
+    """Append a compared/rejected/inconclusive/skipped/failed event to the registry history.
+
+    Comparator decisions are accepted as they are spelled (``REJECT`` -> ``rejected``).
+    """
+    name = event.lower()
+    name = _EVENT_ALIASES.get(name, name)
+    ev = _registry(registry).record(name, **fields)
+    get_run_logger().info("Recorded %s %s", name, fields.get("version") or "")
+    return ev
