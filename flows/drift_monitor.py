@@ -1,0 +1,138 @@
+"""The ``drift-monitor`` flow: drift of the newest batch(es) against production's training data.
+
+On dataset drift it emits ``retraining.drift.detected`` (resource
+``retraining.model.<model name>``, payload ``drift_share``, ``drifted_features``,
+``report_path``), which the ``retraining/weekly`` deployment's trigger turns into a run.
+Run it as ``python -m flows.drift_monitor`` or through the ``drift-monitor/daily`` deployment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Annotated, Any
+
+from prefect import flow, get_run_logger
+from prefect.events import Event, emit_event
+from pydantic import Field
+
+from model.drift import DriftSettings
+from model.settings import get_settings
+from tasks.drift import compute_drift, publish_drift_report
+
+DRIFT_EVENT = "retraining.drift.detected"
+
+
+def drift_event_payload(summary: dict[str, Any]) -> dict[str, Any]:
+    """The event payload: what the retraining trigger needs to know and to reproduce."""
+    return {
+        "drift_share": summary.get("drift_share"),
+        "drifted_features": list(summary.get("drifted_features") or []),
+        "report_path": summary.get("report_path"),
+    }
+
+
+def events_api_url() -> str | None:
+    """The Prefect API that events go to (None: no running server configured)."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() or None
+
+
+def emit_drift_detected(
+    summary: dict[str, Any], resource_id: str | None = None, *, flush: bool = False
+) -> Event | None:
+    """Emit ``retraining.drift.detected`` for the model (``settings.event_resource_id``).
+
+    ``flush`` waits until the event is sent (for short-lived processes such as the CLI).
+    Returns the event, or None when Prefect has nowhere to send it.
+    """
+    settings = get_settings()
+    resource = {
+        "prefect.resource.id": resource_id or settings.event_resource_id,
+        "prefect.resource.name": settings.model_name,
+    }
+    event = emit_event(DRIFT_EVENT, resource=resource, payload=drift_event_payload(summary))
+    if flush:
+        from prefect.events.worker import EventsWorker
+
+        EventsWorker.instance().drain()  # send it before a short-lived process exits
+    return event
+
+
+@flow(name="drift-monitor")
+def drift_monitor(
+    reference_path: Annotated[
+        str | None,
+        Field(description="Reference data; default: the production model's training split."),
+    ] = None,
+    current_paths: Annotated[
+        list[str] | None,
+        Field(description="Current data; default: the newest incoming batch(es)."),
+    ] = None,
+    newest_batches: Annotated[
+        int, Field(ge=1, le=366, description="How many newest incoming batches to compare.")
+    ] = 1,
+    dataset_drift_threshold: Annotated[
+        float, Field(ge=0, le=1, description="Share of drifted features that is dataset drift.")
+    ] = 0.5,
+    alpha: Annotated[
+        float, Field(gt=0, lt=1, description="Significance level (Holm-corrected).")
+    ] = 0.05,
+    psi_threshold: Annotated[
+        float, Field(ge=0, description="Effect-size floor: PSI (either floor suffices).")
+    ] = 0.1,
+    distance_threshold: Annotated[
+        float, Field(ge=0, description="Effect-size floor: W1/std or Jensen–Shannon distance.")
+    ] = 0.1,
+    with_model: Annotated[
+        bool, Field(description="Also compare the production model's score distribution.")
+    ] = True,
+    emit: Annotated[bool, Field(description="Emit the drift event on dataset drift.")] = True,
+) -> dict[str, Any]:
+    """Compute drift, write and publish the reports, and emit the event on dataset drift."""
+    logger = get_run_logger()
+    drift_settings = DriftSettings(
+        alpha=alpha,
+        psi_threshold=psi_threshold,
+        distance_threshold=distance_threshold,
+        dataset_drift_threshold=dataset_drift_threshold,
+    )
+    summary = compute_drift(
+        reference_path, current_paths, drift_settings.to_dict(), newest_batches, with_model
+    )
+    if summary["status"] == "skipped":
+        return summary
+    publish_drift_report(summary)
+    summary["event"] = None
+    if summary["dataset_drift"] and emit:
+        event = emit_drift_detected(summary)
+        summary["event"] = DRIFT_EVENT
+        logger.info(
+            "Emitted %s for %s (event id %s)",
+            DRIFT_EVENT,
+            get_settings().event_resource_id,
+            event.id if event else "not sent",
+        )
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the drift-monitor flow once.")
+    parser.add_argument("--reference", default=None)
+    parser.add_argument("--current", nargs="+", default=None)
+    parser.add_argument("--batches", type=int, default=1)
+    parser.add_argument("--no-emit", action="store_true")
+    args = parser.parse_args(argv)
+    summary = drift_monitor(
+        reference_path=args.reference,
+        current_paths=args.current,
+        newest_batches=args.batches,
+        emit=not args.no_emit,
+    )
+    print(json.dumps({k: v for k, v in summary.items() if k != "table"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""``retrain drift``: data drift of new batches against a reference, with reports (and event)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from model.drift import DriftSettings, monitor_drift
+from model.errors import DriftInputError
+from model.settings import get_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "drift",
+        help="Detect data drift of incoming batches against a reference",
+        description=(
+            "Compare the current data (default: the newest incoming batch) with the reference "
+            "(default: the production model's training data) and write drift.json, drift.md "
+            "and drift.html. Exit code 0 whether or not drift was found."
+        ),
+    )
+    p.add_argument("--reference", help="Reference data (Parquet file or folder, or CSV)")
+    p.add_argument("--current", nargs="+", metavar="PATH", help="Current data (one or more paths)")
+    p.add_argument("--batches", type=int, default=1, help="Newest incoming batches (default 1)")
+    p.add_argument("--out", help="Report folder (default: reports/drift/<timestamp>)")
+    p.add_argument("--target", default="target", help="Target column (default: target)")
+    p.add_argument("--id-column", help="Id column, not a feature (default: 'id' if present)")
+    p.add_argument("--threshold", type=float, default=0.5, help="dataset_drift_threshold")
+    p.add_argument("--alpha", type=float, default=0.05, help="Significance level (Holm)")
+    p.add_argument("--psi-threshold", type=float, default=0.1)
+    p.add_argument("--distance-threshold", type=float, default=0.1)
+    p.add_argument("--no-model", action="store_true", help="Skip the prediction drift")
+    p.add_argument(
+        "--emit",
+        action="store_true",
+        help="On dataset drift, emit retraining.drift.detected (needs PREFECT_API_URL)",
+    )
+    p.add_argument("--json", action="store_true", help="Print the summary as JSON")
+    p.set_defaults(func=run_drift)
+
+
+def _api_url() -> str | None:
+    """Where an emitted event would go (Prefect's setting; prefect imported only for --emit)."""
+    from flows.drift_monitor import events_api_url
+
+    return events_api_url()
+
+
+def run_drift(args: argparse.Namespace) -> int:
+    if args.emit and not _api_url():
+        raise DriftInputError(
+            "--emit needs a running Prefect server: set PREFECT_API_URL "
+            "(e.g. http://127.0.0.1:4200/api)"
+        )
+    settings = get_settings()
+    drift_settings = DriftSettings(
+        alpha=args.alpha,
+        psi_threshold=args.psi_threshold,
+        distance_threshold=args.distance_threshold,
+        dataset_drift_threshold=args.threshold,
+    )
+    summary = monitor_drift(
+        settings,
+        args.reference,
+        args.current,
+        out_dir=args.out,
+        n_batches=args.batches,
+        drift_settings=drift_settings,
+        with_model=not args.no_model,
+        target=args.target,
+        id_column=args.id_column,
+    )
+    if summary["status"] == "skipped":
+        print(f"drift not computed: {summary['reason']}")
+        return 0
+    if args.emit and summary["dataset_drift"]:
+        from flows.drift_monitor import emit_drift_detected  # prefect only on this path
+
+        event = emit_drift_detected(summary, flush=True)
+        summary["event"] = str(event.id) if event else None
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items() if k != "table"}, indent=2))
+    else:
+        with open(summary["reports"]["md"], encoding="utf-8") as fh:
+            print(fh.read())
+        for kind, path in summary["reports"].items():
+            print(f"{kind}: {path}")
+    return 0

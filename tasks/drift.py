@@ -1,0 +1,68 @@
+"""Thin Prefect tasks over ``model.drift``: compute and write the drift reports, publish them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from model.drift import DriftSettings, monitor_drift
+from model.settings import get_settings
+
+DRIFT_REPORT_KEY = "drift-report"
+DRIFT_TABLE_KEY = "drift-features"
+
+
+@task(name="compute_drift")
+def compute_drift(
+    reference_path: str | None,
+    current_paths: list[str] | None,
+    drift_settings: dict[str, Any],
+    n_batches: int = 1,
+    with_model: bool = True,
+    out_dir: str | None = None,
+) -> dict[str, Any]:
+    """Drift of the newest batch(es) against the reference; writes drift.{json,md,html}.
+
+    Returns the summary of :func:`model.drift.monitor_drift` (paths, not DataFrames).
+    """
+    logger = get_run_logger()
+    summary = monitor_drift(
+        get_settings(),
+        reference_path,
+        current_paths,
+        out_dir=out_dir,
+        n_batches=n_batches,
+        drift_settings=DriftSettings.from_dict(drift_settings),
+        with_model=with_model,
+    )
+    if summary["status"] == "skipped":
+        logger.info("Drift not computed: %s", summary["reason"])
+    else:
+        logger.info(
+            "Drift share %.2f (%d features drifted: %s); dataset drift: %s; report %s",
+            summary["drift_share"],
+            len(summary["drifted_features"]),
+            ", ".join(summary["drifted_features"]) or "none",
+            summary["dataset_drift"],
+            summary["report_path"],
+        )
+    return summary
+
+
+@task(name="publish_drift_report")
+def publish_drift_report(summary: dict[str, Any]) -> None:
+    """Markdown summary (with where the reports are) and a per-column table artifact."""
+    markdown = Path(summary["reports"]["md"]).read_text(encoding="utf-8")
+    links = "\n".join(f"- {kind}: `{path}`" for kind, path in summary["reports"].items())
+    verdict = "dataset drift" if summary["dataset_drift"] else "no dataset drift"
+    create_markdown_artifact(
+        f"{markdown}\n### Reports\n{links}\n",
+        key=DRIFT_REPORT_KEY,
+        description=f"Drift share {summary['drift_share']:.2f}: {verdict}",
+    )
+    create_table_artifact(
+        summary["table"], key=DRIFT_TABLE_KEY, description="Drift statistics per column"
+    )
