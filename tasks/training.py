@@ -1,0 +1,86 @@
+"""Prefect task over training: train on a prepared folder, save the model folder.
+
+No retries: training is not IO, a retry would only repeat the failure.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, cast
+from uuid import UUID
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.context import TaskRunContext
+
+from model.training import EpochStats, TrainParams, train_prepared
+
+PROGRESS_EVERY_S = 1.0
+"""Update the progress artifact at most this often (an epoch can take milliseconds)."""
+
+
+def _fmt(x: float) -> str:
+    return "nan" if math.isnan(x) else f"{x:.4f}"
+
+
+@task(name="train_model")
+def train_model(
+    prepared_dir: str,
+    out_dir: str,
+    params: dict[str, Any],
+    extra_metadata: dict[str, Any] | None = None,
+) -> str:
+    """Train a candidate on ``prepared_dir``, write it to ``out_dir``; return the model folder.
+
+    Logs one line per epoch and keeps a progress artifact (0-100 %) up to date.
+    """
+    logger = get_run_logger()
+    train_params = TrainParams.from_dict(params)
+    in_run = TaskRunContext.get() is not None  # artifacts need a run (not under task.fn())
+    progress_id: UUID | None = None
+    last_update = [time.monotonic()]
+    if in_run:
+        progress_id = cast(
+            UUID,
+            create_progress_artifact(
+                0.0, key="training-progress", description="Candidate training: epochs done"
+            ),
+        )
+
+    def on_epoch(stats: EpochStats) -> None:
+        logger.info(
+            "epoch %d/%d train_loss %s val_loss %s val_auc %s (%.2fs)%s",
+            stats.epoch,
+            train_params.num_epochs,
+            _fmt(stats.train_loss),
+            _fmt(stats.val_loss),
+            _fmt(stats.val_auc),
+            stats.seconds,
+            " *" if stats.improved else "",
+        )
+        now = time.monotonic()
+        if progress_id is not None and now - last_update[0] >= PROGRESS_EVERY_S:
+            last_update[0] = now
+            done = 100.0 * stats.epoch / train_params.num_epochs
+            update_progress_artifact(
+                progress_id, done, description=f"epoch {stats.epoch}, val_auc {_fmt(stats.val_auc)}"
+            )
+
+    folder, result = train_prepared(
+        prepared_dir, out_dir, train_params, on_epoch, extra_metadata=extra_metadata
+    )
+    if progress_id is not None:
+        update_progress_artifact(progress_id, 100.0, description="training finished")
+    vm = result.val_metrics
+    logger.info(
+        "trained in %.1fs on %s: best epoch %d of %d, validation auc %s, threshold %.3f -> %s",
+        result.seconds,
+        result.device,
+        result.best_epoch,
+        len(result.history),
+        _fmt(vm["auc"]),
+        result.threshold,
+        folder,
+    )
+    return str(folder)
