@@ -86,7 +86,8 @@ def _detail(ev: Mapping[str, Any]) -> str:
     reason = ev.get("reason")
     if isinstance(reason, Mapping):  # e.g. a training reason {"trigger", "reasons", ...}
         text = "; ".join(str(r) for r in reason.get("reasons") or [])
-        return f"{reason['trigger']}: {text}" if reason.get("trigger") else text
+        trigger = str(reason.get("trigger") or "")
+        return text if text.startswith(trigger) else f"{trigger}: {text}"
     if reason:
         return str(reason)
     if ev.get("error"):
@@ -99,7 +100,9 @@ def _detail(ev: Mapping[str, Any]) -> str:
 def _comparison_line(metrics: Mapping[str, Any]) -> str:
     """``auc 0.9123 (was 0.9011)  f1 ...`` from a comparison summary's metrics."""
     parts = []
-    for name, m in list(metrics.items())[:4]:
+    key = [k for k in ("auc", "f1", "log_loss", "accuracy") if k in metrics]
+    for name in key or list(metrics)[:4]:
+        m = metrics[name]
         if not isinstance(m, Mapping) or not isinstance(m.get("candidate"), int | float):
             continue
         text = f"{name} {m['candidate']:.4f}"

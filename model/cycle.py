@@ -1,0 +1,373 @@
+"""One retraining cycle's plain-Python pieces: its configuration, what it trains on, the
+trigger state it gathers, and the result it returns. The Prefect flow in
+``flows/retraining.py`` only sequences these; everything here is testable without Prefect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from model.errors import DataValidationError
+from model.settings import Settings
+
+# --- flow parameters: one annotated type each, shared by the flow signature and the config ---
+
+ForceRetrain = Annotated[
+    bool,
+    Field(description="Retrain whatever the triggers say (the comparison gate still applies)."),
+]
+DriftReportPath = Annotated[
+    str | None,
+    Field(
+        description="A drift report (ours, or any JSON with a boolean `dataset_drift`). "
+        "Without one, drift is computed on the newest incoming batch."
+    ),
+]
+DatasetDriftThreshold = Annotated[
+    float, Field(ge=0.0, le=1.0, description="Share of drifted features that makes dataset drift.")
+]
+MaxDaysSinceTraining = Annotated[
+    float, Field(ge=0.0, le=3650.0, description="Retrain when production is this many days old.")
+]
+MinHoursBetweenTrainings = Annotated[
+    float,
+    Field(ge=0.0, le=24.0 * 365, description="Cooldown for drift/volume triggers (0 = none)."),
+]
+RetrainOnSchedule = Annotated[bool, Field(description="A scheduled run retrains unconditionally.")]
+MinAuc = Annotated[
+    float | None,
+    Field(ge=0.0, le=1.0, description="Retrain when production's AUC on new data falls below."),
+]
+MaxAucDrop = Annotated[
+    float | None,
+    Field(ge=0.0, le=1.0, description="Retrain when production's AUC on new data drops by more."),
+]
+MinNewSamples = Annotated[
+    int | None, Field(ge=1, description="Retrain when this many new rows arrived since training.")
+]
+DataPath = Annotated[
+    str | None,
+    Field(description="Base labelled data (Parquet file/folder/dataset or CSV); default settings."),
+]
+IncomingPath = Annotated[
+    str | None, Field(description="Folder of date=YYYY-MM-DD batches; default settings.")
+]
+NewestBatches = Annotated[
+    int | None,
+    Field(ge=1, description="Train on base data + only the newest N batches (default: all)."),
+]
+TargetColumn = Annotated[str, Field(min_length=1, description="Binary target column.")]
+IdColumn = Annotated[
+    str | None, Field(description="Row key for the stable split (default: hash of the row).")
+]
+NumEpochs = Annotated[int, Field(ge=1, le=10_000, description="Maximum training epochs.")]
+BatchSize = Annotated[int, Field(ge=1, le=1_000_000, description="Mini-batch size.")]
+LearningRate = Annotated[float, Field(gt=0.0, le=10.0, description="Adam learning rate.")]
+Patience = Annotated[
+    int | None, Field(ge=1, le=10_000, description="Early-stopping patience (None = off).")
+]
+HiddenSizes = Annotated[
+    list[Annotated[int, Field(ge=1, le=65_536)]],
+    Field(min_length=1, max_length=16, description="Hidden layer widths of the MLP."),
+]
+Dropout = Annotated[float, Field(ge=0.0, lt=1.0, description="Dropout after each hidden layer.")]
+Seed = Annotated[int, Field(ge=0, le=2**31 - 1, description="Seed for training and statistics.")]
+Device = Annotated[Literal["auto", "cpu", "cuda"], Field(description="Training device.")]
+PrimaryMetric = Annotated[
+    Literal[
+        "auc", "accuracy", "precision", "recall", "f1", "log_loss", "average_precision", "brier"
+    ],
+    Field(description="Metric the promotion gate is decided on."),
+]
+ImprovementThreshold = Annotated[
+    float, Field(ge=0.0, le=1.0, description="Required improvement of the primary metric.")
+]
+ThresholdType = Annotated[
+    Literal["absolute", "relative"], Field(description="Whether the threshold is absolute.")
+]
+SignificanceLevel = Annotated[
+    float, Field(gt=0.0, lt=0.5, description="One-sided significance level of the gate.")
+]
+NBootstrap = Annotated[int, Field(ge=100, le=100_000, description="Bootstrap resamples.")]
+Strict = Annotated[
+    bool, Field(description="Promote only if the lower confidence bound clears the threshold.")
+]
+Guardrails = Annotated[
+    dict[str, float] | None,
+    Field(description="Per-metric margins, e.g. {'recall': 0.01, 'log_loss': 0.01}."),
+]
+
+
+class RetrainingConfig(BaseModel):
+    """Every flow parameter, validated once and passed around as one object."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    force_retrain: ForceRetrain
+    drift_report_path: DriftReportPath
+    dataset_drift_threshold: DatasetDriftThreshold
+    max_days_since_training: MaxDaysSinceTraining
+    min_hours_between_trainings: MinHoursBetweenTrainings
+    retrain_on_schedule: RetrainOnSchedule
+    min_auc: MinAuc
+    max_auc_drop: MaxAucDrop
+    min_new_samples: MinNewSamples
+    data_path: DataPath
+    incoming_path: IncomingPath
+    newest_batches: NewestBatches
+    target_column: TargetColumn
+    id_column: IdColumn
+    num_epochs: NumEpochs
+    batch_size: BatchSize
+    learning_rate: LearningRate
+    patience: Patience
+    hidden_sizes: HiddenSizes
+    dropout: Dropout
+    seed: Seed
+    device: Device
+    primary_metric: PrimaryMetric
+    improvement_threshold: ImprovementThreshold
+    threshold_type: ThresholdType
+    significance_level: SignificanceLevel
+    n_bootstrap: NBootstrap
+    strict: Strict
+    guardrails: Guardrails
+
+    def train_params(self) -> dict[str, Any]:
+        """The training parameters (``model.training.TrainParams`` fields)."""
+        return {
+            "num_epochs": self.num_epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "patience": self.patience,
+            "hidden_sizes": tuple(self.hidden_sizes),
+            "dropout": self.dropout,
+            "seed": self.seed,
+            "device": self.device,
+            "target_column": self.target_column,
+        }
+
+    def comparator_params(self) -> dict[str, Any]:
+        """Keyword arguments of ``model.comparator.ModelComparator``."""
+        return {
+            "primary_metric": self.primary_metric,
+            "improvement_threshold": self.improvement_threshold,
+            "threshold_type": self.threshold_type,
+            "significance_level": self.significance_level,
+            "n_bootstrap": self.n_bootstrap,
+            "random_state": self.seed,
+            "strict": self.strict,
+            "guardrails": self.guardrails or None,
+        }
+
+
+# --- what a cycle trains on ---
+
+
+@dataclass(frozen=True)
+class DataSources:
+    """The files one cycle reads: the base data set and the incoming batches it includes."""
+
+    base: Path | None
+    batches: list[Path]
+    all_batches: list[Path]
+    selection: str
+
+    @property
+    def paths(self) -> list[Path]:
+        return [*([self.base] if self.base else []), *self.batches]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "selection": self.selection,
+            "base": str(self.base) if self.base else None,
+            "batches": [str(p) for p in self.batches],
+        }
+
+
+def list_batches(incoming: Path) -> list[Path]:
+    """Incoming batch partitions (``date=YYYY-MM-DD``), oldest first."""
+    if not incoming.is_dir():
+        return []
+    return sorted(p for p in incoming.iterdir() if p.is_dir() and p.name.startswith("date="))
+
+
+def select_sources(settings: Settings, config: RetrainingConfig) -> DataSources:
+    """Base data plus every incoming batch, or only the newest N batches."""
+    base = Path(config.data_path) if config.data_path else settings.raw_data_path
+    incoming = Path(config.incoming_path) if config.incoming_path else settings.incoming_dir
+    if config.data_path and not base.exists():
+        raise DataValidationError(f"{base}: data_path does not exist")
+    all_batches = list_batches(incoming)
+    if config.newest_batches:
+        batches = all_batches[-config.newest_batches :]
+        selection = f"base data + newest {config.newest_batches} batch(es)"
+    else:
+        batches = all_batches
+        selection = "base data + all incoming batches"
+    sources = DataSources(base if base.exists() else None, batches, all_batches, selection)
+    if not sources.paths:
+        raise DataValidationError(
+            f"no training data: {base} does not exist and {incoming} holds no date=... batches"
+        )
+    return sources
+
+
+# --- the result ---
+
+
+@dataclass
+class RetrainingResult:
+    """What one run of the retraining flow decided, and where to look."""
+
+    status: Literal["skipped", "promoted", "rejected", "inconclusive"]
+    reasons: list[str]
+    trigger: str
+    candidate_version: str | None = None
+    production_version: str | None = None
+    previous_production_version: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    reports: dict[str, str] = field(default_factory=dict)
+    registry: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        lines = [f"Decision: {self.status.upper()} (trigger: {self.trigger})"]
+        lines += [f"  - {r}" for r in self.reasons]
+        if self.candidate_version:
+            lines.append(f"Candidate: {self.candidate_version}")
+        lines.append(f"Production: {self.production_version or 'none'}")
+        for name, path in self.reports.items():
+            lines.append(f"{name}: {path}")
+        if self.registry:
+            lines.append(f"Registry: {self.registry}")
+        return "\n".join(lines)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    t = dt.datetime.fromisoformat(value)
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def auc_or_none(y: np.ndarray, scores: np.ndarray) -> float | None:
+    """AUC when both classes are present, else None."""
+    if len(np.unique(y)) < 2:
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, scores))
+
+
+# --- the trigger state a cycle gathers from the registry and the data ---
+
+
+def parquet_rows(folder: Path) -> int:
+    """Row count of the Parquet files in a batch folder, from their footers (no data read)."""
+    import pyarrow.parquet as pq
+
+    files = [folder] if folder.is_file() else sorted(folder.rglob("*.parquet"))
+    return sum(pq.read_metadata(f).num_rows for f in files)
+
+
+def _trained_batch_names(settings: Settings, meta: dict[str, Any]) -> set[str] | None:
+    """``date=...`` partitions the production model was trained on (from its data manifest)."""
+    from model.data import load_manifest
+
+    ref = (meta.get("data_manifest") or {}).get("path")
+    if not ref:
+        return None
+    try:
+        manifest = load_manifest(settings.resolve(ref))
+    except (OSError, DataValidationError):
+        return None
+    return {part for s in manifest.sources for part in Path(s).parts if part.startswith("date=")}
+
+
+def _recorded_test_auc(registry: Any, version: str, meta: dict[str, Any]) -> float | None:
+    """Production's AUC on the holdout when it was compared, else its validation AUC."""
+    compared = registry.last_event("compared", version=version)
+    auc = ((compared or {}).get("metrics") or {}).get("auc", {}).get("candidate")
+    if auc is None:
+        auc = ((meta.get("metrics") or {}).get("validation") or {}).get("auc")
+    return float(auc) if auc is not None else None
+
+
+def gather_trigger_state(
+    settings: Settings,
+    config: RetrainingConfig,
+    sources: DataSources,
+    *,
+    is_scheduled: bool,
+    now: dt.datetime | None = None,
+) -> Any:
+    """Fill a :class:`model.triggers.TriggerState` from the registry, the batches and drift."""
+    from model.drift import drift_for_trigger
+    from model.registry import ModelRegistry
+    from model.triggers import TriggerState
+
+    registry = ModelRegistry(settings.models_dir)
+    prod = registry.production()
+    state = TriggerState(now=now or utcnow(), is_scheduled=is_scheduled)
+    state.has_production = prod is not None
+    registered = registry.last_event("registered")
+    state.last_training_at = parse_time((registered or {}).get("time"))
+    if prod is not None:
+        meta = registry.metadata(prod.version)
+        state.production_version = prod.version
+        state.production_trained_at = parse_time(meta.get("trained_at"))
+        state.production_test_auc = _recorded_test_auc(registry, prod.version, meta)
+        trained = _trained_batch_names(settings, meta)
+        if trained is None:
+            state.notes["volume"] = "production's training data manifest is unknown"
+        else:
+            new = [b for b in sources.all_batches if b.name not in trained]
+            state.new_rows_since_training = sum(parquet_rows(b) for b in new)
+        _measure_recent_auc(state, config, sources, registry, prod.version)
+    drift, note = drift_for_trigger(
+        settings,
+        config.drift_report_path,
+        config.dataset_drift_threshold,
+        current_paths=sources.all_batches[-1:] or None,
+    )
+    state.drift = drift
+    if drift is None:
+        state.notes["drift"] = note
+    return state
+
+
+def _measure_recent_auc(
+    state: Any, config: RetrainingConfig, sources: DataSources, registry: Any, version: str
+) -> None:
+    """Production's AUC on the newest labelled batch, when a degradation trigger is set."""
+    if config.min_auc is None and config.max_auc_drop is None:
+        state.notes["degradation"] = "min_auc and max_auc_drop are not set"
+        return
+    if not sources.all_batches:
+        state.notes["degradation"] = "no incoming batch to score"
+        return
+    from model.artifact import load_model
+    from model.data import encode_target, read_table
+
+    newest = sources.all_batches[-1]
+    frame = read_table(newest)
+    if config.target_column not in frame.columns:
+        state.notes["degradation"] = f"{newest}: no labels ({config.target_column!r} missing)"
+        return
+    model = load_model(registry.version_path(version))
+    y = encode_target(frame[config.target_column], str(newest))
+    state.production_auc_recent = auc_or_none(y, model.predict_proba(frame))
+    state.production_auc_rows = len(frame)

@@ -1,0 +1,77 @@
+"""Prefect task over the comparator: score production and candidate on the clean holdout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+
+from model.artifact import load_model
+from model.comparator import ModelComparator
+from model.data import load_split
+from model.registry import ModelRegistry
+from model.report import to_markdown, to_text, write_html, write_json
+from model.settings import get_settings
+
+
+@task(name="compare_models")
+def compare_models(
+    candidate_version: str,
+    prepared_dir: str,
+    comparator_params: dict[str, Any],
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Compare the candidate with production on the prepared test split; write the reports.
+
+    Returns a small summary (decision, reasons, key metrics, report paths) and records a
+    ``compared`` event in the registry history.
+    """
+    logger = get_run_logger()
+    settings = get_settings()
+    registry = ModelRegistry(settings.models_dir)
+    production = registry.production()
+    baseline = load_model(registry.version_path(production.version)) if production else None
+    candidate = load_model(registry.version_path(candidate_version))
+    test_df = load_split(Path(prepared_dir), "test")
+
+    result = ModelComparator(**comparator_params).compare(baseline, candidate, test_df)
+
+    out = settings.reports_dir / "comparisons" / candidate_version
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = write_json(result, out / "comparison.json")
+    html_path = write_html(result, out / "comparison.html")
+    text = to_text(result)
+    (out / "comparison.txt").write_text(text + "\n", encoding="utf-8")
+    logger.info("\n%s", text)
+
+    report = result.to_dict()
+    primary = report["primary_metric"]
+    summary = {
+        "decision": result.decision,
+        "reasons": list(result.reasons),
+        "primary_metric": primary,
+        "baseline_version": production.version if production else None,
+        "candidate_version": candidate_version,
+        "metrics": {
+            name: {"baseline": m.get("baseline"), "candidate": m.get("candidate")}
+            for name, m in report["metrics"].items()
+        },
+        "reports": {
+            "comparison_json": str(json_path),
+            "comparison_html": str(html_path),
+            "comparison_text": str(out / "comparison.txt"),
+        },
+        "n_test": report.get("n_test"),
+    }
+    registry.record(
+        "compared",
+        version=candidate_version,
+        baseline=summary["baseline_version"],
+        decision=result.decision,
+        reasons=summary["reasons"],
+        metrics=summary["metrics"],
+        reports=summary["reports"],
+        run_id=run_id,
+    )
+    return {**summary, "markdown": to_markdown(result)}

@@ -1,0 +1,85 @@
+"""What a run shows in the Prefect UI and tells the outside world: artifacts and events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.events import emit_event
+
+from model.registry import ModelRegistry
+from model.settings import get_settings
+
+LEADERBOARD_KEY = "model-leaderboard"
+
+
+@task(name="publish_trigger_decision")
+def publish_trigger_decision(markdown: str, checks: list[dict[str, Any]]) -> None:
+    """Markdown explanation plus a table of every trigger checked."""
+    create_markdown_artifact(
+        markdown, key="trigger-decision", description="Why this run retrained or skipped"
+    )
+    create_table_artifact(checks, key="trigger-checks", description="Every trigger checked")
+
+
+@task(name="publish_comparison")
+def publish_comparison(summary: dict[str, Any], markdown: str) -> None:
+    """The comparison's decision, reasons and metric table, with where the reports are."""
+    links = "\n".join(f"- {name}: `{path}`" for name, path in summary["reports"].items())
+    create_markdown_artifact(
+        f"{markdown}\n\n### Reports\n{links}\n",
+        key="model-comparison",
+        description=f"Candidate {summary['candidate_version']}: {summary['decision']}",
+    )
+    rows = [
+        {"metric": name, "baseline": m["baseline"], "candidate": m["candidate"]}
+        for name, m in summary["metrics"].items()
+    ]
+    create_table_artifact(rows, key="comparison-metrics", description="Metrics on the holdout")
+
+
+@task(name="publish_leaderboard")
+def publish_leaderboard() -> None:
+    """Keyed table of every version and its latest decision (the UI keeps its history)."""
+    registry = ModelRegistry(get_settings().models_dir)
+    rows = leaderboard_rows(registry)
+    create_table_artifact(
+        rows or [{"version": "(none)"}],
+        key=LEADERBOARD_KEY,
+        description="Model versions, newest first, with their status and last decision",
+    )
+
+
+def leaderboard_rows(registry: ModelRegistry) -> list[dict[str, Any]]:
+    """One row per version: status, when trained, validation AUC, last decision."""
+    decisions: dict[str, dict[str, Any]] = {}
+    for event in registry.history():
+        if event.get("event") == "compared" and event.get("version"):
+            decisions[event["version"]] = event
+    rows = []
+    for info in reversed(registry.versions()):
+        compared = decisions.get(info.version, {})
+        test_auc = (compared.get("metrics") or {}).get("auc", {}).get("candidate")
+        rows.append(
+            {
+                "version": info.version,
+                "status": info.status,
+                "trained_at": info.trained_at,
+                "val_auc": info.val_auc,
+                "test_auc": test_auc,
+                "decision": compared.get("decision"),
+            }
+        )
+    return rows
+
+
+@task(name="emit_promoted_event")
+def emit_promoted_event(version: str, metrics: dict[str, Any]) -> None:
+    """``retraining.model.promoted`` so a serving system can reload."""
+    settings = get_settings()
+    emit_event(
+        event="retraining.model.promoted",
+        resource={"prefect.resource.id": settings.event_resource_id},
+        payload={"version": version, "metrics": metrics},
+    )
