@@ -117,7 +117,7 @@ def train_candidate(
     settings = get_settings()
     run_id = str(flow_run.id) if flow_run.id else None
     paths = [*([sources["base"]] if sources["base"] else []), *sources["batches"]]
-    prepared = prepare_data(paths, cfg.target_column, cfg.id_column)
+    prepared = prepare_data(paths, cfg.target_column, cfg.id_column, sources["selection"])
     out_dir = settings.runs_dir / (run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f"))
     why = {
         "trigger": trigger["primary"],

@@ -647,6 +647,9 @@ class SplitInfo:
         )
 
 
+ALL_SOURCES = "all given sources"
+
+
 @dataclass
 class Manifest:
     """What ``prepare`` wrote (``manifest.json`` in the prepared folder ``path``)."""
@@ -664,6 +667,8 @@ class Manifest:
     split: dict[str, Any] = field(default_factory=dict)
     imputation: dict[str, Any] = field(default_factory=dict)
     source_details: list[dict[str, Any]] = field(default_factory=list)
+    selection: str = ALL_SOURCES
+    """Which data the caller chose (e.g. "base data + newest 2 batch(es)")."""
     format_version: int = MANIFEST_FORMAT
 
     def split_path(self, name: str) -> Path:
@@ -680,6 +685,7 @@ class Manifest:
             "sha256": self.sha256,
             "created_at": self.created_at,
             "rows": self.rows,
+            "selection": self.selection,
             "sources": list(self.sources),
             "source_details": list(self.source_details),
             "feature_spec": self.spec.to_dict(),
@@ -706,6 +712,7 @@ class Manifest:
                 split=dict(data.get("split", {})),
                 imputation=dict(data.get("imputation", {})),
                 source_details=list(data.get("source_details", [])),
+                selection=str(data.get("selection", ALL_SOURCES)),
                 format_version=int(data.get("format_version", MANIFEST_FORMAT)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -975,6 +982,7 @@ def prepare(
     salt: str = "retraining",
     exclude: Sequence[str] = (),
     detect_id: bool = True,
+    selection: str = ALL_SOURCES,
 ) -> Manifest:
     """Validate, impute and split ``sources`` (concatenated) into ``out_root/<hash>/``.
 
@@ -982,7 +990,8 @@ def prepare(
     else its raw values), so it stays there in every later preparation. Without a declared
     ``id_column``, a column named ``id`` is used (unless ``detect_id`` is false). Writes
     ``train/val/test.parquet`` and ``manifest.json`` into a temporary folder that is renamed
-    when complete; an existing folder with the same content hash is reused.
+    when complete; an existing folder with the same content hash is reused. ``selection``
+    records which data the caller chose (part of the manifest and its hash).
     """
     fractions = _check_fractions(split)
     table, parts = read_sources(sources)
@@ -1044,6 +1053,7 @@ def prepare(
             split=split_desc,
             imputation=imputation,
             source_details=details,
+            selection=selection,
         ),
     )
 

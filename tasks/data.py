@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 
-from model.data import prepare
+from model.data import ALL_SOURCES, prepare
 from model.settings import get_settings
 from tasks._io import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_bad_input
 
@@ -21,6 +21,7 @@ def prepare_data(
     sources: list[str],
     target_column: str = "target",
     id_column: str | None = None,
+    selection: str = ALL_SOURCES,
 ) -> str:
     """Read ``sources``, validate, split stably and write the prepared folder; return its path.
 
@@ -33,6 +34,7 @@ def prepare_data(
         settings.prepared_dir,
         target=target_column,
         id_column=id_column,
+        selection=selection,
     )
     counts = {name: info.rows for name, info in manifest.splits.items()}
     logger.info("Prepared %s from %d source(s): %s", manifest.path, len(sources), counts)

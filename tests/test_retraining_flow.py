@@ -14,6 +14,7 @@ from prefect.artifacts import Artifact
 from prefect.concurrency.sync import concurrency
 
 from flows.retraining import PROMOTION_LIMIT, ensure_promotion_limit, retraining
+from model.data import load_manifest
 from model.demo import write_demo
 from model.registry import ModelRegistry
 from model.settings import Settings
@@ -108,6 +109,18 @@ def test_drift_report_triggers_retraining(
     meta = ModelRegistry(demo.models_dir).metadata(result.candidate_version or "")
     assert meta["training_reason"]["drift_report_path"] == str(report)
     assert len(meta["training_reason"]["sources"]["batches"]) == 1
+
+
+def test_newest_batches_selects_what_is_trained_on(prefect_harness: None, demo: Settings) -> None:
+    write_demo(demo, rows=2_500, seed=7, batches=2, batch_rows=500)
+    result = retraining(newest_batches=1, **FAST)
+    meta = ModelRegistry(demo.models_dir).metadata(result.candidate_version or "")
+    manifest = load_manifest(demo.resolve(meta["data_manifest"]["path"]))
+    assert manifest.selection == "base data + newest 1 batch(es)"
+    batches = sorted({Path(s).parent.name for s in manifest.sources if "date=" in s})
+    all_batches = sorted(p.name for p in demo.incoming_dir.iterdir())
+    assert len(all_batches) == 2 and batches == all_batches[-1:]
+    assert meta["training_reason"]["sources"]["selection"] == manifest.selection
 
 
 WEAK = {**FAST, "num_epochs": 1, "learning_rate": 1e-4}
