@@ -43,47 +43,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from model.data import FeatureSpec  # noqa: E402
+from model.demo import DEMO_NUMERIC, make_customers  # noqa: E402
 from model.training import LAB, RECOMMENDED, TrainParams, train  # noqa: E402
 
-FEATURES = [
-    "age",
-    "income",
-    "credit_score",
-    "num_purchases",
-    "account_age_days",
-    "avg_transaction",
-    "num_returns",
-    "is_premium",
-    "region",
-    "category_preference",
-]
+FEATURES = DEMO_NUMERIC
 
 
 def customers(rows: int, seed: int) -> pd.DataFrame:
-    """The lab's demo data (model.demo when present, else the same recipe inline)."""
-    try:
-        from model.demo import make_customers
-
-        return make_customers(rows, seed=seed)
-    except ImportError:
-        rng = np.random.RandomState(seed)
-        df = pd.DataFrame(
-            {
-                "age": np.clip(rng.normal(35, 10, rows), 18, 80),
-                "income": np.clip(rng.normal(65_000, 20_000, rows), 20_000, 200_000),
-                "credit_score": np.clip(rng.normal(700, 50, rows), 300, 850),
-                "num_purchases": rng.poisson(5, rows),
-                "account_age_days": rng.uniform(1, 3650, rows),
-                "avg_transaction": rng.lognormal(4.5, 0.8, rows),
-                "num_returns": rng.poisson(1, rows),
-                "is_premium": rng.binomial(1, 0.3, rows),
-                "region": rng.randint(1, 5, rows),
-                "category_preference": rng.randint(1, 10, rows),
-            }
-        )
-        score = 0.3 * (df.income > 70_000) + 0.4 * df.is_premium + 0.3 * rng.uniform(0, 1, rows)
-        df["target"] = (score > 0.5).astype(np.int64)
-        return df
+    """The lab's demo data (DESIGN.md "Demo data")."""
+    return make_customers(rows, seed=seed)
 
 
 def reference_net(dropout: float = 0.2) -> nn.Module:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import random
 import re
 import stat
 import subprocess
@@ -13,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fakes import make_model
 
 from model.cli import main
 from model.errors import RegistryError
@@ -25,21 +24,6 @@ from model.registry import (
 from model.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def make_model(folder: Path, seed: int = 0, auc: float = 0.8, size: int = 2048) -> Path:
-    """A fake model folder: random bytes as model.pt and a model.json that matches them."""
-    folder.mkdir(parents=True)
-    data = random.Random(seed).randbytes(size)
-    (folder / "model.pt").write_bytes(data)
-    meta = {
-        "format_version": 1,
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "trained_at": "2026-11-20T10:00:00Z",
-        "metrics": {"validation": {"auc": auc, "f1": 0.7}},
-    }
-    (folder / "model.json").write_text(json.dumps(meta))
-    return folder
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ history line must parse. The same harness run on the lab's naive promotion
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fakes import make_model
 
 from model.errors import RegistryError
 from model.registry import PRODUCTION_EVENTS, ModelRegistry, check_model_folder
@@ -82,21 +82,6 @@ run()
 print("done", flush=True)
 sys.stdin.readline()
 """
-
-
-def make_model(folder: Path, seed: int, size: int = 4096) -> Path:
-    """A fake model folder: random bytes as model.pt and a matching model.json."""
-    folder.mkdir(parents=True)
-    data = random.Random(seed).randbytes(size)
-    (folder / "model.pt").write_bytes(data)
-    meta = {
-        "format_version": 1,
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "trained_at": "2026-11-20T10:00:00Z",
-        "metrics": {"validation": {"auc": 0.8 + seed / 1000}},
-    }
-    (folder / "model.json").write_text(json.dumps(meta))
-    return folder
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:

@@ -1,0 +1,27 @@
+"""Test doubles shared by the registry tests (importable: pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+
+def make_model(folder: Path, seed: int = 0, auc: float | None = None, size: int = 2048) -> Path:
+    """A fake model folder: random bytes as model.pt and a model.json that matches them.
+
+    The registry never unpickles ``model.pt``; it only checks its SHA-256 against
+    ``model.json``, so random bytes are a faithful stand-in.
+    """
+    folder.mkdir(parents=True)
+    data = random.Random(seed).randbytes(size)
+    (folder / "model.pt").write_bytes(data)
+    meta = {
+        "format_version": 1,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "trained_at": "2026-11-20T10:00:00Z",
+        "metrics": {"validation": {"auc": 0.8 + seed / 1000 if auc is None else auc, "f1": 0.7}},
+    }
+    (folder / "model.json").write_text(json.dumps(meta))
+    return folder
