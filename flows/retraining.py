@@ -87,7 +87,7 @@ def _run_name() -> str:
         why = "force"
     elif params.get("drift_report_path"):
         why = "drift"
-    elif flow_run.scheduled_start_time and _is_scheduled():
+    elif _is_scheduled():
         why = "schedule"
     else:
         why = "check"
@@ -99,6 +99,11 @@ def _is_scheduled() -> bool:
         return bool(get_run_context().flow_run.auto_scheduled)  # type: ignore[union-attr]
     except Exception:  # no run context: a plain call
         return False
+
+
+def _cycle_run_id() -> str | None:
+    """The top-level ``retraining`` run's id: every history event of one cycle carries it."""
+    return str(flow_run.root_flow_run_id) if flow_run.id else None
 
 
 def _rename_run(name: str) -> None:
@@ -115,7 +120,7 @@ def train_candidate(
     """Prepare data → train → register the candidate. Returns version and prepared folder."""
     cfg = RetrainingConfig(**config)
     settings = get_settings()
-    run_id = str(flow_run.id) if flow_run.id else None
+    run_id = _cycle_run_id()
     paths = [*([sources["base"]] if sources["base"] else []), *sources["batches"]]
     prepared = prepare_data(paths, cfg.target_column, cfg.id_column, sources["selection"])
     out_dir = settings.runs_dir / (run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f"))
@@ -126,11 +131,13 @@ def train_candidate(
         "sources": sources,
         "flow_run_id": run_id,
     }
-    model_dir = train_model(
-        prepared, str(out_dir), cfg.train_params(), extra_metadata={"training_reason": why}
-    )
-    version = register_model(model_dir, reason=why, run_id=run_id)
-    shutil.rmtree(out_dir, ignore_errors=True)
+    try:
+        model_dir = train_model(
+            prepared, str(out_dir), cfg.train_params(), extra_metadata={"training_reason": why}
+        )
+        version = register_model(model_dir, reason=why, run_id=run_id)
+    finally:  # the registry holds its own copy; the scratch folder never outlives the run
+        shutil.rmtree(out_dir, ignore_errors=True)
     return {"version": version, "prepared_dir": prepared}
 
 
@@ -138,18 +145,23 @@ def train_candidate(
 def evaluate_and_promote(
     config: dict[str, Any], candidate_version: str, prepared_dir: str
 ) -> dict[str, Any]:
-    """Compare candidate and production; promote on PROMOTE, else record the decision."""
+    """Compare candidate and production; promote on PROMOTE, else record the decision.
+
+    The comparison and the promotion hold one slot of the global ``retraining-promotion``
+    limit together, so a concurrent cycle compares against the production this one leaves.
+    """
     cfg = RetrainingConfig(**config)
     logger = get_run_logger()
-    run_id = str(flow_run.id) if flow_run.id else None
-    summary = compare_models(candidate_version, prepared_dir, cfg.comparator_params(), run_id)
-    publish_comparison(summary, summary["markdown"])
-    decision = summary["decision"]
-    reason = "; ".join(summary["reasons"])
-    if decision == "PROMOTE":
-        ensure_promotion_limit()
-        with concurrency(PROMOTION_LIMIT, occupy=1, strict=True):
+    run_id = _cycle_run_id()
+    ensure_promotion_limit()
+    with concurrency(PROMOTION_LIMIT, occupy=1, strict=True):
+        summary = compare_models(candidate_version, prepared_dir, cfg.comparator_params(), run_id)
+        decision = summary["decision"]
+        reason = "; ".join(summary["reasons"])
+        if decision == "PROMOTE":
             promote_model(candidate_version, reason, comparison=summary, run_id=run_id)
+    publish_comparison(summary, summary["markdown"])
+    if decision == "PROMOTE":
         emit_promoted_event(candidate_version, _key_metrics(summary))
         logger.info("Promoted %s: %s", candidate_version, reason)
     else:

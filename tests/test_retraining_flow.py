@@ -62,6 +62,8 @@ def test_first_run_promotes_then_skips(prefect_harness: None, demo: Settings) ->
     assert hashlib.sha256(loaded).hexdigest() == prod.sha256
     events = [e["event"] for e in _history(demo)]
     assert events == ["registered", "compared", "promoted"]
+    run_ids = {e.get("run_id") for e in _history(demo)}
+    assert len(run_ids) == 1 and None not in run_ids  # one cycle, one (top-level) run id
     for path in first.reports.values():
         assert Path(path).is_file()
     meta = registry.metadata("v0001")
@@ -78,6 +80,13 @@ def test_first_run_promotes_then_skips(prefect_harness: None, demo: Settings) ->
 
     board = Artifact.get("model-leaderboard")
     assert board is not None and "v0001" in str(board.data)
+    comparison = Artifact.get("model-comparison")
+    assert comparison is not None and "PROMOTE" in str(comparison.data)
+    assert "comparison.html" in str(comparison.data)
+    trigger = Artifact.get("trigger-decision")
+    assert trigger is not None and "no-production" in str(trigger.data)
+    progress = Artifact.get("training-progress")
+    assert progress is not None and float(progress.data) == 100.0  # type: ignore[arg-type]
 
 
 def test_force_retrains_and_gate_rejects(prefect_harness: None, demo: Settings) -> None:
