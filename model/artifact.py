@@ -150,7 +150,6 @@ def save_model(
     ``training_reason``. Keys in :data:`RESERVED_KEYS` cannot be overridden.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     model = getattr(result_or_model, "model", result_or_model)
     if not isinstance(model, TabularModel):
         raise TypeError(f"save_model needs a TrainResult or TabularModel, got {type(model)}")
@@ -165,8 +164,10 @@ def save_model(
     if clash:
         raise ValueError(f"extra_metadata may not override {clash}")
     meta.update(_jsonable(extra))
-    _atomic_write(folder / MODEL_FILE, payload)
+    # serialise before writing anything: a value JSON cannot hold leaves no half-written folder
     text = json.dumps(meta, indent=2, sort_keys=False, allow_nan=False) + "\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic_write(folder / MODEL_FILE, payload)
     _atomic_write(folder / METADATA_FILE, text.encode("utf-8"))
     return folder
 
@@ -268,23 +269,56 @@ def _read_state(folder: Path, expected_sha256: str) -> tuple[dict[str, torch.Ten
     return state, digest
 
 
+def _check_layout(meta_path: Path, pre: Preprocessor, net: TabularNet) -> None:
+    """The network's input layout must match the preprocessing it will be fed."""
+    if int(net.architecture["numeric"]) != len(pre.numeric):
+        raise ModelLoadError(
+            f"{meta_path}: architecture has {net.architecture['numeric']} numeric inputs but "
+            f"the preprocessing lists {len(pre.numeric)} numeric features"
+        )
+    layout = [(c.get("name"), int(c["levels"])) for c in net.architecture.get("categorical", [])]
+    expected = [(c, len(pre.levels[c])) for c in pre.categorical]
+    if layout != expected:
+        raise ModelLoadError(
+            f"{meta_path}: categorical inputs of the architecture {layout} do not match the "
+            f"preprocessing levels {expected}"
+        )
+
+
+def _threshold(meta_path: Path, meta: dict[str, Any]) -> float:
+    value = meta.get("decision_threshold", 0.5)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ModelLoadError(
+            f"{meta_path}: decision_threshold must be a number in [0, 1], got {value!r}"
+        )
+    return float(value)
+
+
 def load_model(path: str | Path) -> LoadedModel:
     """Load a model folder (or its model.pt). Raises ModelLoadError when anything is off."""
     folder = _model_folder(path)
     meta = _read_metadata(folder)
     state, digest = _read_state(folder, str(meta["sha256"]))
+    meta_path = folder / METADATA_FILE
     try:
         spec = FeatureSpec.from_dict(meta["feature_spec"])
         pre = Preprocessor.from_dict(meta["preprocessing"])
         net = TabularNet(meta["architecture"])
         net.load_state_dict(state, strict=True)
-    except (KeyError, TypeError, ValueError, RuntimeError, DataValidationError) as exc:
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        RuntimeError,
+        DataValidationError,
+    ) as exc:
         raise ModelLoadError(
-            f"{folder / METADATA_FILE}: architecture/spec do not match {MODEL_FILE}: {exc}"
+            f"{meta_path}: architecture/spec do not match {MODEL_FILE}: {exc}"
         ) from None
     if pre.numeric != spec.numeric or pre.categorical != spec.categorical:
-        raise ModelLoadError(f"{folder / METADATA_FILE}: preprocessing does not match feature_spec")
+        raise ModelLoadError(f"{meta_path}: preprocessing does not match feature_spec")
+    _check_layout(meta_path, pre, net)
     net.eval()
-    threshold = float(meta.get("decision_threshold", 0.5))
-    model = TabularModel(spec, pre, net, threshold)
+    model = TabularModel(spec, pre, net, _threshold(meta_path, meta))
     return LoadedModel(model=model, metadata=meta, path=folder, sha256=digest)

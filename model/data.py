@@ -51,10 +51,26 @@ class FeatureSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        if not isinstance(data, dict):
+            raise DataValidationError(
+                f"feature spec must be a JSON object, got {type(data).__name__}"
+            )
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(data) - known
         if unknown:
-            raise DataValidationError(f"feature spec has unknown keys: {sorted(unknown)}")
+            raise DataValidationError(f"feature spec has unknown keys: {sorted(unknown, key=str)}")
+        for key in ("numeric", "categorical", "excluded"):
+            value = data.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+                raise DataValidationError(
+                    f"feature spec: {key!r} must be a list of column names, got {value!r}"
+                )
+        for key in ("target", "id_column", "timestamp_column"):
+            value = data.get(key)
+            if value is not None and not isinstance(value, str):
+                raise DataValidationError(
+                    f"feature spec: {key!r} must be a column name, got {value!r}"
+                )
         return cls(
             target=str(data.get("target", "target")),
             numeric=list(data.get("numeric", [])),
@@ -77,6 +93,7 @@ class FeatureSpec:
         With ``strict``, columns the spec does not mention (not a feature, the target, the id,
         the timestamp or an excluded column) are an error too.
         """
+        self.check_roles(source)
         columns = [str(c) for c in _column_names(df)]
         needed = list(self.features)
         if require_target:
@@ -95,6 +112,24 @@ class FeatureSpec:
                     f"{source}: columns not in the feature spec: {unexpected} "
                     "(declare them as features or excluded columns)"
                 )
+
+    def check_roles(self, source: str = "feature spec") -> None:
+        """Each column has one role: a feature once, never also the target, id, timestamp or
+        an excluded column (a target declared as a feature would leak the label)."""
+        features = self.features
+        repeated = sorted({c for c in features if features.count(c) > 1})
+        if repeated:
+            raise DataValidationError(f"{source}: features listed more than once: {repeated}")
+        roles = {"target": self.target, "id": self.id_column, "timestamp": self.timestamp_column}
+        clashes = [f"{c!r} ({role})" for role, c in roles.items() if c and c in features]
+        clashes += [f"{c!r} (excluded)" for c in self.excluded if c in features]
+        if self.target in (self.id_column, self.timestamp_column):
+            clashes.append(f"{self.target!r} (target, also declared as id or timestamp)")
+        if clashes:
+            raise DataValidationError(
+                f"{source}: the feature spec declares as features columns with another role: "
+                + ", ".join(clashes)
+            )
 
 
 def _column_names(df: pd.DataFrame | pa.Table) -> list[Any]:
@@ -185,15 +220,26 @@ def _read_csv(path: Path) -> pa.Table:
         raise DataValidationError(f"{path}: empty input (no header line)")
     delimiter = "\t" if path.name.endswith(".tsv") else ","
     try:
-        return pacsv.read_csv(
+        table = pacsv.read_csv(
             path,
             parse_options=pacsv.ParseOptions(delimiter=delimiter),
             convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
         )
-    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, OSError) as exc:
+        names = table.schema.names  # decoding the header can fail here
+    except UnicodeDecodeError as exc:
+        raise DataValidationError(f"{path}: the header is not UTF-8 text: {exc}") from exc
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        if "invalid UTF8" in str(exc) or "Invalid UTF8" in str(exc):
+            raise DataValidationError(f"{path}: not UTF-8 text: {exc}") from exc
         if "conversion error" in str(exc):  # a value beyond the type-inference block
             raise DataValidationError(f"{path}: mixed types in a column: {exc}") from exc
         raise DataValidationError(f"{path}: unreadable or corrupt CSV: {exc}") from exc
+    for name, col in zip(names, table.columns, strict=True):
+        if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
+            raise DataValidationError(
+                f"{path}: column {name!r} is not UTF-8 text (save the file as UTF-8)"
+            )
+    return table
 
 
 def _read_parquet_file(path: Path) -> pa.Table:
@@ -398,6 +444,8 @@ def _check_not_all_null(table: pa.Table, columns: Iterable[str], label: str) -> 
         nulls = col.null_count
         if pa.types.is_floating(col.type) and nulls < len(col):
             nulls += int(pc.sum(pc.is_nan(col)).as_py() or 0)
+        elif _is_string_type(col.type) and nulls < len(col):
+            nulls += int(pc.sum(pc.equal(col, "")).as_py() or 0)
         if nulls == len(col):
             raise DataValidationError(f"{label}: column {name!r} has only missing values")
 
@@ -466,12 +514,31 @@ def encode_target(series: pd.Series, source: str = "data") -> np.ndarray:
     return codes
 
 
+def _is_unsupported_feature_type(t: pa.DataType) -> bool:
+    """Nested and binary columns cannot be features (numeric or categorical)."""
+    return bool(
+        pa.types.is_nested(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_fixed_size_binary(t)
+    )
+
+
 def _check_spec_types(spec: FeatureSpec, table: pa.Table, label: str) -> None:
     for name in spec.numeric:
         t = table.schema.field(name).type
         if not (_is_numeric_type(t) or pa.types.is_null(t)):
             raise DataValidationError(
                 f"{label}: feature spec declares {name!r} numeric, but the data has type {t}"
+            )
+    for name in spec.categorical:
+        t = table.schema.field(name).type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if _is_unsupported_feature_type(t):
+            raise DataValidationError(
+                f"{label}: column {name!r} has type {t}, which cannot be a feature; "
+                f"exclude it (--exclude {name}) or remove it from the data"
             )
 
 
@@ -543,8 +610,14 @@ def _column_hash(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
         out = np.asarray(pc.fill_null(ns, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
         hashed = out.view(np.uint64) ^ _TIME_TAG
         return _mix(hashed), valid
-    text = pc.cast(col, pa.string()) if not _is_string_type(t) else col
-    objects = pc.fill_null(text, "").to_numpy(zero_copy_only=False)
+    if _is_string_type(t) and pc.any(pc.equal(col, "")).as_py():  # "" is missing, like in CSV
+        col = _empty_as_null(col)
+        valid = np.asarray(pc.is_valid(col).to_numpy(zero_copy_only=False), dtype=bool)
+    try:
+        text = pc.cast(col, pa.string()) if not _is_string_type(t) else col
+        objects = pc.fill_null(text, "").to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # lists, structs, binary: by value
+        objects = np.array(["" if v is None else repr(v) for v in col.to_pylist()], dtype=object)
     hashed = pd.util.hash_array(objects, hash_key=_TEXT_KEY, categorize=True)
     return np.asarray(hashed, dtype=np.uint64), valid
 
@@ -811,6 +884,11 @@ def _resolve_spec(
     for role, col in (("id", id_column), ("timestamp", timestamp_column)):
         if col is not None and col not in names:
             raise DataValidationError(f"{label}: declared {role} column {col!r} is not in the data")
+    unknown = [c for c in exclude if c not in names]
+    if unknown:
+        raise DataValidationError(
+            f"{label}: excluded column(s) {unknown} are not in the data (columns: {names})"
+        )
     empty = table.schema.empty_table().to_pandas(date_as_object=False)
     return infer_spec(
         empty,
@@ -840,8 +918,16 @@ def _impute_numeric(
     return pa.array(values), count, median
 
 
+def _empty_as_null(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Empty strings are missing values: a CSV cannot tell them apart from nulls, so the
+    Parquet and CSV copies of the same rows must treat them alike."""
+    if not pc.any(pc.equal(col, "")).as_py():
+        return col
+    return pc.if_else(pc.equal(col, ""), pa.scalar(None, col.type), col)
+
+
 def _impute_categorical(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, int]:
-    """Categorical values as text; missing values become the level ``"missing"``."""
+    """Categorical values as text; missing (null or empty) values become ``"missing"``."""
     t = col.type
     if pa.types.is_dictionary(t):
         col = col.cast(t.value_type)
@@ -849,7 +935,7 @@ def _impute_categorical(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, int]:
     if pa.types.is_boolean(t):
         text = pc.if_else(col, pa.scalar("True"), pa.scalar("False"))
     elif _is_string_type(t):
-        text = col
+        text = _empty_as_null(col)
     else:
         text = pc.cast(col, pa.string())
     count = int(text.null_count)
@@ -947,6 +1033,31 @@ def _split_codes(
     return codes, desc
 
 
+def _check_splits_not_empty(
+    codes: np.ndarray, fractions: Sequence[float], split_desc: dict[str, Any], label: str
+) -> None:
+    """Every split with a positive fraction must get rows (checked before anything is written)."""
+    rows = np.bincount(codes, minlength=3)
+    for k, name in enumerate(SPLITS):
+        if rows[k] == 0 and fractions[k] > 0:
+            dup = int(split_desc.get("duplicate_keys", 0))
+            if split_desc.get("method") == "time":
+                cause = (
+                    f"the timestamps {split_desc.get('key')} of {len(codes)} rows have too few "
+                    "distinct values (rows with one timestamp stay together)"
+                )
+            elif dup:
+                cause = (
+                    f"{dup} of {len(codes)} rows share a split key with another row "
+                    f"(key {split_desc.get('key')}); rows with one key stay together"
+                )
+            else:
+                cause = f"{len(codes)} rows are too few"
+            raise DataValidationError(
+                f"{label}: split {name!r} is empty: {cause} (fractions {list(fractions)})"
+            )
+
+
 def _split_infos(
     codes: np.ndarray, y: np.ndarray, paths: dict[str, Path], fractions: Sequence[float]
 ) -> dict[str, SplitInfo]:
@@ -1026,6 +1137,7 @@ def prepare(
         partition_columns=partition_columns,
         label=label,
     )
+    _check_splits_not_empty(codes, fractions, split_desc, label)
     out, missing, imputation = _output_table(table, spec, y, codes == 0)
     details = [
         {"path": p.label, "kind": p.kind, "files": len(p.files), "rows": p.table.num_rows}
@@ -1066,7 +1178,14 @@ def _write_prepared(
     fractions: Sequence[float],
     manifest: Manifest,
 ) -> Manifest:
-    out_root.mkdir(parents=True, exist_ok=True)
+    if out_root.exists() and not out_root.is_dir():
+        raise DataValidationError(f"{out_root}: the prepared-data root is not a folder")
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataValidationError(
+            f"{out_root}: cannot create the prepared-data root: {exc}"
+        ) from exc
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-prepare-", dir=out_root))
     try:
         paths = _write_splits(out, codes, tmp)

@@ -72,9 +72,9 @@ DRIFT_RECIPE: dict[str, str] = {
 """How ``drift = d`` changes each column (d = 0 is the lab's data set)."""
 
 
-def _check_args(rows: int, seed: int, drift: float) -> None:
+def _check_args(rows: int, seed: int, drift: float, rows_name: str = "rows") -> None:
     if not 1 <= rows <= MAX_ROWS:
-        raise DataValidationError(f"demo data: rows must be in [1, {MAX_ROWS}], got {rows}")
+        raise DataValidationError(f"demo data: {rows_name} must be in [1, {MAX_ROWS}], got {rows}")
     if not 0 <= seed <= MAX_SEED:
         raise DataValidationError(f"demo data: seed must be in [0, {MAX_SEED}], got {seed}")
     if not 0.0 <= drift <= 1.0 or not np.isfinite(drift):
@@ -207,8 +207,9 @@ def write_demo(
     settings = _as_settings(settings_or_root)
     if batches < 0 or batches > MAX_BATCHES:
         raise DataValidationError(f"demo data: batches must be in [0, {MAX_BATCHES}]")
+    _check_args(rows, seed, drift)
     if batches:
-        _check_args(batch_rows, seed, drift)
+        _check_args(batch_rows, seed, drift, "batch_rows")
     first_drifted = 1 if drift_from_batch is None else int(drift_from_batch)
     if first_drifted < 1:
         raise DataValidationError(
@@ -216,14 +217,20 @@ def write_demo(
         )
     base_drift = drift if batches == 0 else 0.0
     base_path = Path(out) if out is not None else settings.raw_data_path
+    if base_path.is_dir():
+        raise DataValidationError(f"demo data: {base_path} is a folder; give a file name")
+    # every argument is checked before anything is written (no half-written demo)
+    incoming = settings.incoming_dir
+    start = DEFAULT_START_DATE if clean_incoming else next_batch_date(incoming)
+    days = batch_dates(batches, start if start_date is None else start_date)
+    numbers = [batch_number(day) for day in days]
     paths: dict[str, Path] = {}
     paths["base"] = write_parquet_atomic(make_customers(rows, seed, base_drift), base_path)
-    if clean_incoming and settings.incoming_dir.exists():
-        shutil.rmtree(settings.incoming_dir)
-    start = next_batch_date(settings.incoming_dir) if start_date is None else start_date
-    for k, day in enumerate(batch_dates(batches, start), start=1):
+    if clean_incoming and incoming.exists():
+        shutil.rmtree(incoming)
+    for k, (day, number) in enumerate(zip(days, numbers, strict=True), start=1):
         amount = drift if k >= first_drifted else 0.0
-        frame = make_customers(batch_rows, seed, amount, batch=batch_number(day))
-        target = settings.incoming_dir / f"date={day.isoformat()}" / "part-0.parquet"
+        frame = make_customers(batch_rows, seed, amount, batch=number)
+        target = incoming / f"date={day.isoformat()}" / "part-0.parquet"
         paths[f"batch-{k}"] = write_parquet_atomic(frame, target)
     return paths

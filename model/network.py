@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from model.data import FeatureSpec
+from model.data import MISSING_LEVEL, FeatureSpec
 from model.errors import DataValidationError
 
 ONEHOT_MAX_LEVELS = 4
@@ -50,7 +50,8 @@ def embedding_dim(levels: int) -> int:
 def category_strings(series: pd.Series) -> pd.Series:
     """Values of a categorical column as strings (missing values stay missing).
 
-    Integral floats are written as integers, so 1 and 1.0 are the same level.
+    Integral floats are written as integers, so 1 and 1.0 are the same level. Empty strings
+    are missing, as in :func:`model.data.prepare`.
     """
     s = series
     if isinstance(s.dtype, pd.CategoricalDtype):
@@ -59,7 +60,9 @@ def category_strings(series: pd.Series) -> pd.Series:
         values = s.dropna()
         if len(values) and bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0)):
             s = s.astype("Int64")
-    return s.astype("string")
+    out = s.astype("string")
+    empty = out.eq("").fillna(False).to_numpy(dtype=bool)
+    return out.mask(empty) if empty.any() else out
 
 
 @dataclass
@@ -99,7 +102,10 @@ class Preprocessor:
         x_num = numeric_matrix(df, self.numeric, source)
         x_cat = np.zeros((len(df), len(self.categorical)), dtype=np.int64)
         for j, col in enumerate(self.categorical):
-            values = np.asarray(category_strings(df[col]).astype(object))
+            strings = category_strings(df[col])
+            if MISSING_LEVEL in self.levels[col]:  # missing in raw data = the imputed level
+                strings = strings.fillna(MISSING_LEVEL)
+            values = np.asarray(strings.astype(object))
             index = pd.Index(self.levels[col], dtype=object)
             codes = index.get_indexer(pd.Index(values, dtype=object))
             x_cat[:, j] = codes.astype(np.int64) + 1  # -1 (unseen or missing) -> 0
@@ -132,7 +138,8 @@ class Preprocessor:
 
 
 def numeric_matrix(df: pd.DataFrame, columns: Sequence[str], source: str) -> np.ndarray:
-    """``df[columns]`` as float32 (missing values as NaN); non-numeric data is an error."""
+    """``df[columns]`` as float32 (missing values as NaN); non-numeric data is an error, and so
+    are infinite values (or values beyond float32's range), which no model can score."""
     out = np.empty((len(df), len(columns)), dtype=np.float32)
     for j, col in enumerate(columns):
         s = df[col]
@@ -144,7 +151,15 @@ def numeric_matrix(df: pd.DataFrame, columns: Sequence[str], source: str) -> np.
                     f"{source}: numeric feature column {col!r} holds non-numeric values "
                     f"(dtype {s.dtype}): {exc}"
                 ) from None
-        out[:, j] = s.to_numpy(dtype=np.float32, na_value=np.nan)
+        with np.errstate(over="ignore"):
+            values = s.to_numpy(dtype=np.float32, na_value=np.nan)
+        inf = np.isinf(values)
+        if inf.any():
+            raise DataValidationError(
+                f"{source}: numeric feature column {col!r} has {int(inf.sum())} infinite value(s) "
+                f"(or beyond float32's range), first at row {int(np.argmax(inf))}"
+            )
+        out[:, j] = values
     return out
 
 

@@ -125,6 +125,9 @@ class TrainParams:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
+DEFAULT_TARGET = TrainParams.target_column
+"""The default ``target_column``; a feature spec's own target overrides it."""
+
 LAB = TrainParams(patience=None)
 """The original lab's configuration exactly: 50 epochs at batch 32, no early stopping."""
 
@@ -371,6 +374,13 @@ def train(
     if spec is None:  # a column named "id" is a row key, never a feature
         id_column = "id" if "id" in train_df.columns else None
         spec = infer_spec(train_df, target=params.target_column, id_column=id_column)
+    elif params.target_column != spec.target:
+        if params.target_column != DEFAULT_TARGET:
+            raise TrainingParamsError(
+                f"target_column {params.target_column!r} differs from the feature spec's "
+                f"target {spec.target!r} (prepared data name their target in the manifest)"
+            )
+        params = replace(params, target_column=spec.target)  # recorded truthfully in model.json
     spec.check(train_df, "training data")
     spec.check(val_df, "validation data")
     if len(train_df) == 0 or len(val_df) == 0:
@@ -529,13 +539,17 @@ def load_prepared(folder: str | Path) -> PreparedData:
     folder of ``train.parquet``/``val.parquet`` works too (the spec is then inferred).
     """
     folder = Path(folder).resolve()
-    if not folder.is_dir():
+    if not folder.exists():
         raise DataValidationError(f"prepared data folder {folder} does not exist")
+    if not folder.is_dir():
+        raise DataValidationError(
+            f"{folder} is not a folder: pass a prepared data folder (see `retrain prepare`)"
+        )
     if (folder / "manifest.json").exists():
         manifest = load_manifest(folder)
-        return PreparedData(
-            train=load_split(manifest, "train"),
-            val=load_split(manifest, "val"),
+        return PreparedData(  # verify: the model records this manifest's hash as its data
+            train=load_split(manifest, "train", verify=True),
+            val=load_split(manifest, "val", verify=True),
             spec=manifest.spec,
             folder=folder,
             manifest_sha256=manifest.sha256,
@@ -545,7 +559,10 @@ def load_prepared(folder: str | Path) -> PreparedData:
         path = folder / f"{name}.parquet"
         if not path.exists():
             raise DataValidationError(f"prepared data folder {folder} has no {name}.parquet")
-        splits[name] = pd.read_parquet(path)
+        try:
+            splits[name] = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
+            raise DataValidationError(f"{path}: unreadable split file: {exc}") from exc
     return PreparedData(splits["train"], splits["val"], None, folder, None)
 
 

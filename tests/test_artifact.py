@@ -210,3 +210,40 @@ def test_frame_with_wrong_columns_is_refused_with_names(saved: Path) -> None:
     assert loaded.predict_proba(ok).shape == (10,)
     with pytest.raises(DataValidationError, match=r"unexpected.*'date'"):
         loaded.predict_proba(ok, strict=True)
+
+
+def edit_json(folder: Path, **changes: Any) -> None:
+    meta = json.loads((folder / "model.json").read_text())
+    meta.update(changes)
+    (folder / "model.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("value", ["abc", None, 5, -0.1, True])
+def test_bad_decision_threshold_is_refused(saved: Path, value: object) -> None:
+    edit_json(saved, decision_threshold=value)
+    with pytest.raises(ModelLoadError, match=r"decision_threshold must be a number in \[0, 1\]"):
+        load_model(saved)
+
+
+def test_preprocessing_not_matching_the_network_is_refused(saved: Path) -> None:
+    meta = json.loads((saved / "model.json").read_text())
+    meta["preprocessing"]["categorical"]["shop"]["levels"].append("extra")
+    edit_json(saved, preprocessing=meta["preprocessing"])
+    with pytest.raises(ModelLoadError, match="categorical inputs of the architecture"):
+        load_model(saved)
+    meta["feature_spec"]["numeric"] = ["a"]
+    del meta["preprocessing"]["numeric"]["b"]
+    edit_json(saved, feature_spec=meta["feature_spec"], preprocessing=meta["preprocessing"])
+    with pytest.raises(ModelLoadError, match="2 numeric inputs but the preprocessing lists 1"):
+        load_model(saved)
+    edit_json(saved, preprocessing=None)
+    with pytest.raises(ModelLoadError, match="do not match"):
+        load_model(saved)
+
+
+def test_unserialisable_metadata_leaves_no_folder(tmp_path: Path, trained: TrainResult) -> None:
+    with pytest.raises(TypeError):
+        save_model(trained, tmp_path / "m", extra_metadata={"training_reason": object()})
+    with pytest.raises(ValueError, match="sha256"):
+        save_model(trained, tmp_path / "m", extra_metadata={"sha256": "0"})
+    assert not (tmp_path / "m").exists()

@@ -163,3 +163,15 @@ def test_batches_continue_after_the_newest(tmp_path: Path) -> None:
     assert names == ["date=2025-01-01", "date=2025-01-02", "date=2025-01-03"]
     with pytest.raises(DataValidationError, match="not YYYY-MM-DD"):
         write_demo(settings, rows=100, batches=1, start_date="01/02/2025")
+
+
+def test_bad_batch_arguments_write_nothing(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    with pytest.raises(DataValidationError, match="outside the supported range"):
+        write_demo(settings, rows=100, batches=1, batch_rows=10, start_date="1999-01-01")
+    with pytest.raises(DataValidationError, match="batch_rows must be"):
+        write_demo(settings, rows=100, batches=1, batch_rows=0)
+    assert not settings.raw_data_path.exists() and not settings.incoming_dir.exists()
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(DataValidationError, match="is a folder"):
+        write_demo(settings, rows=100, out=tmp_path / "folder")

@@ -142,3 +142,23 @@ def test_non_numeric_values_in_a_numeric_column() -> None:
     model = model_for(frame())
     with pytest.raises(DataValidationError, match=r"'a'.*non-numeric"):
         model.predict_proba(df)
+
+
+def test_infinite_values_are_refused_with_column_and_row() -> None:
+    df = frame()
+    model = model_for(df)
+    bad = df.assign(b=np.where(np.arange(len(df)) == 7, -np.inf, df["b"]))
+    with pytest.raises(DataValidationError, match=r"'b' has 1 infinite value\(s\).*row 7"):
+        model.predict_proba(bad)
+
+
+def test_missing_categories_in_raw_data_use_the_imputed_level() -> None:
+    df = frame()
+    df.loc[::4, "color"] = "missing"  # what prepare writes for missing values
+    model = model_for(df)
+    row = df.iloc[[1]]
+    as_level = model.predict_proba(row.assign(color="missing"))
+    for raw in (None, ""):
+        np.testing.assert_array_equal(model.predict_proba(row.assign(color=raw)), as_level)
+    _, codes = model.preprocessor.transform(row.assign(color=None))
+    assert codes[0, 0] == 1 + model.preprocessor.levels["color"].index("missing")

@@ -301,6 +301,71 @@ def test_trains_on_cuda_and_scores_on_cpu(tmp_path, data) -> None:  # type: igno
 
 
 def test_divergence_is_reported(data) -> None:  # type: ignore[no-untyped-def]
-    bad = data[0].assign(income=np.where(np.arange(len(data[0])) == 3, np.inf, data[0]["income"]))
     with pytest.raises(TrainingDivergedError, match="diverged at epoch 1"):
+        train(data[0], data[1], FAST.with_overrides(learning_rate=1e20))
+
+
+def test_infinite_feature_values_are_bad_data_not_divergence(data) -> None:  # type: ignore[no-untyped-def]
+    bad = data[0].assign(income=np.where(np.arange(len(data[0])) == 3, np.inf, data[0]["income"]))
+    with pytest.raises(
+        DataValidationError, match=r"training data: .*'income' has 1 infinite.*row 3"
+    ):
         train(bad, data[1], FAST)
+    huge = data[1].assign(age=np.where(np.arange(len(data[1])) == 0, 1e300, data[1]["age"]))
+    with pytest.raises(DataValidationError, match=r"validation data: .*'age'.*float32"):
+        train(data[0], huge, FAST)
+
+
+def test_target_column_and_spec_agree(data) -> None:  # type: ignore[no-untyped-def]
+    train_df, val_df = (d.rename(columns={"target": "churn"}) for d in data)
+    spec = FeatureSpec(target="churn", numeric=["age", "income"], id_column="id")
+    result = train(train_df, val_df, FAST, spec=spec)  # the default target_column yields
+    assert result.params.target_column == "churn"  # what model.json records
+    with pytest.raises(TrainingParamsError, match=r"target_column 'label' differs.*'churn'"):
+        train(train_df, val_df, FAST.with_overrides(target_column="label"), spec=spec)
+
+
+def test_tampered_or_corrupt_prepared_data_is_refused(settings, tmp_path, data) -> None:  # type: ignore[no-untyped-def]
+    from model.data import prepare
+
+    raw = tmp_path / "raw.parquet"
+    pd.concat(data, ignore_index=True).to_parquet(raw)
+    manifest = prepare([raw], settings.prepared_dir)
+    train_path = manifest.split_path("train")
+    tampered = pd.read_parquet(train_path).iloc[:50]
+    tampered.to_parquet(train_path, index=False)
+    with pytest.raises(DataValidationError, match="checksum mismatch"):
+        train_prepared(manifest.path, tmp_path / "m", FAST)
+    bare = write_prepared(tmp_path / "bare", data)
+    (bare / "val.parquet").write_bytes(b"PAR1 not parquet")
+    with pytest.raises(DataValidationError, match=r"val\.parquet: unreadable"):
+        train_prepared(bare, tmp_path / "m", FAST)
+    with pytest.raises(DataValidationError, match="is not a folder"):
+        train_prepared(raw, tmp_path / "m", FAST)
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--hidden", "64,abc"], "--hidden: expected comma-separated"),
+        (["--patience", "-3"], "--patience must be >= 0"),
+    ],
+)
+def test_cli_bad_parameters_exit_2(tmp_path, data, capsys, args, message) -> None:  # type: ignore[no-untyped-def]
+    from model.cli import main
+
+    prepared = write_prepared(tmp_path / "prep", data)
+    assert main(["train", "--data", str(prepared), "--out", str(tmp_path / "m"), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_cli_out_that_is_a_file_exits_2_before_training(tmp_path, data, capsys) -> None:  # type: ignore[no-untyped-def]
+    from model.cli import main
+
+    prepared = write_prepared(tmp_path / "prep", data)
+    (tmp_path / "m").write_text("not a folder")
+    assert main(["train", "--data", str(prepared), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr()
+    assert "is a file" in err.err and "epoch" not in err.out

@@ -8,7 +8,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from model.training import LAB, RECOMMENDED, EpochStats, TrainParams, train_prepared
+from model.training import (
+    LAB,
+    RECOMMENDED,
+    EpochStats,
+    TrainingParamsError,
+    TrainParams,
+    train_prepared,
+)
 
 PRESETS = {"default": TrainParams(), "lab": LAB, "recommended": RECOMMENDED}
 
@@ -69,9 +76,18 @@ def params_from_args(args: argparse.Namespace) -> TrainParams:
         )
     }
     if args.hidden:
-        overrides["hidden_sizes"] = tuple(int(h) for h in args.hidden.split(",") if h.strip())
+        try:
+            overrides["hidden_sizes"] = tuple(int(h) for h in args.hidden.split(",") if h.strip())
+        except ValueError:
+            raise TrainingParamsError(
+                f"--hidden: expected comma-separated layer sizes such as 64,32, got {args.hidden!r}"
+            ) from None
     params = PRESETS[args.preset].with_overrides(**overrides)
     if args.patience is not None:
+        if args.patience < 0:
+            raise TrainingParamsError(
+                f"--patience must be >= 0 (0 turns early stopping off), got {args.patience}"
+            )
         params = replace(params, patience=args.patience if args.patience > 0 else None)
     return params
 
@@ -82,6 +98,8 @@ def _fmt(x: float) -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     params = params_from_args(args)
+    if args.out.exists() and not args.out.is_dir():
+        raise TrainingParamsError(f"--out {args.out} is a file; give a model folder")
 
     def on_epoch(s: EpochStats) -> None:
         if not args.quiet:
