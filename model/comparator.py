@@ -136,9 +136,16 @@ class GuardrailResult:
         verdict = "breached" if self.breached else "ok"
         test = "worse than" if self.mode == "harm" else "non-inferior within"
         return (
-            f"Guardrail {self.metric} {verdict}: change {self.improvement:+.4f}, "
-            f"allowed -{self.margin:.4f} (Holm p = {self.p_adjusted:.4f} for {test} margin)"
+            f"Guardrail {self.metric} {verdict}: {_better_or_worse(self.improvement)}, "
+            f"at most {self.margin:.4f} worse allowed "
+            f"(Holm p = {self.p_adjusted:.4f} for {test} margin)"
         )
+
+
+def _better_or_worse(improvement: float) -> str:
+    """``worse by 0.0123`` / ``better by 0.0123``: a direction-free reading of an improvement
+    (for log loss and Brier a signed "change" would read the wrong way round)."""
+    return f"{'worse' if improvement < 0 else 'better'} by {abs(improvement):.4f}"
 
 
 @dataclass(frozen=True)
@@ -634,15 +641,17 @@ def _decide(r: ComparisonResult) -> None:
     breaches = [g for g in r.guardrails if g.breached]
     failed_policy = [c for c in r.policy if not c.passed]
     gate = lcb_ok if r.strict else (meets and significant)
-    change = (
-        f"{metric} changed by {imp:+.4f} ({r.metrics[r.primary_metric].baseline:.4f} → "
-        f"{r.metrics[r.primary_metric].candidate:.4f})"
-    )
+    row = r.metrics[r.primary_metric]
+    change = f"{metric} changed by {row.absolute_change or 0.0:+.4f} ({row.baseline:.4f} → "
+    if row.higher_is_better:
+        change += f"{row.candidate:.4f})"
+    else:  # the threshold applies to the improvement: say which way is better
+        change += f"{row.candidate:.4f}; lower is better: improvement {imp:+.4f})"
     if breaches:
         r.decision = "REJECT"
         r.reasons = [
-            f"guardrail breached on {g.metric}: change {g.improvement:+.4f}, at most "
-            f"-{g.margin:.4f} allowed"
+            f"guardrail breached on {g.metric}: {_better_or_worse(g.improvement)}, at most "
+            f"{g.margin:.4f} worse allowed"
             for g in breaches
         ]
     elif gate and not failed_policy:
@@ -671,8 +680,8 @@ def _decide(r: ComparisonResult) -> None:
     else:
         r.decision = "REJECT"
         reasons = []
-        if not meets:
-            reasons.append(f"{change}, below the threshold {thr:.4f}")
+        # always state the observed change first, met threshold or not
+        reasons.append(f"{change}, {'below' if not meets else 'at least'} the threshold {thr:.4f}")
         if not significant:
             reasons.append(
                 f"the improvement is not statistically significant (p = {_fmt_p(p)} >= {alpha:g})"
@@ -685,7 +694,7 @@ def _decide(r: ComparisonResult) -> None:
             f"policy not met on {c.metric}: {c.improvement:+.4f} < {c.margin:+.4f}"
             for c in failed_policy
         ]
-        r.reasons = reasons or [f"{change}: promotion rule not met"]
+        r.reasons = reasons
 
 
 # ---------------------------------------------------------------------- input checks

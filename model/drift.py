@@ -730,7 +730,13 @@ tr.drift{{background:#fde2e1}}.legend span{{display:inline-block;width:12px;heig
 <p><strong>{verdict}</strong>: {len(report.drifted_features)} of {len(report.features)}
 features drifted (share {report.drift_share:.2f}, threshold
 {report.settings.dataset_drift_threshold:.2f}). Created {html.escape(report.created_at)}.</p>
-<p>Reference: {report.reference["rows"]:,} rows; current: {report.current["rows"]:,} rows.</p>
+<p>Reference: {html.escape(_where(report.reference))};
+current: {html.escape(_where(report.current))}.</p>
+<p>Rule: a feature drifts when its {html.escape(report.settings.correction)}-corrected p-value is
+below {report.settings.alpha:g} and (PSI ≥ {report.settings.psi_threshold:g} or distance ≥
+{report.settings.distance_threshold:g}); distance is Wasserstein / std for numeric columns,
+Jensen–Shannon for categorical ones. Prediction and target rows do not count towards the
+drift share.</p>
 <table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>
 <h2>Drifted columns</h2>
 <p class="legend"><span style="background:#4c78a8"></span> reference
@@ -738,6 +744,12 @@ features drifted (share {report.drift_share:.2f}, threshold
 {charts or "<p>None.</p>"}
 </body></html>
 """
+
+
+def _where(side: dict[str, Any]) -> str:
+    """``path, path (1,234 rows)`` for the reference or current side of a report."""
+    paths = ", ".join(side.get("paths") or []) or "in memory"
+    return f"{paths} ({side['rows']:,} rows)"
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -69,6 +69,7 @@ EVENTS = (
 RECORDABLE_EVENTS = ("compared", "rejected", "inconclusive", "skipped", "failed")
 PRODUCTION_EVENTS = ("promoted", "forced", "rolled_back", "recovered")
 _RESERVED_FIELDS = ("event", "time", "id")
+_BASELINE_FIELDS = ("baseline", "baseline_version")
 
 #: Test hook: called with a step name after each file-system step of a switch.
 #: Fault-injection tests set it in a child process to die at a chosen step.
@@ -389,8 +390,7 @@ class ModelRegistry:
         """Hold the registry's exclusive lock (re-entrant within this object)."""
         with self._tlock:
             if self._depth == 0:
-                self.root.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+                fd = self._open_lock()
                 try:
                     self._acquire(fd)
                 except BaseException:
@@ -409,6 +409,19 @@ class ModelRegistry:
                     fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
                     os.close(self._lock_fd)
                     self._lock_fd = None
+
+    def _open_lock(self) -> int:
+        """Open (creating the registry folder if needed) the lock file; an unwritable or
+        impossible location is a RegistryError naming it, not a traceback."""
+        lock = self.root / ".lock"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            return os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RegistryLockError(
+                f"{lock}: cannot open the registry lock ({exc.strerror or exc}); every write "
+                "needs a writable registry folder"
+            ) from exc
 
     def _acquire(self, fd: int) -> None:
         deadline = None if self.lock_timeout is None else time.monotonic() + self.lock_timeout
@@ -430,9 +443,13 @@ class ModelRegistry:
 
     # ------------------------------------------------------------------ history
 
-    def _event(self, event: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    def _event(
+        self, event: str, fields: Mapping[str, Any], keep_none: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """A history event; fields that are None are left out, except ``keep_none`` ones."""
+        keep = set(keep_none)
         ev: dict[str, Any] = {"event": event, "time": utc_now(), "id": uuid.uuid4().hex}
-        ev.update({k: v for k, v in fields.items() if v is not None})
+        ev.update({k: v for k, v in fields.items() if v is not None or k in keep})
         return _jsonable(ev)  # type: ignore[no-any-return]
 
     def _append(self, ev: Mapping[str, Any]) -> None:
@@ -506,7 +523,10 @@ class ModelRegistry:
             if fields.get(key) is not None:
                 check_version_name(fields[key])
         with self.locked():
-            ev = self._event(event, fields)
+            # An explicit baseline of None means "compared with no production model": keep
+            # it, or the promotion gate could not tell that comparison from one of unknown
+            # baseline and would accept it after another version reached production.
+            ev = self._event(event, fields, keep_none=_BASELINE_FIELDS)
             self._append(ev)
         return ev
 
@@ -701,7 +721,7 @@ class ModelRegistry:
         pointer = self._safe_pointer()
         pending = self._pending_path.exists()
         if pending or (pointer or {}).get("version") != link:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, RegistryLockError):  # read-only: read as is
                 with self.locked():
                     pass  # recovery runs on acquiring the lock
                 link, pointer = self._link_version(), self._safe_pointer()
@@ -865,7 +885,7 @@ class ModelRegistry:
         if current is not None:
             with contextlib.suppress(RegistryError):
                 prev_sha = self.metadata(current).get("sha256")
-        chal = self.challenger()
+        chal = self._challenger_or_none()  # a broken challenger file must not block a switch
         clear_chal = chal is not None and chal.version == version
         ev = self._event(
             event,
@@ -979,7 +999,7 @@ class ModelRegistry:
         if pointer is None or pointer.get("event_id") != ev.get("id"):
             self._write_pointer(ev)
         if ev.get("challenger_cleared"):
-            chal = self.challenger()
+            chal = self._challenger_or_none()
             if chal is not None and chal.version == ev.get("version"):
                 self._remove(self.challenger_path)
         if f'"id":"{ev["id"]}"' not in "\n".join(self._read_lines()):
@@ -1029,6 +1049,13 @@ class ModelRegistry:
         except (KeyError, TypeError, ValueError) as exc:
             raise RegistryError(f"{self.challenger_path}: invalid challenger: {exc}") from exc
 
+    def _challenger_or_none(self) -> ChallengerInfo | None:
+        """The challenger, or None when there is none or its file is unreadable."""
+        try:
+            return self.challenger()
+        except RegistryError:
+            return None
+
     def set_challenger(
         self,
         version: str,
@@ -1067,8 +1094,12 @@ class ModelRegistry:
     def clear_challenger(self, *, reason: str | None = None, run_id: str | None = None) -> bool:
         """Stop routing traffic to the challenger; False when there was none."""
         with self.locked():
-            chal = self.challenger()
-            if chal is None:
+            problem = None
+            try:
+                chal = self.challenger()
+            except RegistryError as exc:  # unreadable: clearing it is the way out
+                chal, problem = None, str(exc)
+            if chal is None and problem is None:
                 return False
             self._remove(self.challenger_path)
             self._append(
@@ -1076,8 +1107,9 @@ class ModelRegistry:
                     "challenger",
                     {
                         "action": "clear",
-                        "version": chal.version,
+                        "version": chal.version if chal else None,
                         "reason": reason,
+                        "problem": problem,
                         "run_id": run_id,
                     },
                 )
@@ -1138,6 +1170,10 @@ class ModelRegistry:
 
 class AlreadyProductionError(RegistryError):
     """The version asked for is already production (promote/rollback is a no-op)."""
+
+
+class RegistryLockError(RegistryError):
+    """The registry's lock file cannot be opened (folder missing, unwritable, not a folder)."""
 
 
 def _force_rmtree(path: Path) -> None:

@@ -128,8 +128,9 @@ def to_markdown(result: Any) -> str:
         f"α = {r['significance_level']:g}, {r['n_test']} test rows, "
         f"{r['n_bootstrap']} bootstrap resamples (seed {r['seed']}).",
         "",
-        "| metric | baseline | candidate | change | CI of improvement | p (one-sided) |",
-        "|---|---:|---:|---:|---|---:|",
+        "| metric | baseline | candidate | change | improvement | CI of improvement "
+        "| p (one-sided) |",
+        "|---|---:|---:|---:|---:|---|---:|",
     ]
     for metric, row in r["metrics"].items():
         ci = (
@@ -138,9 +139,10 @@ def to_markdown(result: Any) -> str:
             else f"[{_num(row['ci_low'], '+.4f')}, {_num(row['ci_high'], '+.4f')}]"
         )
         change = _num(row["absolute_change"], "+.4f")
+        gain = _num(row.get("improvement"), "+.4f")
         out.append(
             f"| {metric} | {_num(row['baseline'])} | {_num(row['candidate'])} | {change} "
-            f"| {ci} | {_num(row['p_value'])} |"
+            f"| {gain} | {ci} | {_num(row['p_value'])} |"
         )
     out += ["", "Decision factors:", ""]
     out += [f"- {'✓' if f['ok'] else '✗'} {f['text']}" for f in r["decision_factors"]]
@@ -196,7 +198,8 @@ def to_html(result: Any) -> str:
             f"<tr><td>{esc(metric)}</td><td class=n>{_num(row['baseline'])}</td>"
             f"<td class=n>{_num(row['candidate'])}</td>"
             f"<td class=n>{_num(row['absolute_change'], '+.4f')}</td>"
-            f"<td class=n>{_pct(row['relative_change'])}</td><td class=n>{ci}</td>"
+            f"<td class=n>{_pct(row['relative_change'])}</td>"
+            f"<td class=n>{_num(row.get('improvement'), '+.4f')}</td><td class=n>{ci}</td>"
             f"<td class=n>{_num(row['p_value'])}</td>"
             f"<td>{'higher' if row['higher_is_better'] else 'lower'}</td></tr>"
         )
@@ -205,12 +208,7 @@ def to_html(result: Any) -> str:
         for f in r["decision_factors"]
     )
     reasons = "".join(f"<li>{esc(x)}</li>" for x in r["reasons"])
-    models = "".join(
-        f"<tr><th>{who}</th><td>{esc(str((r.get(who) or {}).get('version')))}</td>"
-        f"<td>{esc(str((r.get(who) or {}).get('path')))}</td>"
-        f"<td><code>{esc(str((r.get(who) or {}).get('sha256')))[:16]}</code></td></tr>"
-        for who in ("baseline", "candidate")
-    )
+    models = "".join(_model_row(who, r.get(who)) for who in ("baseline", "candidate"))
     tests = esc(json.dumps(to_json(r).get("tests"), indent=2))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Model comparison: {esc(r["decision"])}</title>
@@ -227,11 +225,24 @@ Created {esc(str(r["created_at"]))}.</p>
 <h2>Decision factors</h2><ul>{factors}</ul>
 <h2>Metrics</h2>
 <table><tr><th>metric</th><th>baseline</th><th>candidate</th><th>change</th><th>relative</th>
-<th>CI of improvement</th><th>p (one-sided)</th><th>better</th></tr>{"".join(rows)}</table>
+<th>improvement</th><th>CI of improvement</th><th>p (one-sided)</th><th>better</th></tr>
+{"".join(rows)}</table>
+<p>Improvement is the change oriented so that positive is better (its sign is flipped for
+lower-is-better metrics); the CI and the one-sided p are the bootstrap's, for the improvement.</p>
 <h2>Curves</h2><div class="charts">{"".join(charts)}</div>
 <h2>Tests</h2><pre>{tests}</pre>
 </body></html>
 """
+
+
+def _model_row(who: str, info: Mapping[str, Any] | None) -> str:
+    if not info:
+        return f"<tr><th>{who}</th><td colspan=3>none (no production model)</td></tr>"
+    version, path, sha = (info.get(k) or "–" for k in ("version", "path", "sha256"))
+    return (
+        f"<tr><th>{who}</th><td>{html.escape(str(version))}</td>"
+        f"<td>{html.escape(str(path))}</td><td><code>{html.escape(str(sha)[:16])}</code></td></tr>"
+    )
 
 
 def write_html(result: Any, path: str | Path) -> Path:

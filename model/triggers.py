@@ -205,9 +205,14 @@ def _check_drift(p: TriggerParams, s: TriggerState) -> TriggerCheck:
     feats = f"; drifted: {', '.join(map(str, features))}" if features else ""
     # A report file's own dataset_drift decides (an external job may use its own rule);
     # computed drift used dataset_drift_threshold already.
+    rule = (
+        "the report's own dataset_drift decides"
+        if source == "file"
+        else f"threshold {p.dataset_drift_threshold:.2f}"
+    )
     detail = (
         f"dataset drift {'detected' if drifted else 'not detected'} by the {source} "
-        f"report{where}: {share_txt} (threshold {p.dataset_drift_threshold:.2f}){feats}"
+        f"report{where}: {share_txt} ({rule}){feats}"
     )
     values = {
         "dataset_drift": drifted,

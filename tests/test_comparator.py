@@ -80,7 +80,11 @@ def test_no_production_model_promotes() -> None:
     assert result.decision == "PROMOTE" and result.exit_code == 0
     assert "no production model" in result.reasons[0]
     assert result.to_dict()["baseline"] is None
-    assert result.metrics["auc"].candidate == pytest.approx(result.metrics["auc"].candidate)
+    from sklearn.metrics import roc_auc_score
+
+    expected = roc_auc_score(df["target"], df["score_c"])
+    assert result.metrics["auc"].candidate == pytest.approx(expected, abs=1e-12)
+    assert result.metrics["auc"].baseline is None and result.n_bootstrap == 0
 
 
 def test_clear_improvement_promotes_with_lab_keys() -> None:
@@ -145,6 +149,9 @@ def test_strict_mode_needs_the_lower_bound_to_clear_the_threshold() -> None:
     assert strict.lower_bound is not None and strict.lower_bound < 0.02
     assert strict.decision == "REJECT"
     assert any("lower confidence bound" in r for r in strict.reasons)
+    # the rejection still states the observed change, which met the threshold
+    assert strict.reasons[0].startswith("AUC changed by +")
+    assert "at least the threshold 0.0200" in strict.reasons[0]
 
 
 def test_guardrail_breach_rejects_and_names_the_metric() -> None:
@@ -153,10 +160,16 @@ def test_guardrail_breach_rejects_and_names_the_metric() -> None:
     result = comparator(guardrails={"recall": 0.01, "log_loss": 0.05}).compare(BASE, cautious, df)
     assert result.decision == "REJECT"
     assert "recall" in result.reasons[0]
+    drop = -result.metrics["recall"].improvement  # type: ignore[operator]
+    assert f"on recall: worse by {drop:.4f}, at most 0.0100 worse allowed" in result.reasons[0]
     breached = {g.metric for g in result.guardrails if g.breached}
     assert breached == {"recall"}
     relaxed = comparator(guardrails={"log_loss": 0.05}).compare(BASE, cautious, df)
     assert relaxed.decision == "PROMOTE"
+    # a lower-is-better guardrail reads the right way round: log loss fell, so "better by"
+    ll = relaxed.metrics["log_loss"]
+    assert ll.absolute_change is not None and ll.absolute_change < 0
+    assert f"log_loss ok: better by {-ll.absolute_change:.4f}" in relaxed.guardrails[0].describe()
 
 
 def test_non_inferiority_guardrails_require_evidence() -> None:
@@ -201,6 +214,11 @@ def test_bootstrap_gate_for_other_metrics_and_relative_threshold() -> None:
         base_ll - result.metrics["log_loss"].candidate
     )
     assert result.decision == "PROMOTE"
+    # the reason states the real change (log loss went down) and the improvement separately
+    change = result.metrics["log_loss"].absolute_change
+    assert change is not None and change < 0
+    assert result.reasons[0].startswith(f"LOG_LOSS changed by {change:+.4f} (")
+    assert f"lower is better: improvement {-change:+.4f})" in result.reasons[0]
 
 
 def test_identical_results_under_a_seed() -> None:

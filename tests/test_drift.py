@@ -301,6 +301,9 @@ def test_write_reports_json_markdown_html(tmp_path: Path) -> None:
     assert "| normal | numeric | ks |" in md and "Dataset drift detected" in md
     page = paths["html"].read_text()
     assert "http" not in page and "<script" not in page
+    # a reader of the page alone can tell which data were compared, and by what rule
+    assert "ref.parquet (2,000 rows)" in page and "b1.parquet, b2.parquet (1,000 rows)" in page
+    assert "holm-corrected p-value" in page
     assert page.count("<svg") == len([f for f in report.features.values() if f.drifted]) + (
         1 if report.target is not None and report.target.drifted else 0
     )

@@ -173,6 +173,23 @@ def test_promotion_refuses_a_stale_or_mismatched_comparison(
         reg.promote(v1, "x", comparison={"decision": "REJECT"})
 
 
+def test_a_recorded_comparison_with_no_production_goes_stale_once_one_is_promoted(
+    reg: ModelRegistry, models: list[Path]
+) -> None:
+    """Two candidates both compared while there was no production model (what the flow
+    records, ``baseline=None``): after the first is promoted, the second's comparison is
+    stale and `retrain promote` (no summary passed in) must refuse it."""
+    v1, v2 = (reg.register(m) for m in models[:2])
+    for v in (v1, v2):
+        reg.record("compared", version=v, baseline=None, decision="PROMOTE")
+    ev = reg.last_event("compared", version=v2)
+    assert ev is not None and "baseline" in ev and ev["baseline"] is None
+    reg.promote(v1, None)
+    with pytest.raises(RegistryError, match="compared with no production model"):
+        reg.promote(v2, None)
+    assert reg.production().version == v1  # type: ignore[union-attr]
+
+
 def test_force_promotion_needs_a_reason_and_is_recorded_as_forced(
     reg: ModelRegistry, models: list[Path]
 ) -> None:
@@ -438,6 +455,24 @@ def test_promoting_the_challenger_clears_it(reg: ModelRegistry, models: list[Pat
     assert reg.history()[-1]["challenger_cleared"] is True
 
 
+def test_an_unreadable_challenger_file_never_blocks_promotion_or_rollback(
+    settings: Settings, models: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    reg = ModelRegistry(settings.models_dir)
+    v1, v2 = reg.register(models[0]), reg.register(models[1])
+    reg.promote(v1, "first")
+    reg.challenger_path.write_text("{broken")
+    reg.promote(v2, "hotfix", force=True)
+    assert reg.rollback() == v1  # the emergency path works with a broken challenger file
+    code, out, _ = run_cli(capsys, "status")
+    assert code == 0 and "Challenger  ! " in out and "Versions    2" in out
+    code, out, _ = run_cli(capsys, "challenger", "clear")
+    assert code == 0 and "Challenger cleared" in out
+    assert not reg.challenger_path.exists() and reg.challenger() is None
+    ev = reg.history()[-1]
+    assert ev["event"] == "challenger" and ev["action"] == "clear" and "problem" in ev
+
+
 # --------------------------------------------------------------------------- gc
 
 
@@ -477,6 +512,23 @@ def test_registry_does_not_import_torch_or_prefect() -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_an_unopenable_lock_is_a_clear_error_and_reads_still_work(
+    settings: Settings, models: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    reg = ModelRegistry(settings.models_dir)
+    v1 = reg.register(models[0])
+    reg.promote(v1, "first")
+    (reg.root / ".lock").unlink()
+    (reg.root / ".lock").mkdir()  # cannot be opened for writing, even by root
+    with pytest.raises(RegistryError, match="cannot open the registry lock"):
+        reg.register(models[1])
+    assert reg.production().version == v1  # type: ignore[union-attr]
+    code, _, err = run_cli(capsys, "gc")
+    assert code == 2 and err.startswith("error: ") and "registry lock" in err
+    code, out, _ = run_cli(capsys, "status")
+    assert code == 0 and "Production  v0001" in out
 
 
 def test_reading_a_missing_registry_creates_nothing(tmp_path: Path) -> None:
@@ -574,6 +626,31 @@ def test_cli_status_shows_the_comparison_that_promoted_production(
     assert "Reason      AUC +0.04 (p=0.003)" in out
     assert "Compared    auc 0.8512 (was 0.8100)  f1 0.7000 (test split)" in out
     assert "Flow run    flow-run-1" in out
+
+
+def test_cli_status_wraps_long_lines_under_their_label(
+    settings: Settings, models: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The flow's reasons and all eight metrics fit a terminal: lines wrap at 100 columns,
+    continuation lines indented under the value column."""
+    reg = ModelRegistry(settings.models_dir)
+    v1 = reg.register(models[0])
+    reason = (
+        "AUC changed by +0.0637 (0.8112 → 0.8749), at least the threshold 0.0200, and the "
+        "improvement is statistically significant (DeLong, one-sided p = 6.4e-25 < 0.05)"
+    )
+    names = ["accuracy", "precision", "recall", "f1", "auc", "log_loss", "average_precision"]
+    metrics = {m: {"baseline": 0.5, "candidate": 0.6} for m in names}
+    reg.promote(v1, reason, comparison={"decision": "PROMOTE", "metrics": metrics})
+    code, out, _ = run_cli(capsys, "status")
+    assert code == 0
+    lines = out.splitlines()
+    long = [ln for ln in lines if len(ln) > 100 and not ln.startswith(("Registry", "SHA-256"))]
+    assert long == []
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("Reason      "))
+    assert lines[at + 1].startswith(" " * 12) and lines[at + 1][12] != " "
+    assert " ".join(ln.strip() for ln in lines[at : at + 2])[12:].strip() == reason
+    assert "Compared    auc 0.6000 (was 0.5000)" in out
 
 
 def test_cli_gc_and_status_report_corruption(

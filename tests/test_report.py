@@ -90,6 +90,15 @@ def test_markdown_summary(result: ComparisonResult) -> None:
     assert md.startswith("## Model comparison: **PROMOTE**")
     assert "| auc |" in md and "| log_loss |" in md
     assert "Minimum detectable effect" in md
+    # Lower-is-better rows show the raw change and the (sign-flipped) improvement side by
+    # side, so the CI next to them reads as the improvement's, not the change's.
+    ll = result.metrics["log_loss"]
+    assert ll.absolute_change is not None and ll.improvement is not None
+    row = next(line for line in md.splitlines() if line.startswith("| log_loss |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3] == f"{ll.absolute_change:+.4f}" and cells[4] == f"{ll.improvement:+.4f}"
+    assert cells[3] == f"{-ll.improvement:+.4f}"
+    assert cells[5] == f"[{ll.ci_low:+.4f}, {ll.ci_high:+.4f}]"
 
 
 def test_html_is_self_contained(result: ComparisonResult, tmp_path: Path) -> None:
@@ -121,5 +130,6 @@ def test_reports_without_a_baseline() -> None:
     assert "  auc: " in text
     page = report.to_html(r)
     assert page.count("<polyline") == 2
+    assert "none (no production model)" in page and ">None<" not in page
     json.dumps(report.to_json(r), allow_nan=False)
     assert report.to_markdown(r).startswith("## Model comparison: **PROMOTE**")

@@ -72,6 +72,15 @@ def test_drift_fires_from_report_and_stays_silent_without_drift() -> None:
     assert d.should_retrain and d.primary == "drift"
     assert "0.60" in d.check("drift").detail and "r.json" in d.check("drift").detail
     assert d.check("drift").values["drift_share"] == 0.6
+    # A file's boolean decides (an external job has its own rule): the detail must not
+    # suggest that this flow's threshold was applied to the file's share.
+    params = TriggerParams(min_hours_between_trainings=0, dataset_drift_threshold=0.3)
+    external = {**drift, "dataset_drift": False, "drift_share": 0.4}
+    c = evaluate_triggers(params, quiet_state(drift=external)).check("drift")
+    assert not c.fired and "threshold 0.30" not in c.detail and "own dataset_drift" in c.detail
+    computed = {"dataset_drift": True, "drift_share": 0.4, "source": "computed"}
+    c = evaluate_triggers(params, quiet_state(drift=computed)).check("drift")
+    assert c.fired and "threshold 0.30" in c.detail
     silent = evaluate_triggers(QUIET_PARAMS, quiet_state())
     assert silent.check("drift").checked and not silent.check("drift").fired
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,8 @@ from model.registry import PRODUCTION_EVENTS, ModelRegistry
 from model.settings import get_settings
 
 DETAIL_WIDTH = 64
+LABEL_WIDTH = 12  # "Production  "
+STATUS_WIDTH = 100
 
 
 # --------------------------------------------------------------------------- formatting
@@ -72,6 +75,21 @@ def fmt_metrics(metrics: object, keys: Sequence[str] | None = None) -> str:
         return "-"
     items = [(k, metrics[k]) for k in (keys or list(metrics)) if k in metrics]
     return "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in items)
+
+
+def wrap_label(label: str, text: str, width: int = STATUS_WIDTH) -> str:
+    """``Label       text`` wrapped at two-space boundaries (``key value  key value``),
+    continuation lines indented under the text, so long metric lists stay readable."""
+    indent = " " * LABEL_WIDTH
+    lines, line = [], f"{label:<{LABEL_WIDTH}}"
+    for i, part in enumerate(text.split("  ")):
+        if i and len(line) + 2 + len(part) > width:
+            lines.append(line)
+            line = indent + part
+        else:
+            line += ("  " if i else "") + part
+    lines.append(line)
+    return "\n".join(lines)
 
 
 def _detail(ev: Mapping[str, Any]) -> str:
@@ -164,20 +182,31 @@ def _status(args: argparse.Namespace) -> int:
         when = short_time(prod.promoted_at)
         age = ago(prod.promoted_at)
         print(f"Production  {prod.version}  ({prod.event or 'promoted'} {when} UTC, {age})")
-        print(f"Reason      {prod.reason or '-'}")
+        print(
+            textwrap.fill(
+                prod.reason or "-",
+                STATUS_WIDTH,
+                initial_indent=f"{'Reason':<{LABEL_WIDTH}}",
+                subsequent_indent=" " * LABEL_WIDTH,
+                break_on_hyphens=False,
+            )
+        )
         metrics = meta.get("metrics", {}).get("validation") if isinstance(meta, dict) else None
-        print(f"Metrics     {fmt_metrics(metrics)} (validation)")
+        print(wrap_label("Metrics", f"{fmt_metrics(metrics)} (validation)"))
         print(f"Trained     {short_time(meta.get('trained_at'))} UTC")
         ev = reg.last_event(PRODUCTION_EVENTS, version=prod.version)
         if ev and (ev.get("comparison") or {}).get("metrics"):
-            print(f"Compared    {_comparison_line(ev['comparison']['metrics'])}")
+            print(wrap_label("Compared", _comparison_line(ev["comparison"]["metrics"])))
         if ev and ev.get("run_id"):
             print(f"Flow run    {ev['run_id']}")
         print(f"SHA-256     {prod.sha256}")
         prev = reg.previous_production()
         print(f"Rollback to {prev or '-'}")
-    chal = reg.challenger()
-    chal_text = f"{chal.version} at {chal.traffic:g}% traffic" if chal else "none"
+    try:  # status is the health check: report a broken challenger file, do not stop
+        chal = reg.challenger()
+        chal_text = f"{chal.version} at {chal.traffic:g}% traffic" if chal else "none"
+    except RegistryError as exc:
+        chal_text = f"! {exc} (fix it, or `retrain challenger clear`)"
     print(f"Challenger  {chal_text}")
     counts: dict[str, int] = {}
     for v in versions:
