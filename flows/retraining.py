@@ -55,7 +55,7 @@ from model.cycle import (
 )
 from model.registry import ModelRegistry
 from model.settings import get_settings
-from tasks.compare import compare_models
+from tasks.compare import compare_models, history_summary
 from tasks.data import prepare_data
 from tasks.registry import promote_model, record_event, register_model
 from tasks.reporting import (
@@ -159,7 +159,8 @@ def evaluate_and_promote(
         decision = summary["decision"]
         reason = "; ".join(summary["reasons"])
         if decision == "PROMOTE":
-            promote_model(candidate_version, reason, comparison=summary, run_id=run_id)
+            comparison = history_summary(summary)
+            promote_model(candidate_version, reason, comparison=comparison, run_id=run_id)
     publish_comparison(summary, summary["markdown"])
     if decision == "PROMOTE":
         emit_promoted_event(candidate_version, _key_metrics(summary))

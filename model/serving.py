@@ -10,6 +10,7 @@ always gets the same model, across processes and runs.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from model.settings import Settings, get_settings
 if TYPE_CHECKING:
     from model.artifact import LoadedModel
 
+logger = logging.getLogger(__name__)
 DEFAULT_SALT = "retraining-challenger"
 
 
@@ -87,9 +89,17 @@ def challenger_share(
     prefix = salt.encode() + b"\x00"
     out = np.empty(len(values), dtype=np.float64)
     for i, key in enumerate(values):
-        digest = hashlib.blake2b(prefix + str(key).encode(), digest_size=8).digest()
+        digest = hashlib.blake2b(prefix + _key_text(key).encode(), digest_size=8).digest()
         out[i] = int.from_bytes(digest, "big") / 2.0**64 * 100.0
     return out
+
+
+def _key_text(key: Any) -> str:
+    """The key's canonical text: an integral float is the integer (id 7 read as 7.0 from a
+    CSV with missing values is still customer 7), so routing does not depend on dtype."""
+    if isinstance(key, float | np.floating) and float(key).is_integer():
+        return str(int(key))
+    return str(key)
 
 
 def _label(model: Scorer) -> str:
@@ -108,6 +118,8 @@ class ChampionChallengerRouter:
     traffic: float = 0.0
     key: str | None = None
     salt: str = DEFAULT_SALT
+    challenger_problem: str | None = None
+    """Why the registry's challenger is not serving (it failed to load), else None."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.traffic) <= 100.0:
@@ -121,13 +133,23 @@ class ChampionChallengerRouter:
         key: str | None = None,
         salt: str = DEFAULT_SALT,
     ) -> ChampionChallengerRouter:
-        """Production as champion and the registry's challenger (if any) at its traffic."""
+        """Production as champion and the registry's challenger (if any) at its traffic.
+
+        A challenger that fails to load (corrupt, deleted) never takes the champion down:
+        the router serves the champion alone and says why in ``challenger_problem``.
+        """
         root = registry_root(root_or_settings)
         champion = load_production(root)
         info = ModelRegistry(root).challenger()
         if info is None or info.version == champion.version:
             return cls(champion, None, 0.0, key, salt)
-        return cls(champion, load_version(root, info.version), info.traffic, key, salt)
+        try:
+            challenger = load_version(root, info.version)
+        except ModelLoadError as exc:
+            problem = f"challenger {info.version} not served: {exc}"
+            logger.warning(problem)
+            return cls(champion, None, 0.0, key, salt, challenger_problem=problem)
+        return cls(champion, challenger, info.traffic, key, salt)
 
     def _keys(self, df: pd.DataFrame) -> Sequence[Any] | pd.Series | pd.Index:
         if self.key is not None:

@@ -75,3 +75,8 @@ def compare_models(
         run_id=run_id,
     )
     return {**summary, "markdown": to_markdown(result)}
+
+
+def history_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """The comparison as the registry history keeps it (the Markdown stays in the artifact)."""
+    return {k: v for k, v in summary.items() if k != "markdown"}

@@ -66,6 +66,10 @@ def test_challenger_share_is_stable_and_uniform() -> None:
     assert not np.array_equal(a, challenger_share(keys, salt="other experiment"))
     # Keys are compared as text: 42 and "42" are the same entity.
     assert challenger_share(["42"])[0] == challenger_share([42])[0]
+    # An id read as float (a CSV column with gaps) routes like the integer id.
+    as_float = challenger_share(pd.Series([7.0, np.nan]))
+    assert as_float[0] == challenger_share(pd.Series([7]))[0]
+    assert challenger_share([7.5])[0] != challenger_share([7])[0]
     # Pinned value: a change of hashing would silently re-route every customer.
     assert challenger_share(["customer-1"])[0] == pytest.approx(35.38390380523668)
 
@@ -165,3 +169,23 @@ def test_load_production_refuses_a_corrupted_production_file(
     pt.write_bytes(pt.read_bytes()[:-10])
     with pytest.raises(ModelLoadError, match="checksum mismatch"):
         load_production(settings)
+
+
+def test_a_broken_challenger_never_takes_the_champion_down(
+    settings: Settings, trained: tuple[list[Path], pd.DataFrame]
+) -> None:
+    folders, df = trained
+    reg = ModelRegistry(settings.models_dir)
+    v1, v2 = reg.register(folders[0]), reg.register(folders[1])
+    reg.promote(v1, "first")
+    reg.set_challenger(v2, 50)
+    pt = reg.version_path(v2) / "model.pt"
+    os.chmod(pt, 0o644)
+    pt.write_bytes(pt.read_bytes()[:-10])  # the challenger's file is corrupted on disk
+
+    router = ChampionChallengerRouter.from_registry(settings)
+    assert router.challenger is None and router.traffic == 0
+    assert router.challenger_problem is not None
+    assert v2 in router.challenger_problem and "checksum" in router.challenger_problem
+    out = router.score(df)
+    assert set(out["version"]) == {v1} and set(out["role"]) == {"champion"}

@@ -1,0 +1,58 @@
+"""The `retrain` entry point itself: command groups, exit codes, pipes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from model.cli import COMMAND_MODULES, build_parser, main
+from model.registry import ModelRegistry
+from model.settings import Settings
+
+
+def test_every_command_group_registers_its_commands() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    names = set(sub.choices)  # type: ignore[arg-type]
+    expected = {"demo-data", "prepare", "train", "compare", "drift", "status", "history"}
+    assert expected <= names
+    assert len(COMMAND_MODULES) == 5
+
+
+def test_bad_input_exits_2_with_a_message(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["prepare", "--data", str(settings.root / "nowhere.parquet")])
+    assert code == 2
+    assert "nowhere.parquet" in capsys.readouterr().err
+
+
+def test_output_into_a_closed_pipe_is_not_an_error(settings: Settings) -> None:
+    registry = ModelRegistry(settings.models_dir)
+    for i in range(3000):
+        registry.record("skipped", reasons=[f"nothing fired ({i})"])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "model.cli",
+            "history",
+            "-n",
+            "3000",
+            "--registry",
+            str(settings.models_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.read(100)  # like `| head -1`: read a little, then go away
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert "Traceback" not in err
