@@ -48,5 +48,5 @@ stack-up: $(STAMP)  ## Local Prefect server + work pool + deployments + worker
 stack-down:  ## Stop what stack-up started
 	bash deployments/stack-down.sh
 
-clean:  ## Remove the working data (var/)
-	rm -rf var
+clean:  ## Empty the working root var/ (data, registry, reports, Prefect home)
+	find var -mindepth 1 -maxdepth 1 ! -name .gitignore -exec rm -rf {} +
