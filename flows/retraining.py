@@ -51,7 +51,6 @@ from model.cycle import (
     Strict,
     TargetColumn,
     ThresholdType,
-    select_sources,
 )
 from model.registry import ModelRegistry
 from model.settings import get_settings
@@ -226,7 +225,6 @@ def retraining(
     candidate: str | None = None
     try:
         with tags("retraining", f"model:{settings.model_name}"):
-            sources = select_sources(settings, cfg)
             trigger = check_trigger(cfg.model_dump(), _is_scheduled())
             publish_trigger_decision(trigger["markdown"], trigger["checks"])
             day = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
@@ -247,7 +245,7 @@ def retraining(
                 )
             _rename_run(f"retrain-{trigger['primary']}-{day}")
             previous = registry.production()
-            trained = train_candidate(cfg.model_dump(), trigger, sources.describe())
+            trained = train_candidate(cfg.model_dump(), trigger, trigger["sources"])
             candidate = trained["version"]
             summary = evaluate_and_promote(cfg.model_dump(), candidate, trained["prepared_dir"])
             publish_leaderboard()

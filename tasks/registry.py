@@ -11,7 +11,6 @@ from model.registry import AlreadyProductionError, ModelRegistry
 from model.settings import get_settings
 from tasks._io import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_bad_input
 
-_DELAYS = IO_RETRY_DELAYS
 #: Decision names as the comparator spells them -> history event names.
 _EVENT_ALIASES = {"reject": "rejected", "inconclusive": "inconclusive", "compare": "compared"}
 
@@ -23,7 +22,7 @@ def _registry(registry: str | None) -> ModelRegistry:
 @task(
     name="register_model",
     retries=IO_RETRIES,
-    retry_delay_seconds=_DELAYS,
+    retry_delay_seconds=IO_RETRY_DELAYS,
     retry_condition_fn=retry_unless_bad_input,
 )
 def register_model(
@@ -43,7 +42,7 @@ def register_model(
 @task(
     name="promote_model",
     retries=IO_RETRIES,
-    retry_delay_seconds=_DELAYS,
+    retry_delay_seconds=IO_RETRY_DELAYS,
     retry_condition_fn=retry_unless_bad_input,
 )
 def promote_model(
@@ -88,7 +87,7 @@ def promote_model(
 @task(
     name="record_event",
     retries=IO_RETRIES,
-    retry_delay_seconds=_DELAYS,
+    retry_delay_seconds=IO_RETRY_DELAYS,
     retry_condition_fn=retry_unless_bad_input,
 )
 def record_event(event: str, registry: str | None = None, **fields: Any) -> dict[str, Any]:

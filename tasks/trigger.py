@@ -13,13 +13,13 @@ from model.triggers import TriggerParams, evaluate_triggers
 
 @task(name="check_trigger")
 def check_trigger(config: dict[str, Any], is_scheduled: bool = False) -> dict[str, Any]:
-    """Evaluate every trigger; return the decision as plain data (for artifacts and history)."""
+    """Evaluate every trigger; return the decision as plain data (for artifacts and history),
+    with the data sources this cycle would train on (``sources``)."""
     logger = get_run_logger()
     cfg = RetrainingConfig(**config)
     settings = get_settings()
-    state = gather_trigger_state(
-        settings, cfg, select_sources(settings, cfg), is_scheduled=is_scheduled
-    )
+    sources = select_sources(settings, cfg)
+    state = gather_trigger_state(settings, cfg, sources, is_scheduled=is_scheduled)
     params = TriggerParams(
         force_retrain=cfg.force_retrain,
         drift_report_path=cfg.drift_report_path,
@@ -36,6 +36,7 @@ def check_trigger(config: dict[str, Any], is_scheduled: bool = False) -> dict[st
         logger.info("trigger %-13s fired=%-5s %s", check.name, check.counts, check.detail)
     result = decision.to_dict()
     result["markdown"] = decision.to_markdown()
+    result["sources"] = sources.describe()
     result["drift_report_path"] = (state.drift or {}).get("report_path")
     result["checks"] = [{k: v for k, v in c.items() if k != "values"} for c in result["checks"]]
     return result
