@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
-from model.comparator import ModelComparator
-from model.stats import delong_test, paired_bootstrap
+from model.gate.comparator import ModelComparator
+from model.gate.stats import delong_test, paired_bootstrap
 
 RESULTS = Path(__file__).resolve().parent / "results" / "compare.json"
 N_BOOTSTRAP = 1000

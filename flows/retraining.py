@@ -19,7 +19,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.context import get_run_context
 from prefect.runtime import flow_run
 
-from model.cycle import (
+from model.cycle.config import (
     BatchSize,
     DataPath,
     DatasetDriftThreshold,

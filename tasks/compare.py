@@ -7,12 +7,12 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from model.artifact import load_model
-from model.comparator import ModelComparator
 from model.data import load_split
+from model.gate.comparator import ModelComparator
+from model.gate.report import to_markdown, to_text, write_html, write_json
 from model.registry import ModelRegistry
-from model.report import to_markdown, to_text, write_html, write_json
 from model.settings import get_settings
+from model.training.artifact import load_model
 
 
 @task(name="compare_models")

@@ -7,8 +7,8 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from model.cycle import RetrainingConfig, gather_trigger_state, select_sources
+from model.cycle.triggers import TriggerParams, evaluate_triggers
 from model.settings import get_settings
-from model.triggers import TriggerParams, evaluate_triggers
 
 
 @task(name="check_trigger")

@@ -6,11 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakes import REPO_ROOT, SHARED_DATA  # noqa: F401  (re-exported for tests)
 
 from model.settings import Settings
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture

@@ -1,4 +1,8 @@
-"""Test doubles shared by the registry tests (importable: pytest puts tests/ on sys.path)."""
+"""Test helpers shared by the whole suite: paths, and doubles for the registry tests.
+
+Importable from every test folder (pytest puts tests/, the folder of the root conftest, on
+sys.path).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,12 @@ import hashlib
 import json
 import random
 from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+"""The project's root folder."""
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+"""The small real data sets beside the project (``../shared/data``)."""
+ASAH = SHARED_DATA / "aSAH.csv"
 
 
 def make_model(folder: Path, seed: int = 0, auc: float | None = None, size: int = 2048) -> Path:

@@ -13,10 +13,9 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,145 +25,18 @@ import torch.nn.functional as F
 from sklearn import metrics as skm
 from torch import Tensor
 
-from model.data import FeatureSpec, infer_spec, load_manifest, load_split
-from model.errors import DataValidationError, RetrainError
-from model.network import ACTIVATIONS, Preprocessor, TabularModel, build_model
-
-
-class TrainingParamsError(RetrainError, ValueError):
-    """A training parameter is out of range or of the wrong kind."""
-
-
-class TrainingDivergedError(RetrainError):
-    """The training loss became NaN or infinite (learning rate too high, bad data)."""
-
-
-@dataclass(frozen=True)
-class TrainParams:
-    """Training parameters. Defaults are the original lab's (50 epochs, batch 32, lr 1e-3)."""
-
-    num_epochs: int = 50
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
-    patience: int | None = 10
-    """Epochs without validation-loss improvement before stopping; None = train every epoch
-    and keep the last weights (the lab's behaviour). With a patience, the best epoch's
-    weights are restored."""
-    min_delta: float = 0.0
-    hidden_sizes: tuple[int, ...] = (64, 32)
-    dropout: float = 0.2
-    activation: str = "relu"
-    class_weight: bool = False
-    """Weight positives by n_negative / n_positive in the loss."""
-    seed: int = 42
-    device: str = "auto"
-    threshold_strategy: str = "fixed"
-    """"fixed" (0.5) or "f1" (maximise F1 on the validation split)."""
-    target_column: str = "target"
-    num_threads: int | None = None
-    """CPU threads while training; None = 1 for small batches, up to 4 for large ones."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
-        self.validate()
-
-    def validate(self) -> None:
-        problems = []
-        if self.num_epochs < 1:
-            problems.append(f"num_epochs must be >= 1, got {self.num_epochs}")
-        if self.batch_size < 1:
-            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
-        if not self.learning_rate > 0:
-            problems.append(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.weight_decay < 0:
-            problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.patience is not None and self.patience < 1:
-            problems.append(f"patience must be >= 1 or None, got {self.patience}")
-        if not self.hidden_sizes or any(h < 1 for h in self.hidden_sizes):
-            problems.append(f"hidden_sizes must be positive, got {list(self.hidden_sizes)}")
-        if not 0 <= self.dropout < 1:
-            problems.append(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.activation not in ACTIVATIONS:
-            problems.append(
-                f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
-            )
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            problems.append(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if self.threshold_strategy not in ("fixed", "f1"):
-            problems.append(
-                f"threshold_strategy must be fixed or f1, got {self.threshold_strategy!r}"
-            )
-        if self.num_threads is not None and self.num_threads < 1:
-            problems.append(f"num_threads must be >= 1 or None, got {self.num_threads}")
-        if problems:
-            raise TrainingParamsError("invalid training parameters: " + "; ".join(problems))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["hidden_sizes"] = list(self.hidden_sizes)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> TrainParams:
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise TrainingParamsError(
-                f"unknown training parameters: {unknown}; known: {sorted(known)}"
-            )
-        if "hidden_sizes" in data:
-            data["hidden_sizes"] = tuple(data["hidden_sizes"])
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise TrainingParamsError(f"invalid training parameters: {exc}") from None
-
-    def with_overrides(self, **overrides: Any) -> TrainParams:
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
-
-
-DEFAULT_TARGET = TrainParams.target_column
-"""The default ``target_column``; a feature spec's own target overrides it."""
-
-LAB = TrainParams(patience=None)
-"""The original lab's configuration exactly: 50 epochs at batch 32, no early stopping."""
-
-RECOMMENDED = TrainParams(num_epochs=100, batch_size=512, learning_rate=1e-2, patience=10)
-"""The faster configuration (see README: same AUC within noise, ~10-20x less time)."""
-
-
-@dataclass
-class EpochStats:
-    epoch: int
-    train_loss: float
-    val_loss: float
-    val_auc: float
-    seconds: float
-    improved: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class TrainResult:
-    model: TabularModel
-    history: list[EpochStats]
-    best_epoch: int
-    val_metrics: dict[str, float]
-    train_metrics: dict[str, float]
-    threshold: float
-    seconds: float
-    params: TrainParams
-    device: str
-    stopped_early: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-EpochCallback = Callable[[EpochStats], None]
-
+from model.data import FeatureSpec, infer_spec
+from model.errors import DataValidationError
+from model.training.network import Preprocessor, TabularModel, build_model
+from model.training.params import (
+    DEFAULT_TARGET,
+    EpochCallback,
+    EpochStats,
+    TrainingDivergedError,
+    TrainingParamsError,
+    TrainParams,
+    TrainResult,
+)
 
 # --------------------------------------------------------------------------- helpers
 
@@ -518,79 +390,3 @@ def _dropout_masks(
         (torch.rand(rows, h, generator=gen, device=device) >= p).to(torch.float32).mul_(scale)
         for h in hidden
     ]
-
-
-# --------------------------------------------------------------------------- prepared data
-
-
-@dataclass
-class PreparedData:
-    train: pd.DataFrame
-    val: pd.DataFrame
-    spec: FeatureSpec | None
-    folder: Path
-    manifest_sha256: str | None
-
-
-def load_prepared(folder: str | Path) -> PreparedData:
-    """The train/val splits (and spec, manifest hash) of a prepared-data folder.
-
-    A folder with manifest.json is read through :func:`model.data.load_manifest`; a bare
-    folder of ``train.parquet``/``val.parquet`` works too (the spec is then inferred).
-    """
-    folder = Path(folder).resolve()
-    if not folder.exists():
-        raise DataValidationError(f"prepared data folder {folder} does not exist")
-    if not folder.is_dir():
-        raise DataValidationError(
-            f"{folder} is not a folder: pass a prepared data folder (see `retrain prepare`)"
-        )
-    if (folder / "manifest.json").exists():
-        manifest = load_manifest(folder)
-        return PreparedData(  # verify: the model records this manifest's hash as its data
-            train=load_split(manifest, "train", verify=True),
-            val=load_split(manifest, "val", verify=True),
-            spec=manifest.spec,
-            folder=folder,
-            manifest_sha256=manifest.sha256,
-        )
-    splits = {}
-    for name in ("train", "val"):
-        path = folder / f"{name}.parquet"
-        if not path.exists():
-            raise DataValidationError(f"prepared data folder {folder} has no {name}.parquet")
-        try:
-            splits[name] = pd.read_parquet(path)
-        except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
-            raise DataValidationError(f"{path}: unreadable split file: {exc}") from exc
-    return PreparedData(splits["train"], splits["val"], None, folder, None)
-
-
-def train_prepared(
-    prepared_dir: str | Path,
-    out_dir: str | Path,
-    params: TrainParams | dict[str, Any] | None = None,
-    on_epoch: EpochCallback | None = None,
-    extra_metadata: dict[str, Any] | None = None,
-    data_path: str | None = None,
-) -> tuple[Path, TrainResult]:
-    """Train on a prepared-data folder and save the model to ``out_dir``.
-
-    ``data_path`` is how the prepared folder is recorded in model.json (default: the folder
-    relative to the settings' working root when inside it).
-    """
-    from model.artifact import save_model
-
-    if params is None:
-        params = TrainParams()
-    elif isinstance(params, dict):
-        params = TrainParams.from_dict(params)
-    data = load_prepared(prepared_dir)
-    result = train(data.train, data.val, params, on_epoch=on_epoch, spec=data.spec)
-    if data_path is None:
-        from model.settings import get_settings
-
-        data_path = get_settings().relative(data.folder)
-    meta: dict[str, Any] = {"data_manifest": {"sha256": data.manifest_sha256, "path": data_path}}
-    meta.update(extra_metadata or {})
-    return save_model(result, out_dir, extra_metadata=meta), result

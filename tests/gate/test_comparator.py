@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model.comparator import EXIT_CODES, ModelComparator, main
 from model.errors import ComparisonInputError
+from model.gate.comparator import EXIT_CODES, ModelComparator, main
 
 FEATURES = ["x1", "x2"]
 
@@ -361,8 +361,8 @@ def test_real_improvement_is_usually_promoted() -> None:
 
 @pytest.fixture
 def fake_artifact(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
-    """model.artifact stand-in: a model 'path' names the score column it reads."""
-    module = types.ModuleType("model.artifact")
+    """model.training.artifact stand-in: a model 'path' names the score column it reads."""
+    module = types.ModuleType("model.training.artifact")
 
     def load_model(path: str) -> StandIn:
         name = Path(path).name
@@ -371,7 +371,7 @@ def fake_artifact(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
         return StandIn(name, path=str(path), version=name)
 
     module.load_model = load_model  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "model.artifact", module)
+    monkeypatch.setitem(sys.modules, "model.training.artifact", module)
     return module
 
 
@@ -415,7 +415,7 @@ def test_cli_exit_codes(tmp_path: Path, fake_artifact: Any) -> None:
 
 
 def test_retrain_compare_shares_the_cli(tmp_path: Path, fake_artifact: Any) -> None:
-    from model.commands import compare
+    from model.cli import compare
 
     parser = argparse.ArgumentParser()
     compare.register(parser.add_subparsers(dest="command"))

@@ -9,7 +9,7 @@ import torch
 
 from model.data import FeatureSpec
 from model.errors import DataValidationError
-from model.network import (
+from model.training.network import (
     ONEHOT_MAX_LEVELS,
     Preprocessor,
     TabularModel,

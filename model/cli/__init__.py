@@ -1,7 +1,9 @@
-"""The ``retrain`` console script: a thin argparse front over ``model/``.
+"""The ``retrain`` console script: an entry layer (like ``flows/``) over the domain.
 
-Each group of subcommands lives in ``model/commands/<group>.py`` and exposes
-``register(subparsers)``; handlers return the process exit code.
+Each group of subcommands lives in ``model/cli/<group>.py`` and exposes
+``register(subparsers)``; handlers return the process exit code. This is the only package of
+``model/`` that may reach ``flows/`` (inside command functions, never at import), and nothing
+else in ``model/`` imports it.
 Exit codes: 0 success, 2 bad input (:class:`model.errors.RetrainError`),
 1 unexpected error; ``compare`` adds 3 (REJECT) and 4 (INCONCLUSIVE).
 """
@@ -17,11 +19,11 @@ from collections.abc import Sequence
 from model.errors import RetrainError
 
 COMMAND_MODULES = (
-    "model.commands.data",
-    "model.commands.train",
-    "model.commands.compare",
-    "model.commands.registry",
-    "model.commands.drift",
+    "model.cli.data",
+    "model.cli.train",
+    "model.cli.compare",
+    "model.cli.registry",
+    "model.cli.drift",
 )
 
 
@@ -53,6 +55,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

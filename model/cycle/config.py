@@ -154,7 +154,7 @@ class RetrainingConfig(BaseModel):
         }
 
     def comparator_params(self) -> dict[str, Any]:
-        """Keyword arguments of ``model.comparator.ModelComparator``."""
+        """Keyword arguments of ``model.gate.comparator.ModelComparator``."""
         return {
             "primary_metric": self.primary_metric,
             "improvement_threshold": self.improvement_threshold,
@@ -314,10 +314,10 @@ def gather_trigger_state(
     is_scheduled: bool,
     now: dt.datetime | None = None,
 ) -> Any:
-    """Fill a :class:`model.triggers.TriggerState` from the registry, the batches and drift."""
+    """Fill a :class:`~model.cycle.triggers.TriggerState` from registry, batches and drift."""
+    from model.cycle.triggers import TriggerState
     from model.drift import drift_for_trigger
     from model.registry import ModelRegistry
-    from model.triggers import TriggerState
 
     registry = ModelRegistry(settings.models_dir)
     prod = registry.production()
@@ -359,8 +359,8 @@ def _measure_recent_auc(
     if not sources.all_batches:
         state.notes["degradation"] = "no incoming batch to score"
         return
-    from model.artifact import load_model
     from model.data import encode_target, read_table
+    from model.training.artifact import load_model
 
     newest = sources.all_batches[-1]
     frame = read_table(newest)

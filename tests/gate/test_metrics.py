@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from fakes import ASAH
 from sklearn import metrics as skm
 
-from model.metrics import (
+from model.gate.metrics import (
     HIGHER_IS_BETTER,
     METRICS,
     RankIndex,
@@ -22,8 +21,6 @@ from model.metrics import (
     roc_points,
     threshold_metrics,
 )
-
-ASAH = Path(__file__).resolve().parents[2] / "shared" / "data" / "aSAH.csv"
 
 
 def sklearn_metrics(y, s, threshold, w=None) -> dict[str, float]:

@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from model.errors import RetrainError
-from model.triggers import (
+from model.cycle.triggers import (
     TRIGGER_ORDER,
     TriggerDecision,
     TriggerParams,
     TriggerState,
     evaluate_triggers,
 )
+from model.errors import RetrainError
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 QUIET_PARAMS = TriggerParams(min_hours_between_trainings=0)

@@ -1,6 +1,6 @@
 """Renderings of a model comparison: text (the lab's layout), JSON, Markdown, HTML.
 
-Every function takes a :class:`model.comparator.ComparisonResult` or its dict form
+Every function takes a :class:`model.gate.comparator.ComparisonResult` or its dict form
 (``result.to_dict()``, i.e. a loaded JSON report), so reports can be rebuilt from JSON.
 The HTML report is self-contained: inline CSS and hand-written SVG, no external URL.
 """

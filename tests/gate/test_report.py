@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model import report
-from model.comparator import ComparisonResult, ModelComparator, ModelInfo
+from model.gate import report
+from model.gate.comparator import ComparisonResult, ModelComparator, ModelInfo
 
 
 def scores(seed: int, n: int, mu_b: float, mu_c: float) -> tuple[np.ndarray, ...]:

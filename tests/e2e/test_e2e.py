@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import REPO_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+
 BIN = Path(sys.executable).parent
 POLL_TIMEOUT = 300.0
 

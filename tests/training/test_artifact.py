@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 import torch
 
-from model.artifact import FORMAT_VERSION, load_model, save_model
 from model.data import FeatureSpec
 from model.errors import DataValidationError, ModelLoadError
 from model.training import TrainParams, TrainResult, train
+from model.training.artifact import FORMAT_VERSION, load_model, save_model
 
 SPEC = FeatureSpec(numeric=["a", "b"], categorical=["shop"], id_column="id")
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from fakes import ASAH
 from scipy import stats as sps
 from sklearn import metrics as skm
 
-from model.metrics import METRICS
-from model.stats import (
+from model.gate.metrics import METRICS
+from model.gate.stats import (
     BootstrapResult,
     delong_test,
     holm,
@@ -21,8 +21,6 @@ from model.stats import (
     minimum_detectable_effect,
     paired_bootstrap,
 )
-
-ASAH = Path(__file__).resolve().parents[2] / "shared" / "data" / "aSAH.csv"
 
 
 def delong_quadratic(y, s1, s2, alternative="two-sided"):

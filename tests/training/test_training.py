@@ -289,7 +289,7 @@ def test_prefect_task_body(settings, tmp_path, data) -> None:  # type: ignore[no
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_trains_on_cuda_and_scores_on_cpu(tmp_path, data) -> None:  # type: ignore[no-untyped-def]
-    from model.artifact import load_model, save_model
+    from model.training.artifact import load_model, save_model
 
     train_df, val_df = data
     result = train(train_df, val_df, FAST.with_overrides(device="cuda", num_epochs=5))

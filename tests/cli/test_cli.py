@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from fakes import REPO_ROOT
 
 from model.cli import COMMAND_MODULES, build_parser, main
 from model.registry import ModelRegistry
@@ -48,7 +48,7 @@ def test_output_into_a_closed_pipe_is_not_an_error(settings: Settings) -> None:
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.read(100)  # like `| head -1`: read a little, then go away

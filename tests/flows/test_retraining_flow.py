@@ -150,7 +150,7 @@ def test_late_failure_leaves_production_untouched(
 
     with monkeypatch.context() as patch, pytest.raises(OSError, match="injected"):
         if where == "compare":
-            patch.setattr("model.comparator.ModelComparator.compare", broken)
+            patch.setattr("model.gate.comparator.ModelComparator.compare", broken)
         else:
             patch.setattr(ModelRegistry, "promote", broken)
         retraining(force_retrain=True, improvement_threshold=0.0, **FAST)

@@ -1,0 +1,34 @@
+"""One retraining cycle, without Prefect: configuration, data sources, trigger state and decision.
+
+Owns ``config`` (``RetrainingConfig``, the flat flow parameters validated in one object;
+``select_sources``; ``gather_trigger_state``, which reads the registry, the batches and drift)
+and ``triggers`` (``evaluate_triggers``: which trigger fires, with every check listed). This is
+the layer where the capability packages meet: it may import data, training, gate, registry,
+drift and serving; only the flows (through ``tasks/``) and the CLI import it.
+"""
+
+from model.cycle.config import (
+    DataSources,
+    RetrainingConfig,
+    RetrainingResult,
+    auc_or_none,
+    gather_trigger_state,
+    list_batches,
+    parquet_rows,
+    parse_time,
+    select_sources,
+    utcnow,
+)
+
+__all__ = [
+    "DataSources",
+    "RetrainingConfig",
+    "RetrainingResult",
+    "auc_or_none",
+    "gather_trigger_state",
+    "list_batches",
+    "parquet_rows",
+    "parse_time",
+    "select_sources",
+    "utcnow",
+]
