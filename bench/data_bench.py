@@ -57,7 +57,7 @@ def report(**extra):
 GENERATE = (
     CHILD_PRELUDE
     + """
-from model.demo import make_customers
+from model.data.demo import make_customers
 path, rows = sys.argv[2], int(sys.argv[3])
 t0 = time.perf_counter()
 table = pyarrow.Table.from_pandas(make_customers(rows, seed=42), preserve_index=False)
@@ -216,7 +216,7 @@ def measure_drift(seeds: tuple[int, ...] = (42, 7, 123)) -> dict[str, Any]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from model.demo import DEMO_FEATURES, DRIFT_RECIPE, make_customers
+    from model.data.demo import DEMO_FEATURES, DRIFT_RECIPE, make_customers
 
     makers = {
         "logistic_regression": lambda: make_pipeline(

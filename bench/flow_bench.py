@@ -32,7 +32,7 @@ def _timed_cycles(home: Path, **params: Any) -> dict[str, float]:
     from prefect import flow
 
     from flows.retraining import retraining
-    from model.demo import write_demo
+    from model.data.demo import write_demo
     from model.settings import get_settings
 
     @flow(name="warm-up")

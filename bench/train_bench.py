@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from model.data import FeatureSpec  # noqa: E402
-from model.demo import DEMO_NUMERIC, make_customers  # noqa: E402
+from model.data.demo import DEMO_NUMERIC, make_customers  # noqa: E402
 from model.training import LAB, RECOMMENDED, TrainParams, train  # noqa: E402
 
 FEATURES = DEMO_NUMERIC

@@ -18,7 +18,7 @@ from typing import Any
 
 from flows.drift_monitor import drift_monitor
 from flows.retraining import retraining
-from model.demo import write_demo
+from model.data.demo import write_demo
 from model.settings import get_settings
 
 FAST: dict[str, Any] = {"min_hours_between_trainings": 0.0, "id_column": "id"}

@@ -160,7 +160,7 @@ def test_shifted_data_flagged_and_only_shifted_features() -> None:
 
 
 def test_demo_drift_flags_the_shifted_features() -> None:
-    demo = pytest.importorskip("model.demo")
+    demo = pytest.importorskip("model.data.demo")
     spec = FeatureSpec(numeric=list(demo.DEMO_NUMERIC), id_column="id")
     base = demo.make_customers(10_000, 42)
     drifted = demo.make_customers(2_000, 42, drift=0.5, batch=1)
@@ -332,7 +332,7 @@ def test_drift_for_production_without_production_is_none(settings) -> None:  # t
 @pytest.fixture
 def production(settings):  # type: ignore[no-untyped-def]
     """A tiny production model trained on demo data (1 epoch), registered and promoted."""
-    demo = pytest.importorskip("model.demo")
+    demo = pytest.importorskip("model.data.demo")
     data = pytest.importorskip("model.data")
     training = pytest.importorskip("model.training")
     registry_mod = pytest.importorskip("model.registry")
@@ -352,7 +352,7 @@ def production(settings):  # type: ignore[no-untyped-def]
 
 
 def test_drift_for_production_uses_training_data_and_scores(settings, production) -> None:  # type: ignore[no-untyped-def]
-    from model.demo import make_customers, write_parquet_atomic
+    from model.data.demo import make_customers, write_parquet_atomic
     from model.drift import monitor_drift, reference_for_production
 
     ref_path, spec = reference_for_production(settings)
@@ -394,7 +394,7 @@ def test_cli_drift(settings, tmp_path: Path, capsys, monkeypatch) -> None:  # ty
 
 
 def test_drift_for_trigger(settings, production, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from model.demo import make_customers, write_parquet_atomic
+    from model.data.demo import make_customers, write_parquet_atomic
     from model.drift import drift_for_trigger
 
     assert drift_for_trigger(settings) == (None, "no incoming batch")

@@ -114,7 +114,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], pd.Da
         pytest.skip("model.artifact / model.training not available")
     from model.artifact import save_model
     from model.data import infer_spec
-    from model.demo import make_customers
+    from model.data.demo import make_customers
     from model.training import train
 
     df = make_customers(rows=400, seed=1)

@@ -1,4 +1,4 @@
-"""``retrain demo-data`` and ``retrain prepare``: thin fronts over model.demo and model.data."""
+"""``retrain demo-data`` and ``retrain prepare``: thin fronts over model.data (and its demo)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from model.data import DEFAULT_SPLIT, FeatureSpec, Manifest, default_sources, prepare
-from model.demo import write_demo
+from model.data.demo import write_demo
 from model.errors import DataValidationError
 from model.settings import get_settings
 

@@ -15,7 +15,7 @@ from prefect.concurrency.sync import concurrency
 
 from flows.retraining import PROMOTION_LIMIT, ensure_promotion_limit, retraining
 from model.data import load_manifest
-from model.demo import write_demo
+from model.data.demo import write_demo
 from model.registry import ModelRegistry
 from model.settings import Settings
 

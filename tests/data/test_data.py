@@ -22,7 +22,7 @@ from model.data import (
     read_table,
     row_keys,
 )
-from model.demo import DEMO_FEATURES, make_customers
+from model.data.demo import DEMO_FEATURES, make_customers
 from model.errors import DataValidationError
 
 
@@ -335,7 +335,7 @@ def test_failed_preparation_leaves_nothing(tmp_path: Path, monkeypatch: pytest.M
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(data_mod, "_split_infos", boom)
+    monkeypatch.setattr("model.data.prepared._split_infos", boom)
     with pytest.raises(RuntimeError):
         prepare(frame(300), tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []

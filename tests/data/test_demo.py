@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 
 from model.cli import main
 from model.data import load_manifest, read_table
-from model.demo import DEMO_COLUMNS, DEMO_FEATURES, make_customers, write_demo
+from model.data.demo import DEMO_COLUMNS, DEMO_FEATURES, make_customers, write_demo
 from model.errors import DataValidationError
 from model.settings import Settings
 

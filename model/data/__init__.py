@@ -1,0 +1,94 @@
+"""Tabular data: reading, the feature spec, validation, imputation, the stable split, prepared
+folders and the demo data set (no framework in here).
+
+Owns everything between raw files and the prepared ``train/val/test.parquet`` + ``manifest.json``
+that training reads. Modules, in import order (each imports only those before it):
+
+- ``spec``: :class:`FeatureSpec` (column roles), ``infer_spec``, ``MISSING_LEVEL``.
+- ``validate``: checks of a table against its spec, target encoding (``encode_target``) and
+  imputation of missing values.
+- ``read``: Parquet files, folders / hive datasets and CSV into Arrow (``read_table``,
+  ``read_sources``, ``default_sources``), each source checked as read.
+- ``split``: stable row keys and train / val / test codes (hash or time split).
+- ``manifest``: the prepared folder's format (:class:`Manifest`, ``load_manifest``,
+  ``load_split``).
+- ``prepared``: ``prepare`` (read, validate, impute, split, write a content-addressed folder).
+- ``demo``: the synthetic customer data set with drift and dated batches (``model.data.demo``,
+  not re-exported here).
+
+May import: ``model.errors`` and ``model.settings`` (and NumPy, pandas, PyArrow); nothing else
+from ``model``, never torch or prefect.
+"""
+
+from __future__ import annotations
+
+from model.data.manifest import (
+    ALL_SOURCES,
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    Manifest,
+    SplitInfo,
+    file_sha256,
+    load_manifest,
+    load_split,
+)
+from model.data.prepared import prepare
+from model.data.read import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    Source,
+    Sources,
+    SourceTable,
+    default_sources,
+    read_source,
+    read_sources,
+    read_table,
+)
+from model.data.spec import (
+    AUTO_ID_COLUMNS,
+    MISSING_LEVEL,
+    FeatureSpec,
+    infer_spec,
+    is_categorical_dtype,
+)
+from model.data.split import (
+    DEFAULT_SPLIT,
+    SPLITS,
+    assign_hash_splits,
+    assign_time_splits,
+    row_keys,
+)
+from model.data.validate import POSITIVE_LABELS, encode_target
+
+__all__ = [
+    "ALL_SOURCES",
+    "AUTO_ID_COLUMNS",
+    "CSV_SUFFIXES",
+    "DEFAULT_SPLIT",
+    "MANIFEST_FORMAT",
+    "MANIFEST_NAME",
+    "MISSING_LEVEL",
+    "PARQUET_SUFFIXES",
+    "POSITIVE_LABELS",
+    "SPLITS",
+    "FeatureSpec",
+    "Manifest",
+    "Source",
+    "SourceTable",
+    "Sources",
+    "SplitInfo",
+    "assign_hash_splits",
+    "assign_time_splits",
+    "default_sources",
+    "encode_target",
+    "file_sha256",
+    "infer_spec",
+    "is_categorical_dtype",
+    "load_manifest",
+    "load_split",
+    "prepare",
+    "read_source",
+    "read_sources",
+    "read_table",
+    "row_keys",
+]

@@ -1,0 +1,175 @@
+"""The prepared folder's format: ``manifest.json`` (:class:`Manifest`, one
+:class:`SplitInfo` per split file) and reading it back (``load_manifest``, ``load_split``,
+optionally verifying a split file's SHA-256).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from model.data.spec import FeatureSpec
+from model.errors import DataValidationError
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 1
+
+
+@dataclass
+class SplitInfo:
+    """One split file: its name in the prepared folder, size, class balance and checksum."""
+
+    file: str
+    rows: int
+    positives: int
+    negatives: int
+    sha256: str
+
+    @property
+    def positive_rate(self) -> float:
+        return self.positives / self.rows if self.rows else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["positive_rate"] = round(self.positive_rate, 6) if self.rows else None
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SplitInfo:
+        return cls(
+            file=str(data["file"]),
+            rows=int(data["rows"]),
+            positives=int(data["positives"]),
+            negatives=int(data["negatives"]),
+            sha256=str(data["sha256"]),
+        )
+
+
+ALL_SOURCES = "all given sources"
+
+
+@dataclass
+class Manifest:
+    """What ``prepare`` wrote (``manifest.json`` in the prepared folder ``path``)."""
+
+    path: Path
+    sha256: str
+    spec: FeatureSpec
+    splits: dict[str, SplitInfo]
+    sources: list[str]
+    """Every file read (a folder source is listed file by file); given paths: source_details."""
+    missing: dict[str, int]
+    created_at: str
+    rows: int = 0
+    target_labels: dict[str, Any] = field(default_factory=dict)
+    split: dict[str, Any] = field(default_factory=dict)
+    imputation: dict[str, Any] = field(default_factory=dict)
+    source_details: list[dict[str, Any]] = field(default_factory=list)
+    selection: str = ALL_SOURCES
+    """Which data the caller chose (e.g. "base data + newest 2 batch(es)")."""
+    format_version: int = MANIFEST_FORMAT
+
+    def split_path(self, name: str) -> Path:
+        if name not in self.splits:
+            raise DataValidationError(
+                f"{self.path}: no split {name!r} (have {sorted(self.splits)})"
+            )
+        return self.path / self.splits[name].file
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document (``path`` is not stored: it is wherever the folder is)."""
+        return {
+            "format_version": self.format_version,
+            "sha256": self.sha256,
+            "created_at": self.created_at,
+            "rows": self.rows,
+            "selection": self.selection,
+            "sources": list(self.sources),
+            "source_details": list(self.source_details),
+            "feature_spec": self.spec.to_dict(),
+            "target_labels": dict(self.target_labels),
+            "split": dict(self.split),
+            "splits": {k: v.to_dict() for k, v in self.splits.items()},
+            "missing": dict(self.missing),
+            "imputation": dict(self.imputation),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: Path) -> Manifest:
+        try:
+            return cls(
+                path=path,
+                sha256=str(data["sha256"]),
+                spec=FeatureSpec.from_dict(data["feature_spec"]),
+                splits={k: SplitInfo.from_dict(v) for k, v in data["splits"].items()},
+                sources=[str(s) for s in data["sources"]],
+                missing={str(k): int(v) for k, v in data.get("missing", {}).items()},
+                created_at=str(data["created_at"]),
+                rows=int(data.get("rows", 0)),
+                target_labels=dict(data.get("target_labels", {})),
+                split=dict(data.get("split", {})),
+                imputation=dict(data.get("imputation", {})),
+                source_details=list(data.get("source_details", [])),
+                selection=str(data.get("selection", ALL_SOURCES)),
+                format_version=int(data.get("format_version", MANIFEST_FORMAT)),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataValidationError(f"{path / MANIFEST_NAME}: invalid manifest: {exc}") from exc
+
+
+def load_manifest(folder: str | Path) -> Manifest:
+    """Read ``manifest.json`` from a prepared folder (or the manifest file itself)."""
+    path = Path(folder)
+    if path.name == MANIFEST_NAME and path.is_file():
+        path = path.parent
+    file = path / MANIFEST_NAME
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise DataValidationError(f"{file}: no manifest (not a prepared data folder)") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataValidationError(f"{file}: unreadable manifest: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DataValidationError(f"{file}: invalid manifest: not a JSON object")
+    version = data.get("format_version")
+    if version != MANIFEST_FORMAT:
+        raise DataValidationError(f"{file}: unsupported manifest format_version {version!r}")
+    return Manifest.from_dict(data, path.resolve())
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_split(
+    folder_or_manifest: str | Path | Manifest, name: str, *, verify: bool = False
+) -> pd.DataFrame:
+    """One prepared split as a DataFrame; ``verify`` checks its SHA-256 against the manifest."""
+    manifest = (
+        folder_or_manifest
+        if isinstance(folder_or_manifest, Manifest)
+        else load_manifest(folder_or_manifest)
+    )
+    path = manifest.split_path(name)
+    if verify:
+        actual = file_sha256(path)
+        if actual != manifest.splits[name].sha256:
+            raise DataValidationError(
+                f"{path}: checksum mismatch (manifest {manifest.splits[name].sha256[:12]}, "
+                f"file {actual[:12]}): the prepared data changed after it was written"
+            )
+    try:
+        return pq.read_table(path).to_pandas()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataValidationError(f"{path}: unreadable split file: {exc}") from exc

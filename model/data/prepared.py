@@ -1,0 +1,244 @@
+"""``prepare``: read sources, validate them against a feature spec, impute missing values,
+split rows stably and write ``train/val/test.parquet`` plus ``manifest.json`` into
+``<out_root>/<content hash>/`` (a temporary folder renamed when complete; an existing folder with
+the same content hash is reused). The work is done in Arrow and NumPy, column by column, so ten
+million rows fit in a few times their own size in memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from model.data.manifest import (
+    ALL_SOURCES,
+    MANIFEST_NAME,
+    Manifest,
+    SplitInfo,
+    file_sha256,
+    load_manifest,
+)
+from model.data.read import Sources, read_sources
+from model.data.spec import FeatureSpec, _resolve_spec
+from model.data.split import (
+    DEFAULT_SPLIT,
+    SPLITS,
+    _check_fractions,
+    _check_splits_not_empty,
+    _split_codes,
+)
+from model.data.validate import (
+    _check_not_all_null,
+    _check_spec_types,
+    _encode_target_arrow,
+    _output_table,
+)
+from model.errors import DataValidationError
+
+_CHUNK_ROWS = 1_000_000
+
+
+def _write_splits(out: pa.Table, codes: np.ndarray, folder: Path) -> dict[str, Path]:
+    """Write the three split files chunk by chunk (bounded extra memory)."""
+    paths = {name: folder / f"{name}.parquet" for name in SPLITS}
+    writers = {name: pq.ParquetWriter(paths[name], out.schema) for name in SPLITS}
+    try:
+        for start in range(0, out.num_rows, _CHUNK_ROWS):
+            piece = out.slice(start, _CHUNK_ROWS)
+            piece_codes = codes[start : start + _CHUNK_ROWS]
+            for k, name in enumerate(SPLITS):
+                mask = piece_codes == k
+                if mask.any():
+                    writers[name].write_table(piece.filter(pa.array(mask)))
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return paths
+
+
+def _content_hash(document: dict[str, Any]) -> str:
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return value
+
+
+def _split_infos(
+    codes: np.ndarray, y: np.ndarray, paths: dict[str, Path], fractions: Sequence[float]
+) -> dict[str, SplitInfo]:
+    rows = np.bincount(codes, minlength=3)
+    positives = np.bincount(codes, weights=y, minlength=3).astype(np.int64)
+    infos: dict[str, SplitInfo] = {}
+    for k, name in enumerate(SPLITS):
+        if rows[k] == 0 and fractions[k] > 0:
+            raise DataValidationError(
+                f"split {name!r} is empty: {len(codes)} rows are too few for fractions "
+                f"{list(fractions)}"
+            )
+        infos[name] = SplitInfo(
+            file=paths[name].name,
+            rows=int(rows[k]),
+            positives=int(positives[k]),
+            negatives=int(rows[k] - positives[k]),
+            sha256=file_sha256(paths[name]),
+        )
+    return infos
+
+
+def prepare(
+    sources: Sources,
+    out_root: str | Path,
+    *,
+    spec: FeatureSpec | None = None,
+    target: str = "target",
+    id_column: str | None = None,
+    timestamp_column: str | None = None,
+    split: Sequence[float] = DEFAULT_SPLIT,
+    time_split: bool = False,
+    salt: str = "retraining",
+    exclude: Sequence[str] = (),
+    detect_id: bool = True,
+    selection: str = ALL_SOURCES,
+) -> Manifest:
+    """Validate, impute and split ``sources`` (concatenated) into ``out_root/<hash>/``.
+
+    The split is stable: a row goes to the split given by a hash of its key (the id column,
+    else its raw values), so it stays there in every later preparation. Without a declared
+    ``id_column``, a column named ``id`` is used (unless ``detect_id`` is false). Writes
+    ``train/val/test.parquet`` and ``manifest.json`` into a temporary folder that is renamed
+    when complete; an existing folder with the same content hash is reused. ``selection``
+    records which data the caller chose (part of the manifest and its hash).
+    """
+    fractions = _check_fractions(split)
+    table, parts = read_sources(sources)
+    label = ", ".join(p.label for p in parts)
+    partition_columns = sorted({c for p in parts for c in p.partition_columns})
+    spec = _resolve_spec(
+        table,
+        spec,
+        target=target,
+        id_column=id_column,
+        timestamp_column=timestamp_column,
+        exclude=exclude,
+        partition_columns=partition_columns,
+        label=label,
+        detect_id=detect_id,
+    )
+    spec.check(table, source=label, strict=True)
+    for role, col in (("id", spec.id_column), ("timestamp", spec.timestamp_column)):
+        if col and col not in table.column_names:
+            raise DataValidationError(f"{label}: the spec's {role} column {col!r} is missing")
+    _check_spec_types(spec, table, label)
+    _check_not_all_null(table, [c for c in (*spec.features, spec.id_column) if c], label)
+    y, positive = _encode_target_arrow(table.column(spec.target), spec.target, label)
+    labels = pc.unique(table.column(spec.target)).to_pylist()
+    negative = next(v for v in labels if v != positive)
+    codes, split_desc = _split_codes(
+        table,
+        spec,
+        fractions,
+        time_split=time_split,
+        salt=salt,
+        partition_columns=partition_columns,
+        label=label,
+    )
+    _check_splits_not_empty(codes, fractions, split_desc, label)
+    out, missing, imputation = _output_table(table, spec, y, codes == 0)
+    details = [
+        {"path": p.label, "kind": p.kind, "files": len(p.files), "rows": p.table.num_rows}
+        for p in parts
+    ]
+    files = [f for p in parts for f in (p.files or [p.label])]
+    rows = table.num_rows
+    del table, parts
+    return _write_prepared(
+        Path(out_root),
+        out,
+        codes,
+        y,
+        fractions,
+        Manifest(
+            path=Path(),
+            sha256="",
+            spec=spec,
+            splits={},
+            sources=files,
+            missing=missing,
+            created_at="",
+            rows=rows,
+            target_labels={"positive": _jsonable(positive), "negative": _jsonable(negative)},
+            split=split_desc,
+            imputation=imputation,
+            source_details=details,
+            selection=selection,
+        ),
+    )
+
+
+def _write_prepared(
+    out_root: Path,
+    out: pa.Table,
+    codes: np.ndarray,
+    y: np.ndarray,
+    fractions: Sequence[float],
+    manifest: Manifest,
+) -> Manifest:
+    if out_root.exists() and not out_root.is_dir():
+        raise DataValidationError(f"{out_root}: the prepared-data root is not a folder")
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataValidationError(
+            f"{out_root}: cannot create the prepared-data root: {exc}"
+        ) from exc
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-prepare-", dir=out_root))
+    try:
+        paths = _write_splits(out, codes, tmp)
+        manifest.splits = _split_infos(codes, y, paths, fractions)
+        document = manifest.to_dict()
+        for volatile in ("sha256", "created_at", "source_details"):
+            document.pop(volatile)
+        manifest.sha256 = _content_hash(document)
+        final = out_root / manifest.sha256[:16]
+        manifest.path = final.resolve()
+        manifest.created_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        text = json.dumps(manifest.to_dict(), indent=2, default=_jsonable)
+        (tmp / MANIFEST_NAME).write_text(text + "\n", encoding="utf-8")
+        if final.exists():
+            return _reuse(final, manifest.sha256)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if final.exists():  # prepared concurrently by someone else
+                return _reuse(final, manifest.sha256)
+            raise
+        return manifest
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _reuse(folder: Path, sha256: str) -> Manifest:
+    existing = load_manifest(folder)
+    if existing.sha256 != sha256:
+        raise DataValidationError(
+            f"{folder}: holds different prepared data (hash {existing.sha256[:16]}...)"
+        )
+    return existing

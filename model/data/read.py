@@ -1,0 +1,262 @@
+"""Reading sources into Arrow: Parquet files, folders / hive-partitioned datasets, CSV files
+and DataFrames, each checked as read (duplicate or no columns, infinite values, mixed types) and,
+when several are combined, checked for agreeing column types. ``read_table`` returns a DataFrame;
+``default_sources`` lists the base data file and the incoming batches folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from model.data.validate import _first_true, _is_numeric_type, _is_string_type
+from model.errors import DataValidationError
+
+Source = str | Path | pd.DataFrame
+Sources = Source | Sequence[Source]
+
+PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".tsv")
+
+
+@dataclass
+class SourceTable:
+    """One source read into Arrow: the table, what it was, its files and partition columns."""
+
+    table: pa.Table
+    label: str
+    kind: str
+    files: list[str] = field(default_factory=list)
+    partition_columns: list[str] = field(default_factory=list)
+
+
+def _is_hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
+
+
+def _parquet_files(folder: Path) -> list[Path]:
+    files = [
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.name.endswith(PARQUET_SUFFIXES) and not _is_hidden(p, folder)
+    ]
+    return sorted(files)
+
+
+def _read_csv(path: Path) -> pa.Table:
+    with path.open("rb") as fh:
+        header = fh.readline()
+    if not header.strip():
+        raise DataValidationError(f"{path}: empty input (no header line)")
+    delimiter = "\t" if path.name.endswith(".tsv") else ","
+    try:
+        table = pacsv.read_csv(
+            path,
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+        )
+        names = table.schema.names  # decoding the header can fail here
+    except UnicodeDecodeError as exc:
+        raise DataValidationError(f"{path}: the header is not UTF-8 text: {exc}") from exc
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        if "invalid UTF8" in str(exc) or "Invalid UTF8" in str(exc):
+            raise DataValidationError(f"{path}: not UTF-8 text: {exc}") from exc
+        if "conversion error" in str(exc):  # a value beyond the type-inference block
+            raise DataValidationError(f"{path}: mixed types in a column: {exc}") from exc
+        raise DataValidationError(f"{path}: unreadable or corrupt CSV: {exc}") from exc
+    for name, col in zip(names, table.columns, strict=True):
+        if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
+            raise DataValidationError(
+                f"{path}: column {name!r} is not UTF-8 text (save the file as UTF-8)"
+            )
+    return table
+
+
+def _read_parquet_file(path: Path) -> pa.Table:
+    """Read row group by row group: a lower memory peak than one ``read_table`` call."""
+    try:
+        with pq.ParquetFile(path) as pf:
+            groups = [pf.read_row_group(i) for i in range(pf.num_row_groups)]
+            return pa.concat_tables(groups) if groups else pf.schema_arrow.empty_table()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        raise DataValidationError(f"{path}: unreadable or corrupt Parquet file: {exc}") from exc
+
+
+def _read_folder(folder: Path) -> SourceTable:
+    files = _parquet_files(folder)
+    if not files:
+        raise DataValidationError(f"{folder}: empty input (no Parquet files in the folder)")
+    try:
+        dataset = ds.dataset(
+            [str(f) for f in files],
+            format="parquet",
+            partitioning=ds.HivePartitioning.discover(infer_dictionary=False),
+            partition_base_dir=str(folder),
+        )
+        table = dataset.to_table()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        raise DataValidationError(
+            f"{folder}: unreadable, corrupt or inconsistent Parquet dataset: {exc}"
+        ) from exc
+    partition_columns = sorted(
+        {part.split("=", 1)[0] for f in files for part in f.relative_to(folder).parts[:-1]}
+        & set(table.column_names)
+    )
+    return SourceTable(
+        table=table,
+        label=folder.as_posix(),
+        kind="parquet-folder",
+        files=[f.as_posix() for f in files],
+        partition_columns=partition_columns,
+    )
+
+
+def _from_frame(df: pd.DataFrame, label: str) -> pa.Table:
+    duplicated = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
+    if duplicated:
+        raise DataValidationError(f"{label}: duplicate column names: {duplicated}")
+    try:
+        return pa.Table.from_pandas(df, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DataValidationError(f"{label}: mixed types in a column: {exc}") from exc
+
+
+def read_source(source: Source) -> SourceTable:
+    """Read one source (file, folder, hive dataset or DataFrame) into Arrow."""
+    if isinstance(source, pd.DataFrame):
+        return SourceTable(_from_frame(source, "<DataFrame>"), "<DataFrame>", "dataframe")
+    path = Path(source).expanduser().resolve()
+    if not path.exists():
+        raise DataValidationError(f"{path}: no such file or folder")
+    if path.is_dir():
+        st = _read_folder(path)
+    elif path.name.lower().endswith(CSV_SUFFIXES):
+        st = SourceTable(_read_csv(path), path.as_posix(), "csv", [path.as_posix()])
+    else:
+        st = SourceTable(_read_parquet_file(path), path.as_posix(), "parquet", [path.as_posix()])
+    _check_source(st)
+    return st
+
+
+def _as_list(sources: Sources) -> list[Source]:
+    if isinstance(sources, str | Path | pd.DataFrame):
+        return [sources]
+    items = list(sources)
+    if not items:
+        raise DataValidationError("empty input: no data sources given")
+    return items
+
+
+def read_sources(sources: Sources) -> tuple[pa.Table, list[SourceTable]]:
+    """Read and concatenate sources; column types must agree (ints and floats may mix)."""
+    parts = [read_source(s) for s in _as_list(sources)]
+    if len(parts) == 1:
+        table = parts[0].table
+    else:
+        _check_schemas_agree(parts)
+        try:
+            table = pa.concat_tables([p.table for p in parts], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            labels = [p.label for p in parts]
+            raise DataValidationError(f"{labels}: sources cannot be combined: {exc}") from exc
+    if table.num_rows == 0:
+        labels = [p.label for p in parts]
+        raise DataValidationError(f"{', '.join(labels)}: empty input (no rows)")
+    return table, parts
+
+
+def default_sources(raw_data_path: Path, incoming_dir: Path) -> list[Path]:
+    """The base data file plus the incoming batches folder when it holds any Parquet file."""
+    if not raw_data_path.exists():
+        raise DataValidationError(
+            f"{raw_data_path}: no base data; run `retrain demo-data` or pass --data"
+        )
+    sources = [raw_data_path]
+    if incoming_dir.is_dir() and _parquet_files(incoming_dir):
+        sources.append(incoming_dir)
+    return sources
+
+
+def read_table(source: Sources) -> pd.DataFrame:
+    """Read a Parquet file, a folder of Parquet files / hive dataset, a CSV, or several of them.
+
+    Hive partition columns (``date=...`` folders) become columns; their names are listed in
+    ``df.attrs["partition_columns"]``.
+    """
+    table, parts = read_sources(source)
+    df = table.to_pandas(date_as_object=False)
+    df.attrs["partition_columns"] = sorted({c for p in parts for c in p.partition_columns})
+    df.attrs["sources"] = [p.label for p in parts]
+    return df
+
+
+# Checks of each source as read, and of several sources agreeing
+
+_NUMBER_RE = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+
+
+def _check_source(st: SourceTable) -> None:
+    names = [str(n) for n in st.table.column_names]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise DataValidationError(f"{st.label}: duplicate column names: {duplicated}")
+    if st.table.num_columns == 0:
+        raise DataValidationError(f"{st.label}: empty input (no columns)")
+    for name, col in zip(names, st.table.columns, strict=True):
+        if pa.types.is_floating(col.type) and col.null_count < len(col):
+            inf = pc.is_inf(col)
+            count = int(pc.sum(inf).as_py() or 0)
+            if count:
+                raise DataValidationError(
+                    f"{st.label}: column {name!r} has {count} infinite value(s), "
+                    f"first at row {_first_true(inf)}"
+                )
+        elif _is_string_type(col.type):
+            _check_mixed_strings(st.label, name, col)
+
+
+def _check_mixed_strings(label: str, name: str, col: pa.ChunkedArray) -> None:
+    """A text column whose values are mostly numbers but not all: a mixed-type column."""
+    present = pc.and_(pc.is_valid(col), pc.invert(pc.match_substring_regex(col, r"^\s*$")))
+    n_present = int(pc.sum(present).as_py() or 0)
+    if n_present == 0:
+        return
+    numeric = pc.fill_null(pc.match_substring_regex(col, _NUMBER_RE), False)
+    n_numeric = int(pc.sum(numeric).as_py() or 0)
+    n_text = n_present - n_numeric
+    if n_numeric and n_text and n_numeric >= n_text:
+        bad = pc.and_(present, pc.invert(numeric))
+        row = _first_true(bad)
+        value = col[row].as_py()
+        raise DataValidationError(
+            f"{label}: column {name!r} has mixed types: {n_numeric} numeric value(s) and "
+            f"{n_text} non-numeric value(s), e.g. {value!r} at row {row}"
+        )
+
+
+def _check_schemas_agree(parts: list[SourceTable]) -> None:
+    seen: dict[str, tuple[pa.DataType, str]] = {}
+    for part in parts:
+        for fld in part.table.schema:
+            if fld.name not in seen or pa.types.is_null(seen[fld.name][0]):
+                seen[fld.name] = (fld.type, part.label)
+                continue
+            first_type, first_label = seen[fld.name]
+            if pa.types.is_null(fld.type) or first_type == fld.type:
+                continue
+            if _is_numeric_type(first_type) and _is_numeric_type(fld.type):
+                continue
+            if pa.types.is_dictionary(first_type) or pa.types.is_dictionary(fld.type):
+                continue
+            raise DataValidationError(
+                f"column {fld.name!r} has type {first_type} in {first_label} "
+                f"but {fld.type} in {part.label}"
+            )

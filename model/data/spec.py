@@ -1,0 +1,205 @@
+"""The feature spec: which columns are features (numeric / categorical), the target, the id,
+the timestamp and which columns are excluded; inferred from dtypes (``infer_spec``) or resolved
+for a table about to be prepared. ``MISSING_LEVEL`` is the category a missing value becomes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from model.errors import DataValidationError
+
+MISSING_LEVEL = "missing"
+AUTO_ID_COLUMNS = ("id",)
+
+
+@dataclass
+class FeatureSpec:
+    """Which columns are features (numeric / categorical), the target, and what is excluded."""
+
+    target: str = "target"
+    numeric: list[str] = field(default_factory=list)
+    categorical: list[str] = field(default_factory=list)
+    id_column: str | None = None
+    timestamp_column: str | None = None
+    excluded: list[str] = field(default_factory=list)
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        if not isinstance(data, dict):
+            raise DataValidationError(
+                f"feature spec must be a JSON object, got {type(data).__name__}"
+            )
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(data) - known
+        if unknown:
+            raise DataValidationError(f"feature spec has unknown keys: {sorted(unknown, key=str)}")
+        for key in ("numeric", "categorical", "excluded"):
+            value = data.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+                raise DataValidationError(
+                    f"feature spec: {key!r} must be a list of column names, got {value!r}"
+                )
+        for key in ("target", "id_column", "timestamp_column"):
+            value = data.get(key)
+            if value is not None and not isinstance(value, str):
+                raise DataValidationError(
+                    f"feature spec: {key!r} must be a column name, got {value!r}"
+                )
+        return cls(
+            target=str(data.get("target", "target")),
+            numeric=list(data.get("numeric", [])),
+            categorical=list(data.get("categorical", [])),
+            id_column=data.get("id_column"),
+            timestamp_column=data.get("timestamp_column"),
+            excluded=list(data.get("excluded", [])),
+        )
+
+    def check(
+        self,
+        df: pd.DataFrame | pa.Table,
+        source: str = "data",
+        *,
+        require_target: bool = True,
+        strict: bool = False,
+    ) -> None:
+        """Raise DataValidationError naming missing feature (and target) columns.
+
+        With ``strict``, columns the spec does not mention (not a feature, the target, the id,
+        the timestamp or an excluded column) are an error too.
+        """
+        self.check_roles(source)
+        columns = [str(c) for c in _column_names(df)]
+        needed = list(self.features)
+        if require_target:
+            needed.append(self.target)
+        missing = [c for c in needed if c not in columns]
+        if missing:
+            raise DataValidationError(
+                f"{source}: columns required by the feature spec are missing: {missing}"
+            )
+        if strict:
+            known = {*self.features, self.target, self.id_column, self.timestamp_column}
+            known.update(self.excluded)
+            unexpected = [c for c in columns if c not in known]
+            if unexpected:
+                raise DataValidationError(
+                    f"{source}: columns not in the feature spec: {unexpected} "
+                    "(declare them as features or excluded columns)"
+                )
+
+    def check_roles(self, source: str = "feature spec") -> None:
+        """Each column has one role: a feature once, never also the target, id, timestamp or
+        an excluded column (a target declared as a feature would leak the label)."""
+        features = self.features
+        repeated = sorted({c for c in features if features.count(c) > 1})
+        if repeated:
+            raise DataValidationError(f"{source}: features listed more than once: {repeated}")
+        roles = {"target": self.target, "id": self.id_column, "timestamp": self.timestamp_column}
+        clashes = [f"{c!r} ({role})" for role, c in roles.items() if c and c in features]
+        clashes += [f"{c!r} (excluded)" for c in self.excluded if c in features]
+        if self.target in (self.id_column, self.timestamp_column):
+            clashes.append(f"{self.target!r} (target, also declared as id or timestamp)")
+        if clashes:
+            raise DataValidationError(
+                f"{source}: the feature spec declares as features columns with another role: "
+                + ", ".join(clashes)
+            )
+
+
+def _column_names(df: pd.DataFrame | pa.Table) -> list[Any]:
+    return list(df.column_names) if isinstance(df, pa.Table) else list(df.columns)
+
+
+def is_categorical_dtype(series: pd.Series) -> bool:
+    """pandas category, string, object and bool columns are categorical."""
+    dtype = series.dtype
+    return bool(
+        isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_string_dtype(dtype)
+        or pd.api.types.is_object_dtype(dtype)
+        or pd.api.types.is_bool_dtype(dtype)
+    )
+
+
+def infer_spec(
+    df: pd.DataFrame,
+    target: str = "target",
+    id_column: str | None = None,
+    timestamp_column: str | None = None,
+    exclude: Iterable[str] = (),
+) -> FeatureSpec:
+    """Infer numeric vs categorical features from dtypes; id/timestamp/excluded are not features."""
+    excluded = [c for c in exclude if c in df.columns]
+    skip = {target, id_column, timestamp_column, *excluded}
+    numeric: list[str] = []
+    categorical: list[str] = []
+    for col in df.columns:
+        if col in skip:
+            continue
+        if is_categorical_dtype(df[col]):
+            categorical.append(str(col))
+        elif pd.api.types.is_numeric_dtype(df[col]):
+            numeric.append(str(col))
+        else:  # datetimes and other non-feature types
+            excluded.append(str(col))
+    return FeatureSpec(
+        target=target,
+        numeric=numeric,
+        categorical=categorical,
+        id_column=id_column,
+        timestamp_column=timestamp_column,
+        excluded=excluded,
+    )
+
+
+def _resolve_spec(
+    table: pa.Table,
+    spec: FeatureSpec | None,
+    *,
+    target: str,
+    id_column: str | None,
+    timestamp_column: str | None,
+    exclude: Sequence[str],
+    partition_columns: Sequence[str],
+    label: str,
+    detect_id: bool = True,
+) -> FeatureSpec:
+    names = [str(n) for n in table.column_names]
+    if spec is not None:
+        spec = FeatureSpec.from_dict(spec.to_dict())
+        extra = [c for c in partition_columns if c not in spec.excluded and c not in spec.features]
+        spec.excluded.extend(extra)
+        return spec
+    if target not in names:
+        raise DataValidationError(f"{label}: missing target column {target!r} (columns: {names})")
+    if id_column is None and detect_id:
+        id_column = next((c for c in AUTO_ID_COLUMNS if c in names and c != target), None)
+    for role, col in (("id", id_column), ("timestamp", timestamp_column)):
+        if col is not None and col not in names:
+            raise DataValidationError(f"{label}: declared {role} column {col!r} is not in the data")
+    unknown = [c for c in exclude if c not in names]
+    if unknown:
+        raise DataValidationError(
+            f"{label}: excluded column(s) {unknown} are not in the data (columns: {names})"
+        )
+    empty = table.schema.empty_table().to_pandas(date_as_object=False)
+    return infer_spec(
+        empty,
+        target=target,
+        id_column=id_column,
+        timestamp_column=timestamp_column,
+        exclude=[*partition_columns, *exclude],
+    )

@@ -1,0 +1,200 @@
+"""Checks of a table against its feature spec, target encoding and imputation.
+
+Arrow type predicates shared by the package; ``encode_target`` turns a binary target into int8
+0/1; ``_output_table`` imputes missing values (the training rows' median for numeric features,
+``MISSING_LEVEL`` for categorical ones) and builds the table that is split and written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from model.data.spec import MISSING_LEVEL, FeatureSpec
+from model.errors import DataValidationError
+
+
+def _is_numeric_type(t: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
+
+
+def _is_string_type(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
+def _first_true(mask: pa.ChunkedArray | pa.Array) -> int:
+    return int(pc.index(mask, pa.scalar(True)).as_py())
+
+
+def _check_not_all_null(table: pa.Table, columns: Iterable[str], label: str) -> None:
+    for name in columns:
+        col = table.column(name)
+        nulls = col.null_count
+        if pa.types.is_floating(col.type) and nulls < len(col):
+            nulls += int(pc.sum(pc.is_nan(col)).as_py() or 0)
+        elif _is_string_type(col.type) and nulls < len(col):
+            nulls += int(pc.sum(pc.equal(col, "")).as_py() or 0)
+        if nulls == len(col):
+            raise DataValidationError(f"{label}: column {name!r} has only missing values")
+
+
+POSITIVE_LABELS = {
+    frozenset({"0", "1"}): "1",
+    frozenset({"no", "yes"}): "yes",
+    frozenset({"n", "y"}): "y",
+    frozenset({"false", "true"}): "true",
+    frozenset({"f", "t"}): "t",
+    frozenset({"negative", "positive"}): "positive",
+    frozenset({"neg", "pos"}): "pos",
+}
+
+
+def _positive_label(labels: list[Any]) -> Any:
+    if all(isinstance(v, bool) for v in labels):
+        return True
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in labels):
+        return max(labels)
+    lowered = {str(v).strip().lower(): v for v in labels}
+    known = POSITIVE_LABELS.get(frozenset(lowered))
+    if known is not None:
+        return lowered[known]
+    return sorted(labels, key=str)[1]
+
+
+def _encode_target_arrow(col: pa.ChunkedArray, name: str, source: str) -> tuple[np.ndarray, Any]:
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    if col.null_count:
+        row = _first_true(pc.is_null(col))
+        raise DataValidationError(
+            f"{source}: target column {name!r} has {col.null_count} missing value(s), "
+            f"first at row {row}"
+        )
+    if pa.types.is_floating(col.type) and int(pc.sum(pc.is_nan(col)).as_py() or 0):
+        raise DataValidationError(f"{source}: target column {name!r} has NaN values")
+    labels = [v for v in pc.unique(col).to_pylist()]
+    if len(labels) > 2:
+        shown = sorted(labels, key=str)[:5]
+        raise DataValidationError(
+            f"{source}: target column {name!r} is not binary: {len(labels)} distinct values, "
+            f"e.g. {shown} (expected 0/1, bool or exactly two labels)"
+        )
+    if len(labels) < 2:
+        raise DataValidationError(
+            f"{source}: target column {name!r} has a single class ({labels[0]!r}); "
+            "both classes are needed"
+        )
+    positive = _positive_label(labels)
+    codes = pc.equal(col, pa.scalar(positive, type=col.type))
+    out = np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int8)
+    return out, positive
+
+
+def encode_target(series: pd.Series, source: str = "data") -> np.ndarray:
+    """The target as int8 0/1: from 0/1, bool, or exactly two labels (positive: 1, True,
+    the larger number, yes/true/positive, else the label that sorts last)."""
+    name = str(series.name) if series.name is not None else "target"
+    try:
+        arr = pa.chunked_array([pa.array(series, from_pandas=True)])
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DataValidationError(f"{source}: target column {name!r} has mixed types") from exc
+    codes, _ = _encode_target_arrow(arr, name, source)
+    return codes
+
+
+def _is_unsupported_feature_type(t: pa.DataType) -> bool:
+    """Nested and binary columns cannot be features (numeric or categorical)."""
+    return bool(
+        pa.types.is_nested(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_fixed_size_binary(t)
+    )
+
+
+def _check_spec_types(spec: FeatureSpec, table: pa.Table, label: str) -> None:
+    for name in spec.numeric:
+        t = table.schema.field(name).type
+        if not (_is_numeric_type(t) or pa.types.is_null(t)):
+            raise DataValidationError(
+                f"{label}: feature spec declares {name!r} numeric, but the data has type {t}"
+            )
+    for name in spec.categorical:
+        t = table.schema.field(name).type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if _is_unsupported_feature_type(t):
+            raise DataValidationError(
+                f"{label}: column {name!r} has type {t}, which cannot be a feature; "
+                f"exclude it (--exclude {name}) or remove it from the data"
+            )
+
+
+def _impute_numeric(
+    col: pa.ChunkedArray, train: np.ndarray
+) -> tuple[pa.Array | pa.ChunkedArray, int, float | None]:
+    """Median of the training rows for missing (null or NaN) values: column, count, median."""
+    if col.null_count == 0 and not pa.types.is_floating(col.type):
+        return col, 0, None
+    values = np.array(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    missing = np.isnan(values)
+    count = int(missing.sum())
+    if count == 0:
+        return col, 0, None
+    pool = values[train & ~missing]
+    if pool.size == 0:
+        pool = values[~missing]
+    median = float(np.median(pool))
+    values[missing] = median
+    return pa.array(values), count, median
+
+
+def _empty_as_null(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Empty strings are missing values: a CSV cannot tell them apart from nulls, so the
+    Parquet and CSV copies of the same rows must treat them alike."""
+    if not pc.any(pc.equal(col, "")).as_py():
+        return col
+    return pc.if_else(pc.equal(col, ""), pa.scalar(None, col.type), col)
+
+
+def _impute_categorical(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, int]:
+    """Categorical values as text; missing (null or empty) values become ``"missing"``."""
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col = col.cast(t.value_type)
+        t = col.type
+    if pa.types.is_boolean(t):
+        text = pc.if_else(col, pa.scalar("True"), pa.scalar("False"))
+    elif _is_string_type(t):
+        text = _empty_as_null(col)
+    else:
+        text = pc.cast(col, pa.string())
+    count = int(text.null_count)
+    return pc.fill_null(text, MISSING_LEVEL), count
+
+
+def _output_table(
+    table: pa.Table, spec: FeatureSpec, y: np.ndarray, train: np.ndarray
+) -> tuple[pa.Table, dict[str, int], dict[str, Any]]:
+    columns: dict[str, Any] = {}
+    for col_name in (spec.id_column, spec.timestamp_column):
+        if col_name:
+            columns[col_name] = table.column(col_name)
+    missing: dict[str, int] = {}
+    imputation: dict[str, Any] = {}
+    for name in spec.numeric:
+        col, count, median = _impute_numeric(table.column(name), train)
+        columns[name], missing[name] = col, count
+        if median is not None:
+            imputation[name] = median
+    for name in spec.categorical:
+        columns[name], missing[name] = _impute_categorical(table.column(name))
+        if missing[name]:
+            imputation[name] = MISSING_LEVEL
+    columns[spec.target] = pa.array(y.astype(np.int64))
+    return pa.table(columns), missing, imputation
