@@ -8,6 +8,7 @@ from pathlib import Path
 
 from model.data import DEFAULT_SPLIT, FeatureSpec, Manifest, default_sources, prepare
 from model.data.demo import write_demo
+from model.data.messages import brief, quote
 from model.errors import DataValidationError
 from model.settings import get_settings
 
@@ -91,7 +92,7 @@ def _parse_split(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(x) for x in text.split(","))
     except ValueError as exc:
-        raise DataValidationError(f"--split: expected three fractions, got {text!r}") from exc
+        raise DataValidationError(f"--split: expected three fractions, got {quote(text)}") from exc
 
 
 def _read_spec(path: Path | None) -> FeatureSpec | None:
@@ -100,7 +101,7 @@ def _read_spec(path: Path | None) -> FeatureSpec | None:
     try:
         return FeatureSpec.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, json.JSONDecodeError) as exc:
-        raise DataValidationError(f"{path}: unreadable feature spec: {exc}") from exc
+        raise DataValidationError(f"{path}: unreadable feature spec: {brief(exc)}") from exc
 
 
 def summary(manifest: Manifest) -> str:

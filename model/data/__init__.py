@@ -4,7 +4,10 @@ folders and the demo data set (no framework in here).
 Owns everything between raw files and the prepared ``train/val/test.parquet`` + ``manifest.json``
 that training reads. Modules, in import order (each imports only those before it):
 
-- ``spec``: :class:`FeatureSpec` (column roles), ``infer_spec``, ``MISSING_LEVEL``.
+- ``messages``: bounded quoting of values, column names and exception text in error messages
+  (``quote``: at most ~80 characters of a value).
+- ``spec``: :class:`FeatureSpec` (column roles), ``infer_spec``, ``MISSING_LEVEL``, the length
+  limits of levels and column names (``MAX_LEVEL_CHARS``, ``MAX_NAME_CHARS``).
 - ``validate``: checks of a table against its spec, target encoding (``encode_target``) and
   imputation of missing values.
 - ``read``: Parquet files, folders / hive datasets and CSV into Arrow (``read_table``,
@@ -46,6 +49,8 @@ from model.data.read import (
 )
 from model.data.spec import (
     AUTO_ID_COLUMNS,
+    MAX_LEVEL_CHARS,
+    MAX_NAME_CHARS,
     MISSING_LEVEL,
     FeatureSpec,
     infer_spec,
@@ -67,6 +72,8 @@ __all__ = [
     "DEFAULT_SPLIT",
     "MANIFEST_FORMAT",
     "MANIFEST_NAME",
+    "MAX_LEVEL_CHARS",
+    "MAX_NAME_CHARS",
     "MISSING_LEVEL",
     "PARQUET_SUFFIXES",
     "POSITIVE_LABELS",

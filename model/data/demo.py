@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from model.data.messages import quote
 from model.errors import DataValidationError
 from model.settings import Settings
 
@@ -168,7 +169,9 @@ def batch_dates(batches: int, start: dt.date | str) -> list[dt.date]:
         try:
             start = dt.date.fromisoformat(start)
         except ValueError as exc:
-            raise DataValidationError(f"demo data: start date {start!r} is not YYYY-MM-DD") from exc
+            raise DataValidationError(
+                f"demo data: start date {quote(start)} is not YYYY-MM-DD"
+            ) from exc
     return [start + dt.timedelta(days=k) for k in range(batches)]
 
 

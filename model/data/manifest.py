@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from model.data.messages import brief, quote, quote_list
 from model.data.spec import FeatureSpec
 from model.errors import DataValidationError
 
@@ -79,7 +80,7 @@ class Manifest:
     def split_path(self, name: str) -> Path:
         if name not in self.splits:
             raise DataValidationError(
-                f"{self.path}: no split {name!r} (have {sorted(self.splits)})"
+                f"{self.path}: no split {quote(name)} (have {quote_list(sorted(self.splits))})"
             )
         return self.path / self.splits[name].file
 
@@ -121,7 +122,9 @@ class Manifest:
                 format_version=int(data.get("format_version", MANIFEST_FORMAT)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise DataValidationError(f"{path / MANIFEST_NAME}: invalid manifest: {exc}") from exc
+            raise DataValidationError(
+                f"{path / MANIFEST_NAME}: invalid manifest: {brief(exc)}"
+            ) from exc
 
 
 def load_manifest(folder: str | Path) -> Manifest:
@@ -135,12 +138,12 @@ def load_manifest(folder: str | Path) -> Manifest:
     except FileNotFoundError as exc:
         raise DataValidationError(f"{file}: no manifest (not a prepared data folder)") from exc
     except (OSError, json.JSONDecodeError) as exc:
-        raise DataValidationError(f"{file}: unreadable manifest: {exc}") from exc
+        raise DataValidationError(f"{file}: unreadable manifest: {brief(exc)}") from exc
     if not isinstance(data, dict):
         raise DataValidationError(f"{file}: invalid manifest: not a JSON object")
     version = data.get("format_version")
     if version != MANIFEST_FORMAT:
-        raise DataValidationError(f"{file}: unsupported manifest format_version {version!r}")
+        raise DataValidationError(f"{file}: unsupported manifest format_version {quote(version)}")
     return Manifest.from_dict(data, path.resolve())
 
 
@@ -172,4 +175,4 @@ def load_split(
     try:
         return pq.read_table(path).to_pandas()
     except (pa.ArrowInvalid, OSError) as exc:
-        raise DataValidationError(f"{path}: unreadable split file: {exc}") from exc
+        raise DataValidationError(f"{path}: unreadable split file: {brief(exc)}") from exc

@@ -30,6 +30,7 @@ from model.data.manifest import (
     file_sha256,
     load_manifest,
 )
+from model.data.messages import brief, quote
 from model.data.read import Sources, read_sources
 from model.data.spec import FeatureSpec, _resolve_spec
 from model.data.split import (
@@ -40,6 +41,7 @@ from model.data.split import (
     _split_codes,
 )
 from model.data.validate import (
+    _check_level_lengths,
     _check_not_all_null,
     _check_spec_types,
     _encode_target_arrow,
@@ -90,7 +92,7 @@ def _split_infos(
     for k, name in enumerate(SPLITS):
         if rows[k] == 0 and fractions[k] > 0:
             raise DataValidationError(
-                f"split {name!r} is empty: {len(codes)} rows are too few for fractions "
+                f"split {quote(name)} is empty: {len(codes)} rows are too few for fractions "
                 f"{list(fractions)}"
             )
         infos[name] = SplitInfo(
@@ -145,9 +147,10 @@ def prepare(
     spec.check(table, source=label, strict=True)
     for role, col in (("id", spec.id_column), ("timestamp", spec.timestamp_column)):
         if col and col not in table.column_names:
-            raise DataValidationError(f"{label}: the spec's {role} column {col!r} is missing")
+            raise DataValidationError(f"{label}: the spec's {role} column {quote(col)} is missing")
     _check_spec_types(spec, table, label)
     _check_not_all_null(table, [c for c in (*spec.features, spec.id_column) if c], label)
+    _check_level_lengths(table, [*spec.categorical, spec.target], label)
     y, positive = _encode_target_arrow(table.column(spec.target), spec.target, label)
     labels = pc.unique(table.column(spec.target)).to_pylist()
     negative = next(v for v in labels if v != positive)
@@ -207,7 +210,7 @@ def _write_prepared(
         out_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataValidationError(
-            f"{out_root}: cannot create the prepared-data root: {exc}"
+            f"{out_root}: cannot create the prepared-data root: {brief(exc)}"
         ) from exc
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-prepare-", dir=out_root))
     try:

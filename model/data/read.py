@@ -17,6 +17,8 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from model.data.messages import brief, quote, quote_list
+from model.data.spec import MAX_NAME_CHARS
 from model.data.validate import _first_true, _is_numeric_type, _is_string_type
 from model.errors import DataValidationError
 
@@ -65,17 +67,17 @@ def _read_csv(path: Path) -> pa.Table:
         )
         names = table.schema.names  # decoding the header can fail here
     except UnicodeDecodeError as exc:
-        raise DataValidationError(f"{path}: the header is not UTF-8 text: {exc}") from exc
+        raise DataValidationError(f"{path}: the header is not UTF-8 text: {brief(exc)}") from exc
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         if "invalid UTF8" in str(exc) or "Invalid UTF8" in str(exc):
-            raise DataValidationError(f"{path}: not UTF-8 text: {exc}") from exc
+            raise DataValidationError(f"{path}: not UTF-8 text: {brief(exc)}") from exc
         if "conversion error" in str(exc):  # a value beyond the type-inference block
-            raise DataValidationError(f"{path}: mixed types in a column: {exc}") from exc
-        raise DataValidationError(f"{path}: unreadable or corrupt CSV: {exc}") from exc
+            raise DataValidationError(f"{path}: mixed types in a column: {brief(exc)}") from exc
+        raise DataValidationError(f"{path}: unreadable or corrupt CSV: {brief(exc)}") from exc
     for name, col in zip(names, table.columns, strict=True):
         if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
             raise DataValidationError(
-                f"{path}: column {name!r} is not UTF-8 text (save the file as UTF-8)"
+                f"{path}: column {quote(name)} is not UTF-8 text (save the file as UTF-8)"
             )
     return table
 
@@ -87,7 +89,9 @@ def _read_parquet_file(path: Path) -> pa.Table:
             groups = [pf.read_row_group(i) for i in range(pf.num_row_groups)]
             return pa.concat_tables(groups) if groups else pf.schema_arrow.empty_table()
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
-        raise DataValidationError(f"{path}: unreadable or corrupt Parquet file: {exc}") from exc
+        raise DataValidationError(
+            f"{path}: unreadable or corrupt Parquet file: {brief(exc)}"
+        ) from exc
 
 
 def _read_folder(folder: Path) -> SourceTable:
@@ -104,7 +108,7 @@ def _read_folder(folder: Path) -> SourceTable:
         table = dataset.to_table()
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise DataValidationError(
-            f"{folder}: unreadable, corrupt or inconsistent Parquet dataset: {exc}"
+            f"{folder}: unreadable, corrupt or inconsistent Parquet dataset: {brief(exc)}"
         ) from exc
     partition_columns = sorted(
         {part.split("=", 1)[0] for f in files for part in f.relative_to(folder).parts[:-1]}
@@ -122,17 +126,19 @@ def _read_folder(folder: Path) -> SourceTable:
 def _from_frame(df: pd.DataFrame, label: str) -> pa.Table:
     duplicated = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
     if duplicated:
-        raise DataValidationError(f"{label}: duplicate column names: {duplicated}")
+        raise DataValidationError(f"{label}: duplicate column names: {quote_list(duplicated)}")
     try:
         return pa.Table.from_pandas(df, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise DataValidationError(f"{label}: mixed types in a column: {exc}") from exc
+        raise DataValidationError(f"{label}: mixed types in a column: {brief(exc)}") from exc
 
 
 def read_source(source: Source) -> SourceTable:
     """Read one source (file, folder, hive dataset or DataFrame) into Arrow."""
     if isinstance(source, pd.DataFrame):
-        return SourceTable(_from_frame(source, "<DataFrame>"), "<DataFrame>", "dataframe")
+        st = SourceTable(_from_frame(source, "<DataFrame>"), "<DataFrame>", "dataframe")
+        _check_source(st)
+        return st
     path = Path(source).expanduser().resolve()
     if not path.exists():
         raise DataValidationError(f"{path}: no such file or folder")
@@ -166,7 +172,9 @@ def read_sources(sources: Sources) -> tuple[pa.Table, list[SourceTable]]:
             table = pa.concat_tables([p.table for p in parts], promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             labels = [p.label for p in parts]
-            raise DataValidationError(f"{labels}: sources cannot be combined: {exc}") from exc
+            raise DataValidationError(
+                f"{labels}: sources cannot be combined: {brief(exc)}"
+            ) from exc
     if table.num_rows == 0:
         labels = [p.label for p in parts]
         raise DataValidationError(f"{', '.join(labels)}: empty input (no rows)")
@@ -207,16 +215,22 @@ def _check_source(st: SourceTable) -> None:
     names = [str(n) for n in st.table.column_names]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
-        raise DataValidationError(f"{st.label}: duplicate column names: {duplicated}")
+        raise DataValidationError(f"{st.label}: duplicate column names: {quote_list(duplicated)}")
     if st.table.num_columns == 0:
         raise DataValidationError(f"{st.label}: empty input (no columns)")
+    for name in names:
+        if len(name) > MAX_NAME_CHARS:
+            raise DataValidationError(
+                f"{st.label}: a column name of {len(name):,} characters ({quote(name, 40)}): "
+                f"column names are limited to {MAX_NAME_CHARS:,} characters"
+            )
     for name, col in zip(names, st.table.columns, strict=True):
         if pa.types.is_floating(col.type) and col.null_count < len(col):
             inf = pc.is_inf(col)
             count = int(pc.sum(inf).as_py() or 0)
             if count:
                 raise DataValidationError(
-                    f"{st.label}: column {name!r} has {count} infinite value(s), "
+                    f"{st.label}: column {quote(name)} has {count} infinite value(s), "
                     f"first at row {_first_true(inf)}"
                 )
         elif _is_string_type(col.type):
@@ -237,8 +251,8 @@ def _check_mixed_strings(label: str, name: str, col: pa.ChunkedArray) -> None:
         row = _first_true(bad)
         value = col[row].as_py()
         raise DataValidationError(
-            f"{label}: column {name!r} has mixed types: {n_numeric} numeric value(s) and "
-            f"{n_text} non-numeric value(s), e.g. {value!r} at row {row}"
+            f"{label}: column {quote(name)} has mixed types: {n_numeric} numeric value(s) and "
+            f"{n_text} non-numeric value(s), e.g. {quote(value)} at row {row}"
         )
 
 
@@ -257,6 +271,6 @@ def _check_schemas_agree(parts: list[SourceTable]) -> None:
             if pa.types.is_dictionary(first_type) or pa.types.is_dictionary(fld.type):
                 continue
             raise DataValidationError(
-                f"column {fld.name!r} has type {first_type} in {first_label} "
+                f"column {quote(fld.name)} has type {first_type} in {first_label} "
                 f"but {fld.type} in {part.label}"
             )

@@ -12,10 +12,16 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from model.data.messages import quote, quote_list
 from model.errors import DataValidationError
 
 MISSING_LEVEL = "missing"
 AUTO_ID_COLUMNS = ("id",)
+MAX_LEVEL_CHARS = 1_000
+"""A categorical level or target label longer than this is an error (levels are stored in the
+manifest and in ``model.json``: a 50 MB value must not become a 50 MB model file)."""
+MAX_NAME_CHARS = 1_000
+"""A column name longer than this is an error (names are stored in the spec and model.json)."""
 
 
 @dataclass
@@ -45,18 +51,20 @@ class FeatureSpec:
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(data) - known
         if unknown:
-            raise DataValidationError(f"feature spec has unknown keys: {sorted(unknown, key=str)}")
+            raise DataValidationError(
+                f"feature spec has unknown keys: {quote_list(sorted(unknown, key=str))}"
+            )
         for key in ("numeric", "categorical", "excluded"):
             value = data.get(key, [])
             if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
                 raise DataValidationError(
-                    f"feature spec: {key!r} must be a list of column names, got {value!r}"
+                    f"feature spec: {quote(key)} must be a list of column names, got {quote(value)}"
                 )
         for key in ("target", "id_column", "timestamp_column"):
             value = data.get(key)
             if value is not None and not isinstance(value, str):
                 raise DataValidationError(
-                    f"feature spec: {key!r} must be a column name, got {value!r}"
+                    f"feature spec: {quote(key)} must be a column name, got {quote(value)}"
                 )
         return cls(
             target=str(data.get("target", "target")),
@@ -88,7 +96,7 @@ class FeatureSpec:
         missing = [c for c in needed if c not in columns]
         if missing:
             raise DataValidationError(
-                f"{source}: columns required by the feature spec are missing: {missing}"
+                f"{source}: columns required by the feature spec are missing: {quote_list(missing)}"
             )
         if strict:
             known = {*self.features, self.target, self.id_column, self.timestamp_column}
@@ -96,7 +104,7 @@ class FeatureSpec:
             unexpected = [c for c in columns if c not in known]
             if unexpected:
                 raise DataValidationError(
-                    f"{source}: columns not in the feature spec: {unexpected} "
+                    f"{source}: columns not in the feature spec: {quote_list(unexpected)} "
                     "(declare them as features or excluded columns)"
                 )
 
@@ -106,12 +114,14 @@ class FeatureSpec:
         features = self.features
         repeated = sorted({c for c in features if features.count(c) > 1})
         if repeated:
-            raise DataValidationError(f"{source}: features listed more than once: {repeated}")
+            raise DataValidationError(
+                f"{source}: features listed more than once: {quote_list(repeated)}"
+            )
         roles = {"target": self.target, "id": self.id_column, "timestamp": self.timestamp_column}
-        clashes = [f"{c!r} ({role})" for role, c in roles.items() if c and c in features]
-        clashes += [f"{c!r} (excluded)" for c in self.excluded if c in features]
+        clashes = [f"{quote(c)} ({role})" for role, c in roles.items() if c and c in features]
+        clashes += [f"{quote(c)} (excluded)" for c in self.excluded if c in features]
         if self.target in (self.id_column, self.timestamp_column):
-            clashes.append(f"{self.target!r} (target, also declared as id or timestamp)")
+            clashes.append(f"{quote(self.target)} (target, also declared as id or timestamp)")
         if clashes:
             raise DataValidationError(
                 f"{source}: the feature spec declares as features columns with another role: "
@@ -184,16 +194,21 @@ def _resolve_spec(
         spec.excluded.extend(extra)
         return spec
     if target not in names:
-        raise DataValidationError(f"{label}: missing target column {target!r} (columns: {names})")
+        raise DataValidationError(
+            f"{label}: missing target column {quote(target)} (columns: {quote_list(names)})"
+        )
     if id_column is None and detect_id:
         id_column = next((c for c in AUTO_ID_COLUMNS if c in names and c != target), None)
     for role, col in (("id", id_column), ("timestamp", timestamp_column)):
         if col is not None and col not in names:
-            raise DataValidationError(f"{label}: declared {role} column {col!r} is not in the data")
+            raise DataValidationError(
+                f"{label}: declared {role} column {quote(col)} is not in the data"
+            )
     unknown = [c for c in exclude if c not in names]
     if unknown:
         raise DataValidationError(
-            f"{label}: excluded column(s) {unknown} are not in the data (columns: {names})"
+            f"{label}: excluded column(s) {quote_list(unknown)} are not in the data "
+            f"(columns: {quote_list(names)})"
         )
     empty = table.schema.empty_table().to_pandas(date_as_object=False)
     return infer_spec(

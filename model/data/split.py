@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from model.data.messages import brief, quote, quote_list
 from model.data.spec import FeatureSpec
 from model.data.validate import _empty_as_null, _first_true, _is_numeric_type, _is_string_type
 from model.errors import DataValidationError
@@ -133,13 +134,13 @@ def assign_time_splits(
     col = table.column(column)
     if col.null_count:
         raise DataValidationError(
-            f"{label}: timestamp column {column!r} has {col.null_count} missing value(s)"
+            f"{label}: timestamp column {quote(column)} has {col.null_count} missing value(s)"
         )
     try:
         ns = pc.cast(pc.cast(col, pa.timestamp("ns")), pa.int64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise DataValidationError(
-            f"{label}: timestamp column {column!r} does not hold timestamps: {exc}"
+            f"{label}: timestamp column {quote(column)} does not hold timestamps: {brief(exc)}"
         ) from exc
     values = np.asarray(ns.to_numpy(zero_copy_only=False), dtype=np.int64)
     cum = np.cumsum(np.asarray(fractions, dtype=np.float64))[:-1]
@@ -155,10 +156,10 @@ def assign_time_splits(
 def _check_fractions(split: Sequence[float]) -> tuple[float, float, float]:
     values = tuple(float(x) for x in split)
     if len(values) != 3 or any(not np.isfinite(v) or v < 0 for v in values):
-        raise DataValidationError(f"split must be three non-negative fractions, got {split!r}")
+        raise DataValidationError(f"split must be three non-negative fractions, got {quote(split)}")
     if abs(sum(values) - 1.0) > 1e-9 or values[0] <= 0 or values[2] <= 0:
         raise DataValidationError(
-            f"split fractions must sum to 1 with train > 0 and test > 0, got {split!r}"
+            f"split fractions must sum to 1 with train > 0 and test > 0, got {quote(split)}"
         )
     return values[0], values[1], values[2]
 
@@ -184,8 +185,8 @@ def _split_codes(
         if ids.null_count:
             row = _first_true(pc.is_null(ids))
             raise DataValidationError(
-                f"{label}: id column {spec.id_column!r} has {ids.null_count} missing value(s), "
-                f"first at row {row}"
+                f"{label}: id column {quote(spec.id_column)} has {ids.null_count} missing "
+                f"value(s), first at row {row}"
             )
         key_columns = [spec.id_column]
     else:
@@ -209,18 +210,19 @@ def _check_splits_not_empty(
     for k, name in enumerate(SPLITS):
         if rows[k] == 0 and fractions[k] > 0:
             dup = int(split_desc.get("duplicate_keys", 0))
+            key = quote_list(split_desc.get("key", []))
             if split_desc.get("method") == "time":
                 cause = (
-                    f"the timestamps {split_desc.get('key')} of {len(codes)} rows have too few "
+                    f"the timestamps {key} of {len(codes)} rows have too few "
                     "distinct values (rows with one timestamp stay together)"
                 )
             elif dup:
                 cause = (
                     f"{dup} of {len(codes)} rows share a split key with another row "
-                    f"(key {split_desc.get('key')}); rows with one key stay together"
+                    f"(key {key}); rows with one key stay together"
                 )
             else:
                 cause = f"{len(codes)} rows are too few"
             raise DataValidationError(
-                f"{label}: split {name!r} is empty: {cause} (fractions {list(fractions)})"
+                f"{label}: split {quote(name)} is empty: {cause} (fractions {list(fractions)})"
             )

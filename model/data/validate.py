@@ -15,7 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from model.data.spec import MISSING_LEVEL, FeatureSpec
+from model.data.messages import quote, quote_list
+from model.data.spec import MAX_LEVEL_CHARS, MISSING_LEVEL, FeatureSpec
 from model.errors import DataValidationError
 
 
@@ -40,7 +41,28 @@ def _check_not_all_null(table: pa.Table, columns: Iterable[str], label: str) -> 
         elif _is_string_type(col.type) and nulls < len(col):
             nulls += int(pc.sum(pc.equal(col, "")).as_py() or 0)
         if nulls == len(col):
-            raise DataValidationError(f"{label}: column {name!r} has only missing values")
+            raise DataValidationError(f"{label}: column {quote(name)} has only missing values")
+
+
+def _check_level_lengths(table: pa.Table, columns: Iterable[str], label: str) -> None:
+    """Text values of categorical features (and target labels) of at most ``MAX_LEVEL_CHARS``
+    characters: each becomes a level stored in ``model.json``."""
+    for name in columns:
+        col = table.column(name)
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(col.type.value_type)
+        if not _is_string_type(col.type) or col.null_count == len(col):
+            continue
+        lengths = pc.utf8_length(col)
+        longest = pc.max(lengths).as_py()
+        if longest is None or longest <= MAX_LEVEL_CHARS:
+            continue
+        row = _first_true(pc.fill_null(pc.greater(lengths, MAX_LEVEL_CHARS), False))
+        raise DataValidationError(
+            f"{label}: column {quote(name)} has a value of {lengths[row].as_py():,} characters "
+            f"at row {row} ({quote(col[row].as_py(), 40)}): categorical levels and target labels "
+            f"are limited to {MAX_LEVEL_CHARS:,} characters"
+        )
 
 
 POSITIVE_LABELS = {
@@ -72,21 +94,21 @@ def _encode_target_arrow(col: pa.ChunkedArray, name: str, source: str) -> tuple[
     if col.null_count:
         row = _first_true(pc.is_null(col))
         raise DataValidationError(
-            f"{source}: target column {name!r} has {col.null_count} missing value(s), "
+            f"{source}: target column {quote(name)} has {col.null_count} missing value(s), "
             f"first at row {row}"
         )
     if pa.types.is_floating(col.type) and int(pc.sum(pc.is_nan(col)).as_py() or 0):
-        raise DataValidationError(f"{source}: target column {name!r} has NaN values")
+        raise DataValidationError(f"{source}: target column {quote(name)} has NaN values")
     labels = [v for v in pc.unique(col).to_pylist()]
     if len(labels) > 2:
         shown = sorted(labels, key=str)[:5]
         raise DataValidationError(
-            f"{source}: target column {name!r} is not binary: {len(labels)} distinct values, "
-            f"e.g. {shown} (expected 0/1, bool or exactly two labels)"
+            f"{source}: target column {quote(name)} is not binary: {len(labels)} distinct values, "
+            f"e.g. {quote_list(shown)} (expected 0/1, bool or exactly two labels)"
         )
     if len(labels) < 2:
         raise DataValidationError(
-            f"{source}: target column {name!r} has a single class ({labels[0]!r}); "
+            f"{source}: target column {quote(name)} has a single class ({quote(labels[0])}); "
             "both classes are needed"
         )
     positive = _positive_label(labels)
@@ -102,7 +124,7 @@ def encode_target(series: pd.Series, source: str = "data") -> np.ndarray:
     try:
         arr = pa.chunked_array([pa.array(series, from_pandas=True)])
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise DataValidationError(f"{source}: target column {name!r} has mixed types") from exc
+        raise DataValidationError(f"{source}: target column {quote(name)} has mixed types") from exc
     codes, _ = _encode_target_arrow(arr, name, source)
     return codes
 
@@ -122,7 +144,7 @@ def _check_spec_types(spec: FeatureSpec, table: pa.Table, label: str) -> None:
         t = table.schema.field(name).type
         if not (_is_numeric_type(t) or pa.types.is_null(t)):
             raise DataValidationError(
-                f"{label}: feature spec declares {name!r} numeric, but the data has type {t}"
+                f"{label}: feature spec declares {quote(name)} numeric, but the data has type {t}"
             )
     for name in spec.categorical:
         t = table.schema.field(name).type
@@ -130,7 +152,7 @@ def _check_spec_types(spec: FeatureSpec, table: pa.Table, label: str) -> None:
             t = t.value_type
         if _is_unsupported_feature_type(t):
             raise DataValidationError(
-                f"{label}: column {name!r} has type {t}, which cannot be a feature; "
+                f"{label}: column {quote(name)} has type {t}, which cannot be a feature; "
                 f"exclude it (--exclude {name}) or remove it from the data"
             )
 
