@@ -2,10 +2,17 @@
 and DataFrames, each checked as read (duplicate or no columns, infinite values, mixed types) and,
 when several are combined, checked for agreeing column types. ``read_table`` returns a DataFrame;
 ``default_sources`` lists the base data file and the incoming batches folder.
+
+Only regular files (and folders of them) are read: a path, or a Parquet file in a folder, that is
+a FIFO, a device, a socket, a broken symlink or a symlink loop is an error naming it, found with
+``stat`` before anything opens it (opening a FIFO blocks until a writer comes; a device never
+ends).
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,12 +51,56 @@ def _is_hidden(path: Path, root: Path) -> bool:
     return any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
 
 
+_SPECIAL_FILES = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _shown(path: Path) -> str:
+    """``path``, and where it leads when it is a symlink."""
+    if not path.is_symlink():
+        return str(path)
+    try:
+        return f"{path} (-> {os.readlink(path)})"
+    except OSError:
+        return str(path)
+
+
+def _stat_regular(path: Path, shown: str | None = None) -> bool:
+    """Whether ``path`` (symlinks followed) is a folder (True) or a regular file (False);
+    anything else is an error naming it (as ``shown``). Only ``stat`` is called: nothing is
+    opened."""
+    shown = shown or _shown(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        broken = " (a broken symlink)" if path.is_symlink() else ""
+        raise DataValidationError(f"{shown}: no such file or folder{broken}") from None
+    except OSError as exc:
+        raise DataValidationError(f"{shown}: cannot be read: {brief(exc)}") from None
+    if stat.S_ISDIR(mode):
+        return True
+    if stat.S_ISREG(mode):
+        return False
+    kind = next((name for test, name in _SPECIAL_FILES if test(mode)), "not a file")
+    raise DataValidationError(
+        f"{shown}: not a regular file or folder ({kind}); only regular files and "
+        "folders of them are read"
+    )
+
+
 def _parquet_files(folder: Path) -> list[Path]:
-    files = [
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and p.name.endswith(PARQUET_SUFFIXES) and not _is_hidden(p, folder)
-    ]
+    """The Parquet files under ``folder`` (hidden ones, ``.x`` or ``_x``, left out); an entry
+    with a Parquet name that is not a regular file or folder is an error naming it."""
+    files = []
+    for p in folder.rglob("*"):
+        if not p.name.endswith(PARQUET_SUFFIXES) or _is_hidden(p, folder):
+            continue
+        if not _stat_regular(p):  # a folder named x.parquet: rglob lists its files
+            files.append(p)
     return sorted(files)
 
 
@@ -139,10 +190,14 @@ def read_source(source: Source) -> SourceTable:
         st = SourceTable(_from_frame(source, "<DataFrame>"), "<DataFrame>", "dataframe")
         _check_source(st)
         return st
-    path = Path(source).expanduser().resolve()
-    if not path.exists():
-        raise DataValidationError(f"{path}: no such file or folder")
-    if path.is_dir():
+    given = Path(source).expanduser().absolute()
+    try:
+        path = given.resolve()
+    except (RuntimeError, OSError):  # a symlink loop (RuntimeError before Python 3.13)
+        raise DataValidationError(
+            f"{given}: cannot be read: too many levels of symbolic links (a symlink loop)"
+        ) from None
+    if _stat_regular(path, f"{given} (-> {path})" if given.is_symlink() else str(path)):
         st = _read_folder(path)
     elif path.name.lower().endswith(CSV_SUFFIXES):
         st = SourceTable(_read_csv(path), path.as_posix(), "csv", [path.as_posix()])

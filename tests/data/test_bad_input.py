@@ -3,15 +3,25 @@ files disagree, corrupted Parquet pages, edited manifests."""
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from model.data import prepare
+from model.cli import main
+from model.data import prepare, read_table
 from model.data.messages import quote, quote_list
+from model.drift import read_frame
 from model.errors import DataValidationError
+from model.gate.comparator import read_test_data
+from model.settings import Settings
 
 
 def frame(rows: int = 200, seed: int = 0) -> pd.DataFrame:
@@ -92,3 +102,105 @@ def test_column_name_longer_than_the_limit_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(DataValidationError, match=r"column name of 5,000 characters") as info:
         prepare(df, tmp_path / "out")
     assert len(str(info.value)) < 300
+
+
+# ---------------------------------------------------------------- files that are not files
+
+
+@contextmanager
+def unblocking(fifo: Path) -> Iterator[None]:
+    """Should a reader block opening ``fifo`` (the bug), a writer comes and goes after 3 s, so
+    the reader sees end-of-file and the test fails instead of hanging."""
+    done = threading.Event()
+
+    def release() -> None:
+        if done.wait(3):
+            return
+        while not done.is_set():
+            with suppress(OSError):  # ENXIO: nobody is reading right now
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=release, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", ["pipe.parquet", "pipe.csv", "pipe"])
+def test_a_fifo_is_refused_without_opening_it(tmp_path: Path, name: str) -> None:
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    with unblocking(fifo), pytest.raises(DataValidationError) as info:
+        read_table(fifo)
+    assert str(info.value).startswith(f"{fifo}: not a regular file or folder (a FIFO")
+
+
+@pytest.mark.timeout(60)
+def test_a_symlink_to_a_fifo_is_refused_naming_both(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "data.parquet"
+    link.symlink_to(fifo)
+    with unblocking(fifo), pytest.raises(DataValidationError) as info:
+        prepare(link, tmp_path / "out")
+    assert str(info.value).startswith(f"{link} (-> {fifo}): not a regular file or folder (a FIFO")
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_inside_a_folder_is_refused(tmp_path: Path) -> None:
+    write_parquet(frame(), tmp_path / "d" / "date=2025-01-01" / "part-0.parquet")
+    fifo = tmp_path / "d" / "date=2025-01-02" / "part-0.parquet"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    with unblocking(fifo), pytest.raises(DataValidationError) as info:
+        read_table(tmp_path / "d")
+    assert str(info.value).startswith(f"{fifo}: not a regular file or folder (a FIFO")
+
+
+def test_a_device_and_a_socket_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(DataValidationError, match=r"^/dev/null: not a regular .*character device"):
+        read_table("/dev/null")
+    path = tmp_path / "s.parquet"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))
+        with pytest.raises(DataValidationError, match=r"s\.parquet: not a regular .*\(a socket"):
+            read_table(path)
+
+
+def test_broken_and_looping_symlinks_are_named(tmp_path: Path) -> None:
+    loop = tmp_path / "loop.parquet"
+    loop.symlink_to(loop)
+    with pytest.raises(DataValidationError, match=r"loop\.parquet: .*symbolic links"):
+        read_table(loop)
+    folder = tmp_path / "d"
+    write_parquet(frame(), folder / "a.parquet")
+    (folder / "b.parquet").symlink_to(tmp_path / "gone.parquet")
+    with pytest.raises(DataValidationError, match=r"b\.parquet \(-> .*gone\.parquet\): no such"):
+        read_table(folder)
+
+
+@pytest.mark.timeout(60)
+def test_compare_and_drift_readers_refuse_a_fifo(tmp_path: Path) -> None:
+    fifo = tmp_path / "holdout.parquet"
+    os.mkfifo(fifo)
+    for reader in (read_test_data, read_frame):  # compare --test-data, drift --current
+        with unblocking(fifo), pytest.raises(DataValidationError, match=r"\(a FIFO\)"):
+            reader(fifo)
+
+
+@pytest.mark.timeout(60)
+def test_prepare_command_refuses_a_fifo_with_exit_2(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings.root.mkdir()
+    fifo = settings.root / "pipe.parquet"
+    os.mkfifo(fifo)
+    with unblocking(fifo):
+        code = main(["prepare", "--data", str(fifo)])
+    assert code == 2
+    assert "pipe.parquet: not a regular file or folder (a FIFO" in capsys.readouterr().err
