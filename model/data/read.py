@@ -145,19 +145,100 @@ def _read_parquet_file(path: Path) -> pa.Table:
         ) from exc
 
 
+def _folder_schemas(folder: Path, files: list[Path]) -> dict[Path, pa.Schema]:
+    """Each file's schema, from its footer (nothing else is read)."""
+    schemas = {}
+    for f in files:
+        try:
+            schemas[f] = pq.read_schema(f)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+            raise DataValidationError(
+                f"{folder}: unreadable, corrupt or inconsistent Parquet dataset: "
+                f"{f.relative_to(folder).as_posix()}: {brief(exc)}"
+            ) from exc
+        names = schemas[f].names
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise DataValidationError(f"{f}: duplicate column names: {quote_list(duplicated)}")
+    return schemas
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    more = f" and {len(names) - shown} more file(s)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def _common_type(folder: Path, name: str, types: dict[str, pa.DataType]) -> pa.DataType:
+    """The one type of a column across the files of a folder (``types``: file -> type),
+    whatever the order of the files: null-typed (all-missing) files take the others' type,
+    integers and floats make float64, dictionaries their values; anything else is an error."""
+    present = {f: t for f, t in types.items() if not pa.types.is_null(t)}
+    if len(set(present.values())) <= 1:
+        return next(iter(present.values()), pa.null())
+    plain = {f: t.value_type if pa.types.is_dictionary(t) else t for f, t in present.items()}
+    kinds = set(plain.values())
+    if len(kinds) == 1:
+        return kinds.pop()
+    if all(_is_string_type(t) for t in kinds):
+        return pa.large_string()
+    if all(_is_numeric_type(t) for t in kinds):
+        return pa.int64() if all(pa.types.is_integer(t) for t in kinds) else pa.float64()
+    first = next(iter(plain))
+    other = next(f for f, t in plain.items() if t != plain[first])
+    raise DataValidationError(
+        f"{folder}: column {quote(name)} has type {plain[first]} in {first} but "
+        f"{plain[other]} in {other} (every file of one source must have the same column types)"
+    )
+
+
+def _folder_schema(folder: Path, schemas: dict[Path, pa.Schema]) -> pa.Schema:
+    """The schema every file of a folder is read with. The files must have the same columns:
+    without this check the dataset takes the first file's schema, so a column only some files
+    have is imputed or dropped depending on which file sorts first."""
+    files = [f.relative_to(folder).as_posix() for f in schemas]
+    columns: dict[str, dict[str, pa.DataType]] = {}
+    for f, schema in zip(files, schemas.values(), strict=True):
+        for fld in schema:
+            columns.setdefault(fld.name, {})[f] = fld.type
+    missing = {
+        name: [f for f in files if f not in types]
+        for name, types in sorted(columns.items())
+        if len(types) < len(files)
+    }
+    if missing:
+        parts = [f"{quote(n)} is missing from {_some(absent)}" for n, absent in missing.items()]
+        more = f"; … {len(parts) - 3} more column(s)" if len(parts) > 3 else ""
+        raise DataValidationError(
+            f"{folder}: its files have different columns: {'; '.join(parts[:3])}{more} "
+            "(every file of one source must have the same columns)"
+        )
+    return pa.schema([pa.field(n, _common_type(folder, n, t)) for n, t in columns.items()])
+
+
 def _read_folder(folder: Path) -> SourceTable:
     files = _parquet_files(folder)
     if not files:
         raise DataValidationError(f"{folder}: empty input (no Parquet files in the folder)")
+    schema = _folder_schema(folder, _folder_schemas(folder, files))
+    paths = [str(f) for f in files]
     try:
-        dataset = ds.dataset(
-            [str(f) for f in files],
+        partitioning = ds.dataset(
+            paths,
             format="parquet",
             partitioning=ds.HivePartitioning.discover(infer_dictionary=False),
+            partition_base_dir=str(folder),
+        ).partitioning
+        keys = [f for f in partitioning.schema if f.name not in schema.names]
+        dataset = ds.dataset(
+            paths,
+            schema=pa.schema([*schema, *keys]),
+            format="parquet",
+            partitioning=partitioning,
             partition_base_dir=str(folder),
         )
         table = dataset.to_table()
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        _name_unreadable_file(files)
         raise DataValidationError(
             f"{folder}: unreadable, corrupt or inconsistent Parquet dataset: {brief(exc)}"
         ) from exc
@@ -172,6 +253,13 @@ def _read_folder(folder: Path) -> SourceTable:
         files=[f.as_posix() for f in files],
         partition_columns=partition_columns,
     )
+
+
+def _name_unreadable_file(files: list[Path]) -> None:
+    """After a folder failed to read (the dataset's error names no file): read the files one
+    by one and raise the error of the first that fails on its own."""
+    for f in files:
+        _read_parquet_file(f)
 
 
 def _from_frame(df: pd.DataFrame, label: str) -> pa.Table:

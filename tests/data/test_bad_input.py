@@ -4,6 +4,7 @@ files disagree, corrupted Parquet pages, edited manifests."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 import time
@@ -204,3 +205,66 @@ def test_prepare_command_refuses_a_fifo_with_exit_2(
         code = main(["prepare", "--data", str(fifo)])
     assert code == 2
     assert "pipe.parquet: not a regular file or folder (a FIFO" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- files of one folder disagree
+
+
+def _two_files(folder: Path, first: pd.DataFrame, second: pd.DataFrame) -> None:
+    write_parquet(first, folder / "a.parquet")
+    write_parquet(second, folder / "b.parquet")
+
+
+@pytest.mark.parametrize("full_first", [True, False])
+def test_files_with_different_columns_are_an_error_in_either_order(
+    tmp_path: Path, full_first: bool
+) -> None:
+    full = frame().assign(age=np.arange(200.0))
+    other = frame(seed=1).assign(extra=1.0)
+    folder = tmp_path / "d"
+    _two_files(folder, full, other) if full_first else _two_files(folder, other, full)
+    with pytest.raises(DataValidationError) as info:
+        prepare(folder, tmp_path / "out")
+    with_age, without_age = ("a", "b") if full_first else ("b", "a")
+    assert str(info.value) == (
+        f"{folder}: its files have different columns: 'age' is missing from "
+        f"{without_age}.parquet; 'extra' is missing from {with_age}.parquet "
+        "(every file of one source must have the same columns)"
+    )
+
+
+@pytest.mark.parametrize("text_first", [True, False])
+def test_files_with_different_column_types_are_an_error_in_either_order(
+    tmp_path: Path, text_first: bool
+) -> None:
+    numbers = frame()
+    text = frame(seed=1).assign(x="abc")
+    folder = tmp_path / "hive"
+    write_parquet(text if text_first else numbers, folder / "date=1" / "part-0.parquet")
+    write_parquet(numbers if text_first else text, folder / "date=2" / "part-0.parquet")
+    text_type = "(large_)?string"  # pandas 3 writes large_string
+    first, second = (text_type, "double") if text_first else ("double", text_type)
+    with pytest.raises(DataValidationError) as info:
+        read_table(folder)
+    assert re.fullmatch(
+        f"{re.escape(str(folder))}: column 'x' has type {first} in date=1/part-0.parquet but "
+        rf"{second} in date=2/part-0.parquet \(every file of one source must have the same "
+        r"column types\)",
+        str(info.value),
+    ), info.value
+
+
+@pytest.mark.parametrize("ints_first", [True, False])
+def test_compatible_types_combine_the_same_way_in_either_order(
+    tmp_path: Path, ints_first: bool
+) -> None:
+    ints = frame().assign(x=np.arange(200), note=pd.Series([None] * 200, dtype=object))
+    floats = frame(seed=1).assign(
+        x=np.linspace(0.5, 9.5, 200), note="seen", color=lambda d: d["color"].astype("category")
+    )
+    folder = tmp_path / "d"
+    _two_files(folder, ints, floats) if ints_first else _two_files(folder, floats, ints)
+    got = read_table(folder)
+    assert str(got["x"].dtype) == "float64" and got["x"].notna().all()
+    assert got["note"].tolist().count("seen") == 200 and got["note"].isna().sum() == 200
+    assert sorted(set(got["color"])) == ["blue", "green", "red"]
