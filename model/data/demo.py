@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from model.data.messages import quote
+from model.data.read import WRITE_OPTIONS
 from model.errors import DataValidationError
 from model.settings import Settings
 
@@ -136,7 +137,7 @@ def write_parquet_atomic(df: pd.DataFrame, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp, **WRITE_OPTIONS)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

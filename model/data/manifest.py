@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from model.data.messages import brief, quote, quote_list
+from model.data.read import parquet_error
 from model.data.spec import FeatureSpec
 from model.errors import DataValidationError
 
@@ -173,6 +174,6 @@ def load_split(
                 f"file {actual[:12]}): the prepared data changed after it was written"
             )
     try:
-        return pq.read_table(path).to_pandas()
+        return pq.read_table(path, page_checksum_verification=True).to_pandas()
     except (pa.ArrowInvalid, OSError) as exc:
-        raise DataValidationError(f"{path}: unreadable split file: {brief(exc)}") from exc
+        raise parquet_error(path, exc) from exc

@@ -31,7 +31,7 @@ from model.data.manifest import (
     load_manifest,
 )
 from model.data.messages import brief, quote
-from model.data.read import Sources, read_sources
+from model.data.read import WRITE_OPTIONS, Sources, read_sources
 from model.data.spec import FeatureSpec, _resolve_spec
 from model.data.split import (
     DEFAULT_SPLIT,
@@ -55,7 +55,7 @@ _CHUNK_ROWS = 1_000_000
 def _write_splits(out: pa.Table, codes: np.ndarray, folder: Path) -> dict[str, Path]:
     """Write the three split files chunk by chunk (bounded extra memory)."""
     paths = {name: folder / f"{name}.parquet" for name in SPLITS}
-    writers = {name: pq.ParquetWriter(paths[name], out.schema) for name in SPLITS}
+    writers = {name: pq.ParquetWriter(paths[name], out.schema, **WRITE_OPTIONS) for name in SPLITS}
     try:
         for start in range(0, out.num_rows, _CHUNK_ROWS):
             piece = out.slice(start, _CHUNK_ROWS)

@@ -14,10 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from model.cli import main
-from model.data import prepare, read_table
+from model.data import load_split, prepare, read_table
+from model.data.demo import write_demo
 from model.data.messages import quote, quote_list
 from model.drift import read_frame
 from model.errors import DataValidationError
@@ -268,3 +271,62 @@ def test_compatible_types_combine_the_same_way_in_either_order(
     assert str(got["x"].dtype) == "float64" and got["x"].notna().all()
     assert got["note"].tolist().count("seen") == 200 and got["note"].isna().sum() == 200
     assert sorted(set(got["color"])) == ["blue", "green", "red"]
+
+
+# ---------------------------------------------------------------- corrupted Parquet pages
+
+
+def flip_bytes_mid_column(path: Path, column: str) -> None:
+    """Invert 16 bytes in the middle of ``column``'s first data page (past the page header)."""
+    meta = pq.read_metadata(path).row_group(0)
+    chunk = next(
+        meta.column(i) for i in range(meta.num_columns) if meta.column(i).path_in_schema == column
+    )
+    data = bytearray(path.read_bytes())
+    middle = chunk.data_page_offset + chunk.total_compressed_size // 2
+    for i in range(middle, middle + 16):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def checksummed(df: pd.DataFrame, path: Path) -> Path:
+    """``df`` written the way a careful writer does: page checksums, plain float values."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    pq.write_table(table, path, write_page_checksum=True, compression="none", use_dictionary=False)
+    return path
+
+
+def test_corrupted_bytes_in_a_checksummed_file_are_an_error(tmp_path: Path) -> None:
+    df = frame(2000)
+    path = checksummed(df, tmp_path / "data.parquet")
+    flip_bytes_mid_column(path, "x")
+    garbage = pq.read_table(path).column("x").to_numpy()  # unverified: wrong numbers, no error
+    assert (garbage != df["x"].to_numpy()).sum() >= 2
+    with pytest.raises(DataValidationError) as info:
+        prepare(path, tmp_path / "out")
+    assert str(info.value) == (
+        f"{path}: corrupt Parquet file: a page checksum does not match "
+        "(the bytes changed after the file was written)"
+    )
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_corrupted_file_in_a_folder_is_named(tmp_path: Path) -> None:
+    checksummed(frame(2000), tmp_path / "d" / "date=2025-01-01" / "part-0.parquet")
+    bad = checksummed(frame(2000, seed=1), tmp_path / "d" / "date=2025-01-02" / "part-0.parquet")
+    flip_bytes_mid_column(bad, "x")
+    with pytest.raises(DataValidationError, match=rf"^{re.escape(str(bad))}: corrupt .*checksum"):
+        read_table(tmp_path / "d")
+
+
+def test_our_parquet_files_carry_page_checksums(settings: Settings) -> None:
+    paths = write_demo(settings, rows=3000, batches=1, batch_rows=1000)
+    manifest = prepare(list(paths.values()), settings.prepared_dir)
+    written = [*paths.values(), *(manifest.split_path(s) for s in ("train", "val", "test"))]
+    for path in written:
+        flip_bytes_mid_column(path, "income")
+        with pytest.raises(OSError, match="checksum"):  # a CRC mismatch, found before decoding
+            pq.read_table(path, page_checksum_verification=True)
+    with pytest.raises(DataValidationError, match="checksum"):
+        load_split(manifest, "train", verify=False)
