@@ -14,7 +14,7 @@ that training reads. Modules, in import order (each imports only those before it
   ``read_sources``, ``default_sources``), each source checked as read.
 - ``split``: stable row keys and train / val / test codes (hash or time split).
 - ``manifest``: the prepared folder's format (:class:`Manifest`, ``load_manifest``,
-  ``load_split``).
+  ``load_split``; both re-hash what they read).
 - ``prepared``: ``prepare`` (read, validate, impute, split, write a content-addressed folder).
 - ``demo``: the synthetic customer data set with drift and dated batches (``model.data.demo``,
   not re-exported here).
@@ -31,6 +31,7 @@ from model.data.manifest import (
     MANIFEST_NAME,
     Manifest,
     SplitInfo,
+    content_hash,
     file_sha256,
     load_manifest,
     load_split,
@@ -86,6 +87,7 @@ __all__ = [
     "SplitInfo",
     "assign_hash_splits",
     "assign_time_splits",
+    "content_hash",
     "default_sources",
     "encode_target",
     "file_sha256",

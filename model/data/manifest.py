@@ -1,6 +1,11 @@
 """The prepared folder's format: ``manifest.json`` (:class:`Manifest`, one
-:class:`SplitInfo` per split file) and reading it back (``load_manifest``, ``load_split``,
-optionally verifying a split file's SHA-256).
+:class:`SplitInfo` per split file) and reading it back (``load_manifest``, ``load_split``).
+
+A prepared folder is content-addressed: its name is the first 16 hex digits of the manifest's
+content hash (``content_hash``: SHA-256 of the manifest without ``sha256``, ``created_at`` and
+``source_details``). Reading re-hashes: ``load_manifest`` refuses a manifest whose content no
+longer matches its recorded hash or whose folder is not named by it, and ``load_split`` checks
+a split file's SHA-256 against the manifest.
 """
 
 from __future__ import annotations
@@ -22,6 +27,15 @@ from model.errors import DataValidationError
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
+_NOT_HASHED = ("sha256", "created_at", "source_details")
+"""Manifest fields outside the content hash: the same data prepared again has the same hash."""
+
+
+def content_hash(document: dict[str, Any]) -> str:
+    """SHA-256 of a manifest document (as JSON) without the fields in ``_NOT_HASHED``."""
+    kept = {k: v for k, v in document.items() if k not in _NOT_HASHED}
+    text = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass
@@ -145,7 +159,26 @@ def load_manifest(folder: str | Path) -> Manifest:
     version = data.get("format_version")
     if version != MANIFEST_FORMAT:
         raise DataValidationError(f"{file}: unsupported manifest format_version {quote(version)}")
+    _verify_hash(data, path.resolve(), file)
     return Manifest.from_dict(data, path.resolve())
+
+
+def _verify_hash(data: dict[str, Any], folder: Path, file: Path) -> None:
+    """The manifest's content still has its recorded hash, and the folder is named by it."""
+    recorded = data.get("sha256")
+    actual = content_hash(data)
+    if recorded != actual:
+        shown = f"{recorded[:16]}…" if isinstance(recorded, str) else quote(recorded)
+        raise DataValidationError(
+            f"{file}: the manifest was edited after it was written (recorded content hash "
+            f"{shown}, now {actual[:16]}…); prepare the data again"
+        )
+    if folder.name != actual[:16]:
+        raise DataValidationError(
+            f"{folder}: the folder's name is not its manifest's content hash ({actual[:16]}): "
+            "a prepared folder is named by its hash (renamed, or the manifest edited?); "
+            "prepare the data again"
+        )
 
 
 def file_sha256(path: Path) -> str:
@@ -157,9 +190,10 @@ def file_sha256(path: Path) -> str:
 
 
 def load_split(
-    folder_or_manifest: str | Path | Manifest, name: str, *, verify: bool = False
+    folder_or_manifest: str | Path | Manifest, name: str, *, verify: bool = True
 ) -> pd.DataFrame:
-    """One prepared split as a DataFrame; ``verify`` checks its SHA-256 against the manifest."""
+    """One prepared split as a DataFrame; ``verify`` (the default) checks its SHA-256 against
+    the manifest first."""
     manifest = (
         folder_or_manifest
         if isinstance(folder_or_manifest, Manifest)

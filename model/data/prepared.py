@@ -8,7 +8,6 @@ million rows fit in a few times their own size in memory.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from model.data.manifest import (
     MANIFEST_NAME,
     Manifest,
     SplitInfo,
+    content_hash,
     file_sha256,
     load_manifest,
 )
@@ -70,17 +70,12 @@ def _write_splits(out: pa.Table, codes: np.ndarray, folder: Path) -> dict[str, P
     return paths
 
 
-def _content_hash(document: dict[str, Any]) -> str:
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
-    return value
+    return str(value)
 
 
 def _split_infos(
@@ -216,10 +211,9 @@ def _write_prepared(
     try:
         paths = _write_splits(out, codes, tmp)
         manifest.splits = _split_infos(codes, y, paths, fractions)
-        document = manifest.to_dict()
-        for volatile in ("sha256", "created_at", "source_details"):
-            document.pop(volatile)
-        manifest.sha256 = _content_hash(document)
+        # hashed as it is stored (JSON), so that load_manifest can hash it again
+        document = json.loads(json.dumps(manifest.to_dict(), default=_jsonable))
+        manifest.sha256 = content_hash(document)
         final = out_root / manifest.sha256[:16]
         manifest.path = final.resolve()
         manifest.created_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

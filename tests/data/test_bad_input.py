@@ -3,14 +3,17 @@ files disagree, corrupted Parquet pages, edited manifests."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from model.cli import main
-from model.data import load_split, prepare, read_table
+from model.data import load_manifest, load_split, prepare, read_table
 from model.data.demo import write_demo
 from model.data.messages import quote, quote_list
 from model.drift import read_frame
@@ -330,3 +333,71 @@ def test_our_parquet_files_carry_page_checksums(settings: Settings) -> None:
             pq.read_table(path, page_checksum_verification=True)
     with pytest.raises(DataValidationError, match="checksum"):
         load_split(manifest, "train", verify=False)
+
+
+# ---------------------------------------------------------------- edited prepared manifests
+
+
+def _edit_manifest(folder: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    file = folder / "manifest.json"
+    doc = json.loads(file.read_text())
+    change(doc)
+    file.write_text(json.dumps(doc, indent=2))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d["imputation"].update(x=123.0),
+        lambda d: d["feature_spec"].update(numeric=[], excluded=["x"]),
+        lambda d: d["splits"]["test"].update(rows=1),
+        lambda d: d.update(selection="something else"),
+    ],
+    ids=["imputation", "spec", "split-rows", "selection"],
+)
+def test_an_edited_manifest_is_detected(tmp_path: Path, change: Callable[..., None]) -> None:
+    df = frame(400)
+    df.loc[::7, "x"] = np.nan
+    m = prepare(df, tmp_path / "out")
+    _edit_manifest(m.path, change)
+    with pytest.raises(DataValidationError) as info:
+        load_manifest(m.path)
+    assert str(info.value).startswith(
+        f"{m.path / 'manifest.json'}: the manifest was edited after it was written "
+        f"(recorded content hash {m.sha256[:16]}…, now "
+    )
+    with pytest.raises(DataValidationError, match="edited after it was written"):
+        prepare(df, tmp_path / "out")  # the same input would reuse the edited folder
+
+
+def test_an_edit_that_rewrites_the_hash_is_detected_by_the_folder_name(tmp_path: Path) -> None:
+    m = prepare(frame(400), tmp_path / "out")
+
+    def forge(doc: dict[str, Any]) -> None:
+        doc["imputation"]["x"] = 123.0
+        kept = {k: v for k, v in doc.items() if k not in ("sha256", "created_at", "source_details")}
+        text = json.dumps(kept, sort_keys=True, separators=(",", ":"))
+        doc["sha256"] = hashlib.sha256(text.encode()).hexdigest()
+
+    _edit_manifest(m.path, forge)
+    with pytest.raises(DataValidationError) as info:
+        load_manifest(m.path)
+    assert str(info.value).startswith(
+        f"{m.path}: the folder's name is not its manifest's content hash ("
+    )
+
+
+def test_a_renamed_prepared_folder_is_refused(tmp_path: Path) -> None:
+    m = prepare(frame(400), tmp_path / "out")
+    moved = m.path.rename(tmp_path / "out" / "mine")
+    with pytest.raises(DataValidationError, match=r"/mine: the folder's name is not its manifest"):
+        load_manifest(moved)
+
+
+def test_load_split_verifies_the_file_by_default(tmp_path: Path) -> None:
+    m = prepare(frame(400), tmp_path / "out")
+    test = pq.read_table(m.split_path("test"))
+    pq.write_table(test.slice(1), m.split_path("test"))  # one row fewer, still valid Parquet
+    with pytest.raises(DataValidationError, match=r"test\.parquet: checksum mismatch"):
+        load_split(m.path, "test")
+    assert len(load_split(m.path, "test", verify=False)) == len(test) - 1
