@@ -30,3 +30,7 @@ class ComparisonInputError(RetrainError, ValueError):
 
 class DriftInputError(RetrainError, ValueError):
     """Inputs to drift detection (data or a drift report file) are invalid."""
+
+
+class SettingsError(RetrainError):
+    """A setting (``RETRAIN_HOME``, ``RETRAIN_MODEL_NAME``, ...) is unusable."""

@@ -1,15 +1,20 @@
 """Settings for the whole project, read from the environment (``RETRAIN_*``).
 
 Nothing is read at import time: call :func:`get_settings` (or build
-``Settings(...)`` yourself, e.g. with a temporary ``home`` in tests).
+``Settings(...)`` yourself, e.g. with a temporary ``home`` in tests). Settings make no folders;
+they refuse a ``home`` that cannot be one (it, or a folder above it, is a file), and
+:func:`get_settings` turns a bad variable into a one-line :class:`SettingsError`.
 """
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from model.errors import SettingsError
 
 
 class Settings(BaseSettings):
@@ -25,6 +30,24 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
         description="Name of the model this project retrains (used in event resource ids).",
     )
+
+    @model_validator(mode="after")
+    def _home_can_be_a_folder(self) -> Settings:
+        """Every folder is made under ``home`` later: a file in the way is refused now, in
+        one line, rather than as a NotADirectoryError wherever a folder is first made."""
+        root = self.root
+        for path in (root, *root.parents):
+            try:
+                mode = path.stat().st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError:  # e.g. no permission: reported where the folder is used
+                return self
+            if stat.S_ISDIR(mode):
+                return self
+            kind = "a file" if stat.S_ISREG(mode) else "not a file"
+            raise SettingsError(f"RETRAIN_HOME={self.home}: {path} is {kind}, not a folder")
+        return self
 
     @property
     def root(self) -> Path:
@@ -88,5 +111,14 @@ class Settings(BaseSettings):
 
 
 def get_settings(**overrides: object) -> Settings:
-    """Read settings from the environment, with explicit overrides on top."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Read settings from the environment, with explicit overrides on top.
+
+    Raises :class:`SettingsError` (one line, naming the variable) for a bad value."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = "RETRAIN_" + "_".join(str(part) for part in error["loc"]).upper()
+        shown = repr(error.get("input"))
+        shown = shown if len(shown) <= 80 else shown[:79] + "…"
+        raise SettingsError(f"{name}: {error['msg']} (got {shown})") from None

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from model.data.messages import quote
 from model.training import (
     LAB,
     RECOMMENDED,
@@ -57,6 +58,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_train)
 
 
+def _hidden_sizes(text: str) -> tuple[int, ...]:
+    """``--hidden 64,32`` as (64, 32): one or more positive integers, nothing left empty."""
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise TrainingParamsError(
+            f"--hidden: expected comma-separated positive layer sizes such as 64,32, "
+            f"got {quote(text)}"
+        )
+    return sizes
+
+
 def params_from_args(args: argparse.Namespace) -> TrainParams:
     overrides: dict[str, Any] = {
         name: getattr(args, name)
@@ -75,13 +90,8 @@ def params_from_args(args: argparse.Namespace) -> TrainParams:
             "num_threads",
         )
     }
-    if args.hidden:
-        try:
-            overrides["hidden_sizes"] = tuple(int(h) for h in args.hidden.split(",") if h.strip())
-        except ValueError:
-            raise TrainingParamsError(
-                f"--hidden: expected comma-separated layer sizes such as 64,32, got {args.hidden!r}"
-            ) from None
+    if args.hidden is not None:  # --hidden '' is an error, not the default
+        overrides["hidden_sizes"] = _hidden_sizes(args.hidden)
     params = PRESETS[args.preset].with_overrides(**overrides)
     if args.patience is not None:
         if args.patience < 0:

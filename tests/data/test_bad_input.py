@@ -21,14 +21,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from model.cli import main
+from model.cli import build_parser, main
+from model.cli.train import params_from_args
 from model.data import load_manifest, load_split, prepare, read_table
 from model.data.demo import write_demo
 from model.data.messages import quote, quote_list
 from model.drift import read_frame
-from model.errors import DataValidationError
+from model.errors import DataValidationError, RetrainError
 from model.gate.comparator import read_test_data
-from model.settings import Settings
+from model.settings import Settings, get_settings
 
 
 def frame(rows: int = 200, seed: int = 0) -> pd.DataFrame:
@@ -401,3 +402,64 @@ def test_load_split_verifies_the_file_by_default(tmp_path: Path) -> None:
     with pytest.raises(DataValidationError, match=r"test\.parquet: checksum mismatch"):
         load_split(m.path, "test")
     assert len(load_split(m.path, "test", verify=False)) == len(test) - 1
+
+
+# ---------------------------------------------------------------- settings and command line
+
+
+@pytest.mark.parametrize("hidden", ["", " ", ",", "64,,32", "64,x", "0", "-8"])
+def test_train_refuses_bad_hidden_sizes_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], hidden: str
+) -> None:
+    out = tmp_path / "model"
+    code = main(["train", "--data", str(tmp_path / "none"), "--out", str(out), "--hidden", hidden])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: --hidden: ") and err.count("\n") == 1, err
+    assert "does not exist" not in err  # refused before the data is looked at
+    assert not out.exists()
+
+
+def test_train_accepts_hidden_sizes() -> None:
+    args = build_parser().parse_args(["train", "--data", "d", "--out", "o", "--hidden", "8, 4"])
+    assert params_from_args(args).hidden_sizes == (8, 4)
+
+
+def _write_file(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("not a folder\n")
+    return path
+
+
+@pytest.mark.parametrize("below", [False, True])
+@pytest.mark.parametrize("command", [["status"], ["demo-data", "--rows", "100"], ["prepare"]])
+def test_retrain_home_that_is_a_file_is_one_line_exit_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    below: bool,
+) -> None:
+    file = _write_file(tmp_path / "home")
+    home = file / "sub" if below else file
+    monkeypatch.setenv("RETRAIN_HOME", str(home))
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: RETRAIN_HOME={home}: {file} is a file, not a folder\n"
+    assert file.read_text() == "not a folder\n"
+
+
+def test_settings_errors_are_retrain_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRAIN_HOME", str(_write_file(tmp_path / "f")))
+    with pytest.raises(RetrainError, match="is a file, not a folder"):
+        get_settings()
+    with pytest.raises(RetrainError, match="is a file, not a folder"):
+        Settings(home=tmp_path / "f" / "x")
+    monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / "new"))
+    monkeypatch.setenv("RETRAIN_MODEL_NAME", "no spaces please")
+    with pytest.raises(RetrainError, match=r"^RETRAIN_MODEL_NAME: .*'no spaces please'") as info:
+        get_settings()
+    assert "\n" not in str(info.value)
+    monkeypatch.setenv("RETRAIN_MODEL_NAME", "demo")
+    assert get_settings().root == tmp_path / "new" and not (tmp_path / "new").exists()
