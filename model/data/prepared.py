@@ -141,10 +141,11 @@ def prepare(
     )
     spec.check(table, source=label, strict=True)
     for role, col in (("id", spec.id_column), ("timestamp", spec.timestamp_column)):
-        if col and col not in table.column_names:
+        if col is not None and col not in table.column_names:
             raise DataValidationError(f"{label}: the spec's {role} column {quote(col)} is missing")
     _check_spec_types(spec, table, label)
-    _check_not_all_null(table, [c for c in (*spec.features, spec.id_column) if c], label)
+    key_and_features = [c for c in (*spec.features, spec.id_column) if c is not None]
+    _check_not_all_null(table, key_and_features, label)
     _check_level_lengths(table, [*spec.categorical, spec.target], label)
     y, positive = _encode_target_arrow(table.column(spec.target), spec.target, label)
     labels = pc.unique(table.column(spec.target)).to_pylist()

@@ -285,8 +285,34 @@ def _from_frame(df: pd.DataFrame, label: str) -> pa.Table:
         raise DataValidationError(f"{label}: duplicate column names: {quote_list(duplicated)}")
     try:
         return pa.Table.from_pandas(df, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise DataValidationError(f"{label}: mixed types in a column: {brief(exc)}") from exc
+    except _CONVERSION_ERRORS as exc:
+        raise _conversion_error(df, label, exc) from exc
+
+
+_CONVERSION_ERRORS = (pa.ArrowException, TypeError, ValueError, OverflowError)
+"""What converting pandas objects to Arrow raises for values it cannot store."""
+
+
+def _conversion_error(df: pd.DataFrame, label: str, exc: Exception) -> DataValidationError:
+    """The error naming the first column that does not convert (the whole frame's error may
+    not say which)."""
+    for name, col in df.items():
+        try:
+            pa.array(col, from_pandas=True)
+        except _CONVERSION_ERRORS as col_exc:
+            if isinstance(col_exc, OverflowError):
+                return DataValidationError(
+                    f"{label}: column {quote(str(name))} has an integer outside the 64-bit range"
+                )
+            if isinstance(col_exc, pa.ArrowInvalid | pa.ArrowTypeError):
+                return DataValidationError(
+                    f"{label}: mixed types in column {quote(str(name))}: {brief(col_exc)}"
+                )
+            return DataValidationError(
+                f"{label}: column {quote(str(name))} has a value that cannot be stored in a "
+                f"table column ({brief(col_exc)})"
+            )
+    return DataValidationError(f"{label}: mixed types in a column: {brief(exc)}")
 
 
 def read_source(source: Source) -> SourceTable:

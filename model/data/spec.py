@@ -118,7 +118,9 @@ class FeatureSpec:
                 f"{source}: features listed more than once: {quote_list(repeated)}"
             )
         roles = {"target": self.target, "id": self.id_column, "timestamp": self.timestamp_column}
-        clashes = [f"{quote(c)} ({role})" for role, c in roles.items() if c and c in features]
+        clashes = [
+            f"{quote(c)} ({role})" for role, c in roles.items() if c is not None and c in features
+        ]
         clashes += [f"{quote(c)} (excluded)" for c in self.excluded if c in features]
         if self.target in (self.id_column, self.timestamp_column):
             clashes.append(f"{quote(self.target)} (target, also declared as id or timestamp)")

@@ -176,11 +176,11 @@ def _split_codes(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     desc: dict[str, Any] = {"fractions": list(fractions)}
     if time_split:
-        if not spec.timestamp_column:
+        if spec.timestamp_column is None:
             raise DataValidationError(f"{label}: a time split needs a declared timestamp column")
         desc.update(method="time", key=[spec.timestamp_column])
         return assign_time_splits(table, spec.timestamp_column, fractions, label), desc
-    if spec.id_column:
+    if spec.id_column is not None:
         ids = table.column(spec.id_column)
         if ids.null_count:
             row = _first_true(pc.is_null(ids))

@@ -157,6 +157,14 @@ def _check_spec_types(spec: FeatureSpec, table: pa.Table, label: str) -> None:
             )
 
 
+def _median(values: np.ndarray) -> float:
+    """The median of a non-empty array, without overflow: ``np.median`` averages the middle
+    two values as (a + b) / 2, which is inf for two values near the float64 maximum."""
+    n = values.size
+    lo, hi = np.partition(values, [(n - 1) // 2, n // 2])[[(n - 1) // 2, n // 2]]
+    return float(lo if lo == hi else lo / 2 + hi / 2)
+
+
 def _impute_numeric(
     col: pa.ChunkedArray, train: np.ndarray
 ) -> tuple[pa.Array | pa.ChunkedArray, int, float | None]:
@@ -171,7 +179,7 @@ def _impute_numeric(
     pool = values[train & ~missing]
     if pool.size == 0:
         pool = values[~missing]
-    median = float(np.median(pool))
+    median = _median(pool)
     values[missing] = median
     return pa.array(values), count, median
 
@@ -205,7 +213,7 @@ def _output_table(
 ) -> tuple[pa.Table, dict[str, int], dict[str, Any]]:
     columns: dict[str, Any] = {}
     for col_name in (spec.id_column, spec.timestamp_column):
-        if col_name:
+        if col_name is not None:  # a column may be named ''
             columns[col_name] = table.column(col_name)
     missing: dict[str, int] = {}
     imputation: dict[str, Any] = {}

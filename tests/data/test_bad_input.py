@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -463,3 +464,53 @@ def test_settings_errors_are_retrain_errors(
     assert "\n" not in str(info.value)
     monkeypatch.setenv("RETRAIN_MODEL_NAME", "demo")
     assert get_settings().root == tmp_path / "new" and not (tmp_path / "new").exists()
+
+
+# ---------------------------------------------------------------- found by the property test
+
+
+def test_an_integer_beyond_64_bits_is_an_error_naming_the_column(tmp_path: Path) -> None:
+    df = frame().assign(big=pd.Series([1] * 199 + [2**64], dtype=object))
+    with pytest.raises(DataValidationError, match=r"column 'big' has an integer outside the 64"):
+        prepare(df, tmp_path / "out")
+
+
+def test_an_infinite_decimal_is_an_error_naming_the_column(tmp_path: Path) -> None:
+    df = frame().assign(d=pd.Series([Decimal(1)] * 199 + [Decimal("-Infinity")], dtype=object))
+    with pytest.raises(DataValidationError, match=r"column 'd' has a value that cannot be stored"):
+        prepare(df, tmp_path / "out")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "Int64", "boolean"])
+def test_an_all_missing_column_named_empty_is_refused(tmp_path: Path, dtype: str) -> None:
+    df = frame().assign(**{"": pd.Series([None] * 200, dtype=dtype)})
+    with pytest.raises(DataValidationError, match=r"column '' has only missing values"):
+        prepare(df, tmp_path / "out")
+
+
+def test_an_id_column_named_empty_is_used(tmp_path: Path) -> None:
+    df = frame().assign(**{"": np.arange(200)})
+    m = prepare(df, tmp_path / "out", id_column="")
+    assert m.split["key"] == [""] and m.spec.id_column == ""
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("rows", [200, 201])
+def test_median_of_values_near_the_float_maximum_is_finite(tmp_path: Path, rows: int) -> None:
+    df = frame(rows).assign(x=1.7e308, id=np.arange(rows))
+    df.loc[1::2, "x"] = 1.6e308  # np.median averages the middle two as (a + b) / 2: inf
+    df.loc[::9, "x"] = np.nan
+    m = prepare(df, tmp_path / "out")
+    train = load_split(m, "train")
+    assert 1.6e308 <= m.imputation["x"] <= 1.7e308
+    assert np.isfinite(train["x"]).all()
+
+
+def test_median_helper_agrees_with_numpy() -> None:
+    from model.data.validate import _median
+
+    rng = np.random.default_rng(0)
+    for n in range(1, 60):
+        values = rng.normal(size=n) * 10.0 ** rng.integers(-300, 300)
+        assert _median(values) == np.median(values)
+    assert _median(np.array([1.6e308, 1.7e308])) == pytest.approx(1.65e308)

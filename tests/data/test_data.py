@@ -214,7 +214,7 @@ def test_dataframe_mixed_types_and_duplicates(tmp_path: Path) -> None:
     df = frame(20)
     df["x"] = df["x"].astype(object)
     df.loc[3, "x"] = "oops"
-    with pytest.raises(DataValidationError, match=r"mixed types.*column x"):
+    with pytest.raises(DataValidationError, match=r"mixed types in column 'x'.*'oops'"):
         prepare(df, tmp_path / "out")
     dup = pd.DataFrame([[1, 2, 0], [3, 4, 1]], columns=["a", "a", "target"])
     with pytest.raises(DataValidationError, match="duplicate column names"):
