@@ -153,7 +153,7 @@ def _check_spec_types(spec: FeatureSpec, table: pa.Table, label: str) -> None:
         if _is_unsupported_feature_type(t):
             raise DataValidationError(
                 f"{label}: column {quote(name)} has type {t}, which cannot be a feature; "
-                f"exclude it (--exclude {name}) or remove it from the data"
+                f"exclude it (--exclude {quote(name)}) or remove it from the data"
             )
 
 

@@ -514,3 +514,13 @@ def test_median_helper_agrees_with_numpy() -> None:
         values = rng.normal(size=n) * 10.0 ** rng.integers(-300, 300)
         assert _median(values) == np.median(values)
     assert _median(np.array([1.6e308, 1.7e308])) == pytest.approx(1.65e308)
+
+
+def test_a_column_name_with_a_newline_is_quoted_on_one_line(tmp_path: Path) -> None:
+    df = frame().assign(**{"a\nb": pd.Series([b"x"] * 200, dtype=object)})
+    with pytest.raises(DataValidationError) as info:
+        prepare(df, tmp_path / "out")
+    assert str(info.value) == (
+        "<DataFrame>: column 'a\\nb' has type binary, which cannot be a feature; "
+        "exclude it (--exclude 'a\\nb') or remove it from the data"
+    )
