@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 QUOTE_CHARS = 80
 """At most this many characters of a quoted value (plus its length when cut)."""
-LIST_CHARS = 160
+LIST_CHARS = 100
 """A quoted list stops adding items past this many characters (the rest are counted)."""
 BRIEF_CHARS = 160
 """At most this many characters of an underlying exception's text."""
@@ -42,12 +42,12 @@ def quote(value: object, limit: int = QUOTE_CHARS) -> str:
 
 def quote_list(values: Iterable[object], limit: int = LIST_CHARS) -> str:
     """``[a, b, ...]`` with each item quoted, stopping near ``limit`` characters
-    (``['a', 'b', … 3 more]``)."""
+    (``['a', 'b', … 3 more]``): at most about ``limit + 40`` characters in all."""
     items = list(values)
     shown: list[str] = []
     used = 0
     for item in items:
-        text = quote(item)
+        text = quote(item, min(QUOTE_CHARS, limit))
         if shown and used + len(text) > limit:
             break
         shown.append(text)

@@ -127,7 +127,8 @@ class FeatureSpec:
         if clashes:
             raise DataValidationError(
                 f"{source}: the feature spec declares as features columns with another role: "
-                + ", ".join(clashes)
+                + ", ".join(clashes[:2])
+                + (f" and {len(clashes) - 2} more" if len(clashes) > 2 else "")
             )
 
 
@@ -210,7 +211,7 @@ def _resolve_spec(
     if unknown:
         raise DataValidationError(
             f"{label}: excluded column(s) {quote_list(unknown)} are not in the data "
-            f"(columns: {quote_list(names)})"
+            f"(columns: {quote_list(names, 60)})"
         )
     empty = table.schema.empty_table().to_pandas(date_as_object=False)
     return infer_spec(

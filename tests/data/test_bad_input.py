@@ -524,3 +524,14 @@ def test_a_column_name_with_a_newline_is_quoted_on_one_line(tmp_path: Path) -> N
         "<DataFrame>: column 'a\\nb' has type binary, which cannot be a feature; "
         "exclude it (--exclude 'a\\nb') or remove it from the data"
     )
+
+
+def test_a_message_listing_many_long_column_names_stays_short(tmp_path: Path) -> None:
+    names = [f"{i}{'é' * 60}" for i in range(6)]
+    df = pd.DataFrame(np.zeros((3, 6)), columns=names).assign(target=[0, 1, 0])
+    with pytest.raises(DataValidationError, match=r"split '(train|val|test)' is empty") as info:
+        prepare(df, tmp_path / "out")
+    assert len(str(info.value)) <= 300 and "more]" in str(info.value)
+    with pytest.raises(DataValidationError, match="are not in the data") as info:
+        prepare(df, tmp_path / "out", exclude=["nope" * 30, "nada" * 30])
+    assert len(str(info.value)) <= 300

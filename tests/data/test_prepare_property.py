@@ -2,12 +2,14 @@
 short message; never another exception, never a hang (issue 12).
 
 Frames are generated with random dtypes (floats with NaN/inf/huge values, 64-bit and unbounded
-integers, nullable integers and booleans, text with empty and huge values, categories,
-timestamps, decimals, bytes, mixed objects, all-missing columns), unicode, empty, numeric and
-duplicate column names, and random ``prepare`` options. Each example runs under ``signal.alarm``
-(Hypothesis's ``deadline`` only reports a slow example after it returns); the test as a whole
-under pytest-timeout's thread method. A numeric ``RuntimeWarning`` (an overflow) is a failure
-too, and a prepared folder must read back with every feature value present and finite.
+and unsigned integers, nullable integers and booleans, text with empty and huge values, pandas
+strings, categories, timestamps, durations, complex numbers, decimals, bytes, lists, mixed
+objects, all-missing columns), unicode, empty, numeric and duplicate column names, and random
+``prepare`` options, given as a frame or written to Parquet or CSV first. Each example runs
+under ``signal.alarm`` (Hypothesis's ``deadline`` only reports a slow example after it
+returns); the test as a whole under pytest-timeout's thread method. A numeric
+``RuntimeWarning`` (an overflow) is a failure too, and a prepared folder must read back with
+every feature value present and finite.
 
 The examples are derandomized, so every run tests the same ones; to explore further, set
 ``HYPOTHESIS_EXPLORE=1`` (random examples; ``--hypothesis-seed=N`` to repeat a run) and
@@ -102,6 +104,10 @@ def plain_columns(n: int) -> st.SearchStrategy[pd.Series]:
         cells(n, st.one_of(maybe(), small_text)).map(series("category")),
         cells(n, timestamps).map(lambda v: pd.Series(pd.to_datetime(v))),
         st.just(pd.Series(np.arange(n) * 7 + 1, dtype="int64")),  # an id-like column
+        cells(n, st.one_of(maybe(), small_text)).map(series("string")),
+        cells(n, st.floats(-1e3, 1e3, width=32)).map(series("float32")),
+        cells(n, st.integers(0, 2**64 - 1)).map(series("uint64")),
+        cells(n, st.integers(-128, 127)).map(series("int8")),
     )
 
 
@@ -124,6 +130,11 @@ def nasty_columns(n: int) -> st.SearchStrategy[pd.Series]:
         ),
         cells(n, st.one_of(maybe(), st.binary(max_size=4))).map(series(object)),
         st.just(pd.Series([None] * n, dtype=object)),
+        cells(n, st.timedeltas(-dt.timedelta(days=999), dt.timedelta(days=999))).map(
+            series("timedelta64[ns]")
+        ),
+        cells(n, st.complex_numbers(max_magnitude=10)).map(series(complex)),
+        cells(n, st.one_of(maybe(), st.lists(st.integers(0, 3), max_size=2))).map(series(object)),
     )
 
 
