@@ -23,7 +23,7 @@ from model.registry import (
 )
 from model.settings import Settings
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -355,7 +355,7 @@ def test_pointer_disagreeing_with_link_is_repaired_from_the_link(
 def test_an_interrupted_switch_is_finished_or_discarded(
     reg: ModelRegistry, models: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import model.registry as registry_module
+    import model.registry.files as registry_module
 
     v1, v2 = reg.register(models[0]), reg.register(models[1])
     reg.promote(v1, "first")
@@ -403,7 +403,7 @@ def test_a_dangling_temp_folder_from_a_crashed_registration_is_removed(
 def test_a_registration_interrupted_after_the_rename_is_recorded_later(
     reg: ModelRegistry, models: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import model.registry as registry_module
+    import model.registry.files as registry_module
 
     class Crash(Exception):
         pass
