@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakes import make_model
+from fakes import REPO_ROOT, make_model
 
 from model.cli import main
 from model.errors import RegistryError
@@ -22,8 +22,6 @@ from model.registry import (
     production_stack,
 )
 from model.settings import Settings
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -507,7 +505,7 @@ def test_gc_keeps_recent_production_predecessor_and_challenger(
 
 def test_registry_does_not_import_torch_or_prefect() -> None:
     code = (
-        "import sys, model.registry, model.commands.registry; "
+        "import sys, model.registry, model.cli.registry; "
         "assert 'torch' not in sys.modules and 'prefect' not in sys.modules"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}

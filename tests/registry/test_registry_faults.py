@@ -22,12 +22,10 @@ import time
 from pathlib import Path
 
 import pytest
-from fakes import make_model
+from fakes import REPO_ROOT, make_model
 
 from model.errors import RegistryError
 from model.registry import PRODUCTION_EVENTS, ModelRegistry, check_model_folder
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: Every checkpoint of ProductionPointer.switch, in order.
 SWITCH_STEPS = (
