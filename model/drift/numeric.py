@@ -5,18 +5,37 @@ Wasserstein-1 distance divided by the reference's standard deviation.
 
 Speed: each numeric column is sorted once; KS, PSI bins, histograms and Wasserstein all
 come from the two sorted arrays (one stable merge gives both ECDFs).
+
+KS p-values: below 10,000 pairs (``n * m``) scipy's exact two-sample computation; then, with
+``n_eff = n * m / (n + m)`` rounded, the distribution scipy's ``ks_2samp`` uses in its
+"asymp" mode (the exact one-sample Kolmogorov distribution ``kstwo.sf(D, n_eff)``) up to
+:data:`KS_ASYMPTOTIC_MIN_N`, and from there its limit ``kolmogorov(sqrt(n_eff) * D)``.
+``kstwo.sf`` costs 0.1–0.9 s per column at ``n_eff`` of 10^5–5·10^5 when ``D`` is small (a
+0.02–0.1 SD shift); the limit costs microseconds.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from model.drift.results import FeatureDrift
 
 PSI_EPS = 1e-4  # proportions are floored at this before the PSI logarithm
 HIST_BINS = 20
+
+KS_ASYMPTOTIC_MIN_N = 25_000
+"""From this ``n_eff`` on, KS p-values come from the limiting Kolmogorov distribution.
+
+Largest relative error against ``kstwo.sf(D, n_eff)`` (= scipy's ``ks_2samp`` p-value there)
+over all ``D`` with p >= 1e-10, measured with scipy 1.17 (the error grows towards that tail
+and shrinks like ``1/sqrt(n_eff)``): 1.70 % at 25,000, 1.53 % at 30,000, 1.13 % at 50,000,
+0.75 % at 100,000, 0.32 % at 500,000; below the cut-off it would pass 2 % (1.93 % at 20,000,
+2.91 % at 10,000, 4.5 % at 5,000), so the exact distribution (30–60 ms a column there) stays.
+"""
 
 
 def numeric_values(series: pd.Series) -> np.ndarray:
@@ -44,6 +63,8 @@ def _ks_pvalue(d: float, n: int, m: int, r: np.ndarray, c: np.ndarray) -> float:
     if n * m < 10_000:  # small samples: scipy's exact computation
         return float(stats.ks_2samp(r, c).pvalue)
     en = round(n * m / (n + m))
+    if en >= KS_ASYMPTOTIC_MIN_N:
+        return float(np.clip(special.kolmogorov(math.sqrt(en) * d), 0.0, 1.0))
     return float(np.clip(stats.kstwo.sf(d, en), 0.0, 1.0))
 
 
