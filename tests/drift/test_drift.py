@@ -124,6 +124,21 @@ def test_holm_correction_matches_independent_formula() -> None:
     )
 
 
+def test_spec_inferred_from_reference_when_not_given() -> None:
+    """Without a spec: features from the reference's dtypes; target, id and date are not."""
+    ref, cur = mixed(3000, 1), mixed(1000, 2, shift=0.5)
+    for frame in (ref, cur):
+        frame["id"] = np.arange(len(frame))
+        frame["date"] = "2026-01-01"
+    inferred = detect_drift(ref, cur)
+    explicit = detect_drift(ref, cur, SPEC)
+    assert list(inferred.features) == SPEC.features
+    assert inferred.target is not None and inferred.target.name == "target"
+    for name, f in explicit.features.items():
+        assert inferred.features[name].to_dict() == f.to_dict()
+    assert inferred.drifted_features == explicit.drifted_features
+
+
 # ----------------------------------------------------------------- calibration and power
 
 
