@@ -103,6 +103,18 @@ def _split_infos(
     return infos
 
 
+BATCH_PARTITION = "date"
+"""The partition that names an incoming batch (``incoming/date=YYYY-MM-DD/``)."""
+BATCH_COLUMN = "__batch__"
+"""Provenance column of the prepared splits: ``date=…`` of the batch a row came from, null for
+base-data rows. Never a feature; lets a comparison find the rows production has not seen."""
+
+
+def batch_labels(dates: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``date=<value>`` per row (null where the row came from no batch)."""
+    return pc.binary_join_element_wise(f"{BATCH_PARTITION}=", pc.cast(dates, pa.string()), "")
+
+
 def prepare(
     sources: Sources,
     out_root: str | Path,
@@ -162,6 +174,8 @@ def prepare(
     )
     _check_splits_not_empty(codes, fractions, split_desc, label)
     out, missing, imputation = _output_table(table, spec, y, codes == 0)
+    if BATCH_PARTITION in partition_columns:
+        out = out.append_column(BATCH_COLUMN, batch_labels(table.column(BATCH_PARTITION)))
     details = [
         {"path": p.label, "kind": p.kind, "files": len(p.files), "rows": p.table.num_rows}
         for p in parts

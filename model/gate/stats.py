@@ -1,8 +1,12 @@
 """Statistics for comparing two classifiers scored on the same rows.
 
-- :func:`paired_bootstrap` — paired, stratified bootstrap of every metric's improvement,
-  vectorized: both models are sorted once, resamples are multinomial counts per row
-  (float32, in chunks of resamples to bound memory), no per-resample scikit-learn calls.
+- :func:`paired_bootstrap` — paired bootstrap of every metric's improvement, vectorized:
+  both models are sorted once, each resample is a weight per row (float32, in chunks of
+  resamples to bound memory), no per-resample scikit-learn calls. Weights are multinomial
+  counts drawn within each class (class sizes fixed), or — for large holdouts, where drawing
+  them dominates — independent Poisson(1) counts per row (the Poisson bootstrap; metrics are
+  normalised by each resample's class weights), drawn as 16-bit uniforms through a lookup table.
+- :func:`auc_interval` — DeLong's variance of one model's AUC and its normal interval.
 - :func:`delong_test` — DeLong's test for the AUC difference, exact, O(n log n) with
   midranks (Sun & Xu 2014).
 - :func:`mcnemar_test` — McNemar's test of the accuracy difference (exact binomial for few
@@ -149,6 +153,24 @@ def delong_test(
     )
 
 
+def auc_interval(
+    y_true: np.ndarray, scores: np.ndarray, confidence: float = 0.95
+) -> tuple[float, float, float, float]:
+    """One model's AUC with DeLong's standard error and two-sided normal interval.
+
+    Returns ``(auc, se, low, high)``.
+    """
+    pos_mask = np.asarray(y_true) == 1
+    m, n = int(pos_mask.sum()), int((~pos_mask).sum())
+    if m < 2 or n < 2:
+        raise ValueError("an AUC interval needs at least two positives and two negatives")
+    auc, v_pos, v_neg = _placements(np.asarray(scores, dtype=np.float64), pos_mask)
+    var = float(np.var(v_pos, ddof=1) / m + np.var(v_neg, ddof=1) / n)
+    se = float(np.sqrt(var)) if var > 0 else 0.0
+    half = float(sps.norm.ppf(0.5 + confidence / 2)) * se
+    return auc, se, auc - half, auc + half
+
+
 def _normal_p(z: float, alternative: str) -> float:
     if alternative == "two-sided":
         return float(min(1.0, 2 * sps.norm.sf(abs(z))))
@@ -256,6 +278,7 @@ class BootstrapResult:
     confidence: float = 0.95
     stratified: bool = True
     metrics: tuple[str, ...] = field(default=METRICS)
+    scheme: str = "multinomial"
 
     def ci(self, metric: str, confidence: float | None = None) -> tuple[float, float]:
         """Two-sided percentile interval of the improvement."""
@@ -304,19 +327,31 @@ def paired_bootstrap(
     n_jobs: int | None = None,
     chunk_elements: int | None = None,
     observed: tuple[dict[str, float], dict[str, float]] | None = None,
+    scheme: str = "auto",
 ) -> BootstrapResult:
-    """Paired, stratified bootstrap of every metric's improvement.
+    """Paired bootstrap of every metric's improvement.
 
-    Both models see the same resampled rows; positives and negatives are resampled
-    separately (their counts stay fixed). Resample ``r`` draws from its own stream
-    (``SeedSequence(seed).spawn``), so results do not depend on chunking or threads.
-    ``observed`` may pass both models' already computed metrics (baseline, candidate).
+    Both models see the same resampled rows. ``scheme="multinomial"``: positives and
+    negatives are resampled separately (their counts stay fixed). ``scheme="poisson"``: each
+    row gets an independent Poisson(1) weight (cases and controls still weighted separately,
+    class totals vary, every metric is normalised by them); 3–4× cheaper to draw.
+    ``"auto"`` uses Poisson when both classes have at least
+    :data:`POISSON_MIN_CLASS` rows (below that an all-zero class becomes possible).
+    Resample ``r`` draws from its own stream (``SeedSequence(seed).spawn``), so results do
+    not depend on chunking or threads. ``observed`` may pass both models' already computed
+    metrics (baseline, candidate).
     """
     y = np.asarray(y_true).astype(np.int8)
     sb = np.asarray(baseline_scores, dtype=np.float64)
     sc = np.asarray(candidate_scores, dtype=np.float64)
     seed = _fresh_seed() if random_state is None else int(random_state)
     setup = _Setup.build(y, sb, sc, baseline_threshold, candidate_threshold)
+    if scheme not in ("auto", "poisson", "multinomial"):
+        raise ValueError(f"scheme must be auto, poisson or multinomial, not {scheme!r}")
+    if scheme == "auto":
+        small = min(setup.n_pos, setup.n_neg) < POISSON_MIN_CLASS
+        scheme = "multinomial" if small else "poisson"
+    setup.poisson = scheme == "poisson"
     if observed is None:
         observed = (
             compute_metrics(y, sb, baseline_threshold),
@@ -341,7 +376,7 @@ def paired_bootstrap(
         for bound in bounds:
             run(bound)
     deltas = {name: out[:, j] for j, name in enumerate(METRICS)}
-    return BootstrapResult(improvements, deltas, n_bootstrap, seed, confidence)
+    return BootstrapResult(improvements, deltas, n_bootstrap, seed, confidence, scheme=scheme)
 
 
 @dataclass
@@ -352,8 +387,9 @@ class _Setup:
     n_neg: int
     baseline: RankIndex
     candidate: RankIndex
-    pos_loss: np.ndarray  # (n_pos, 4): pred_b, pred_c, Δ log loss, Δ brier (float32)
+    pos_loss: np.ndarray  # (n_pos, 5): pred_b, pred_c, Δ log loss, Δ brier, 1 (float32)
     neg_loss: np.ndarray
+    poisson: bool = False
 
     @classmethod
     def build(cls, y: np.ndarray, sb: np.ndarray, sc: np.ndarray, tb: float, tc: float) -> _Setup:
@@ -366,7 +402,7 @@ class _Setup:
         d_ll, d_br = ll_c - ll_b, br_c - br_b
 
         def columns(rows: np.ndarray, pred_b: np.ndarray, pred_c: np.ndarray) -> np.ndarray:
-            cols = (pred_b, pred_c, d_ll[rows], d_br[rows])
+            cols = (pred_b, pred_c, d_ll[rows], d_br[rows], np.ones(rows.size))
             return np.ascontiguousarray(np.column_stack(cols), dtype=np.float32)
 
         base = RankIndex.build(sb[pos_rows], sb[neg_rows], tb)
@@ -387,12 +423,16 @@ class _Setup:
         for i, stream in enumerate(streams):
             rng = np.random.default_rng(stream)
             for w, size in ((w_pos[i], self.n_pos), (w_neg[i], self.n_neg)):
-                _multinomial_counts(rng.integers(0, size, size), w)
+                if self.poisson:
+                    np.take(_POISSON_TABLE, rng.integers(0, 65536, size, dtype=np.uint16), out=w)
+                else:
+                    _multinomial_counts(rng.integers(0, size, size), w)
         sums_pos = (w_pos @ self.pos_loss).astype(np.float64)  # counts are exact in float32
         sums_neg = (w_neg @ self.neg_loss).astype(np.float64)
-        n = self.n_pos + self.n_neg
-        thr_b = threshold_metrics(sums_pos[:, 0], sums_neg[:, 0], self.n_pos, self.n_neg)
-        thr_c = threshold_metrics(sums_pos[:, 1], sums_neg[:, 1], self.n_pos, self.n_neg)
+        w_p, w_n = sums_pos[:, 4], sums_neg[:, 4]  # each resample's class totals
+        n = w_p + w_n
+        thr_b = threshold_metrics(sums_pos[:, 0], sums_neg[:, 0], w_p, w_n)
+        thr_c = threshold_metrics(sums_pos[:, 1], sums_neg[:, 1], w_p, w_n)
         auc_b, ap_b = self.baseline.rank_metrics(w_pos, w_neg)
         auc_c, ap_c = self.candidate.rank_metrics(w_pos, w_neg)
         deltas = {name: thr_c[name] - thr_b[name] for name in thr_b}
@@ -412,6 +452,24 @@ def _chunk_size(n_rows: int, n_bootstrap: int, chunk_elements: int | None) -> in
     return max(1, min(n_bootstrap, k))
 
 
+POISSON_MIN_CLASS = 1000
+"""Smallest class size for the Poisson scheme under ``scheme="auto"`` (P(all-zero) < 1e-400)."""
+
+
+def _poisson_table() -> np.ndarray:
+    """Poisson(1) counts by inverse CDF at the 65,536 midpoints of a 16-bit uniform.
+
+    Probabilities are resolved to 1/65,536 (counts above 7, P < 1e-5, never occur): an
+    immaterial truncation for bootstrap standard errors.
+    """
+    cdf = sps.poisson.cdf(np.arange(32), 1.0)
+    u = (np.arange(65536) + 0.5) / 65536
+    return np.searchsorted(cdf, u).astype(np.float32)
+
+
+_POISSON_TABLE = _poisson_table()
+
+
 def _multinomial_counts(draws: np.ndarray, out: np.ndarray) -> None:
     """Write how often each row was drawn into the float32 row ``out`` (exact below 2**24)."""
     np.copyto(out, np.bincount(draws, minlength=out.size), casting="unsafe")
@@ -427,9 +485,11 @@ def _finite_or_none(x: float) -> float | None:
 
 
 __all__ = [
+    "POISSON_MIN_CLASS",
     "BootstrapResult",
     "DeLongResult",
     "McNemarResult",
+    "auc_interval",
     "delong_test",
     "holm",
     "mcnemar_test",

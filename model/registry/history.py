@@ -32,10 +32,11 @@ EVENTS = (
     "deleted",
     "challenger",
     "recovered",
+    "gate_reset",
 )
 #: Events callers may append with :meth:`ModelRegistry.record`; the others are written
 #: only by the registry operation they describe, so the history cannot lie about them.
-RECORDABLE_EVENTS = ("compared", "rejected", "inconclusive", "skipped", "failed")
+RECORDABLE_EVENTS = ("compared", "rejected", "inconclusive", "skipped", "failed", "gate_reset")
 PRODUCTION_EVENTS = ("promoted", "forced", "rolled_back", "recovered")
 RESERVED_FIELDS = ("event", "time", "id")
 BASELINE_FIELDS = ("baseline", "baseline_version")
