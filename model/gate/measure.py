@@ -131,7 +131,8 @@ def measure(
             p_value=p,
             null_value=null,
         )
-    auc, auc_se, auc_low, auc_high = auc_interval(y, sc, confidence=1 - 2 * level)
+    auc, auc_se = delong.auc_candidate, delong.se_candidate
+    auc_low, auc_high, _ = normal_test(auc, auc_se, level, 0.0)
     return Population(
         name=name,
         n=int(y.size),

@@ -57,6 +57,8 @@ class DeLongResult:
     ci_high: float
     alternative: str
     confidence: float = 0.95
+    se_baseline: float = 0.0  # DeLong's standard error of each AUC on its own
+    se_candidate: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -150,6 +152,8 @@ def delong_test(
         ci_high=diff + half,
         alternative=alternative,
         confidence=confidence,
+        se_baseline=float(np.sqrt(max(s[0, 0], 0.0))),
+        se_candidate=float(np.sqrt(max(s[1, 1], 0.0))),
     )
 
 
@@ -424,7 +428,8 @@ class _Setup:
             rng = np.random.default_rng(stream)
             for w, size in ((w_pos[i], self.n_pos), (w_neg[i], self.n_neg)):
                 if self.poisson:
-                    np.take(_POISSON_TABLE, rng.integers(0, 65536, size, dtype=np.uint16), out=w)
+                    u16 = np.frombuffer(rng.bytes(2 * size), dtype=np.uint16)
+                    np.take(_POISSON_TABLE, u16, out=w)
                 else:
                     _multinomial_counts(rng.integers(0, size, size), w)
         sums_pos = (w_pos @ self.pos_loss).astype(np.float64)  # counts are exact in float32
