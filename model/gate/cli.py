@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from model.errors import ComparisonInputError, RetrainError
 from model.gate import report
@@ -132,7 +131,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         if args.html:
             report.write_html(result, args.html)
         if args.markdown:
-            Path(args.markdown).write_text(report.to_markdown(result), encoding="utf-8")
+            report.write_text(args.markdown, report.to_markdown(result))
         return result.exit_code
     except RetrainError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -7,6 +7,7 @@ The HTML report is self-contained: inline CSS and hand-written SVG, no external 
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import math
@@ -14,6 +15,8 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from model.errors import ComparisonInputError
 
 RULE = "=" * 60
 BASELINE_COLOR = "#7f7f7f"
@@ -139,16 +142,23 @@ def _clean(obj: Any) -> Any:
 
 
 def write_json(result: Any, path: str | Path) -> Path:
-    return _write(path, json.dumps(to_json(result), indent=2, allow_nan=False) + "\n")
+    return write_text(path, json.dumps(to_json(result), indent=2, allow_nan=False) + "\n")
 
 
-def _write(path: str | Path, text: str) -> Path:
-    """Write atomically (temporary file in the same folder, then rename)."""
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a report atomically (temporary file in the same folder, then rename); a path
+    that cannot be written is a :class:`ComparisonInputError` naming it, with nothing left."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        reason = exc.strerror or type(exc).__name__
+        raise ComparisonInputError(f"cannot write the report {str(target)!r}: {reason}") from exc
     return target
 
 
@@ -312,7 +322,7 @@ def _model_row(who: str, info: Mapping[str, Any] | None) -> str:
 
 
 def write_html(result: Any, path: str | Path) -> Path:
-    return _write(path, to_html(result))
+    return write_text(path, to_html(result))
 
 
 def _figure(svg: str, caption: str) -> str:

@@ -427,6 +427,21 @@ def test_cli_exit_codes(tmp_path: Path, fake_artifact: Any) -> None:
     assert main(["--new", "m/score_c", "--test-data", str(tmp_path / "missing.csv")]) == 2
 
 
+def test_cli_report_path_that_cannot_be_written_is_bad_input(
+    tmp_path: Path, fake_artifact: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "t.csv"
+    holdout(23, 400, 1.0, 1.2).to_csv(data, index=False)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    for out in ("/proc/nope/x.json", str(blocker / "x.json")):
+        code = main(["--new", "m/score_c", "--test-data", str(data), "--output", out])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert err.startswith(f"error: cannot write the report '{out}'") and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "t.csv"]  # nothing left
+
+
 def test_retrain_compare_shares_the_cli(tmp_path: Path, fake_artifact: Any) -> None:
     from model.cli import compare
 
