@@ -315,8 +315,8 @@ def gather_trigger_state(
     now: dt.datetime | None = None,
 ) -> Any:
     """Fill a :class:`~model.cycle.triggers.TriggerState` from registry, batches and drift."""
+    from model.cycle.monitor import drift_for_trigger
     from model.cycle.triggers import TriggerState
-    from model.drift import drift_for_trigger
     from model.registry import ModelRegistry
 
     registry = ModelRegistry(settings.models_dir)
