@@ -342,8 +342,8 @@ def gather_trigger_state(
 ) -> Any:
     """Fill a :class:`~model.cycle.triggers.TriggerState` from registry, batches and drift."""
     from model.cycle.evaluation import trained_batches
+    from model.cycle.monitor import drift_for_trigger
     from model.cycle.triggers import TriggerState
-    from model.drift import drift_for_trigger
     from model.registry import ModelRegistry
 
     registry = ModelRegistry(settings.models_dir)

@@ -14,8 +14,6 @@ Owns the per-column drift tests, the dataset decision and the drift reports:
   corrected p-values and the dataset decision).
 - :mod:`~model.drift.render` (Markdown, HTML, table rows) and :mod:`~model.drift.files`
   (incoming batches, report files written and read back, the trigger summary).
-- :mod:`~model.drift.monitor`: drift of the production model's data; the only module here
-  that reads the registry or loads a model.
 
 Drift rule (configurable in :class:`DriftSettings`): a feature drifts when its p-value,
 Holm-corrected over the features of the report, is below ``alpha`` AND its effect size is
@@ -24,8 +22,8 @@ false alarms on small batches; the effect-size floor stops huge samples from fla
 trivial shifts. The data set drifts when the share of drifted features reaches
 ``dataset_drift_threshold``; the report's ``drift_share`` is the measured share.
 
-May import: ``model.errors``, ``model.settings``, ``model.data``; ``monitor`` additionally
-reads the registry (``model.registry``) and loads models (``model.artifact``).
+May import: ``model.errors``, ``model.settings``, ``model.data``. Drift of the production
+model's data (reading the registry, loading the model) is :mod:`model.cycle.monitor`.
 """
 
 from model.drift.categorical import categorical_drift
@@ -38,12 +36,6 @@ from model.drift.files import (
     report_folder,
     summary_of,
     write_reports,
-)
-from model.drift.monitor import (
-    drift_for_production,
-    drift_for_trigger,
-    monitor_drift,
-    reference_for_production,
 )
 from model.drift.numeric import PSI_EPS, numeric_drift
 from model.drift.render import table_rows, to_html, to_markdown
@@ -58,15 +50,11 @@ __all__ = [
     "Scorer",
     "categorical_drift",
     "detect_drift",
-    "drift_for_production",
-    "drift_for_trigger",
     "drift_from_report_file",
-    "monitor_drift",
     "newest_batches",
     "numeric_drift",
     "read_drift_report",
     "read_frame",
-    "reference_for_production",
     "report_folder",
     "spec_for_reference",
     "summary_of",

@@ -1,7 +1,7 @@
 """Drift of the production model's data: the registry gives the reference and the model.
 
-The only drift module that reads the registry or loads a model (``model.registry``,
-``model.artifact``); it sits above the rest of :mod:`model.drift`.
+Part of the cycle layer because it reads the registry (``model.registry``) and loads the
+production model (``model.artifact``) on top of :mod:`model.drift`, which does neither.
 """
 
 from __future__ import annotations
@@ -11,17 +11,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from model.drift.detect import detect_drift, spec_for_reference
-from model.drift.files import (
+from model.drift import (
+    DriftReport,
+    DriftSettings,
+    detect_drift,
     drift_from_report_file,
     newest_batches,
     read_frame,
     report_folder,
+    spec_for_reference,
     summary_of,
+    table_rows,
     write_reports,
 )
-from model.drift.render import table_rows
-from model.drift.results import DriftReport, DriftSettings
 from model.errors import DriftInputError
 
 if TYPE_CHECKING:
