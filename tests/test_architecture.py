@@ -63,15 +63,6 @@ MAX_FILE_LINES = 500
 MAX_CLASS_LINES = 300
 SIZE_CHECKED = ("model", "tasks", "flows")
 
-GATE_REWRITE_ALLOWANCE: dict[str, str] = {
-    "model/gate/comparator.py": "989 lines",
-}
-"""Size exemptions while issue 11 rewrites ``model/gate/`` (split by responsibility there).
-
-Only ``model/gate/`` may appear here. An entry that is no longer over the limit fails the
-test, so the exemption goes away with the rewrite.
-"""
-
 
 @dataclass(frozen=True)
 class Import:
@@ -369,20 +360,11 @@ def size_violations() -> dict[str, str]:
 
 
 def test_no_long_file_or_class() -> None:
-    assert all(key.startswith("model/gate/") for key in GATE_REWRITE_ALLOWANCE)
     found = size_violations()
-    problems = [
-        f"{key}: {what}" for key, what in found.items() if key not in GATE_REWRITE_ALLOWANCE
-    ]
-    stale = [
-        f"{key}: now within the limits, remove it from GATE_REWRITE_ALLOWANCE"
-        for key in GATE_REWRITE_ALLOWANCE
-        if key not in found
-    ]
     fail_on(
         f"files over {MAX_FILE_LINES} lines or classes over {MAX_CLASS_LINES} lines in "
         f"{', '.join(SIZE_CHECKED)}/",
-        problems + stale,
+        [f"{key}: {what}" for key, what in found.items()],
     )
 
 

@@ -14,6 +14,7 @@ from model.gate import report
 from model.gate.comparator import (
     DEFAULT_CALIBRATION_MARGIN,
     DEFAULT_MIN_CLASS_COUNT,
+    DEFAULT_THRESHOLD,
     RULES,
     ModelComparator,
 )
@@ -32,8 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threshold",
         type=float,
-        default=0.02,
-        help="the minimum gain to guarantee: PROMOTE needs the lower confidence bound above it",
+        default=DEFAULT_THRESHOLD,
+        help="the minimum gain to guarantee: PROMOTE needs the lower confidence bound above it "
+        f"(default {DEFAULT_THRESHOLD})",
     )
     parser.add_argument("--threshold-type", choices=("absolute", "relative"), default="absolute")
     parser.add_argument(

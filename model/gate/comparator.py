@@ -12,7 +12,7 @@ production has not been trained on (``recent``), the decision is made on them if
 has at least ``min_class_count`` rows, and the whole holdout becomes a non-inferiority
 guardrail. The rule itself is in :mod:`model.gate.decide`.
 
-Also the lab's CLI: ``python -m model.comparator --baseline A --new B --test-data T``.
+The lab's CLI (``python -m model.comparator``) is :mod:`model.gate.cli`.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from model.gate.result import (
 )
 
 RULES = ("threshold", "lab")
+DEFAULT_THRESHOLD = 0.005
 DEFAULT_MIN_CLASS_COUNT = 100
 DEFAULT_CALIBRATION_MARGIN = 0.01
 
@@ -69,17 +70,14 @@ class ModelComparator:
         calibration_margin: non-inferiority margin on log loss (None: off).
         holdout_margin: non-inferiority margin of the primary metric on the whole holdout
             when the decision is made on the recent rows.
-        guardrails: ``{metric: margin}``: the candidate may be worse by at most the margin
-            (``guardrail_mode`` "harm": a shown breach rejects; "non_inferiority": safety
-            must be shown).
+        guardrails: ``{metric: margin}``, the most it may be worse (``guardrail_mode``).
         policy: ``{metric: margin}``: each listed metric must improve by its margin.
-        strict: accepted for compatibility; the threshold rule is the default now.
     """
 
     def __init__(
         self,
         primary_metric: str = "auc",
-        improvement_threshold: float = 0.02,
+        improvement_threshold: float = DEFAULT_THRESHOLD,
         threshold_type: str = "absolute",
         significance_level: float | None = None,
         n_bootstrap: int = 1000,
@@ -367,13 +365,6 @@ _METHODS = {m: "bootstrap-normal" for m in METRICS} | {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m model.comparator``: the lab's CLI (see :mod:`model.gate.cli`)."""
-    from model.gate.cli import main as cli_main
-
-    return cli_main(argv)
-
-
 __all__ = [
     "EXIT_CODES",
     "ComparisonResult",
@@ -385,5 +376,4 @@ __all__ = [
     "ModelInfo",
     "PolicyCheck",
     "Population",
-    "main",
 ]

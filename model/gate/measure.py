@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
+from model.gate.bootstrap import BootstrapResult, paired_bootstrap
 from model.gate.metrics import (
     HIGHER_IS_BETTER,
     LOSS_METRICS,
@@ -32,13 +33,7 @@ from model.gate.metrics import (
     row_losses,
 )
 from model.gate.result import MetricComparison, Population
-from model.gate.stats import (
-    BootstrapResult,
-    auc_interval,
-    delong_test,
-    mcnemar_test,
-    paired_bootstrap,
-)
+from model.gate.stats import auc_interval, delong_test, mcnemar_test
 
 MAX_CURVE_POINTS = 200
 MAX_DELTAS = 1000

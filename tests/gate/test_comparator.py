@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from model.errors import ComparisonInputError
-from model.gate.comparator import EXIT_CODES, ModelComparator, main
+from model.gate.cli import main
+from model.gate.comparator import EXIT_CODES, ModelComparator
 
 FEATURES = ["x1", "x2"]
 
@@ -69,6 +70,7 @@ def should_promote_model(results):
 
 
 def comparator(**kw: Any) -> ModelComparator:
+    kw.setdefault("improvement_threshold", 0.02)
     kw.setdefault("n_bootstrap", 200)
     kw.setdefault("random_state", 7)
     return ModelComparator(**kw)

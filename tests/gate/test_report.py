@@ -26,7 +26,9 @@ def scores(seed: int, n: int, mu_b: float, mu_c: float) -> tuple[np.ndarray, ...
 @pytest.fixture(scope="module")
 def result() -> ComparisonResult:
     y, sb, sc = scores(0, 2000, 0.8, 1.4)
-    gate = ModelComparator(n_bootstrap=300, random_state=9, guardrails={"recall": 0.05})
+    gate = ModelComparator(
+        improvement_threshold=0.02, n_bootstrap=300, random_state=9, guardrails={"recall": 0.05}
+    )
     return gate.compare_scores(
         y,
         sb,
