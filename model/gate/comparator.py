@@ -36,7 +36,7 @@ from model.gate.inputs import (
     metric_name,
     score,
 )
-from model.gate.measure import measure, measure_candidate
+from model.gate.measure import measure, measure_untested
 from model.gate.metrics import METRICS, compute_metrics
 from model.gate.result import (
     EXIT_CODES,
@@ -147,10 +147,6 @@ class ModelComparator:
             )
         if test == "delong" and self.primary_metric != "auc":
             raise ComparisonInputError("DeLong's test applies to the AUC only")
-        if test == "bootstrap" and self.primary_metric == "auc":
-            raise ComparisonInputError(
-                "the AUC is always tested with DeLong's test (one method per metric)"
-            )
         if guardrail_mode not in ("harm", "non_inferiority"):
             raise ComparisonInputError(
                 f"guardrail_mode must be 'harm' or 'non_inferiority', not {guardrail_mode!r}"
@@ -220,31 +216,32 @@ class ModelComparator:
         y = check_labels(y_true)
         sc = check_scores(candidate_scores, y.size, "candidate")
         c_info = candidate_info or ModelInfo(decision_threshold=candidate_threshold)
-        if recent is not None and recent.shape != y.shape:
-            raise ComparisonInputError(
-                f"the recent-rows mask has {recent.size} entries for {y.size} rows"
-            )
+        if recent is not None:
+            recent = np.asarray(recent)
+            if recent.shape != y.shape or recent.dtype != bool:
+                raise ComparisonInputError(
+                    f"the recent-rows mask must hold {y.size} booleans, got shape "
+                    f"{recent.shape} of {recent.dtype}"
+                )
         if baseline_scores is None:
-            pop = measure_candidate("holdout", y, sc, candidate_threshold)
+            pop = measure_untested("holdout", y, sc, candidate_threshold, None)
             result = self._result(None, c_info, {"holdout": pop}, "holdout", None)
             decide(result)
             return result
         sb = check_scores(baseline_scores, y.size, "baseline")
         b_info = baseline_info or ModelInfo(decision_threshold=baseline_threshold)
-        thr = self._absolute_threshold(y, sb, baseline_threshold)
-        populations: dict[str, Population] = {}
         args = (baseline_threshold, candidate_threshold)
-        populations["holdout"] = self._measure("holdout", y, sb, sc, args, thr)
-        decided_on = "holdout"
-        if recent is not None and recent.any():
-            yr = y[recent]
-            if min(int(yr.sum()), int(yr.size - yr.sum())) >= 2:
-                populations["recent"] = self._measure(
-                    "recent", yr, sb[recent], sc[recent], args, thr
-                )
-                if min(int(yr.sum()), int(yr.size - yr.sum())) >= self.min_class_count:
-                    decided_on = "recent"
+        decided_on, notes = choose_population(y, recent, self.min_class_count)
+        rows = recent if decided_on == "recent" else np.ones(y.size, bool)
+        thr = self._absolute_threshold(y[rows], sb[rows], baseline_threshold)
+        null = 0.0 if self.rule == "lab" else thr  # the lab's test is "gain > 0"
+        populations = {"holdout": self._measure("holdout", y, sb, sc, args, null)}
+        if recent is not None and _testable(y[recent]):
+            populations["recent"] = self._measure(
+                "recent", y[recent], sb[recent], sc[recent], args, null
+            )
         result = self._result(b_info, c_info, populations, decided_on, thr)
+        result.notes = notes
         result.guardrails = self._guardrails(populations, decided_on)
         metrics = result.metrics
         result.policy = [
@@ -270,6 +267,8 @@ class ModelComparator:
         thresholds: tuple[float, float],
         thr: float,
     ) -> Population:
+        if not _testable(y):
+            return measure_untested(name, y, sc, thresholds[1], (sb, thresholds[0]))
         return measure(
             name,
             y,
@@ -356,6 +355,29 @@ class ModelComparator:
         if self.threshold_type == "absolute":
             return self.improvement_threshold
         return self.improvement_threshold * abs(compute_metrics(y, sb, tb)[self.primary_metric])
+
+
+def choose_population(
+    y: np.ndarray, recent: np.ndarray | None, min_class_count: int
+) -> tuple[str, list[str]]:
+    """Where the decision is made: the recent rows when each class has at least
+    ``min_class_count`` of them, else the whole holdout (and why, as a note)."""
+    if recent is None or not recent.any():
+        return "holdout", []
+    yr = y[recent]
+    pos, neg = int(yr.sum()), int(yr.size - yr.sum())
+    if min(pos, neg) >= min_class_count:
+        return "recent", []
+    return "holdout", [
+        f"decided on the whole holdout: its {yr.size} recent rows (from batches production "
+        f"was not trained on) have {pos} positives and {neg} negatives, fewer than "
+        f"{min_class_count} of each"
+    ]
+
+
+def _testable(y: np.ndarray) -> bool:
+    """At least two rows of each class (what DeLong's test and the bootstrap need)."""
+    return min(int(y.sum()), int(y.size - y.sum())) >= 2
 
 
 _METHODS = {m: "bootstrap-normal" for m in METRICS} | {

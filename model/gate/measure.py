@@ -40,14 +40,19 @@ MAX_DELTAS = 1000
 
 
 def normal_test(
-    estimate: float, se: float, level: float, null: float
+    estimate: float, se: float, level: float, null: float, df: int | None = None
 ) -> tuple[float, float, float]:
-    """``(low, high, p)``: one-sided (1 − level) bounds and p for H1: estimate > null."""
+    """``(low, high, p)``: one-sided (1 − level) bounds and p for H1: estimate > null.
+
+    ``df``: Student's t with ``df`` degrees of freedom instead of the normal (for a standard
+    error estimated from ``df + 1`` bootstrap resamples).
+    """
     if not se > 0:
         p = 0.0 if estimate > null else 1.0
         return estimate, estimate, p
-    z = float(sps.norm.ppf(1.0 - level))
-    p = float(sps.norm.sf((estimate - null) / se))
+    dist = sps.norm if df is None else sps.t(df)
+    z = float(dist.ppf(1.0 - level))
+    p = float(dist.sf((estimate - null) / se))
     return estimate - z * se, estimate + z * se, p
 
 
@@ -104,13 +109,15 @@ def measure(
     table: dict[str, MetricComparison] = {}
     for metric in METRICS:
         null = threshold if metric == primary else 0.0
+        df = None
         if metric == "auc":
             method, estimate, se = "delong", delong.diff, delong.se
         elif metric in LOSS_METRICS:
             method, (estimate, se) = "paired-normal", losses[metric]
         else:
             method, estimate, se = "bootstrap-normal", boot.observed[metric], boot.sd(metric)
-        low, high, p = normal_test(estimate, se, level, null)
+            df = boot.n_bootstrap - 1
+        low, high, p = normal_test(estimate, se, level, null, df)
         table[metric] = MetricComparison(
             name=metric,
             baseline=mb[metric],
@@ -127,7 +134,7 @@ def measure(
             null_value=null,
         )
     auc, auc_se = delong.auc_candidate, delong.se_candidate
-    auc_low, auc_high, _ = normal_test(auc, auc_se, level, 0.0)
+    auc_low, auc_high, _ = normal_test(auc, auc_se, 0.025, 0.0)  # 95 %, whatever α_k
     return Population(
         name=name,
         n=int(y.size),
@@ -140,27 +147,59 @@ def measure(
         bootstrap_deltas=_downsample(boot.deltas[primary]),
         candidate_auc={"auc": auc, "se": auc_se, "ci_low": auc_low, "ci_high": auc_high},
         identical=bool(np.array_equal(sb, sc)),
+        changed=int(np.count_nonzero((sb >= tb) != (sc >= tc))),
     )
 
 
-def measure_candidate(name: str, y: np.ndarray, sc: np.ndarray, tc: float) -> Population:
-    """The candidate alone (no production model): its metrics and curves."""
-    mc = compute_metrics(y, sc, tc)
+def measure_untested(
+    name: str, y: np.ndarray, sc: np.ndarray, tc: float, baseline: tuple[np.ndarray, float] | None
+) -> Population:
+    """Metrics and curves without any test: the candidate alone (no production model), or
+    both models on rows too few to test (fewer than 2 of a class)."""
+    two_classes = min(int(y.sum()), int(y.size - y.sum())) >= 2
+    mc = _metrics_any(y, sc, tc)
+    mb = None if baseline is None else _metrics_any(y, *baseline)
     table = {
-        m: MetricComparison(m, None, mc[m], None, None, None, HIGHER_IS_BETTER[m]) for m in METRICS
+        m: MetricComparison(
+            m,
+            None if mb is None else mb[m],
+            mc[m],
+            None if mb is None else mc[m] - mb[m],
+            None if mb is None else relative_change(mb[m], mc[m]),
+            None,
+            HIGHER_IS_BETTER[m],
+        )
+        for m in METRICS
     }
     candidate_auc = None
-    if min(int(y.sum()), int(y.size - y.sum())) >= 2:
+    if two_classes:
         auc, se, low, high = auc_interval(y, sc)
         candidate_auc = {"auc": auc, "se": se, "ci_low": low, "ci_high": high}
+    curves = {"candidate": _curves(y, sc)} if two_classes else {}
+    if two_classes and baseline is not None:
+        curves["baseline"] = _curves(y, baseline[0])
     return Population(
         name=name,
         n=int(y.size),
         n_positive=int(y.sum()),
         metrics=table,
-        curves={"candidate": _curves(y, sc)},
+        curves=curves,
         candidate_auc=candidate_auc,
     )
+
+
+def _metrics_any(y: np.ndarray, s: np.ndarray, threshold: float) -> dict[str, float]:
+    """All metrics, NaN where a class is missing and a metric needs both."""
+    if 0 < int(y.sum()) < y.size:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return compute_metrics(y, s, threshold)
+    log_loss, brier = row_losses(y, s)
+    accuracy = float(np.mean((s >= threshold) == (y == 1)))
+    return {m: math.nan for m in METRICS} | {
+        "log_loss": float(log_loss.mean()),
+        "brier": float(brier.mean()),
+        "accuracy": accuracy,
+    }
 
 
 def _bootstrap_summary(boot: BootstrapResult) -> dict[str, Any]:

@@ -152,7 +152,6 @@ class RankIndex:
         ap = np.einsum("ij,ij->i", d_tp, denom, dtype=np.float64) / total_pos
         return auc, ap
 
-
     def _negatives_below(self, w_neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per row: the weight of negatives scoring below each positive group, and in all.
 

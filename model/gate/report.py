@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from model.errors import ComparisonInputError
+from model.gate.result import fmt_p
 
 RULE = "=" * 60
 BASELINE_COLOR = "#7f7f7f"
@@ -44,7 +45,7 @@ def primary_line(r: Mapping[str, Any]) -> str | None:
     rows = "" if p.get("population") in (None, "holdout") else " on the recent rows"
     return (
         f"{p['method']}{rows}: one-sided p = {p['p_value']:.6g} (H0: gain <= "
-        f"{p['threshold']:.6g}), {100 * p['confidence']:.2f}% interval "
+        f"{p.get('null_value', p['threshold']):.6g}), {100 * p['confidence']:.2f}% interval "
         f"[{p['lower_bound']:+.6f}, {p['upper_bound']:+.6f}], lower bound "
         f"{p['lower_bound']:+.6f}, alpha_k = {p['level']:.6g} (comparison "
         f"{r.get('holdout_uses', 1)}, family budget {r['significance_level']:g})"
@@ -203,7 +204,7 @@ def to_markdown(result: Any) -> str:
         gain = _num(row.get("improvement"), "+.4f")
         out.append(
             f"| {metric} | {_num(row['baseline'])} | {_num(row['candidate'])} | {change} "
-            f"| {gain} | {ci} | {_num(row['p_value'])} |"
+            f"| {gain} | {ci} | {fmt_p(row['p_value'])} |"
         )
     out += ["", "Decision factors:", ""]
     out += [f"- {'✓' if f['ok'] else '✗'} {f['text']}" for f in r["decision_factors"]]
@@ -264,7 +265,7 @@ def to_html(result: Any) -> str:
             f"<td class=n>{_num(row['absolute_change'], '+.4f')}</td>"
             f"<td class=n>{_pct(row['relative_change'])}</td>"
             f"<td class=n>{_num(row.get('improvement'), '+.4f')}</td><td class=n>{ci}</td>"
-            f"<td class=n>{_num(row['p_value'])}</td>"
+            f"<td class=n>{fmt_p(row['p_value'])}</td>"
             f"<td>{'higher' if row['higher_is_better'] else 'lower'}</td></tr>"
         )
     factors = "".join(

@@ -109,6 +109,7 @@ class Population:
     bootstrap_deltas: list[float] = field(default_factory=list)
     candidate_auc: dict[str, float] | None = None  # the candidate's own AUC interval
     identical: bool = False  # the candidate scores every row as the baseline does
+    changed: int = 0  # rows whose predicted label differs between the models
 
     @property
     def n_negative(self) -> int:
@@ -121,6 +122,7 @@ class Population:
             "n_positive": self.n_positive,
             "n_negative": self.n_negative,
             "identical_scores": self.identical,
+            "changed_predictions": self.changed,
             "metrics": {name: m.to_dict() for name, m in self.metrics.items()},
             "candidate_auc": self.candidate_auc,
             "tests": {
@@ -151,6 +153,7 @@ class GuardrailResult:
     p_adjusted: float
     status: str
     kind: str = "user"  # "user", "calibration" or "holdout"
+    level: float = 0.05  # α_k of the comparison
 
     @property
     def breached(self) -> bool:
@@ -170,14 +173,20 @@ class GuardrailResult:
             "holdout": f"Whole-holdout guardrail ({self.metric})",
         }[self.kind]
         where = "" if self.population == "holdout" else f" on the {self.population} rows"
-        bounds = _bounds(self.ci_low, self.ci_high)
         change = f"{'worse' if self.improvement < 0 else 'better'} by {abs(self.improvement):.4f}"
+        if self.mode == "harm":  # decided by Holm-adjusted p-values, not by the interval
+            shown = "shown" if self.breached else "not shown"
+            sign = "<" if self.breached else ">="
+            return (
+                f"{what}{where} {'breached' if self.breached else 'ok'}: worse by more than "
+                f"{self.margin:.4f} {shown} ({change}, Holm-adjusted p = "
+                f"{fmt_p(self.p_adjusted)} {sign} α = {self.level:.3g})"
+            )
+        bounds = _bounds(self.ci_low, self.ci_high)
         if self.status == "breached":
             verdict = f"breached: shown worse by more than {self.margin:.4f}"
         elif self.status == "ok" and self.mode == "non_inferiority":
             verdict = f"ok: shown not worse by more than {self.margin:.4f}"
-        elif self.status == "ok":
-            verdict = f"ok: no breach of the margin {self.margin:.4f} shown"
         else:
             verdict = f"not shown: could be worse by more than {self.margin:.4f}"
         p = (
@@ -239,6 +248,7 @@ class ComparisonResult:
     guardrail_mode: str = "harm"
     policy: list[PolicyCheck] = field(default_factory=list)
     samples_needed: int | None = None
+    notes: list[str] = field(default_factory=list)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     # -- the deciding population's numbers
@@ -301,8 +311,10 @@ class ComparisonResult:
 
     @property
     def significant(self) -> bool:
-        """The primary test rejects "gain ≤ threshold" at this comparison's level."""
-        return self.p_value is not None and self.p_value < self.level
+        """The primary test rejects its null ("gain ≤ threshold"; the lab's rule: "gain ≤ 0")
+        at this comparison's level, with a standard error above 0."""
+        p, se = self.p_value, self.se
+        return p is not None and p < self.level and se is not None and se > 0
 
     @property
     def exit_code(self) -> int:
@@ -325,8 +337,10 @@ class ComparisonResult:
             "test": m.method,
             "method": None if m.method is None else METHOD_NAMES[m.method],
             "threshold": self.threshold_absolute,
+            "rule": self.rule,
             "p_value": m.p_value,
-            "null_hypothesis": f"improvement <= {self.threshold_absolute:g}",
+            "null_value": m.null_value,
+            "null_hypothesis": f"improvement <= {m.null_value:g}",
             "se": m.se,
             "lower_bound": m.ci_low,
             "upper_bound": m.ci_high,
@@ -374,6 +388,7 @@ class ComparisonResult:
             "seed": self.seed,
             "created_at": self.created_at,
             "samples_needed": self.samples_needed,
+            "notes": list(self.notes),
             "candidate_auc": pop.candidate_auc,
             # the lab's spellings
             "improvements": self._improvements(),

@@ -164,7 +164,8 @@ def test_guardrail_breach_rejects_and_names_the_metric() -> None:
     assert result.decision == "REJECT"
     drop = -result.metrics["recall"].improvement  # type: ignore[operator]
     assert result.reasons[0].startswith(
-        f"Guardrail recall breached: shown worse by more than 0.0100 (worse by {drop:.4f}"
+        f"Guardrail recall breached: worse by more than 0.0100 shown (worse by {drop:.4f}, "
+        "Holm-adjusted p = "
     )
     breached = {g.metric for g in result.guardrails if g.breached}
     assert breached == {"recall"}
@@ -284,11 +285,16 @@ def test_missing_target_is_rejected() -> None:
         comparator().compare(BASE, CAND, df)
 
 
-def test_one_class_test_set_is_rejected() -> None:
+def test_one_class_test_set_is_inconclusive_not_an_error() -> None:
     df = holdout(15, 200, 1.0, 1.0)
     df["target"] = 1
-    with pytest.raises(ComparisonInputError, match="both classes"):
-        comparator().compare(BASE, CAND, df)
+    result = comparator().compare(BASE, CAND, df)
+    assert result.decision == "INCONCLUSIVE"
+    assert "200 positives and 0 negatives" in result.reasons[0]
+    df.loc[0, "target"] = 0  # one negative: still too few to test
+    assert comparator().compare(BASE, CAND, df).decision == "INCONCLUSIVE"
+    # no production model: nothing blocks the first one
+    assert comparator().compare(None, CAND, df).decision == "PROMOTE"
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

@@ -200,3 +200,86 @@ def test_later_comparisons_need_stronger_evidence() -> None:
     assert tenth.level == pytest.approx(alpha_for(10, 0.05))
     assert tenth.lower_bound < first.lower_bound  # type: ignore[operator]
     assert first.to_dict()["holdout_uses"] == 1 and tenth.to_dict()["alpha_k"] == tenth.level
+
+
+# ---------------------------------------------------------------------------- edge cases
+
+
+def test_no_variability_with_a_gain_is_not_promoted_in_any_mode() -> None:
+    y = np.r_[np.ones(200, np.int8), np.zeros(200, np.int8)]
+    constant, perfect = np.full(y.size, 0.5), np.where(y == 1, 0.9, 0.1)
+    for rule in ("threshold", "lab"):
+        result = gate(rule=rule).compare_scores(y, constant, perfect)
+        assert result.se == 0 and result.improvement == pytest.approx(0.5)
+        assert result.decision == "INCONCLUSIVE", result.reasons
+        assert "cannot be tested" in result.reasons[0]
+        assert result.significant is False
+
+
+def test_a_guardrail_metric_that_does_not_change_is_non_inferior() -> None:
+    rng = np.random.default_rng(9)
+    y, sb, sc = binormal(rng, 3000, 3000, 0.80, 0.84, 0.9)
+    same_labels = np.where(sb >= 0.5, np.maximum(sc, 0.5), np.minimum(sc, 0.4999))
+    g = gate(guardrails={"recall": 0.01}, guardrail_mode="non_inferiority")
+    result = g.compare_scores(y, sb, same_labels)
+    recall = next(x for x in result.guardrails if x.metric == "recall")
+    assert recall.improvement == 0 and recall.ok, recall.describe()
+    assert result.decision == "PROMOTE", result.reasons
+
+
+def test_a_failed_policy_rejects_whatever_the_strength_of_the_primary_result() -> None:
+    rng = np.random.default_rng(10)
+    g = gate(improvement_threshold=0.0, policy={"f1": 0.5})
+    for auc_c in (0.805, 0.85):
+        y, sb, sc = binormal(rng, 2000, 2000, 0.80, auc_c, 0.8)
+        result = g.compare_scores(y, sb, sc)
+        assert result.decision == "REJECT" and "policy not met on f1" in result.reasons[0]
+
+
+def test_the_lab_rule_reports_its_own_test() -> None:
+    rng = np.random.default_rng(11)
+    y, sb, sc = binormal(rng, 3000, 3000, 0.80, 0.82, 0.8)
+    result = gate(rule="lab", improvement_threshold=0.01).compare_scores(y, sb, sc)
+    primary = result.to_dict()["primary"]
+    assert primary["null_value"] == 0.0 and primary["rule"] == "lab"
+    assert result.significant == (result.decision == "PROMOTE")
+    assert result.to_dict()["statistical_significance"]["significant"] == result.significant
+    factor_texts = [f.text for f in result.factors]
+    assert any(text.startswith("Lab rule: one-sided p(gain > 0)") for text in factor_texts)
+
+
+def test_few_changed_predictions_cannot_promote_a_threshold_metric() -> None:
+    rng = np.random.default_rng(12)
+    y, sb, _ = binormal(rng, 1000, 1000, 0.8, 0.8, 0.5)
+    wrong = np.flatnonzero((sb >= 0.5) != (y == 1))[:30]
+    sc = sb.copy()
+    sc[wrong] = np.where(y[wrong] == 1, 0.9, 0.1)  # 30 rows fixed, none broken
+    result = gate(primary_metric="accuracy", improvement_threshold=0.0).compare_scores(y, sb, sc)
+    assert result.population.changed == 30
+    assert result.decision == "INCONCLUSIVE" and "only 30 rows change" in result.reasons[0]
+
+
+def test_harm_guardrails_never_print_ok_beside_a_breach_they_do_not_count() -> None:
+    rng = np.random.default_rng(13)
+    y, sb, sc = binormal(rng, 1500, 1500, 0.80, 0.86, 0.8)
+    g = gate(guardrails={"recall": 0.02, "precision": 0.02})
+    for guard in g.compare_scores(y, sb, np.clip(sc - 0.04, 0, 1)).guardrails:
+        if guard.kind == "user" and guard.ok:
+            assert "interval" not in guard.describe()
+
+
+def test_a_relative_threshold_scales_the_deciding_populations_baseline() -> None:
+    rng = np.random.default_rng(14)
+    y_old, sb_old, sc_old = binormal(rng, 3000, 3000, 0.90, 0.90, 0.8)
+    y_new, sb_new, sc_new = binormal(rng, 500, 500, 0.70, 0.80, 0.5)
+    y, sb, sc = np.r_[y_old, y_new], np.r_[sb_old, sb_new], np.r_[sc_old, sc_new]
+    recent = [False] * y_old.size + [True] * y_new.size  # a list is accepted too
+    g = gate(improvement_threshold=0.01, threshold_type="relative")
+    result = g.compare_scores(y, sb, sc, recent=recent)  # type: ignore[arg-type]
+    assert result.decided_on == "recent"
+    recent_auc = result.populations["recent"].metrics["auc"].baseline
+    assert result.threshold_absolute == pytest.approx(0.01 * recent_auc)
+    few = np.zeros(y.size, bool)
+    few[-60:] = True
+    noted = g.compare_scores(y, sb, sc, recent=few)
+    assert noted.decided_on == "holdout" and "decided on the whole holdout" in noted.notes[0]
