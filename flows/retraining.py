@@ -21,12 +21,14 @@ from prefect.runtime import flow_run
 
 from model.cycle.config import (
     BatchSize,
+    CalibrationMargin,
     DataPath,
     DatasetDriftThreshold,
     Device,
     DriftReportPath,
     Dropout,
     ForceRetrain,
+    GateRule,
     Guardrails,
     HiddenSizes,
     IdColumn,
@@ -36,6 +38,7 @@ from model.cycle.config import (
     MaxAucDrop,
     MaxDaysSinceTraining,
     MinAuc,
+    MinClassCount,
     MinHoursBetweenTrainings,
     MinNewSamples,
     NBootstrap,
@@ -48,7 +51,6 @@ from model.cycle.config import (
     RetrainOnSchedule,
     Seed,
     SignificanceLevel,
-    Strict,
     TargetColumn,
     ThresholdType,
 )
@@ -207,11 +209,13 @@ def retraining(
     seed: Seed = 42,
     device: Device = "auto",
     primary_metric: PrimaryMetric = "auc",
-    improvement_threshold: ImprovementThreshold = 0.02,
+    improvement_threshold: ImprovementThreshold = 0.005,
     threshold_type: ThresholdType = "absolute",
     significance_level: SignificanceLevel = 0.05,
     n_bootstrap: NBootstrap = 1000,
-    strict: Strict = False,
+    rule: GateRule = "threshold",
+    min_class_count: MinClassCount = 100,
+    calibration_margin: CalibrationMargin = 0.01,
     guardrails: Guardrails = None,
 ) -> RetrainingResult:
     """Retrain when a trigger fires, and promote the candidate only if it is better."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
+from model.cycle.evaluation import comparison_inputs
 from model.data import load_split
 from model.gate.comparator import ModelComparator
 from model.gate.report import to_markdown, to_text, write_html, write_json
@@ -24,8 +25,10 @@ def compare_models(
 ) -> dict[str, Any]:
     """Compare the candidate with production on the prepared test split; write the reports.
 
-    Returns a small summary (decision, reasons, key metrics, report paths) and records a
-    ``compared`` event in the registry history.
+    The comparison is number ``holdout_uses`` in this model's family (from the history) and
+    is decided on the holdout rows from batches production has not seen, when there are
+    enough. Returns a small summary (decision, reasons, key metrics, the primary test with
+    its interval, report paths) and records it as a ``compared`` event in the history.
     """
     logger = get_run_logger()
     settings = get_settings()
@@ -34,8 +37,9 @@ def compare_models(
     baseline = load_model(registry.version_path(production.version)) if production else None
     candidate = load_model(registry.version_path(candidate_version))
     test_df = load_split(Path(prepared_dir), "test")
-
-    result = ModelComparator(**comparator_params).compare(baseline, candidate, test_df)
+    holdout_uses, recent = comparison_inputs(settings, registry, test_df)
+    comparator = ModelComparator(**comparator_params, holdout_uses=holdout_uses)
+    result = comparator.compare(baseline, candidate, test_df, recent=recent)
 
     out = settings.reports_dir / "comparisons" / candidate_version
     out.mkdir(parents=True, exist_ok=True)
@@ -63,6 +67,15 @@ def compare_models(
             "comparison_text": str(out / "comparison.txt"),
         },
         "n_test": report.get("n_test"),
+        "decided_on": report["decided_on"],
+        "primary": report["primary"],
+        "holdout_uses": result.holdout_uses,
+        "alpha_spent": result.level if baseline is not None else 0.0,
+        "candidate_auc": report["candidate_auc"],
+        "populations": {
+            name: {"n": pop["n"], "n_positive": pop["n_positive"]}
+            for name, pop in report["populations"].items()
+        },
     }
     registry.record(
         "compared",
@@ -72,6 +85,12 @@ def compare_models(
         reasons=summary["reasons"],
         metrics=summary["metrics"],
         reports=summary["reports"],
+        primary=summary["primary"],
+        decided_on=summary["decided_on"],
+        holdout_uses=summary["holdout_uses"],
+        alpha_spent=summary["alpha_spent"],
+        candidate_auc=summary["candidate_auc"],
+        populations=summary["populations"],
         run_id=run_id,
     )
     return {**summary, "markdown": to_markdown(result)}

@@ -8,7 +8,8 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from model.drift import DriftSettings, monitor_drift
+from model.cycle.monitor import monitor_drift
+from model.drift import DriftSettings
 from model.settings import get_settings
 
 DRIFT_REPORT_KEY = "drift-report"
@@ -26,7 +27,7 @@ def compute_drift(
 ) -> dict[str, Any]:
     """Drift of the newest batch(es) against the reference; writes drift.{json,md,html}.
 
-    Returns the summary of :func:`model.drift.monitor_drift` (paths, not DataFrames).
+    Returns the summary of :func:`model.cycle.monitor.monitor_drift` (paths, not DataFrames).
     """
     logger = get_run_logger()
     summary = monitor_drift(

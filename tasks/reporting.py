@@ -52,7 +52,8 @@ def publish_leaderboard() -> None:
 
 
 def leaderboard_rows(registry: ModelRegistry) -> list[dict[str, Any]]:
-    """One row per version: status, when trained, validation AUC, last decision."""
+    """One row per version: status, when trained, validation AUC, and its last comparison —
+    the primary metric's gain with its interval and p (not only the point estimate)."""
     decisions: dict[str, dict[str, Any]] = {}
     for event in registry.history():
         if event.get("event") == "compared" and event.get("version"):
@@ -61,6 +62,8 @@ def leaderboard_rows(registry: ModelRegistry) -> list[dict[str, Any]]:
     for info in reversed(registry.versions()):
         compared = decisions.get(info.version, {})
         test_auc = (compared.get("metrics") or {}).get("auc", {}).get("candidate")
+        primary = compared.get("primary") or {}
+        low, high = primary.get("lower_bound"), primary.get("upper_bound")
         rows.append(
             {
                 "version": info.version,
@@ -69,6 +72,10 @@ def leaderboard_rows(registry: ModelRegistry) -> list[dict[str, Any]]:
                 "val_auc": info.val_auc,
                 "test_auc": test_auc,
                 "decision": compared.get("decision"),
+                "gain": primary.get("improvement"),
+                "gain_interval": None if low is None else f"[{low:+.4f}, {high:+.4f}]",
+                "p": primary.get("p_value"),
+                "comparison_k": compared.get("holdout_uses"),
             }
         )
     return rows

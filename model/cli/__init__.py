@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "model.cli.compare",
     "model.cli.registry",
     "model.cli.drift",
+    "model.cli.gate",
 )
 
 
@@ -54,4 +55,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-

@@ -9,7 +9,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from model.gate.comparator import add_arguments
+    from model.gate.cli import add_arguments
 
     parser = sub.add_parser(
         "compare",
@@ -23,6 +23,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from model.gate.comparator import run_from_args
+    from model.gate.cli import run_from_args
 
     return run_from_args(args)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from model.drift import DriftSettings, monitor_drift
+from model.cycle.monitor import monitor_drift
+from model.drift import DriftSettings
 from model.errors import DriftInputError
 from model.settings import get_settings
 

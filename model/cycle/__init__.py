@@ -1,10 +1,12 @@
 """One retraining cycle, without Prefect: configuration, data sources, trigger state and decision.
 
 Owns ``config`` (``RetrainingConfig``, the flat flow parameters validated in one object;
-``select_sources``; ``gather_trigger_state``, which reads the registry, the batches and drift)
-and ``triggers`` (``evaluate_triggers``: which trigger fires, with every check listed). This is
-the layer where the capability packages meet: it may import data, training, gate, registry,
-drift and serving; only the flows (through ``tasks/``) and the CLI import it.
+``select_sources``; ``gather_trigger_state``, which reads the registry, the batches and drift),
+``triggers`` (``evaluate_triggers``: which trigger fires, with every check listed) and
+``monitor`` (drift of the production model's data: the registry gives the reference and the
+model; ``monitor_drift``, ``drift_for_trigger``). This is the layer where the capability
+packages meet: it may import data, training, gate, registry, drift and serving; only the flows
+(through ``tasks/``) and the CLI import it.
 """
 
 from model.cycle.config import (

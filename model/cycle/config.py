@@ -86,17 +86,49 @@ PrimaryMetric = Annotated[
     Field(description="Metric the promotion gate is decided on."),
 ]
 ImprovementThreshold = Annotated[
-    float, Field(ge=0.0, le=1.0, description="Required improvement of the primary metric.")
+    float,
+    Field(
+        ge=0.0,
+        le=1.0,
+        description="Guaranteed minimum gain: promote only when the lower confidence bound "
+        "of the primary metric's improvement is above it.",
+    ),
 ]
 ThresholdType = Annotated[
     Literal["absolute", "relative"], Field(description="Whether the threshold is absolute.")
 ]
 SignificanceLevel = Annotated[
-    float, Field(gt=0.0, lt=0.5, description="One-sided significance level of the gate.")
+    float,
+    Field(
+        gt=0.0,
+        lt=0.5,
+        description="Error budget of the model's whole family of comparisons: comparison k "
+        "tests at alpha*6/(pi^2 k^2).",
+    ),
 ]
 NBootstrap = Annotated[int, Field(ge=100, le=100_000, description="Bootstrap resamples.")]
-Strict = Annotated[
-    bool, Field(description="Promote only if the lower confidence bound clears the threshold.")
+GateRule = Annotated[
+    Literal["threshold", "lab"],
+    Field(
+        description="threshold: lower bound > threshold (the default); lab: improvement >= "
+        "threshold and p(improvement > 0) < alpha_k (lenient, for comparison)."
+    ),
+]
+MinClassCount = Annotated[
+    int,
+    Field(
+        ge=2,
+        le=1_000_000,
+        description="Fewer positives or negatives in the holdout: INCONCLUSIVE.",
+    ),
+]
+CalibrationMargin = Annotated[
+    float | None,
+    Field(
+        ge=0.0,
+        le=1.0,
+        description="Log loss may be worse by at most this (non-inferiority; None: off).",
+    ),
 ]
 Guardrails = Annotated[
     dict[str, float] | None,
@@ -136,7 +168,9 @@ class RetrainingConfig(BaseModel):
     threshold_type: ThresholdType
     significance_level: SignificanceLevel
     n_bootstrap: NBootstrap
-    strict: Strict
+    rule: GateRule
+    min_class_count: MinClassCount
+    calibration_margin: CalibrationMargin
     guardrails: Guardrails
 
     def train_params(self) -> dict[str, Any]:
@@ -162,7 +196,9 @@ class RetrainingConfig(BaseModel):
             "significance_level": self.significance_level,
             "n_bootstrap": self.n_bootstrap,
             "random_state": self.seed,
-            "strict": self.strict,
+            "rule": self.rule,
+            "min_class_count": self.min_class_count,
+            "calibration_margin": self.calibration_margin,
             "guardrails": self.guardrails or None,
         }
 
@@ -283,24 +319,14 @@ def parquet_rows(folder: Path) -> int:
     return sum(pq.read_metadata(f).num_rows for f in files)
 
 
-def _trained_batch_names(settings: Settings, meta: dict[str, Any]) -> set[str] | None:
-    """``date=...`` partitions the production model was trained on (from its data manifest)."""
-    from model.data import load_manifest
-
-    ref = (meta.get("data_manifest") or {}).get("path")
-    if not ref:
-        return None
-    try:
-        manifest = load_manifest(settings.resolve(ref))
-    except (OSError, DataValidationError):
-        return None
-    return {part for s in manifest.sources for part in Path(s).parts if part.startswith("date=")}
-
-
 def _recorded_test_auc(registry: Any, version: str, meta: dict[str, Any]) -> float | None:
-    """Production's AUC on the holdout when it was compared, else its validation AUC."""
-    compared = registry.last_event("compared", version=version)
-    auc = ((compared or {}).get("metrics") or {}).get("auc", {}).get("candidate")
+    """Production's holdout AUC when it was compared — the lower bound of its interval
+    (DeLong, at the comparison's level), not the point estimate that won the comparison
+    (inflated by selection) — else its validation AUC."""
+    compared = registry.last_event("compared", version=version) or {}
+    auc = (compared.get("candidate_auc") or {}).get("ci_low")
+    if auc is None:
+        auc = (compared.get("metrics") or {}).get("auc", {}).get("candidate")
     if auc is None:
         auc = ((meta.get("metrics") or {}).get("validation") or {}).get("auc")
     return float(auc) if auc is not None else None
@@ -315,8 +341,9 @@ def gather_trigger_state(
     now: dt.datetime | None = None,
 ) -> Any:
     """Fill a :class:`~model.cycle.triggers.TriggerState` from registry, batches and drift."""
+    from model.cycle.evaluation import trained_batches
+    from model.cycle.monitor import drift_for_trigger
     from model.cycle.triggers import TriggerState
-    from model.drift import drift_for_trigger
     from model.registry import ModelRegistry
 
     registry = ModelRegistry(settings.models_dir)
@@ -330,7 +357,7 @@ def gather_trigger_state(
         state.production_version = prod.version
         state.production_trained_at = parse_time(meta.get("trained_at"))
         state.production_test_auc = _recorded_test_auc(registry, prod.version, meta)
-        trained = _trained_batch_names(settings, meta)
+        trained = trained_batches(settings, meta)
         if trained is None:
             state.notes["volume"] = "production's training data manifest is unknown"
         else:

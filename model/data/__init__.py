@@ -36,7 +36,7 @@ from model.data.manifest import (
     load_manifest,
     load_split,
 )
-from model.data.prepared import prepare
+from model.data.prepared import BATCH_COLUMN, prepare
 from model.data.read import (
     CSV_SUFFIXES,
     PARQUET_SUFFIXES,
@@ -69,6 +69,7 @@ from model.data.validate import POSITIVE_LABELS, encode_target
 __all__ = [
     "ALL_SOURCES",
     "AUTO_ID_COLUMNS",
+    "BATCH_COLUMN",
     "CSV_SUFFIXES",
     "DEFAULT_SPLIT",
     "MANIFEST_FORMAT",

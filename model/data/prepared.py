@@ -31,7 +31,7 @@ from model.data.manifest import (
     load_manifest,
 )
 from model.data.messages import brief, quote
-from model.data.read import WRITE_OPTIONS, Sources, read_sources
+from model.data.read import WRITE_OPTIONS, Sources, SourceTable, read_sources
 from model.data.spec import FeatureSpec, _resolve_spec
 from model.data.split import (
     DEFAULT_SPLIT,
@@ -100,6 +100,41 @@ def _split_infos(
     return infos
 
 
+BATCH_PARTITION = "date"
+"""The partition that names an incoming batch (``incoming/date=YYYY-MM-DD/``)."""
+BATCH_COLUMN = "__batch__"
+"""Provenance column of the prepared splits: ``date=…`` of the batch a row came from, null for
+base-data rows. Never a feature; lets a comparison find the rows production has not seen."""
+
+
+def batch_labels(dates: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``date=<value>`` per row (null where the row came from no batch)."""
+    return pc.binary_join_element_wise(f"{BATCH_PARTITION}=", pc.cast(dates, pa.string()), "")
+
+
+def _batch_provenance(parts: Sequence[SourceTable]) -> pa.ChunkedArray | None:
+    """The batch of every row, source by source (the order ``read_sources`` concatenates in):
+    from the ``date`` partition column of a hive folder, else from a ``date=…`` folder in the
+    source's own path (a batch folder or a file in one); None when no row has a batch."""
+    chunks: list[pa.Array] = []
+    found = False
+    for part in parts:
+        rows = part.table.num_rows
+        if BATCH_PARTITION in part.partition_columns:
+            labels = batch_labels(part.table.column(BATCH_PARTITION))
+            chunks.extend(labels.chunks)
+            found = True
+            continue
+        prefix = f"{BATCH_PARTITION}="
+        name = next((x for x in Path(part.label).parts if x.startswith(prefix)), None)
+        if name is None:
+            chunks.append(pa.nulls(rows, pa.string()))
+        else:
+            chunks.append(pa.repeat(pa.scalar(name, pa.string()), rows))
+            found = True
+    return pa.chunked_array(chunks, pa.string()) if found else None
+
+
 def prepare(
     sources: Sources,
     out_root: str | Path,
@@ -161,6 +196,9 @@ def prepare(
     )
     _check_splits_not_empty(codes, fractions, split_desc, label)
     out, missing, imputation = _output_table(table, spec, y, codes == 0)
+    batches = _batch_provenance(parts)
+    if batches is not None:
+        out = out.append_column(BATCH_COLUMN, batches)
     details = [
         {"path": p.label, "kind": p.kind, "files": len(p.files), "rows": p.table.num_rows}
         for p in parts

@@ -89,6 +89,7 @@ class RankIndex:
     pred_neg: np.ndarray  # negatives predicted positive (canonical order)
     pos_ties: bool  # some positives share a score
     cross_ties: bool  # some positive shares a score with a negative
+    neg_groups: np.ndarray  # per negative (canonical order): positive groups scoring above it
 
     @classmethod
     def build(cls, pos: np.ndarray, neg: np.ndarray, threshold: float) -> RankIndex:
@@ -111,6 +112,8 @@ class RankIndex:
             pred_neg=neg >= threshold,
             pos_ties=group_last.size < pos.size,
             cross_ties=bool(np.any(neg_at_or_below != neg_below)),
+            neg_groups=group_last.size
+            - np.searchsorted(group_scores[::-1], neg, side="right").astype(np.int64),
         )
 
     def rank_metrics(self, w_pos: np.ndarray, w_neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +122,6 @@ class RankIndex:
         Weights must be whole numbers (counts); exact in float32 up to 2**24 rows.
         """
         wp = w_pos if self.pos_order is None else np.take(w_pos, self.pos_order, axis=1)
-        wn = w_neg if self.neg_order is None else np.take(w_neg, self.neg_order, axis=1)
         k = wp.shape[0]
         tp = cumsum_rows(wp)  # weighted positives scoring >= each (sorted) positive
         if self.pos_ties:
@@ -127,24 +129,44 @@ class RankIndex:
             d_tp = np.diff(tp, axis=1, prepend=np.zeros((k, 1), dtype=tp.dtype))
         else:
             d_tp = wp
-        cum_neg = cumsum_rows(wn)  # cum_neg[:, j] = weight of the j + 1 lowest negatives
         total_pos = tp[:, -1].astype(np.float64)
-        total_neg = cum_neg[:, -1].astype(np.float64)
-        below = _prefix_at(cum_neg, self.neg_below)
-        if self.cross_ties:
-            mid = _prefix_at(cum_neg, self.neg_at_or_below)
-            mid += below
-            mid *= 0.5
-        else:
+        if self.cross_ties or self.neg_order is None:  # sorted already: one scan is cheapest
+            wn = w_neg if self.neg_order is None else np.take(w_neg, self.neg_order, axis=1)
+            cum_neg = cumsum_rows(wn)  # cum_neg[:, j] = weight of the j + 1 lowest negatives
+            total_neg = cum_neg[:, -1:].astype(np.float64)
+            below = _prefix_at(cum_neg, self.neg_below)
             mid = below
-        auc = np.einsum("ij,ij->i", d_tp, mid, dtype=np.float64) / (total_pos * total_neg)
+            if self.cross_ties:
+                mid = _prefix_at(cum_neg, self.neg_at_or_below)
+                mid += below
+                mid *= 0.5
+        else:  # no gather of the negatives: scatter their weights onto the positive groups
+            below, total_neg = self._negatives_below(w_neg)
+            mid = below
+        auc = np.einsum("ij,ij->i", d_tp, mid, dtype=np.float64) / (total_pos * total_neg[:, 0])
         # precision at each group: tp / (tp + negatives scoring >= group)
-        denom = np.subtract(cum_neg[:, -1:], below, out=mid if mid is not below else None)
+        denom = np.subtract(total_neg, below, out=mid if mid is not below else None)
         denom += tp
         np.maximum(denom, 1, out=denom)  # denom == 0 only where tp == 0 (counts are integers)
         np.divide(tp, denom, out=denom)
         ap = np.einsum("ij,ij->i", d_tp, denom, dtype=np.float64) / total_pos
         return auc, ap
+
+    def _negatives_below(self, w_neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: the weight of negatives scoring below each positive group, and in all.
+
+        Negative j counts for the ``neg_groups[j]`` groups scoring above it, so one weighted
+        ``bincount`` over the groups and a suffix sum replace sorting the weights.
+        """
+        groups = self.group_last.size
+        below = np.empty((w_neg.shape[0], groups), dtype=np.float64)
+        total = np.empty((w_neg.shape[0], 1), dtype=np.float64)
+        for row, out, tot in zip(w_neg, below, total, strict=True):
+            per_group = np.bincount(self.neg_groups, weights=row, minlength=groups + 1)
+            suffix = np.cumsum(per_group[::-1])[::-1]  # suffix[g] = weight of groups >= g
+            out[:] = suffix[1:]
+            tot[0] = suffix[0]
+        return below, total
 
 
 def _prefix_at(cum: np.ndarray, counts: np.ndarray) -> np.ndarray:

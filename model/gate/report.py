@@ -7,6 +7,7 @@ The HTML report is self-contained: inline CSS and hand-written SVG, no external 
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import math
@@ -14,6 +15,9 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from model.errors import ComparisonInputError
+from model.gate.result import fmt_p
 
 RULE = "=" * 60
 BASELINE_COLOR = "#7f7f7f"
@@ -30,6 +34,40 @@ def _num(x: float | None, fmt: str = ".4f") -> str:
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:+.2f}%"
+
+
+def primary_line(r: Mapping[str, Any]) -> str | None:
+    """The decision's own numbers in one line (identical in every rendering), or None when
+    there was nothing to test (no production model)."""
+    p = r.get("primary") or {}
+    if p.get("p_value") is None or p.get("lower_bound") is None:
+        return None
+    rows = "" if p.get("population") in (None, "holdout") else " on the recent rows"
+    return (
+        f"{p['method']}{rows}: one-sided p = {p['p_value']:.6g} (H0: gain <= "
+        f"{p.get('null_value', p['threshold']):.6g}), {100 * p['confidence']:.2f}% interval "
+        f"[{p['lower_bound']:+.6f}, {p['upper_bound']:+.6f}], lower bound "
+        f"{p['lower_bound']:+.6f}, alpha_k = {p['level']:.6g} (comparison "
+        f"{r.get('holdout_uses', 1)}, family budget {r['significance_level']:g})"
+    )
+
+
+def _population_lines(r: Mapping[str, Any]) -> list[str]:
+    """One line per population: the primary metric's gain and interval there."""
+    out = []
+    name = r["primary_metric"]
+    for pop in (r.get("populations") or {}).values():
+        m = pop["metrics"][name]
+        if m.get("ci_low") is None:
+            continue
+        chosen = " (decision)" if pop["name"] == r.get("decided_on") else ""
+        out.append(
+            f"{pop['name']}{chosen}: {pop['n']} rows ({pop['n_positive']} positive), "
+            f"{name} {_num(m['baseline'])} → {_num(m['candidate'])}, gain "
+            f"{_num(m['improvement'], '+.4f')} [{_num(m['ci_low'], '+.4f')}, "
+            f"{_num(m['ci_high'], '+.4f')}]"
+        )
+    return out
 
 
 # ---------------------------------------------------------------------------- text
@@ -55,6 +93,12 @@ def to_text(result: Any) -> str:
             f"New Model: {_num(m['candidate'])}",
             f"Improvement: {_num(imp, '+.4f')} ({_pct(rel)})",
         ]
+    line = primary_line(r)
+    if line:
+        lines.append(f"Primary test: {line}")
+    pops = _population_lines(r)
+    if len(pops) > 1:
+        lines += ["", "Populations:", *[f"  {x}" for x in pops]]
     lines += ["", "All Metrics:"]
     for metric, row in r["metrics"].items():
         if row["baseline"] is None:
@@ -99,16 +143,23 @@ def _clean(obj: Any) -> Any:
 
 
 def write_json(result: Any, path: str | Path) -> Path:
-    return _write(path, json.dumps(to_json(result), indent=2, allow_nan=False) + "\n")
+    return write_text(path, json.dumps(to_json(result), indent=2, allow_nan=False) + "\n")
 
 
-def _write(path: str | Path, text: str) -> Path:
-    """Write atomically (temporary file in the same folder, then rename)."""
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a report atomically (temporary file in the same folder, then rename); a path
+    that cannot be written is a :class:`ComparisonInputError` naming it, with nothing left."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        reason = exc.strerror or type(exc).__name__
+        raise ComparisonInputError(f"cannot write the report {str(target)!r}: {reason}") from exc
     return target
 
 
@@ -125,10 +176,21 @@ def to_markdown(result: Any) -> str:
         *[f"- {reason}" for reason in r["reasons"]],
         "",
         f"Primary metric **{name}**, threshold {r['threshold']:g} ({r['threshold_type']}), "
-        f"α = {r['significance_level']:g}, {r['n_test']} test rows, "
+        f"family budget α = {r['significance_level']:g}, {r['n_test']} test rows "
+        f"({r.get('decided_on', 'holdout')}), "
         f"{r['n_bootstrap']} bootstrap resamples (seed {r['seed']}).",
         "",
-        "| metric | baseline | candidate | change | improvement | CI of improvement "
+    ]
+    line = primary_line(r)
+    if line:
+        out += [f"**Primary test**: {line}", ""]
+    pops = _population_lines(r)
+    if len(pops) > 1:
+        out += [*[f"- {x}" for x in pops], ""]
+    conf = r.get("confidence")
+    level = "interval" if conf is None else f"{100 * conf:.1f}% interval"
+    out += [
+        f"| metric | baseline | candidate | change | improvement | {level} of improvement "
         "| p (one-sided) |",
         "|---|---:|---:|---:|---:|---|---:|",
     ]
@@ -142,13 +204,13 @@ def to_markdown(result: Any) -> str:
         gain = _num(row.get("improvement"), "+.4f")
         out.append(
             f"| {metric} | {_num(row['baseline'])} | {_num(row['candidate'])} | {change} "
-            f"| {gain} | {ci} | {_num(row['p_value'])} |"
+            f"| {gain} | {ci} | {fmt_p(row['p_value'])} |"
         )
     out += ["", "Decision factors:", ""]
     out += [f"- {'✓' if f['ok'] else '✗'} {f['text']}" for f in r["decision_factors"]]
-    mde = r.get("minimum_detectable_effect")
-    if mde is not None:
-        out += ["", f"Minimum detectable effect (80 % power): {mde:.4f}"]
+    needed = r.get("samples_needed")
+    if needed is not None:
+        out += ["", f"Rows that would decide at the observed effect: about {needed:,}"]
     return "\n".join(out) + "\n"
 
 
@@ -186,7 +248,10 @@ def to_html(result: Any) -> str:
     if deltas:
         improvement = r["metrics"][name]["improvement"]
         svg = _svg_histogram(deltas, r["threshold_absolute"], improvement, f"Δ {name}")
-        charts.append(_figure(svg, f"Bootstrap distribution of the {name} improvement"))
+        caption = f"Bootstrap distribution of the {name} improvement"
+        if r.get("primary", {}).get("test") != "bootstrap-normal":
+            caption += " (for illustration; the decision uses the method above)"
+        charts.append(_figure(svg, caption))
     rows = []
     for metric, row in r["metrics"].items():
         ci = (
@@ -200,7 +265,7 @@ def to_html(result: Any) -> str:
             f"<td class=n>{_num(row['absolute_change'], '+.4f')}</td>"
             f"<td class=n>{_pct(row['relative_change'])}</td>"
             f"<td class=n>{_num(row.get('improvement'), '+.4f')}</td><td class=n>{ci}</td>"
-            f"<td class=n>{_num(row['p_value'])}</td>"
+            f"<td class=n>{fmt_p(row['p_value'])}</td>"
             f"<td>{'higher' if row['higher_is_better'] else 'lower'}</td></tr>"
         )
     factors = "".join(
@@ -210,17 +275,26 @@ def to_html(result: Any) -> str:
     reasons = "".join(f"<li>{esc(x)}</li>" for x in r["reasons"])
     models = "".join(_model_row(who, r.get(who)) for who in ("baseline", "candidate"))
     tests = esc(json.dumps(to_json(r).get("tests"), indent=2))
+    line = primary_line(r)
+    primary_html = "" if line is None else f"<p><b>Primary test</b>: {esc(line)}</p>"
+    pops = _population_lines(r)
+    pops_html = (
+        "" if len(pops) < 2 else "<ul>" + "".join(f"<li>{esc(x)}</li>" for x in pops) + "</ul>"
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Model comparison: {esc(r["decision"])}</title>
 <style>{_CSS}</style></head><body>
 <h1>Model comparison <span class="decision {esc(r["decision"])}">{esc(r["decision"])}</span></h1>
 <ul>{reasons}</ul>
-<p>Primary metric <b>{esc(name)}</b>; required improvement {r["threshold"]:g}
+<p>Primary metric <b>{esc(name)}</b>; guaranteed minimum gain {r["threshold"]:g}
 ({esc(r["threshold_type"])}, {_num(r["threshold_absolute"])} absolute);
-significance level {r["significance_level"]:g}; {r["n_test"]} test rows
-({r.get("n_positive")} positive); {r["n_bootstrap"]} paired stratified bootstrap resamples,
-seed {r["seed"]}; minimum detectable effect (80 % power) {_num(r.get("minimum_detectable_effect"))}.
+family error budget α = {r["significance_level"]:g}, this is comparison
+{r.get("holdout_uses", 1)} (α<sub>k</sub> = {r.get("alpha_k", 0):.3g}); {r["n_test"]} test rows
+({r.get("n_positive")} positive, {esc(str(r.get("decided_on", "holdout")))} rows);
+{r["n_bootstrap"]} paired bootstrap resamples, seed {r["seed"]}.
 Created {esc(str(r["created_at"]))}.</p>
+{primary_html}
+{pops_html}
 <table><tr><th></th><th>version</th><th>path</th><th>sha256</th></tr>{models}</table>
 <h2>Decision factors</h2><ul>{factors}</ul>
 <h2>Metrics</h2>
@@ -228,7 +302,10 @@ Created {esc(str(r["created_at"]))}.</p>
 <th>improvement</th><th>CI of improvement</th><th>p (one-sided)</th><th>better</th></tr>
 {"".join(rows)}</table>
 <p>Improvement is the change oriented so that positive is better (its sign is flipped for
-lower-is-better metrics); the CI and the one-sided p are the bootstrap's, for the improvement.</p>
+lower-is-better metrics). Each metric's interval and one-sided p come from one method at the
+comparison's level: DeLong for the AUC, the paired mean difference for log loss and Brier,
+the paired bootstrap's standard error for the others. The primary metric's p tests
+"gain ≤ threshold"; the others' test "gain ≤ 0".</p>
 <h2>Curves</h2><div class="charts">{"".join(charts)}</div>
 <h2>Tests</h2><pre>{tests}</pre>
 </body></html>
@@ -246,7 +323,7 @@ def _model_row(who: str, info: Mapping[str, Any] | None) -> str:
 
 
 def write_html(result: Any, path: str | Path) -> Path:
-    return _write(path, to_html(result))
+    return write_text(path, to_html(result))
 
 
 def _figure(svg: str, caption: str) -> str:

@@ -1,8 +1,8 @@
 """Statistics for comparing two classifiers scored on the same rows.
 
-- :func:`paired_bootstrap` — paired, stratified bootstrap of every metric's improvement,
-  vectorized: both models are sorted once, resamples are multinomial counts per row
-  (float32, in chunks of resamples to bound memory), no per-resample scikit-learn calls.
+- :func:`paired_bootstrap` — the paired bootstrap of every metric's improvement (defined in
+  :mod:`model.gate.bootstrap`, re-exported here: ``from model.stats import paired_bootstrap``).
+- :func:`auc_interval` — DeLong's variance of one model's AUC and its normal interval.
 - :func:`delong_test` — DeLong's test for the AUC difference, exact, O(n log n) with
   midranks (Sun & Xu 2014).
 - :func:`mcnemar_test` — McNemar's test of the accuracy difference (exact binomial for few
@@ -12,28 +12,20 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from scipy import stats as sps
 
-from model.gate.metrics import (
-    HIGHER_IS_BETTER,
-    METRICS,
-    RankIndex,
-    compute_metrics,
-    row_losses,
-    threshold_metrics,
+from model.gate.bootstrap import (  # re-exported: model.stats is public
+    POISSON_MIN_CLASS,
+    BootstrapResult,
+    paired_bootstrap,
 )
 
 Alternative = Literal["two-sided", "greater", "less"]
-_CHUNK_ELEMENTS = 1 << 20  # rows × resamples per chunk: cache-friendly ...
-_MIN_CHUNK, _MAX_CHUNK = 4, 64  # ... but at least 4 resamples (fewer, larger allocations)
-_MAX_CHUNK_ELEMENTS = 1 << 24  # memory bound per chunk (per worker)
 
 
 # ---------------------------------------------------------------------------- DeLong
@@ -53,6 +45,8 @@ class DeLongResult:
     ci_high: float
     alternative: str
     confidence: float = 0.95
+    se_baseline: float = 0.0  # DeLong's standard error of each AUC on its own
+    se_candidate: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -146,7 +140,27 @@ def delong_test(
         ci_high=diff + half,
         alternative=alternative,
         confidence=confidence,
+        se_baseline=float(np.sqrt(max(s[0, 0], 0.0))),
+        se_candidate=float(np.sqrt(max(s[1, 1], 0.0))),
     )
+
+
+def auc_interval(
+    y_true: np.ndarray, scores: np.ndarray, confidence: float = 0.95
+) -> tuple[float, float, float, float]:
+    """One model's AUC with DeLong's standard error and two-sided normal interval.
+
+    Returns ``(auc, se, low, high)``.
+    """
+    pos_mask = np.asarray(y_true) == 1
+    m, n = int(pos_mask.sum()), int((~pos_mask).sum())
+    if m < 2 or n < 2:
+        raise ValueError("an AUC interval needs at least two positives and two negatives")
+    auc, v_pos, v_neg = _placements(np.asarray(scores, dtype=np.float64), pos_mask)
+    var = float(np.var(v_pos, ddof=1) / m + np.var(v_neg, ddof=1) / n)
+    se = float(np.sqrt(var)) if var > 0 else 0.0
+    half = float(sps.norm.ppf(0.5 + confidence / 2)) * se
+    return auc, se, auc - half, auc + half
 
 
 def _normal_p(z: float, alternative: str) -> float:
@@ -239,197 +253,16 @@ def minimum_detectable_effect(se: float, alpha: float = 0.05, power: float = 0.8
     return float((sps.norm.ppf(1 - alpha) + sps.norm.ppf(power)) * se)
 
 
-# ---------------------------------------------------------------------------- bootstrap
-
-
-@dataclass
-class BootstrapResult:
-    """Bootstrap distribution of each metric's improvement (candidate − baseline, oriented).
-
-    ``deltas[metric]`` holds B resampled improvements (positive = candidate better).
-    """
-
-    observed: dict[str, float]
-    deltas: dict[str, np.ndarray]
-    n_bootstrap: int
-    seed: int
-    confidence: float = 0.95
-    stratified: bool = True
-    metrics: tuple[str, ...] = field(default=METRICS)
-
-    def ci(self, metric: str, confidence: float | None = None) -> tuple[float, float]:
-        """Two-sided percentile interval of the improvement."""
-        level = self.confidence if confidence is None else confidence
-        lo, hi = np.quantile(self.deltas[metric], [(1 - level) / 2, (1 + level) / 2])
-        return float(lo), float(hi)
-
-    def lower_bound(self, metric: str, alpha: float) -> float:
-        """One-sided (1 − alpha) lower confidence bound of the improvement."""
-        return float(np.quantile(self.deltas[metric], alpha))
-
-    def p_value(self, metric: str, margin: float = 0.0) -> float:
-        """One-sided p for H1: improvement > margin: (1 + #{Δ* ≤ margin}) / (B + 1)."""
-        d = self.deltas[metric]
-        return (1 + int(np.count_nonzero(d <= margin))) / (d.size + 1)
-
-    def p_worse(self, metric: str, margin: float = 0.0) -> float:
-        """One-sided p for H1: improvement < −margin (candidate worse by more than margin)."""
-        d = self.deltas[metric]
-        return (1 + int(np.count_nonzero(d >= -margin))) / (d.size + 1)
-
-    def sd(self, metric: str) -> float:
-        return float(np.std(self.deltas[metric], ddof=1))
-
-    def summary(self, metric: str) -> dict[str, float]:
-        lo, hi = self.ci(metric)
-        return {
-            "observed": self.observed[metric],
-            "ci_low": lo,
-            "ci_high": hi,
-            "sd": self.sd(metric),
-            "p_value": self.p_value(metric),
-        }
-
-
-def paired_bootstrap(
-    y_true: np.ndarray,
-    baseline_scores: np.ndarray,
-    candidate_scores: np.ndarray,
-    *,
-    baseline_threshold: float = 0.5,
-    candidate_threshold: float = 0.5,
-    n_bootstrap: int = 1000,
-    random_state: int | None = None,
-    confidence: float = 0.95,
-    n_jobs: int | None = None,
-    chunk_elements: int | None = None,
-    observed: tuple[dict[str, float], dict[str, float]] | None = None,
-) -> BootstrapResult:
-    """Paired, stratified bootstrap of every metric's improvement.
-
-    Both models see the same resampled rows; positives and negatives are resampled
-    separately (their counts stay fixed). Resample ``r`` draws from its own stream
-    (``SeedSequence(seed).spawn``), so results do not depend on chunking or threads.
-    ``observed`` may pass both models' already computed metrics (baseline, candidate).
-    """
-    y = np.asarray(y_true).astype(np.int8)
-    sb = np.asarray(baseline_scores, dtype=np.float64)
-    sc = np.asarray(candidate_scores, dtype=np.float64)
-    seed = _fresh_seed() if random_state is None else int(random_state)
-    setup = _Setup.build(y, sb, sc, baseline_threshold, candidate_threshold)
-    if observed is None:
-        observed = (
-            compute_metrics(y, sb, baseline_threshold),
-            compute_metrics(y, sc, candidate_threshold),
-        )
-    mb, mc = observed
-    improvements = {m: (mc[m] - mb[m]) * (1 if HIGHER_IS_BETTER[m] else -1) for m in METRICS}
-    streams = np.random.SeedSequence(seed).spawn(n_bootstrap)
-    k = _chunk_size(y.size, n_bootstrap, chunk_elements)
-    bounds = [(r, min(r + k, n_bootstrap)) for r in range(0, n_bootstrap, k)]
-    workers = n_jobs or min(4, os.cpu_count() or 1)
-    out = np.empty((n_bootstrap, len(METRICS)), dtype=np.float64)
-
-    def run(bound: tuple[int, int]) -> None:
-        r0, r1 = bound
-        out[r0:r1] = setup.chunk(streams[r0:r1])
-
-    if workers > 1 and len(bounds) > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(run, bounds))
-    else:
-        for bound in bounds:
-            run(bound)
-    deltas = {name: out[:, j] for j, name in enumerate(METRICS)}
-    return BootstrapResult(improvements, deltas, n_bootstrap, seed, confidence)
-
-
-@dataclass
-class _Setup:
-    """Both models' rank indexes over a canonical order (the baseline's sorted order)."""
-
-    n_pos: int
-    n_neg: int
-    baseline: RankIndex
-    candidate: RankIndex
-    pos_loss: np.ndarray  # (n_pos, 4): pred_b, pred_c, Δ log loss, Δ brier (float32)
-    neg_loss: np.ndarray
-
-    @classmethod
-    def build(cls, y: np.ndarray, sb: np.ndarray, sc: np.ndarray, tb: float, tc: float) -> _Setup:
-        pos_rows = np.flatnonzero(y == 1)
-        neg_rows = np.flatnonzero(y == 0)
-        pos_rows = pos_rows[np.argsort(-sb[pos_rows], kind="stable")]  # canonical = baseline's
-        neg_rows = neg_rows[np.argsort(sb[neg_rows], kind="stable")]
-        ll_b, br_b = row_losses(y, sb)
-        ll_c, br_c = row_losses(y, sc)
-        d_ll, d_br = ll_c - ll_b, br_c - br_b
-
-        def columns(rows: np.ndarray, pred_b: np.ndarray, pred_c: np.ndarray) -> np.ndarray:
-            cols = (pred_b, pred_c, d_ll[rows], d_br[rows])
-            return np.ascontiguousarray(np.column_stack(cols), dtype=np.float32)
-
-        base = RankIndex.build(sb[pos_rows], sb[neg_rows], tb)
-        cand = RankIndex.build(sc[pos_rows], sc[neg_rows], tc)
-        return cls(
-            n_pos=pos_rows.size,
-            n_neg=neg_rows.size,
-            baseline=base,
-            candidate=cand,
-            pos_loss=columns(pos_rows, base.pred_pos, cand.pred_pos),
-            neg_loss=columns(neg_rows, base.pred_neg, cand.pred_neg),
-        )
-
-    def chunk(self, streams: Sequence[np.random.SeedSequence]) -> np.ndarray:
-        k = len(streams)
-        w_pos = np.empty((k, self.n_pos), dtype=np.float32)
-        w_neg = np.empty((k, self.n_neg), dtype=np.float32)
-        for i, stream in enumerate(streams):
-            rng = np.random.default_rng(stream)
-            for w, size in ((w_pos[i], self.n_pos), (w_neg[i], self.n_neg)):
-                _multinomial_counts(rng.integers(0, size, size), w)
-        sums_pos = (w_pos @ self.pos_loss).astype(np.float64)  # counts are exact in float32
-        sums_neg = (w_neg @ self.neg_loss).astype(np.float64)
-        n = self.n_pos + self.n_neg
-        thr_b = threshold_metrics(sums_pos[:, 0], sums_neg[:, 0], self.n_pos, self.n_neg)
-        thr_c = threshold_metrics(sums_pos[:, 1], sums_neg[:, 1], self.n_pos, self.n_neg)
-        auc_b, ap_b = self.baseline.rank_metrics(w_pos, w_neg)
-        auc_c, ap_c = self.candidate.rank_metrics(w_pos, w_neg)
-        deltas = {name: thr_c[name] - thr_b[name] for name in thr_b}
-        deltas["auc"] = auc_c - auc_b
-        deltas["average_precision"] = ap_c - ap_b
-        deltas["log_loss"] = -(sums_pos[:, 2] + sums_neg[:, 2]) / n
-        deltas["brier"] = -(sums_pos[:, 3] + sums_neg[:, 3]) / n
-        return np.column_stack([deltas[name] for name in METRICS])
-
-
-def _chunk_size(n_rows: int, n_bootstrap: int, chunk_elements: int | None) -> int:
-    """Resamples per chunk (measured best: 4 to ~10 resamples of 10^5 to 10^6 rows)."""
-    n = max(1, n_rows)
-    if chunk_elements is not None:
-        return max(1, min(n_bootstrap, chunk_elements // n))
-    k = max(min(_MIN_CHUNK, _MAX_CHUNK_ELEMENTS // n), min(_MAX_CHUNK, _CHUNK_ELEMENTS // n))
-    return max(1, min(n_bootstrap, k))
-
-
-def _multinomial_counts(draws: np.ndarray, out: np.ndarray) -> None:
-    """Write how often each row was drawn into the float32 row ``out`` (exact below 2**24)."""
-    np.copyto(out, np.bincount(draws, minlength=out.size), casting="unsafe")
-
-
-def _fresh_seed() -> int:
-    """A random seed, recorded in the result so the run can be repeated."""
-    return int(np.random.default_rng().integers(0, 2**32))
-
-
 def _finite_or_none(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
 __all__ = [
+    "POISSON_MIN_CLASS",
     "BootstrapResult",
     "DeLongResult",
     "McNemarResult",
+    "auc_interval",
     "delong_test",
     "holm",
     "mcnemar_test",

@@ -18,9 +18,30 @@ def test_every_command_group_registers_its_commands() -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     names = set(sub.choices)  # type: ignore[arg-type]
-    expected = {"demo-data", "prepare", "train", "compare", "drift", "status", "history"}
+    expected = {"demo-data", "prepare", "train", "compare", "drift", "status", "history", "gate"}
     assert expected <= names
-    assert len(COMMAND_MODULES) == 5
+    assert len(COMMAND_MODULES) == 6
+
+
+def test_gate_status_and_reset_follow_the_history(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = ModelRegistry(settings.models_dir)
+    registry.record("compared", decision="PROMOTE", baseline=None, alpha_spent=0.0)
+    registry.record("compared", decision="REJECT", baseline="v0001", alpha_spent=0.03)
+    registry.record("compared", decision="REJECT", baseline="v0001")  # written before budgets
+    assert main(["gate", "status"]) == 0
+    out = capsys.readouterr().out
+    assert "Comparisons in this family: 2" in out
+    assert "Next comparison: k = 3, tested at alpha_k = 0.003377" in out
+    assert main(["gate", "reset", "--reason", "new holdout"]) == 0
+    assert "the next one is k = 1" in capsys.readouterr().out
+    event = registry.history()[-1]
+    assert event["event"] == "gate_reset" and event["reasons"] == ["new holdout"]
+    assert event["comparisons_before"] == 2
+    assert main(["gate", "status"]) == 0
+    assert "Next comparison: k = 1" in capsys.readouterr().out
+    assert main(["gate", "reset", "--reason", "  "]) == 2
 
 
 def test_bad_input_exits_2_with_a_message(

@@ -29,7 +29,7 @@ from model.data.demo import write_demo
 from model.data.messages import quote, quote_list
 from model.drift import read_frame
 from model.errors import DataValidationError, RetrainError
-from model.gate.comparator import read_test_data
+from model.gate.inputs import read_test_data
 from model.settings import Settings, get_settings
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -25,7 +26,9 @@ def scores(seed: int, n: int, mu_b: float, mu_c: float) -> tuple[np.ndarray, ...
 @pytest.fixture(scope="module")
 def result() -> ComparisonResult:
     y, sb, sc = scores(0, 2000, 0.8, 1.4)
-    gate = ModelComparator(n_bootstrap=300, random_state=9, guardrails={"recall": 0.05})
+    gate = ModelComparator(
+        improvement_threshold=0.02, n_bootstrap=300, random_state=9, guardrails={"recall": 0.05}
+    )
     return gate.compare_scores(
         y,
         sb,
@@ -45,19 +48,54 @@ def test_text_report_has_the_labs_layout(result: ComparisonResult) -> None:
     assert lines[5] == f"New Model: {auc.candidate:.4f}"
     rel = 100 * auc.improvement / auc.baseline
     assert lines[6] == f"Improvement: {auc.improvement:+.4f} ({rel:+.2f}%)"
-    assert lines[7] == "" and lines[8] == "All Metrics:"
+    assert lines[7].startswith("Primary test: DeLong: one-sided p = ")
+    assert lines[8] == "" and lines[9] == "All Metrics:"
     acc = result.metrics["accuracy"]
     assert acc.baseline is not None and acc.relative_change is not None
-    assert lines[9] == (
+    assert lines[10] == (
         f"  accuracy: {acc.baseline:.4f} → {acc.candidate:.4f} ({100 * acc.relative_change:+.2f}%)"
     )
     factors_at = lines.index("Decision Factors:")
-    assert lines[factors_at + 1].startswith("  ✓ Improvement exceeds threshold (")
-    assert re.match(r"  ✓ Statistically significant \(p = \S+ < 0\.05", lines[factors_at + 2])
+    assert (
+        lines[factors_at + 1]
+        == "  ✓ Evidence: 1000 positives, 1000 negatives (at least 100 each, holdout rows)"
+    )
+    assert re.match(r"  ✓ Lower bound \+0\.\d{4} > threshold 0\.0200 \(", lines[factors_at + 2])
     assert lines[-4] == "=" * 60
     assert lines[-3] == "PROMOTION DECISION: PROMOTE"
-    assert lines[-2].startswith("Reason: AUC changed by")
+    assert lines[-2].startswith("Reason: AUC gain +")
     assert lines[-1] == "=" * 60
+
+
+PRIMARY = re.compile(
+    r"one-sided p = (?P<p>\S+) \(H0: gain <= (?P<t>\S+)\), (?P<conf>\S+)% interval "
+    r"\[(?P<lo>\S+), (?P<hi>\S+)\], lower bound (?P<lb>\S+), alpha_k = (?P<a>\S+) \("
+)
+
+
+@pytest.mark.parametrize("decision", ["PROMOTE", "INCONCLUSIVE", "REJECT"])
+def test_every_report_prints_the_decisions_own_numbers(decision: str, tmp_path: Path) -> None:
+    """The primary line of the text, Markdown and HTML reports parses back to the JSON's
+    decision numbers (p, interval, bound, level), whatever the outcome."""
+    mu_c = {"PROMOTE": 1.4, "INCONCLUSIVE": 0.86, "REJECT": 0.55}[decision]
+    y, sb, sc = scores(3, 2000, 0.8, mu_c)
+    result = ModelComparator(n_bootstrap=100, holdout_uses=2).compare_scores(y, sb, sc)
+    assert result.decision == decision, result.reasons
+    data = json.loads(report.write_json(result, tmp_path / "c.json").read_text())
+    primary = data["primary"]
+    assert primary["p_value"] == result.p_value and primary["lower_bound"] == result.lower_bound
+    assert data["metrics"]["auc"]["ci_low"] == primary["lower_bound"]  # the table agrees
+    page = html.unescape(report.to_html(result))
+    for text in (report.to_text(result), report.to_markdown(result), page):
+        m = PRIMARY.search(text)
+        assert m, text[:400]
+        assert float(m["p"]) == pytest.approx(primary["p_value"], rel=1e-5, abs=1e-12)
+        assert float(m["lo"]) == pytest.approx(primary["lower_bound"], abs=1e-6)
+        assert float(m["lb"]) == pytest.approx(primary["lower_bound"], abs=1e-6)
+        assert float(m["hi"]) == pytest.approx(primary["upper_bound"], abs=1e-6)
+        assert float(m["a"]) == pytest.approx(data["alpha_k"], rel=1e-5)
+        assert float(m["conf"]) == pytest.approx(100 * (1 - 2 * data["alpha_k"]), abs=0.01)
+        assert float(m["t"]) == pytest.approx(data["threshold_absolute"])
 
 
 def test_json_report_follows_the_schema(result: ComparisonResult, tmp_path: Path) -> None:
@@ -66,7 +104,7 @@ def test_json_report_follows_the_schema(result: ComparisonResult, tmp_path: Path
     for key in (
         "primary_metric", "threshold", "threshold_type", "baseline", "candidate", "metrics",
         "tests", "guardrails", "decision", "reasons", "n_test", "n_bootstrap", "seed",
-        "created_at", "improvements", "minimum_detectable_effect",
+        "created_at", "improvements", "primary", "holdout_uses", "alpha_k", "populations",
     ):  # fmt: skip
         assert key in data, key
     assert data["baseline"]["sha256"] == "a" * 64 and data["candidate"]["version"] == "v0002"
@@ -89,7 +127,7 @@ def test_markdown_summary(result: ComparisonResult) -> None:
     md = report.to_markdown(result)
     assert md.startswith("## Model comparison: **PROMOTE**")
     assert "| auc |" in md and "| log_loss |" in md
-    assert "Minimum detectable effect" in md
+    assert "**Primary test**: DeLong: one-sided p = " in md
     # Lower-is-better rows show the raw change and the (sign-flipped) improvement side by
     # side, so the CI next to them reads as the improvement's, not the change's.
     ll = result.metrics["log_loss"]

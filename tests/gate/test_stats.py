@@ -14,6 +14,7 @@ from sklearn import metrics as skm
 from model.gate.metrics import METRICS
 from model.gate.stats import (
     BootstrapResult,
+    auc_interval,
     delong_test,
     holm,
     mcnemar_test,
@@ -79,13 +80,47 @@ def test_delong_equals_quadratic_definition(seed: int, ties: bool, alternative: 
 
 
 @pytest.mark.skipif(not ASAH.exists(), reason="shared aSAH data set not present")
+def test_auc_interval_equals_the_quadratic_definition() -> None:
+    rng = np.random.default_rng(5)
+    y, sb, _ = binormal(rng, 70, 130, 0.9, 0.9, 0.3)
+    sb = np.round(sb, 2)  # with ties
+    x, z = sb[y == 1][:, None], sb[y == 0][None, :]
+    psi = (x > z) + 0.5 * (x == z)
+    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+    se = np.sqrt(v10.var(ddof=1) / v10.size + v01.var(ddof=1) / v01.size)
+    auc, got_se, low, high = auc_interval(y, sb, confidence=0.9)
+    assert auc == pytest.approx(skm.roc_auc_score(y, sb), abs=1e-12)
+    assert got_se == pytest.approx(se, abs=1e-12)
+    assert (low, high) == pytest.approx(
+        (auc - 1.6448536269514722 * se, auc + 1.6448536269514722 * se)
+    )
+
+
+def test_poisson_bootstrap_agrees_with_the_multinomial_one() -> None:
+    """Both schemes estimate the same sampling variability (SDs within 15 % at B = 400)."""
+    rng = np.random.default_rng(6)
+    y, sb, sc = binormal(rng, 2000, 3000, 0.8, 1.0, 0.5)
+    multi = paired_bootstrap(y, sb, sc, n_bootstrap=400, random_state=1, scheme="multinomial")
+    poisson = paired_bootstrap(y, sb, sc, n_bootstrap=400, random_state=1, scheme="poisson")
+    assert multi.scheme == "multinomial" and poisson.scheme == "poisson"
+    for metric in ("auc", "accuracy", "f1", "log_loss", "brier", "average_precision"):
+        assert poisson.sd(metric) == pytest.approx(multi.sd(metric), rel=0.15), metric
+        assert poisson.observed[metric] == multi.observed[metric]
+    # "auto" picks the Poisson scheme only when both classes are large
+    assert paired_bootstrap(y, sb, sc, n_bootstrap=20).scheme == "poisson"
+    few = np.r_[0:500, 2000:3000]  # 500 positives, 1,000 negatives
+    small = paired_bootstrap(y[few], sb[few], sc[few], n_bootstrap=20)
+    assert small.scheme == "multinomial"
+
+
 def test_delong_matches_proc_on_asah() -> None:
-    """pROC: roc.test(roc(outcome, wfns), roc(outcome, s100b)): Z = 2.209, p-value = 0.02718."""
+    """pROC: roc.test(roc(outcome, wfns), roc(outcome, s100b)): Z = 2.20898359144091,
+    p-value = 0.0271757822291882 (full precision), to 1e-9."""
     df = pd.read_csv(ASAH)
     y = (df["outcome"] == "Poor").to_numpy().astype(int)
     r = delong_test(y, df["s100b"].to_numpy(), df["wfns"].to_numpy())
-    assert r.z == pytest.approx(2.209, abs=5e-4)
-    assert r.p_value == pytest.approx(0.02718, abs=5e-5)
+    assert r.z == pytest.approx(2.20898359144091, abs=1e-9)
+    assert r.p_value == pytest.approx(0.0271757822291882, abs=1e-9)
     assert r.auc_candidate == pytest.approx(0.8237, abs=1e-4)
     assert r.auc_baseline == pytest.approx(0.7314, abs=1e-4)
 

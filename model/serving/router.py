@@ -1,31 +1,26 @@
-"""Serving side of the registry: load production, route rows between champion and challenger.
+"""Champion/challenger routing: which model scores each row of a batch.
 
-``load_production()`` resolves the ``production`` link once and loads that folder (the
-artifact loader verifies the checksum), so a concurrent promotion never mixes two
-versions. :class:`ChampionChallengerRouter` sends a fixed share of entities to the
-challenger: each row's entity key is hashed (BLAKE2b, salted), so the same entity
-always gets the same model, across processes and runs.
+:class:`ChampionChallengerRouter` sends a fixed share of entities to the challenger:
+each row's entity key is hashed (BLAKE2b, salted), so the same entity always gets the
+same model, across processes and runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from model.errors import DataValidationError, ModelLoadError
 from model.registry import ModelRegistry
-from model.settings import Settings, get_settings
-
-if TYPE_CHECKING:
-    from model.artifact import LoadedModel
+from model.serving.loading import load_production, load_version, registry_root
+from model.settings import Settings
 
 logger = logging.getLogger(__name__)
 DEFAULT_SALT = "retraining-challenger"
@@ -44,41 +39,6 @@ class Scorer(Protocol):
     def path(self) -> Path: ...
 
     def predict_proba(self, df: pd.DataFrame) -> np.ndarray: ...
-
-
-def registry_root(root_or_settings: str | Path | Settings | None = None) -> Path:
-    """The registry folder: settings' ``models_dir`` by default."""
-    if root_or_settings is None:
-        return get_settings().models_dir
-    if isinstance(root_or_settings, Settings):
-        return root_or_settings.models_dir
-    return Path(root_or_settings)
-
-
-def _load(folder: Path) -> LoadedModel:
-    from model.artifact import load_model  # lazy: torch is imported only when serving
-
-    return load_model(folder)
-
-
-def load_production(root_or_settings: str | Path | Settings | None = None) -> LoadedModel:
-    """Load the production model of a registry (resolving the link once, checksum verified)."""
-    registry = ModelRegistry(registry_root(root_or_settings))
-    if registry.production() is None:
-        raise ModelLoadError(
-            f"{registry.root}: no production model yet; register one with `retrain register` "
-            "and promote it with `retrain promote`"
-        )
-    return _load(Path(os.path.realpath(registry.production_path())))
-
-
-def load_version(root_or_settings: str | Path | Settings | None, version: str) -> LoadedModel:
-    """Load one registered version (checksum verified)."""
-    registry = ModelRegistry(registry_root(root_or_settings))
-    path = registry.version_path(version)
-    if not path.is_dir():
-        raise ModelLoadError(f"version {version} is not in the registry {registry.root}")
-    return _load(path)
 
 
 def challenger_share(

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakes import make_model
+from fakes import REPO_ROOT, make_model
 
 from model.cli import main
 from model.errors import RegistryError
@@ -22,8 +22,6 @@ from model.registry import (
     production_stack,
 )
 from model.settings import Settings
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -355,7 +353,7 @@ def test_pointer_disagreeing_with_link_is_repaired_from_the_link(
 def test_an_interrupted_switch_is_finished_or_discarded(
     reg: ModelRegistry, models: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import model.registry as registry_module
+    import model.registry.files as registry_module
 
     v1, v2 = reg.register(models[0]), reg.register(models[1])
     reg.promote(v1, "first")
@@ -403,7 +401,7 @@ def test_a_dangling_temp_folder_from_a_crashed_registration_is_removed(
 def test_a_registration_interrupted_after_the_rename_is_recorded_later(
     reg: ModelRegistry, models: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import model.registry as registry_module
+    import model.registry.files as registry_module
 
     class Crash(Exception):
         pass
@@ -507,7 +505,7 @@ def test_gc_keeps_recent_production_predecessor_and_challenger(
 
 def test_registry_does_not_import_torch_or_prefect() -> None:
     code = (
-        "import sys, model.registry, model.commands.registry; "
+        "import sys, model.registry, model.cli.registry; "
         "assert 'torch' not in sys.modules and 'prefect' not in sys.modules"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}

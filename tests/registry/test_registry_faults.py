@@ -22,14 +22,12 @@ import time
 from pathlib import Path
 
 import pytest
-from fakes import make_model
+from fakes import REPO_ROOT, make_model
 
 from model.errors import RegistryError
 from model.registry import PRODUCTION_EVENTS, ModelRegistry, check_model_folder
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-#: Every checkpoint of ModelRegistry._switch, in order.
+#: Every checkpoint of ProductionPointer.switch, in order.
 SWITCH_STEPS = (
     "pending_tmp",
     "pending",
@@ -53,7 +51,8 @@ def hook(name):
 
 if impl == "registry":
     import model.registry as r
-    r._checkpoint = hook
+    import model.registry.files as files
+    files._checkpoint = hook
     reg = r.ModelRegistry(root)
     def run():
         if op == "promote":

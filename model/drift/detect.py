@@ -1,0 +1,215 @@
+"""The drift computation: checks the inputs, measures every column, decides per column and
+for the data set (Holm/Bonferroni-corrected p-values, effect-size floor, drift share).
+
+Without a feature spec, :func:`detect_drift` infers one from the reference
+(:func:`spec_for_reference`); the model's scores and the target column are compared too
+when available, without counting towards the drift share.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from model.drift.categorical import categorical_drift
+from model.drift.numeric import numeric_drift, numeric_values
+from model.drift.results import Correction, DriftReport, DriftSettings, FeatureDrift
+from model.errors import DriftInputError
+
+if TYPE_CHECKING:
+    from model.data import FeatureSpec
+
+
+class Scorer(Protocol):
+    """Anything with ``predict_proba(df) -> scores`` (e.g. ``model.artifact.LoadedModel``)."""
+
+    def predict_proba(self, df: pd.DataFrame) -> np.ndarray: ...
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _kind_of(series: pd.Series) -> str:
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        dtype = dtype.categories.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "numeric"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "datetime"
+    return "text"
+
+
+def _check_inputs(
+    reference: pd.DataFrame, current: pd.DataFrame, spec: FeatureSpec, labels: tuple[str, str]
+) -> None:
+    ref_name, cur_name = labels
+    features = spec.features
+    if not features:
+        raise DriftInputError("feature spec has no features to compare")
+    for frame, name in ((reference, ref_name), (current, cur_name)):
+        if len(frame) == 0:
+            raise DriftInputError(f"{name}: no rows (empty batch)")
+        missing = [c for c in features if c not in frame.columns]
+        if missing:
+            raise DriftInputError(f"{name}: feature columns missing: {missing}")
+    for col in features:
+        k_ref, k_cur = _kind_of(reference[col]), _kind_of(current[col])
+        if k_ref != k_cur:
+            raise DriftInputError(
+                f"column {col!r} has different types: {ref_name} {reference[col].dtype} "
+                f"({k_ref}), {cur_name} {current[col].dtype} ({k_cur})"
+            )
+        if col in spec.numeric and k_ref not in ("numeric", "bool"):
+            raise DriftInputError(
+                f"column {col!r} is numeric in the feature spec but {reference[col].dtype} "
+                f"in {ref_name}"
+            )
+        for frame, name in ((reference, ref_name), (current, cur_name)):
+            if not frame[col].notna().any():
+                raise DriftInputError(f"{name}: column {col!r} has only missing values")
+
+
+# --------------------------------------------------------------------------- detection
+
+
+def _adjust(p_values: list[float], correction: Correction) -> list[float]:
+    k = len(p_values)
+    if correction == "none" or k == 0:
+        return list(p_values)
+    if correction == "bonferroni":
+        return [min(1.0, p * k) for p in p_values]
+    order = sorted(range(k), key=lambda i: p_values[i])
+    adjusted = [0.0] * k
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (k - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _sample(df: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
+    if len(df) <= size:
+        return df
+    idx = np.sort(np.random.default_rng(seed).choice(len(df), size=size, replace=False))
+    return df.iloc[idx]
+
+
+def _paths(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None) -> list[str]:
+    if path is None:
+        return []
+    if isinstance(path, str | os.PathLike):
+        return [os.fspath(path)]
+    return [os.fspath(p) for p in path]
+
+
+PathArg = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
+
+
+def spec_for_reference(
+    reference: pd.DataFrame,
+    target: str = "target",
+    id_column: str | None = None,
+    exclude: Sequence[str] = ("date",),
+) -> FeatureSpec:
+    """A feature spec inferred from the reference; a column named ``id`` is never a feature."""
+    from model.data import infer_spec
+
+    if id_column is None and "id" in reference.columns:
+        id_column = "id"
+    return infer_spec(reference, target=target, id_column=id_column, exclude=exclude)
+
+
+def detect_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    spec: FeatureSpec | None = None,
+    settings: DriftSettings | None = None,
+    *,
+    model: Scorer | None = None,
+    reference_path: PathArg = None,
+    current_path: PathArg = None,
+    model_info: dict[str, Any] | None = None,
+) -> DriftReport:
+    """Compare ``current`` with ``reference`` feature by feature (see :mod:`model.drift`).
+
+    Without ``spec``, the features are inferred from the reference's dtypes
+    (:func:`spec_for_reference`: the ``target`` column, a column named ``id`` and ``date``
+    are not features).
+
+    With ``model``, the model scores a sample (at most ``settings.max_model_rows`` rows) of
+    each frame and its score distribution is compared too (``prediction``); when the target
+    column is in both frames its distribution is compared (``target``). Neither counts
+    towards ``drift_share``.
+    """
+    settings = settings or DriftSettings()
+    if spec is None:
+        spec = spec_for_reference(reference)
+    ref_paths, cur_paths = _paths(reference_path), _paths(current_path)
+    labels = (
+        f"reference ({', '.join(ref_paths)})" if ref_paths else "reference",
+        f"current ({', '.join(cur_paths)})" if cur_paths else "current",
+    )
+    _check_inputs(reference, current, spec, labels)
+    features: dict[str, FeatureDrift] = {}
+    for col in spec.features:
+        if col in spec.numeric and _kind_of(reference[col]) == "numeric":
+            fd = numeric_drift(
+                col, numeric_values(reference[col]), numeric_values(current[col]), settings.n_bins
+            )
+        else:
+            fd = categorical_drift(col, reference[col], current[col])
+        features[col] = fd
+    adjusted = _adjust([f.p_value for f in features.values()], settings.correction)
+    for f, p_adj in zip(features.values(), adjusted, strict=True):
+        f.p_value_adjusted = p_adj
+        f.decide(settings)
+    share = sum(f.drifted for f in features.values()) / len(features)
+    report = DriftReport(
+        features=features,
+        reference={"paths": ref_paths, "rows": len(reference)},
+        current={"paths": cur_paths, "rows": len(current)},
+        settings=settings,
+        drift_share=share,
+        dataset_drift=share >= settings.dataset_drift_threshold,
+        model=model_info,
+    )
+    if model is not None:
+        report.prediction = _prediction_drift(model, reference, current, settings)
+    report.target = _target_drift(reference, current, spec.target, settings)
+    return report
+
+
+def _prediction_drift(
+    model: Scorer, reference: pd.DataFrame, current: pd.DataFrame, settings: DriftSettings
+) -> FeatureDrift:
+    ref = _sample(reference, settings.max_model_rows, settings.seed)
+    cur = _sample(current, settings.max_model_rows, settings.seed + 1)
+    r = np.asarray(model.predict_proba(ref), dtype=np.float64).ravel()
+    c = np.asarray(model.predict_proba(cur), dtype=np.float64).ravel()
+    fd = numeric_drift("prediction", r, c, settings.n_bins)
+    fd.summary["rows_scored_reference"] = float(len(ref))
+    fd.summary["rows_scored_current"] = float(len(cur))
+    fd.decide(settings)
+    return fd
+
+
+def _target_drift(
+    reference: pd.DataFrame, current: pd.DataFrame, target: str, settings: DriftSettings
+) -> FeatureDrift | None:
+    if target not in reference.columns or target not in current.columns:
+        return None
+    ref, cur = reference[target].dropna(), current[target].dropna()
+    if ref.empty or cur.empty:
+        return None
+    if _kind_of(ref) != _kind_of(cur):  # e.g. 0/1 vs "yes"/"no": compare as text
+        ref, cur = ref.astype(str), cur.astype(str)
+    fd = categorical_drift(target, ref, cur)
+    fd.decide(settings)
+    return fd

@@ -1,0 +1,176 @@
+"""Drift report renderings: table rows, Markdown and a self-contained HTML page.
+
+Pure functions of a :class:`~model.drift.results.DriftReport` (no files: see
+:mod:`model.drift.files`).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from model.drift.results import DriftReport, FeatureDrift
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if x != 0 and abs(x) < 10**-digits:
+        return f"{x:.1e}"
+    return f"{x:.{digits}f}"
+
+
+def _rows(report: DriftReport) -> list[FeatureDrift]:
+    extra = [f for f in (report.prediction, report.target) if f is not None]
+    return [*report.features.values(), *extra]
+
+
+def table_rows(report: DriftReport) -> list[dict[str, Any]]:
+    """One flat row per column (features, then prediction and target) for table artifacts."""
+    rows = []
+    for f in _rows(report):
+        role = "feature" if f.name in report.features else f.name
+        if f is report.target:
+            role = "target"
+        rows.append(
+            {
+                "column": f.name,
+                "role": role,
+                "kind": f.kind,
+                "test": f.test,
+                "statistic": round(f.statistic, 4),
+                "p_value": float(f"{f.p_value:.3g}"),
+                "p_adjusted": None
+                if math.isnan(f.p_value_adjusted)
+                else float(f"{f.p_value_adjusted:.3g}"),
+                "psi": round(f.psi, 4),
+                "distance": round(f.distance, 4),
+                "drifted": f.drifted,
+            }
+        )
+    return rows
+
+
+def to_markdown(report: DriftReport) -> str:
+    s = report.settings
+    verdict = "**Dataset drift detected**" if report.dataset_drift else "No dataset drift"
+    lines = [
+        "# Drift report",
+        "",
+        f"{verdict}: {len(report.drifted_features)} of {len(report.features)} features drifted "
+        f"(drift share {report.drift_share:.2f}, threshold {s.dataset_drift_threshold:.2f}).",
+        "",
+        f"Reference: {', '.join(report.reference['paths']) or 'in memory'} "
+        f"({report.reference['rows']:,} rows). "
+        f"Current: {', '.join(report.current['paths']) or 'in memory'} "
+        f"({report.current['rows']:,} rows).",
+        "",
+        f"Rule: {s.correction}-corrected p < {s.alpha} and (PSI ≥ {s.psi_threshold} or "
+        f"distance ≥ {s.distance_threshold}).",
+        "",
+        "| Column | Kind | Test | Statistic | p (adj.) | PSI | Distance | Drifted |",
+        "|---|---|---|---:|---:|---:|---:|:---:|",
+    ]
+    for f in _rows(report):
+        name = f.name if f.name in report.features else f"*{f.name}*"
+        dist = f"{_fmt(f.distance)} ({'W1/std' if f.kind == 'numeric' else 'JS'})"
+        p_adj = f.p_value if math.isnan(f.p_value_adjusted) else f.p_value_adjusted
+        mark = "**yes**" if f.drifted else "no"
+        lines.append(
+            f"| {name} | {f.kind} | {f.test} | {_fmt(f.statistic)} | {_fmt(p_adj)} | "
+            f"{_fmt(f.psi)} | {dist} | {mark} |"
+        )
+    unseen = [f for f in report.features.values() if f.unseen_levels]
+    if unseen:
+        lines += ["", "Levels unseen in the reference:"]
+        lines += [
+            f"- {f.name}: {f.unseen_levels} ({f.unseen_share:.1%} of rows), e.g. "
+            f"{', '.join(f.unseen_examples)}"
+            for f in unseen
+        ]
+    if report.prediction is not None or report.target is not None:
+        lines += ["", "*prediction* and *target* rows do not count towards the drift share."]
+    return "\n".join(lines) + "\n"
+
+
+def _svg_bars(f: FeatureDrift, width: int = 460, height: int = 160) -> str:
+    h = f.histogram
+    ref, cur = h.get("reference", []), h.get("current", [])
+    if not ref:
+        return ""
+    labels = h.get("levels") or [_fmt(e, 2) for e in h.get("edges", [])[:-1]]
+    k = len(ref)
+    top = max(max(ref), max(cur), 1e-12)
+    slot = (width - 40) / k
+    bar = max(slot / 2 - 1, 1)
+    parts = [
+        f'<svg width="{width}" height="{height + 30}" '
+        f'role="img" aria-label="{html.escape(f.name)} reference vs current">'
+    ]
+    for i in range(k):
+        x = 30 + i * slot
+        for j, (val, color) in enumerate(((ref[i], "#4c78a8"), (cur[i], "#f58518"))):
+            bh = height * val / top
+            parts.append(
+                f'<rect x="{x + j * bar:.1f}" y="{height - bh:.1f}" width="{bar:.1f}" '
+                f'height="{bh:.1f}" fill="{color}"><title>{html.escape(str(labels[i]))}: '
+                f"{'reference' if j == 0 else 'current'} {val:.3f}</title></rect>"
+            )
+    parts.append(f'<line x1="30" y1="{height}" x2="{width - 10}" y2="{height}" stroke="#333"/>')
+    first, last = html.escape(str(labels[0])), html.escape(str(labels[-1]))
+    parts.append(f'<text x="30" y="{height + 15}" font-size="11">{first}</text>')
+    parts.append(
+        f'<text x="{width - 10}" y="{height + 15}" font-size="11" text-anchor="end">{last}</text>'
+    )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def to_html(report: DriftReport) -> str:
+    """A self-contained page: summary table and histograms of the drifted columns."""
+    rows = []
+    for r in table_rows(report):
+        cls = ' class="drift"' if r["drifted"] else ""
+        cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values())
+        rows.append(f"<tr{cls}>{cells}</tr>")
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in table_rows(report)[0])
+    drifted = [f for f in _rows(report) if f.drifted]
+    charts = "".join(
+        f"<section><h3>{html.escape(f.name)} ({f.kind}, PSI {_fmt(f.psi)}, "
+        f"distance {_fmt(f.distance)})</h3>{_svg_bars(f)}</section>"
+        for f in drifted
+    )
+    verdict = "Dataset drift detected" if report.dataset_drift else "No dataset drift"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Drift report</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
+tr.drift{{background:#fde2e1}}.legend span{{display:inline-block;width:12px;height:12px}}
+</style></head><body>
+<h1>Drift report</h1>
+<p><strong>{verdict}</strong>: {len(report.drifted_features)} of {len(report.features)}
+features drifted (share {report.drift_share:.2f}, threshold
+{report.settings.dataset_drift_threshold:.2f}). Created {html.escape(report.created_at)}.</p>
+<p>Reference: {html.escape(_where(report.reference))};
+current: {html.escape(_where(report.current))}.</p>
+<p>Rule: a feature drifts when its {html.escape(report.settings.correction)}-corrected p-value is
+below {report.settings.alpha:g} and (PSI ≥ {report.settings.psi_threshold:g} or distance ≥
+{report.settings.distance_threshold:g}); distance is Wasserstein / std for numeric columns,
+Jensen–Shannon for categorical ones. Prediction and target rows do not count towards the
+drift share.</p>
+<table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>
+<h2>Drifted columns</h2>
+<p class="legend"><span style="background:#4c78a8"></span> reference
+<span style="background:#f58518"></span> current (share of rows per bin)</p>
+{charts or "<p>None.</p>"}
+</body></html>
+"""
+
+
+def _where(side: dict[str, Any]) -> str:
+    """``path, path (1,234 rows)`` for the reference or current side of a report."""
+    paths = ", ".join(side.get("paths") or []) or "in memory"
+    return f"{paths} ({side['rows']:,} rows)"

@@ -1,0 +1,131 @@
+"""The audit history: ``history.jsonl``, append-only, one JSON event per line.
+
+An event is appended with a single ``O_APPEND`` write and fsync (under the registry
+lock); a last line without its newline is a write cut short by a crash, never committed,
+and :meth:`HistoryLog.repair_tail` cuts it off before the next write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from model.errors import RegistryError
+from model.registry.files import dumps, fsync_dir, jsonable, utc_now
+
+#: Every event the history may hold. ``deleted`` (gc), ``challenger`` (set/clear) and
+#: ``recovered`` (pointer repaired after a crash or manual edit) extend the design's list.
+EVENTS = (
+    "registered",
+    "compared",
+    "promoted",
+    "rejected",
+    "inconclusive",
+    "skipped",
+    "rolled_back",
+    "forced",
+    "failed",
+    "deleted",
+    "challenger",
+    "recovered",
+    "gate_reset",
+)
+#: Events callers may append with :meth:`ModelRegistry.record`; the others are written
+#: only by the registry operation they describe, so the history cannot lie about them.
+RECORDABLE_EVENTS = ("compared", "rejected", "inconclusive", "skipped", "failed", "gate_reset")
+PRODUCTION_EVENTS = ("promoted", "forced", "rolled_back", "recovered")
+RESERVED_FIELDS = ("event", "time", "id")
+BASELINE_FIELDS = ("baseline", "baseline_version")
+
+
+def new_event(
+    event: str, fields: Mapping[str, Any], keep_none: Iterable[str] = ()
+) -> dict[str, Any]:
+    """A history event; fields that are None are left out, except ``keep_none`` ones."""
+    keep = set(keep_none)
+    ev: dict[str, Any] = {"event": event, "time": utc_now(), "id": uuid.uuid4().hex}
+    ev.update({k: v for k, v in fields.items() if v is not None or k in keep})
+    return jsonable(ev)  # type: ignore[no-any-return]
+
+
+class HistoryLog:
+    """The events in the file ``path``, oldest first."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, ev: Mapping[str, Any]) -> None:
+        """Append one event as one line with a single O_APPEND write, then fsync (locked)."""
+        line = (dumps(ev) + "\n").encode("utf-8")
+        created = not self.path.exists()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            written = os.write(fd, line)
+            if written != len(line):
+                raise OSError(f"{self.path}: short write ({written} of {len(line)})")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            fsync_dir(self.path.parent)
+
+    def lines(self) -> list[str]:
+        """The committed lines (not yet parsed)."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        text = data.decode("utf-8", errors="replace")
+        lines = text.split("\n")
+        # A last line without "\n" is a write cut short by a crash: never committed.
+        return [ln for ln in lines[:-1] if ln.strip()]
+
+    def events(self, n: int | None = None) -> list[dict[str, Any]]:
+        """Events, oldest first (the last ``n`` when given)."""
+        events = []
+        for i, line in enumerate(self.lines(), start=1):
+            try:
+                ev = json.loads(line)
+            except ValueError as exc:
+                raise RegistryError(f"{self.path}:{i}: unreadable event: {exc}") from exc
+            if not isinstance(ev, dict):
+                raise RegistryError(f"{self.path}:{i}: event is not a JSON object")
+            events.append(ev)
+        if n is not None:
+            events = events[-n:] if n > 0 else []
+        return events
+
+    def last(
+        self, kind: str | Iterable[str] | None = None, version: str | None = None
+    ) -> dict[str, Any] | None:
+        """The newest event of ``kind`` (one name or several), optionally for ``version``."""
+        kinds = {kind} if isinstance(kind, str) else (set(kind) if kind is not None else None)
+        for ev in reversed(self.events()):
+            if kinds is not None and ev.get("event") not in kinds:
+                continue
+            if version is not None and ev.get("version") != version:
+                continue
+            return ev
+        return None
+
+    def repair_tail(self) -> None:
+        """Cut off a last line left without its newline by a crash (locked)."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return
+        if size == 0:
+            return
+        with open(self.path, "rb+") as f:
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return
+            f.seek(0)
+            data = f.read()
+            f.truncate(data.rfind(b"\n") + 1)
+            f.flush()
+            os.fsync(f.fileno())

@@ -1,0 +1,300 @@
+"""ModelRegistry: the public face of the registry, composed of its parts.
+
+It wires one of each part to the same root (layout, lock, history, versions,
+challenger file, production pointer, promoter, garbage collector) and delegates to
+them; it also records flow events and sets or clears the challenger. Taking the lock
+checks the layout and runs crash recovery first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from model.errors import RegistryError
+from model.registry.challenger import ChallengerFile, ChallengerInfo
+from model.registry.files import utc_now
+from model.registry.gc import GarbageCollector, GcResult
+from model.registry.history import (
+    BASELINE_FIELDS,
+    RECORDABLE_EVENTS,
+    RESERVED_FIELDS,
+    HistoryLog,
+    new_event,
+)
+from model.registry.layout import RegistryLayout, check_version_name
+from model.registry.lock import RegistryLock
+from model.registry.pointer import ProductionInfo, ProductionPointer
+from model.registry.promotion import Promoter
+from model.registry.versions import VersionInfo, VersionStore
+
+
+class ModelRegistry:
+    """A folder of immutable model versions with an atomically swapped production link.
+
+    Reads take no lock; every write holds an exclusive ``fcntl.flock`` on ``root/.lock``,
+    so concurrent processes never lose a version number or a history line.
+    """
+
+    def __init__(self, root: str | Path, *, lock_timeout: float | None = 300.0) -> None:
+        self._layout = RegistryLayout(Path(root).expanduser().absolute())
+        self._lock = RegistryLock(self._layout.lock_path, lock_timeout, self._on_lock)
+        self._history = HistoryLog(self._layout.history_path)
+        self._versions = VersionStore(self._layout, self._history, self._lock)
+        self._challenger = ChallengerFile(self._layout.challenger_path)
+        self._pointer = ProductionPointer(
+            self._layout, self._history, self._versions, self._challenger, self._lock
+        )
+        self._promoter = Promoter(self._history, self._versions, self._pointer, self._lock)
+        self._gc = GarbageCollector(
+            self._history,
+            self._versions,
+            self._pointer,
+            self._promoter,
+            self._challenger,
+            self._lock,
+        )
+        self._layout.check_format()
+
+    # ------------------------------------------------------------------ paths
+
+    @property
+    def root(self) -> Path:
+        return self._layout.root
+
+    @property
+    def versions_dir(self) -> Path:
+        return self._layout.versions_dir
+
+    @property
+    def history_path(self) -> Path:
+        return self._layout.history_path
+
+    @property
+    def pointer_path(self) -> Path:
+        return self._layout.pointer_path
+
+    @property
+    def challenger_path(self) -> Path:
+        return self._layout.challenger_path
+
+    @property
+    def _pending_path(self) -> Path:
+        return self._layout.pending_path
+
+    def production_path(self) -> Path:
+        """The ``production`` link (``production/model.pt`` is what users load)."""
+        return self._layout.production_path()
+
+    def version_path(self, version: str) -> Path:
+        """Folder of ``version`` (validated name; the folder may not exist)."""
+        return self._layout.version_path(version)
+
+    def __repr__(self) -> str:
+        return f"ModelRegistry({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ lock and recovery
+
+    @property
+    def lock_timeout(self) -> float | None:
+        """Seconds a write waits for another process's lock (None: forever)."""
+        return self._lock.timeout
+
+    @lock_timeout.setter
+    def lock_timeout(self, value: float | None) -> None:
+        self._lock.timeout = value
+
+    def locked(self) -> AbstractContextManager[None]:
+        """Hold the registry's exclusive lock (re-entrant within this object)."""
+        return self._lock.held()
+
+    def _on_lock(self) -> None:
+        """Run when the lock is first taken: create/check the layout, then recover."""
+        self._layout.ensure()
+        self._pointer.recover()
+
+    def recover(self) -> None:
+        """Finish or discard an interrupted operation (also runs before every write)."""
+        with self.locked():
+            pass
+
+    # ------------------------------------------------------------------ history
+
+    def history(self, n: int | None = None) -> list[dict[str, Any]]:
+        """Events, oldest first (the last ``n`` when given)."""
+        return self._history.events(n)
+
+    def last_event(
+        self, kind: str | Iterable[str] | None = None, version: str | None = None
+    ) -> dict[str, Any] | None:
+        """The newest event of ``kind`` (one name or several), optionally for ``version``."""
+        return self._history.last(kind, version)
+
+    def record(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Append a flow event (compared, rejected, inconclusive, skipped, failed).
+
+        Fields are free-form JSON (version, baseline_version, decision, reasons, metrics,
+        report paths, run_id, ...); ``version`` must be a valid version name when given.
+        """
+        if event not in RECORDABLE_EVENTS:
+            raise RegistryError(
+                f"cannot record event {event!r}: use one of {', '.join(RECORDABLE_EVENTS)} "
+                "(production changes are recorded by promote/rollback themselves)"
+            )
+        bad = [k for k in RESERVED_FIELDS if k in fields]
+        if bad:
+            raise RegistryError(f"event fields {bad} are reserved")
+        for key in ("version", "baseline_version"):
+            if fields.get(key) is not None:
+                check_version_name(fields[key])
+        with self.locked():
+            # An explicit baseline of None means "compared with no production model": keep
+            # it, or the promotion gate could not tell that comparison from one of unknown
+            # baseline and would accept it after another version reached production.
+            ev = new_event(event, fields, keep_none=BASELINE_FIELDS)
+            self._history.append(ev)
+        return ev
+
+    # ------------------------------------------------------------------ versions
+
+    def version_names(self) -> list[str]:
+        return self._versions.names()
+
+    def metadata(self, version: str) -> dict[str, Any]:
+        """The model.json of ``version``."""
+        return self._versions.metadata(version)
+
+    def verify(self, version: str) -> dict[str, Any]:
+        """Verify ``version``'s checksum and format; return its model.json or raise."""
+        return self._versions.verify(version)
+
+    def versions(self) -> list[VersionInfo]:
+        """Every version folder with its status (derived from the history) and integrity."""
+        events = self.history()
+        current = self._pointer.link_version()
+        chal = self._challenger.read_or_none()
+        return self._versions.describe(events, current, chal.version if chal else None)
+
+    def register(
+        self,
+        folder: str | Path,
+        *,
+        reason: str | Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Copy a model folder into ``versions/vNNNN`` (temp folder, fsync, rename) and
+        record ``registered``; return the new version. The source is verified first."""
+        return self._versions.register(folder, reason=reason, run_id=run_id, extra=extra)
+
+    # ------------------------------------------------------------------ production
+
+    def production(self) -> ProductionInfo | None:
+        """The production model, or None. If the link and pointer disagree (a crash), the
+        registry is recovered first (under the lock) when it is writable."""
+        return self._pointer.production()
+
+    def previous_production(self) -> str | None:
+        """The rollback target: the production version before the current one."""
+        return self._promoter.previous_production()
+
+    def promote(
+        self,
+        version: str,
+        reason: str | None,
+        force: bool = False,
+        *,
+        run_id: str | None = None,
+        comparison: Mapping[str, Any] | None = None,
+        event: str = "promoted",
+    ) -> None:
+        """Make ``version`` production atomically; the old version stays as the backup.
+
+        Without ``force`` the version must have a PROMOTE decision (``comparison`` passed
+        here, or the newest ``compared`` event for it) made against the current production,
+        unless there is no production yet. ``force`` needs a reason and records ``forced``.
+        """
+        self._promoter.promote(
+            version, reason, force, run_id=run_id, comparison=comparison, event=event
+        )
+
+    def rollback(
+        self, to: str | None = None, *, reason: str | None = None, run_id: str | None = None
+    ) -> str:
+        """Restore the previous production version (or ``to``, which must have been in
+        production) atomically; record ``rolled_back``; return the restored version."""
+        return self._promoter.rollback(to, reason=reason, run_id=run_id)
+
+    # ------------------------------------------------------------------ challenger
+
+    def challenger(self) -> ChallengerInfo | None:
+        """The challenger, or None; an unreadable challenger.json is a RegistryError."""
+        return self._challenger.read()
+
+    def set_challenger(
+        self,
+        version: str,
+        traffic: float,
+        *,
+        reason: str | None = None,
+        run_id: str | None = None,
+    ) -> ChallengerInfo:
+        """Route ``traffic`` percent (0 < traffic <= 100) of entities to ``version``."""
+        check_version_name(version)
+        if not isinstance(traffic, int | float) or not 0 < float(traffic) <= 100:
+            raise RegistryError(f"challenger traffic must be in (0, 100] percent, got {traffic!r}")
+        with self.locked():
+            meta = self.verify(version)
+            if self._pointer.link_version() == version:
+                raise RegistryError(f"{version} is the production model; it cannot be challenger")
+            info = ChallengerInfo(version, float(traffic), utc_now(), reason)
+            self._challenger.write(info)
+            self._history.append(
+                new_event(
+                    "challenger",
+                    {
+                        "action": "set",
+                        "version": version,
+                        "traffic": float(traffic),
+                        "sha256": meta.get("sha256"),
+                        "reason": reason,
+                        "run_id": run_id,
+                    },
+                )
+            )
+        return info
+
+    def clear_challenger(self, *, reason: str | None = None, run_id: str | None = None) -> bool:
+        """Stop routing traffic to the challenger; False when there was none."""
+        with self.locked():
+            problem = None
+            try:
+                chal = self.challenger()
+            except RegistryError as exc:  # unreadable: clearing it is the way out
+                chal, problem = None, str(exc)
+            if chal is None and problem is None:
+                return False
+            self._challenger.remove()
+            self._history.append(
+                new_event(
+                    "challenger",
+                    {
+                        "action": "clear",
+                        "version": chal.version if chal else None,
+                        "reason": reason,
+                        "problem": problem,
+                        "run_id": run_id,
+                    },
+                )
+            )
+        return True
+
+    # ------------------------------------------------------------------ retention
+
+    def gc(self, keep: int = 5, dry_run: bool = False, *, keep_production: bool = True) -> GcResult:
+        """Delete old versions: keep the newest ``keep``, every version ever in production
+        (unless ``keep_production`` is False), and always production, its predecessor and
+        the challenger. Each deletion is recorded as a ``deleted`` event."""
+        return self._gc.collect(keep, dry_run, keep_production=keep_production)

@@ -1,0 +1,283 @@
+"""Model versions: ``versions/vNNNN`` folders, immutable once renamed into place.
+
+:func:`check_model_folder` verifies a model folder without torch (model.json parses, its
+format is supported, its checksum matches model.pt). :class:`VersionStore` registers a
+folder (copy to a temp folder, fsync, rename to the next free number, ``registered``
+event), lists, verifies and deletes versions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from model.errors import RegistryError
+from model.registry.files import (
+    checkpoint,
+    file_sha256,
+    force_rmtree,
+    fsync_dir,
+    fsync_file,
+    read_json,
+)
+from model.registry.history import PRODUCTION_EVENTS, HistoryLog, new_event
+from model.registry.layout import VERSION_RE, RegistryLayout, version_name
+from model.registry.lock import RegistryLock
+
+SUPPORTED_MODEL_FORMATS = frozenset({1})
+MODEL_FILE = "model.pt"
+META_FILE = "model.json"
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One registered version. ``status``: production, retired (was production) or candidate."""
+
+    version: str
+    path: Path
+    status: str
+    valid: bool
+    problem: str | None
+    sha256: str | None
+    trained_at: str | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    registered_at: str | None = None
+    challenger: bool = False
+    decision: str | None = None
+
+    @property
+    def val_auc(self) -> float | None:
+        """Validation AUC from model.json, when recorded."""
+        auc = self.metrics.get("auc")
+        return float(auc) if isinstance(auc, int | float) else None
+
+
+def check_model_folder(folder: Path) -> tuple[dict[str, Any], str]:
+    """Verify a model folder without torch; return (model.json, sha256 of model.pt).
+
+    Checks that both files exist, model.json parses, its ``format_version`` is supported
+    and its ``sha256`` equals the SHA-256 of model.pt. Raises RegistryError otherwise.
+    """
+    folder = Path(folder)
+    meta_path, pt_path = folder / META_FILE, folder / MODEL_FILE
+    if not folder.is_dir():
+        raise RegistryError(f"{folder}: not a model folder (missing or not a directory)")
+    for p in (meta_path, pt_path):
+        if not p.is_file():
+            raise RegistryError(f"{folder}: missing {p.name}")
+    try:
+        meta = read_json(meta_path, "model metadata")
+    except FileNotFoundError as exc:
+        raise RegistryError(f"{folder}: missing {META_FILE}") from exc
+    fmt = meta.get("format_version")
+    if fmt not in SUPPORTED_MODEL_FORMATS or isinstance(fmt, bool):
+        raise RegistryError(
+            f"{meta_path}: format_version {fmt!r} is not supported "
+            f"(this code reads {sorted(SUPPORTED_MODEL_FORMATS)})"
+        )
+    expected = meta.get("sha256")
+    if not isinstance(expected, str) or not expected:
+        raise RegistryError(f"{meta_path}: no 'sha256' of {MODEL_FILE}")
+    actual = file_sha256(pt_path)
+    if actual != expected:
+        raise RegistryError(
+            f"{pt_path}: checksum mismatch (model.json says {expected[:12]}…, "
+            f"file is {actual[:12]}…): the model is corrupt"
+        )
+    return meta, actual
+
+
+def metrics_summary(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The numeric validation metrics of a model.json, rounded for the history."""
+    metrics = meta.get("metrics")
+    val = metrics.get("validation") if isinstance(metrics, Mapping) else None
+    if not isinstance(val, Mapping):
+        return {}
+    out: dict[str, Any] = {}
+    for k, v in val.items():
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            out[str(k)] = round(float(v), 6) if math.isfinite(float(v)) else None
+    return out
+
+
+class VersionStore:
+    """The version folders of a registry; writes hold ``lock`` and record in ``history``."""
+
+    def __init__(self, layout: RegistryLayout, history: HistoryLog, lock: RegistryLock) -> None:
+        self.layout = layout
+        self.history = history
+        self.lock = lock
+
+    def numbers(self) -> list[int]:
+        try:
+            names = os.listdir(self.layout.versions_dir)
+        except FileNotFoundError:
+            return []
+        return sorted(int(n[1:]) for n in names if VERSION_RE.fullmatch(n))
+
+    def names(self) -> list[str]:
+        return [version_name(n) for n in self.numbers()]
+
+    def metadata(self, version: str) -> dict[str, Any]:
+        """The model.json of ``version``."""
+        path = self.layout.version_path(version)
+        if not path.is_dir():
+            raise RegistryError(f"version {version} is not in the registry {self.layout.root}")
+        try:
+            return read_json(path / META_FILE, "model metadata")
+        except FileNotFoundError as exc:
+            raise RegistryError(f"{path}: missing {META_FILE}") from exc
+
+    def verify(self, version: str) -> dict[str, Any]:
+        """Verify ``version``'s checksum and format; return its model.json or raise."""
+        path = self.layout.version_path(version)
+        if not path.is_dir():
+            raise RegistryError(f"version {version} is not in the registry {self.layout.root}")
+        meta, _ = check_model_folder(path)
+        return meta
+
+    def describe(
+        self, events: list[dict[str, Any]], current: str | None, challenger: str | None
+    ) -> list[VersionInfo]:
+        """Every version folder with its status (derived from ``events``, the history,
+        ``current``, the production version, and ``challenger``) and integrity."""
+        ever = {e.get("version") for e in events if e.get("event") in PRODUCTION_EVENTS}
+        registered = {
+            e.get("version"): e.get("time") for e in events if e.get("event") == "registered"
+        }
+        decisions = {
+            e.get("version"): e.get("decision")
+            for e in events
+            if e.get("event") == "compared" and e.get("decision")
+        }
+        out = []
+        for v in self.names():
+            path = self.layout.version_path(v)
+            problem: str | None = None
+            meta: dict[str, Any] = {}
+            try:
+                meta, _ = check_model_folder(path)
+            except RegistryError as exc:
+                problem = str(exc)
+                with contextlib.suppress(RegistryError, FileNotFoundError):
+                    meta = read_json(path / META_FILE, "model metadata")
+            status = "production" if v == current else "retired" if v in ever else "candidate"
+            out.append(
+                VersionInfo(
+                    version=v,
+                    path=path,
+                    status=status,
+                    valid=problem is None,
+                    problem=problem,
+                    sha256=meta.get("sha256") if isinstance(meta.get("sha256"), str) else None,
+                    trained_at=meta.get("trained_at"),
+                    metrics=metrics_summary(meta),
+                    registered_at=registered.get(v),
+                    challenger=challenger == v,
+                    decision=decisions.get(v),
+                )
+            )
+        return out
+
+    def next_number(self) -> int:
+        """Next free version number (locked). Numbers of deleted versions are not reused.
+        A version folder without its ``registered`` event (a crash between the rename and
+        the append) gets the event now, marked ``recovered``."""
+        on_disk = set(self.numbers())
+        recorded = set()
+        for ev in self.history.events():
+            v = ev.get("version")
+            if ev.get("event") == "registered" and isinstance(v, str) and VERSION_RE.fullmatch(v):
+                recorded.add(int(v[1:]))
+        for n in sorted(on_disk - recorded):
+            meta: dict[str, Any] = {}
+            with contextlib.suppress(RegistryError, FileNotFoundError):
+                meta = self.metadata(version_name(n))
+            fields = {"version": version_name(n), "sha256": meta.get("sha256"), "recovered": True}
+            self.history.append(new_event("registered", fields))
+        return max(on_disk | recorded, default=0) + 1
+
+    def register(
+        self,
+        folder: str | Path,
+        *,
+        reason: str | Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Copy a model folder into ``versions/vNNNN`` (temp folder, fsync, rename) and
+        record ``registered``; return the new version. The source is verified first."""
+        src = Path(folder).expanduser().absolute()
+        meta, sha = check_model_folder(src)
+        with self.lock.held():
+            tmp = self.layout.versions_dir / f".tmp-{uuid.uuid4().hex}"
+            try:
+                self._copy_tree(src, tmp)
+                check_model_folder(tmp)  # the copy, as written to disk
+                checkpoint("register_copied")
+                version = version_name(self.next_number())
+                os.rename(tmp, self.layout.versions_dir / version)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            fsync_dir(self.layout.versions_dir)
+            checkpoint("register_renamed")
+            fields: dict[str, Any] = {
+                "version": version,
+                "sha256": sha,
+                "source": src.as_posix(),
+                "trained_at": meta.get("trained_at"),
+                "metrics": metrics_summary(meta),
+                "reason": reason,
+                "run_id": run_id,
+            }
+            if extra:
+                fields.update({k: v for k, v in extra.items() if k not in fields})
+            self.history.append(new_event("registered", fields))
+        return version
+
+    @staticmethod
+    def _copy_tree(src: Path, dst: Path) -> None:
+        """Copy regular files (not links) from ``src`` to ``dst``, fsync all, make read-only."""
+        dst.mkdir()
+        for dirpath, dirnames, filenames in os.walk(src):
+            rel = Path(dirpath).relative_to(src)
+            for d in dirnames:
+                if not (Path(dirpath) / d).is_symlink():
+                    (dst / rel / d).mkdir()
+            dirnames[:] = [d for d in dirnames if not (Path(dirpath) / d).is_symlink()]
+            for name in filenames:
+                source = Path(dirpath) / name
+                if source.is_symlink() or not source.is_file():
+                    continue
+                target = dst / rel / name
+                shutil.copyfile(source, target)
+                fsync_file(target)
+                os.chmod(target, 0o444)
+        for dirpath, _, _ in os.walk(dst, topdown=False):
+            fsync_dir(Path(dirpath))
+
+    def delete(self, version: str) -> None:
+        """Remove ``version`` (rename to a trash folder, then delete) and record
+        ``deleted`` (locked)."""
+        path = self.layout.version_path(version)
+        meta: dict[str, Any] = {}
+        with contextlib.suppress(RegistryError, FileNotFoundError):
+            meta = read_json(path / META_FILE, "model metadata")
+        trash = self.layout.versions_dir / f".trash-{version}-{uuid.uuid4().hex}"
+        os.rename(path, trash)  # the version vanishes atomically; then the bytes go
+        fsync_dir(self.layout.versions_dir)
+        force_rmtree(trash)
+        self.history.append(
+            new_event(
+                "deleted",
+                {"version": version, "sha256": meta.get("sha256"), "reason": "gc"},
+            )
+        )

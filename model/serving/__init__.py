@@ -1,0 +1,27 @@
+"""Serving: load the production model of a registry and route rows between champion and
+challenger.
+
+This package owns loading registered models for scoring (``loading``: production
+resolved once through its link, or one version) and the deterministic, salted-hash
+champion/challenger split (``router``). It may import :mod:`model.registry`,
+:mod:`model.artifact` (lazily: torch only when a model is loaded), :mod:`model.settings`
+and :mod:`model.errors`.
+"""
+
+from model.serving.loading import load_production, load_version, registry_root
+from model.serving.router import (
+    DEFAULT_SALT,
+    ChampionChallengerRouter,
+    Scorer,
+    challenger_share,
+)
+
+__all__ = [
+    "DEFAULT_SALT",
+    "ChampionChallengerRouter",
+    "Scorer",
+    "challenger_share",
+    "load_production",
+    "load_version",
+    "registry_root",
+]

@@ -1,0 +1,57 @@
+"""What the flow's comparison gets from the registry and the data: k and the recent rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from fakes import make_model
+
+from model.cycle.evaluation import comparison_inputs, recent_rows, trained_batches
+from model.data import BATCH_COLUMN, load_split, prepare
+from model.data.demo import write_demo
+from model.registry import ModelRegistry
+from model.settings import Settings
+
+
+def production_trained_on(settings: Settings, manifest_path: Path) -> ModelRegistry:
+    folder = make_model(settings.root / "staging" / "m1")
+    meta = json.loads((folder / "model.json").read_text())
+    meta["data_manifest"] = {"path": settings.relative(manifest_path), "sha256": None}
+    (folder / "model.json").write_text(json.dumps(meta))
+    registry = ModelRegistry(settings.models_dir)
+    version = registry.register(folder)
+    registry.promote(version, "first model")
+    return registry
+
+
+def test_the_flow_compares_on_the_rows_of_batches_production_has_not_seen(
+    settings: Settings,
+) -> None:
+    paths = write_demo(settings, rows=3000, batches=2, batch_rows=1500)
+    batch1, batch2 = paths["batch-1"].parent, paths["batch-2"].parent
+    # production was trained on the base data and batch 1, the way the flow lists sources
+    first = prepare([paths["base"], batch1], settings.prepared_dir)
+    registry = production_trained_on(settings, first.path)
+    assert trained_batches(settings, registry.metadata("v0001")) == {batch1.name}
+    # the candidate's data: base + both batches, each batch folder a source of its own
+    second = prepare([paths["base"], batch1, batch2], settings.prepared_dir)
+    test = load_split(second, "test")
+    assert set(test[BATCH_COLUMN].dropna()) == {batch1.name, batch2.name}
+    registry.record("compared", decision="REJECT", baseline="v0001", alpha_spent=0.03)
+    k, recent = comparison_inputs(settings, registry, test)
+    assert k == 2
+    assert recent is not None
+    np.testing.assert_array_equal(recent, (test[BATCH_COLUMN] == batch2.name).to_numpy())
+    assert 100 < recent.sum() < len(test)
+
+
+def test_no_recent_rows_without_batches_or_without_production(settings: Settings) -> None:
+    paths = write_demo(settings, rows=2000)
+    only_base = prepare([paths["base"]], settings.prepared_dir)
+    test = load_split(only_base, "test")
+    assert BATCH_COLUMN not in test.columns
+    assert recent_rows(test, set()) is None
+    registry = ModelRegistry(settings.models_dir)
+    assert comparison_inputs(settings, registry, test) == (1, None)

@@ -1,0 +1,77 @@
+"""Drift of the production model's data: the registry gives the reference and the scorer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from model.cycle.monitor import drift_for_production
+from model.errors import DriftInputError
+
+
+def test_drift_for_production_without_production_is_none(settings) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("model.registry")
+    assert drift_for_production(settings) is None
+
+
+@pytest.fixture
+def production(settings):  # type: ignore[no-untyped-def]
+    """A tiny production model trained on demo data (1 epoch), registered and promoted."""
+    demo = pytest.importorskip("model.data.demo")
+    data = pytest.importorskip("model.data")
+    training = pytest.importorskip("model.training")
+    registry_mod = pytest.importorskip("model.registry")
+    base = settings.data_dir / "raw" / "customers.parquet"
+    demo.write_parquet_atomic(demo.make_customers(3000, 42), base)
+    manifest = data.prepare([base], settings.prepared_dir, id_column="id")
+    folder, _ = training.train_prepared(
+        manifest.path,
+        settings.runs_dir / "m1",
+        {"num_epochs": 1, "batch_size": 256, "patience": None},
+        data_path=settings.relative(manifest.path),
+    )
+    registry = registry_mod.ModelRegistry(settings.models_dir)
+    version = registry.register(folder, reason="test")
+    registry.promote(version, reason="test")
+    return version
+
+
+def test_drift_for_production_uses_training_data_and_scores(settings, production) -> None:  # type: ignore[no-untyped-def]
+    from model.cycle.monitor import monitor_drift, reference_for_production
+    from model.data.demo import make_customers, write_parquet_atomic
+
+    ref_path, spec = reference_for_production(settings)
+    assert ref_path.name.startswith("train") and ref_path.is_file()
+    assert "id" not in spec.features and "age" in spec.features
+    assert drift_for_production(settings) is None  # no incoming batch yet
+    batch = settings.incoming_dir / "date=2026-02-01" / "part-0.parquet"
+    write_parquet_atomic(make_customers(1500, 42, drift=0.5, batch=1), batch)
+    report = drift_for_production(settings)
+    assert report is not None and report.dataset_drift
+    assert report.prediction is not None  # the production model scored both sides
+    assert report.model == {"version": production, "path": f"models/versions/{production}"}
+    assert report.reference["paths"] == [settings.relative(ref_path)]
+    assert report.current["paths"] == ["data/incoming/date=2026-02-01"]
+    summary = monitor_drift(settings)
+    assert summary["status"] == "ok" and summary["dataset_drift"]
+    assert Path(summary["report_path"]).parent.parent == settings.reports_dir / "drift"
+
+
+def test_drift_for_trigger(settings, production, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from model.cycle.monitor import drift_for_trigger
+    from model.data.demo import make_customers, write_parquet_atomic
+
+    assert drift_for_trigger(settings) == (None, "no incoming batch")
+    with pytest.raises(DriftInputError, match="not found"):
+        drift_for_trigger(settings, tmp_path / "missing.json")
+    batch = settings.incoming_dir / "date=2026-02-01" / "part-0.parquet"
+    write_parquet_atomic(make_customers(1500, 42, drift=0.5, batch=1), batch)
+    drift, note = drift_for_trigger(settings, with_model=False)
+    assert note == "computed" and drift is not None
+    assert drift["source"] == "computed" and drift["dataset_drift"] is True
+    assert Path(drift["report_path"]).is_file()
+    again, note = drift_for_trigger(settings, drift["report_path"])
+    assert again is not None and note.startswith("report")
+    assert again["source"] == "file" and again["drift_share"] == drift["drift_share"]
+    assert set(again["drifted_features"]) == set(drift["drifted_features"])
