@@ -58,8 +58,8 @@ def quote_list(values: Iterable[object], limit: int = LIST_CHARS) -> str:
     return "[" + ", ".join(shown) + "]"
 
 
-def brief(exc: BaseException | str, limit: int = BRIEF_CHARS) -> str:
-    """An exception's text on one line, cut to ``limit`` characters (pyarrow and OS errors
-    may quote a whole value or span lines)."""
+def brief(exc: object, limit: int = BRIEF_CHARS) -> str:
+    """An exception's (or a type's) text on one line, cut to ``limit`` characters (pyarrow and
+    OS errors may quote a whole value or span lines; a struct type can be long)."""
     text = str(exc) if not isinstance(exc, OSError) or not exc.strerror else exc.strerror
     return _cut(" ".join(text.split()), limit)

@@ -202,8 +202,9 @@ def _common_type(folder: Path, name: str, types: dict[str, pa.DataType]) -> pa.D
     first = next(iter(plain))
     other = next(f for f, t in plain.items() if t != plain[first])
     raise DataValidationError(
-        f"{folder}: column {quote(name)} has type {plain[first]} in {first} but "
-        f"{plain[other]} in {other} (every file of one source must have the same column types)"
+        f"{folder}: column {quote(name)} has type {brief(plain[first], 60)} in {first} but "
+        f"{brief(plain[other], 60)} in {other} "
+        "(every file of one source must have the same column types)"
     )
 
 
@@ -457,6 +458,6 @@ def _check_schemas_agree(parts: list[SourceTable]) -> None:
             if pa.types.is_dictionary(first_type) or pa.types.is_dictionary(fld.type):
                 continue
             raise DataValidationError(
-                f"column {quote(fld.name)} has type {first_type} in {first_label} "
-                f"but {fld.type} in {part.label}"
+                f"column {quote(fld.name)} has type {brief(first_type, 60)} in {first_label} "
+                f"but {brief(fld.type, 60)} in {part.label}"
             )

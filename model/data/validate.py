@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from model.data.messages import quote, quote_list
+from model.data.messages import brief, quote, quote_list
 from model.data.spec import MAX_LEVEL_CHARS, MISSING_LEVEL, FeatureSpec
 from model.errors import DataValidationError
 
@@ -123,7 +123,7 @@ def encode_target(series: pd.Series, source: str = "data") -> np.ndarray:
     name = str(series.name) if series.name is not None else "target"
     try:
         arr = pa.chunked_array([pa.array(series, from_pandas=True)])
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+    except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
         raise DataValidationError(f"{source}: target column {quote(name)} has mixed types") from exc
     codes, _ = _encode_target_arrow(arr, name, source)
     return codes
@@ -144,7 +144,8 @@ def _check_spec_types(spec: FeatureSpec, table: pa.Table, label: str) -> None:
         t = table.schema.field(name).type
         if not (_is_numeric_type(t) or pa.types.is_null(t)):
             raise DataValidationError(
-                f"{label}: feature spec declares {quote(name)} numeric, but the data has type {t}"
+                f"{label}: feature spec declares {quote(name)} numeric, but the data has type "
+                f"{brief(t, 60)}"
             )
     for name in spec.categorical:
         t = table.schema.field(name).type
@@ -152,8 +153,8 @@ def _check_spec_types(spec: FeatureSpec, table: pa.Table, label: str) -> None:
             t = t.value_type
         if _is_unsupported_feature_type(t):
             raise DataValidationError(
-                f"{label}: column {quote(name)} has type {t}, which cannot be a feature; "
-                f"exclude it (--exclude {quote(name)}) or remove it from the data"
+                f"{label}: column {quote(name)} has type {brief(t, 60)}, which cannot be a "
+                f"feature; exclude it (--exclude {quote(name)}) or remove it from the data"
             )
 
 

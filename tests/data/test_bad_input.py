@@ -24,7 +24,7 @@ import pytest
 
 from model.cli import build_parser, main
 from model.cli.train import params_from_args
-from model.data import load_manifest, load_split, prepare, read_table
+from model.data import encode_target, load_manifest, load_split, prepare, read_table
 from model.data.demo import write_demo
 from model.data.messages import quote, quote_list
 from model.drift import read_frame
@@ -535,3 +535,22 @@ def test_a_message_listing_many_long_column_names_stays_short(tmp_path: Path) ->
     with pytest.raises(DataValidationError, match="are not in the data") as info:
         prepare(df, tmp_path / "out", exclude=["nope" * 30, "nada" * 30])
     assert len(str(info.value)) <= 300
+
+
+def test_a_wide_struct_type_is_named_briefly(tmp_path: Path) -> None:
+    wide = pa.table(
+        {
+            "s": pa.array([{f"field_{i}": i for i in range(200)}] * 100),
+            "target": [0, 1] * 50,
+        }
+    )
+    path = tmp_path / "wide.parquet"
+    pq.write_table(wide, path)
+    with pytest.raises(DataValidationError, match=r"column 's' has type struct<") as info:
+        prepare(path, tmp_path / "out")
+    assert len(str(info.value).replace(str(path), "")) < 250
+
+
+def test_encode_target_refuses_unconvertible_labels_as_mixed_types() -> None:
+    with pytest.raises(DataValidationError, match="target column 'y' has mixed types"):
+        encode_target(pd.Series([1, 2**70], name="y", dtype=object))
