@@ -134,13 +134,17 @@ def make_customers(
 
 def write_parquet_atomic(df: pd.DataFrame, path: Path) -> Path:
     """Write ``df`` (no index) to ``path`` via a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp, **WRITE_OPTIONS)
         os.replace(tmp, path)
+    except OSError as exc:  # disk full, quota, read-only: one line naming the file
+        reason = exc.strerror or type(exc).__name__
+        raise DataValidationError(f"{path}: cannot write: {reason}") from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
     return path
 
 

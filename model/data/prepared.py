@@ -267,6 +267,11 @@ def _write_prepared(
                 return _reuse(final, manifest.sha256)
             raise
         return manifest
+    except OSError as exc:  # disk full, quota, read-only: one line naming where
+        reason = exc.strerror or type(exc).__name__
+        raise DataValidationError(
+            f"{out_root}: cannot write the prepared data: {reason}; nothing was kept"
+        ) from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

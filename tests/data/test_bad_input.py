@@ -554,3 +554,30 @@ def test_a_wide_struct_type_is_named_briefly(tmp_path: Path) -> None:
 def test_encode_target_refuses_unconvertible_labels_as_mixed_types() -> None:
     with pytest.raises(DataValidationError, match="target column 'y' has mixed types"):
         encode_target(pd.Series([1, 2**70], name="y", dtype=object))
+
+
+# ---------------------------------------------------------------------------- OS errors
+
+
+def test_a_full_disk_while_writing_prepared_data_is_one_line_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import model.data.prepared as prepared_module
+    from model.data import prepare
+    from model.data.demo import make_customers
+
+    source = tmp_path / "in.parquet"
+    make_customers(500, seed=1).to_parquet(source)
+    real = prepared_module._write_splits
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(prepared_module, "_write_splits", full)
+    with pytest.raises(DataValidationError, match="cannot write the prepared data: No space left"):
+        prepare([source], tmp_path / "prepared")
+    assert list((tmp_path / "prepared").iterdir()) == []
+    monkeypatch.setattr(prepared_module, "_write_splits", real)
+    assert prepare([source], tmp_path / "prepared").path.is_dir()
