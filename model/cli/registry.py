@@ -186,6 +186,8 @@ def _recover(args: argparse.Namespace) -> int:
 @_warnings_to_stderr
 def _versions(args: argparse.Namespace) -> int:
     reg = _registry(args)
+    for problem in reg.problems():  # the statuses below are what recovery will keep
+        warnings.warn(RegistryWarning(problem), stacklevel=1)
     rows = []
     for v in reg.versions():
         notes = [n for n in ("challenger" if v.challenger else "", v.decision or "") if n]

@@ -199,14 +199,17 @@ class VersionStore:
             self.run_verifier(path, f"version {version}")
         return meta
 
-    def run_verifier(self, path: Path, what: str) -> None:
-        """Run the verifier (if any) on ``path``; its refusal is a RegistryError."""
+    def run_verifier(self, path: Path, what: str, shown_as: Path | None = None) -> None:
+        """Run the verifier (if any) on ``path``; its refusal is a RegistryError (naming
+        ``shown_as`` where it names ``path``: the source of a copy being registered)."""
         if self.verifier is None:
             return
         try:
             self.verifier(path)
         except Exception as exc:  # any failure to load means: refuse
             text = " ".join(str(exc).split()) or type(exc).__name__
+            if shown_as is not None:
+                text = text.replace(str(path), str(shown_as))
             raise RegistryError(f"{what} does not load as a model: {text}") from exc
 
     def describe(
@@ -301,7 +304,7 @@ class VersionStore:
             try:
                 self._copy_tree(src, tmp)
                 check_model_folder(tmp)  # the copy, as written to disk
-                self.run_verifier(tmp, str(src))
+                self.run_verifier(tmp, str(src), shown_as=src)
                 checkpoint("register_copied")
                 version = version_name(self.next_number())
                 os.rename(tmp, self.layout.versions_dir / version)
