@@ -119,6 +119,19 @@ def test_a_symlinked_version_is_ignored_refused_and_unlinked_by_gc(
     assert code == 0
 
 
+def test_a_model_folder_with_linked_files_is_refused_by_name(
+    tmp_path: Path, models: list[Path]
+) -> None:
+    reg = ModelRegistry(tmp_path / "models")
+    folder = tmp_path / "linked"
+    folder.mkdir()
+    (folder / "model.pt").symlink_to(models[0] / "model.pt")
+    (folder / "model.json").write_bytes((models[0] / "model.json").read_bytes())
+    with pytest.raises(RegistryError, match=r"linked/model.pt is a symbolic link"):
+        reg.register(folder)
+    assert reg.version_names() == [] and reg.history() == []
+
+
 def test_a_production_that_is_a_symbolic_link_is_never_loaded(
     settings: Settings,
     tmp_path: Path,
