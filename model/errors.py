@@ -24,6 +24,11 @@ class RegistryError(RetrainError):
     """The model registry refused an operation (bad version, corrupt state, ...)."""
 
 
+class RegistryWarning(UserWarning):
+    """The registry did what was asked but found something to fix: a switch that committed
+    while its record could not be written, a symbolic link ignored in ``versions/``."""
+
+
 class ComparisonInputError(RetrainError, ValueError):
     """Inputs to a model comparison are inconsistent or out of range."""
 

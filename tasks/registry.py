@@ -1,13 +1,24 @@
-"""Prefect tasks over the model registry: register, promote, record. Retries on IO only."""
+"""Prefect tasks over the model registry: register, promote, record. Retries on IO only.
+
+Registering and promoting give the registry a verifier that loads the model with torch
+``weights_only=True`` (:func:`model.serving.loading.verify_loads`): a folder that does not
+load never becomes a version or production. Registry warnings (a switch that committed
+but whose record could not be written) go to the run's log as warnings.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
 
+from model.errors import RegistryWarning
 from model.registry import AlreadyProductionError, ModelRegistry
+from model.serving.loading import verify_loads
 from model.settings import get_settings
 from tasks._io import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_bad_input
 
@@ -15,8 +26,24 @@ from tasks._io import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_bad_input
 _EVENT_ALIASES = {"reject": "rejected", "inconclusive": "inconclusive", "compare": "compared"}
 
 
-def _registry(registry: str | None) -> ModelRegistry:
-    return ModelRegistry(Path(registry) if registry else get_settings().models_dir)
+def _registry(registry: str | None, verify: bool = False) -> ModelRegistry:
+    root = Path(registry) if registry else get_settings().models_dir
+    return ModelRegistry(root, verify=verify_loads if verify else None)
+
+
+@contextlib.contextmanager
+def _warnings_logged() -> Iterator[None]:
+    """Log each registry warning raised inside as a warning of the run."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RegistryWarning)
+        try:
+            yield
+        finally:
+            for w in caught:
+                if issubclass(w.category, RegistryWarning):
+                    get_run_logger().warning("%s", w.message)
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 @task(
@@ -32,9 +59,11 @@ def register_model(
     extra: dict[str, Any] | None = None,
     registry: str | None = None,
 ) -> str:
-    """Copy a trained model folder into the registry as a new version; return the version."""
-    reg = _registry(registry)
-    version = reg.register(model_dir, reason=reason, run_id=run_id, extra=extra)
+    """Copy a trained model folder into the registry as a new version; return the version.
+    The folder must load (torch ``weights_only=True``) as well as match its checksum."""
+    reg = _registry(registry, verify=True)
+    with _warnings_logged():
+        version = reg.register(model_dir, reason=reason, run_id=run_id, extra=extra)
     get_run_logger().info("Registered %s from %s in %s", version, model_dir, reg.root)
     return version
 
@@ -58,10 +87,11 @@ def promote_model(
     A retry after an attempt that did commit (same run id) is not an error.
     """
     logger = get_run_logger()
-    reg = _registry(registry)
+    reg = _registry(registry, verify=True)
     before = reg.production()
     try:
-        reg.promote(version, reason, force=force, run_id=run_id, comparison=comparison)
+        with _warnings_logged():
+            reg.promote(version, reason, force=force, run_id=run_id, comparison=comparison)
     except AlreadyProductionError:
         last = reg.last_event(("promoted", "forced"), version=version)
         if run_id is None or last is None or last.get("run_id") != run_id:

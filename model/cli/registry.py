@@ -1,175 +1,108 @@
-"""``retrain status | versions | history | register | promote | rollback | challenger | gc``."""
+"""``retrain status | versions | history | register | promote | rollback | challenger | gc |
+recover``.
+
+Reading commands never write the registry: ``status`` reports what is inconsistent and
+how to repair it (exit 2), ``recover`` repairs it. Commands that add a version or change
+production or the challenger give the registry a verifier that loads the model with torch
+``weights_only=True`` (:func:`model.serving.loading.verify_loads`), so a folder that does
+not load is refused before it is registered, promoted, restored or made challenger. A
+:class:`~model.errors.RegistryWarning` (e.g. a switch that committed but whose record
+could not be written) is printed as ``warning: ...`` on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import sys
 import textwrap
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from model.errors import RegistryError
+from model.cli.registry_views import (
+    LABEL_WIDTH,
+    STATUS_WIDTH,
+    ago,
+    clip,
+    comparison_line,
+    detail,
+    fmt_metrics,
+    history_table,
+    short_time,
+    table,
+    wrap_label,
+)
+from model.errors import RegistryError, RegistryWarning
 from model.registry import PRODUCTION_EVENTS, ModelRegistry
 from model.settings import get_settings
-
-DETAIL_WIDTH = 64
-LABEL_WIDTH = 12  # "Production  "
-STATUS_WIDTH = 100
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def short_time(iso: object) -> str:
-    """``2026-11-26T06:54:02.958Z`` -> ``2026-11-26 06:54`` (UTC)."""
-    if not isinstance(iso, str) or not iso:
-        return "-"
-    try:
-        t = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return iso[:16]
-    if t.tzinfo is not None:
-        t = t.astimezone(UTC)
-    return t.strftime("%Y-%m-%d %H:%M")
-
-
-def ago(iso: object, now: datetime | None = None) -> str:
-    """``3h ago`` style age of an ISO time, or '' when unknown."""
-    if not isinstance(iso, str):
-        return ""
-    try:
-        t = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return ""
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    s = max(0, int(((now or datetime.now(UTC)) - t).total_seconds()))
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if s >= size:
-            return f"{s // size}{unit} ago"
-    return "just now"
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns separated by two spaces; the last column is not padded."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    lines = []
-    for row in [list(headers), *rows]:
-        cells = [c.ljust(widths[i]) for i, c in enumerate(row[:-1])] + [row[-1]]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
-
-
-def clip(text: str, width: int = DETAIL_WIDTH) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def fmt_metrics(metrics: object, keys: Sequence[str] | None = None) -> str:
-    if not isinstance(metrics, Mapping) or not metrics:
-        return "-"
-    items = [(k, metrics[k]) for k in (keys or list(metrics)) if k in metrics]
-    return "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in items)
-
-
-def wrap_label(label: str, text: str, width: int = STATUS_WIDTH) -> str:
-    """``Label       text`` wrapped at two-space boundaries (``key value  key value``),
-    continuation lines indented under the text, so long metric lists stay readable."""
-    indent = " " * LABEL_WIDTH
-    lines, line = [], f"{label:<{LABEL_WIDTH}}"
-    for i, part in enumerate(text.split("  ")):
-        if i and len(line) + 2 + len(part) > width:
-            lines.append(line)
-            line = indent + part
-        else:
-            line += ("  " if i else "") + part
-    lines.append(line)
-    return "\n".join(lines)
-
-
-def _detail(ev: Mapping[str, Any]) -> str:
-    kind = ev.get("event")
-    if kind == "challenger":
-        action = ev.get("action", "")
-        text = f"set at {ev.get('traffic', 0):g}% traffic" if action == "set" else "cleared"
-        return f"{text}; {ev['reason']}" if ev.get("reason") else text
-    reasons = ev.get("reasons")
-    if isinstance(reasons, list) and reasons:
-        return "; ".join(str(r) for r in reasons)
-    reason = ev.get("reason")
-    if isinstance(reason, Mapping):  # e.g. a training reason {"trigger", "reasons", ...}
-        text = "; ".join(str(r) for r in reason.get("reasons") or [])
-        trigger = str(reason.get("trigger") or "")
-        return text if text.startswith(trigger) else f"{trigger}: {text}"
-    if reason:
-        return str(reason)
-    if ev.get("error"):
-        return str(ev["error"])
-    if kind == "registered":
-        return fmt_metrics(ev.get("metrics"), ["auc"])
-    return ""
-
-
-def _comparison_line(metrics: Mapping[str, Any]) -> str:
-    """``auc 0.9123 (was 0.9011)  f1 ...`` from a comparison summary's metrics."""
-    parts = []
-    key = [k for k in ("auc", "f1", "log_loss", "accuracy") if k in metrics]
-    for name in key or list(metrics)[:4]:
-        m = metrics[name]
-        if not isinstance(m, Mapping) or not isinstance(m.get("candidate"), int | float):
-            continue
-        text = f"{name} {m['candidate']:.4f}"
-        if isinstance(m.get("baseline"), int | float):
-            text += f" (was {m['baseline']:.4f})"
-        parts.append(text)
-    return "  ".join(parts) + " (test split)" if parts else "-"
-
-
-def _other(ev: Mapping[str, Any]) -> str:
-    for key in ("previous", "baseline_version"):
-        if isinstance(ev.get(key), str):
-            return str(ev[key])
-    b = ev.get("baseline")
-    if isinstance(b, Mapping) and isinstance(b.get("version"), str):
-        return str(b["version"])
-    if isinstance(b, str):
-        return b
-    return "-"
-
-
-def history_table(events: Sequence[Mapping[str, Any]]) -> str:
-    rows = [
-        [
-            short_time(ev.get("time")),
-            str(ev.get("event", "?")),
-            str(ev.get("version") or "-"),
-            _other(ev),
-            str(ev.get("decision") or "-"),
-            str(ev.get("run_id") or "-")[:8],
-            clip(_detail(ev)) or "-",
-        ]
-        for ev in events
-    ]
-    return table(["TIME (UTC)", "EVENT", "VERSION", "FROM", "DECISION", "RUN", "DETAIL"], rows)
-
 
 # --------------------------------------------------------------------------- handlers
 
 
-def _registry(args: argparse.Namespace) -> ModelRegistry:
+def _loads(folder: Path) -> None:
+    """The registry's verifier: the folder loads as a model (torch, weights_only=True)."""
+    from model.serving.loading import verify_loads  # lazy: torch only when a model loads
+
+    verify_loads(folder)
+
+
+def _registry(args: argparse.Namespace, verify: bool = False) -> ModelRegistry:
     root = Path(args.registry) if args.registry else get_settings().models_dir
-    return ModelRegistry(root)
+    return ModelRegistry(root, verify=_loads if verify else None)
 
 
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _warnings_to_stderr(handler: Handler) -> Handler:
+    """Run ``handler``, printing each registry warning once as ``warning: ...`` on stderr."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RegistryWarning)
+            try:
+                return handler(args)
+            finally:
+                seen = set()
+                for w in caught:
+                    if not issubclass(w.category, RegistryWarning):
+                        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+                    elif str(w.message) not in seen:
+                        seen.add(str(w.message))
+                        print(f"warning: {w.message}", file=sys.stderr)
+
+    return run
+
+
+def _count(text: str) -> int:
+    """``-n``: a number of events, at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of events >= 1, got {text!r}")
+    return n
+
+
+def _print_problems(problems: Sequence[str], note: str) -> None:
+    print(f"Problems    {len(problems)} ({note}):")
+    for p in problems:
+        print(textwrap.fill(p, STATUS_WIDTH, initial_indent="  ! ", subsequent_indent="    "))
+
+
+@_warnings_to_stderr
 def _status(args: argparse.Namespace) -> int:
     reg = _registry(args)
+    problems = reg.problems()
     prod = reg.production()
-    versions = reg.versions()
+    with warnings.catch_warnings():  # links in versions/ are among the problems already
+        warnings.simplefilter("ignore", RegistryWarning)
+        versions = reg.versions()
     print(f"Registry    {reg.root}")
     if prod is None:
         print("Production  none (register a model, then `retrain promote VERSION`)")
@@ -196,12 +129,12 @@ def _status(args: argparse.Namespace) -> int:
         print(f"Trained     {short_time(meta.get('trained_at'))} UTC")
         ev = reg.last_event(PRODUCTION_EVENTS, version=prod.version)
         if ev and (ev.get("comparison") or {}).get("metrics"):
-            print(wrap_label("Compared", _comparison_line(ev["comparison"]["metrics"])))
+            print(wrap_label("Compared", comparison_line(ev["comparison"]["metrics"])))
         if ev and ev.get("run_id"):
             print(f"Flow run    {ev['run_id']}")
         print(f"SHA-256     {prod.sha256}")
-        prev = reg.previous_production()
-        print(f"Rollback to {prev or '-'}")
+        prev, why = reg.rollback_target()
+        print(f"Rollback to {prev or '-'}" + (f"  ({clip(why, STATUS_WIDTH - 16)})" if why else ""))
     try:  # status is the health check: report a broken challenger file, do not stop
         chal = reg.challenger()
         chal_text = f"{chal.version} at {chal.traffic:g}% traffic" if chal else "none"
@@ -222,11 +155,39 @@ def _status(args: argparse.Namespace) -> int:
     if last:
         ev = last[0]
         print(f"Last event  {short_time(ev.get('time'))} {ev.get('event')} {ev.get('version', '')}")
+    if problems:
+        _print_problems(problems, "status changed nothing")
+        print(
+            f"error: the registry needs repair ({len(problems)} problem(s) above); "
+            "`retrain recover` repairs what it can",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 
+@_warnings_to_stderr
+def _recover(args: argparse.Namespace) -> int:
+    reg = _registry(args)
+    found = reg.problems()
+    before = {ev.get("id") for ev in reg.history()}
+    reg.recover()
+    done = [ev for ev in reg.history() if ev.get("id") not in before]
+    for ev in done:
+        print(f"Recorded {ev.get('event')} {ev.get('version') or ''}: {detail(ev)}")
+    left = reg.problems()
+    if left:
+        _print_problems(left, "left after recovery")
+        return 2
+    print("Nothing to repair" if not found and not done else "The registry is consistent")
+    return 0
+
+
+@_warnings_to_stderr
 def _versions(args: argparse.Namespace) -> int:
     reg = _registry(args)
+    for problem in reg.problems():  # the statuses below are what recovery will keep
+        warnings.warn(RegistryWarning(problem), stacklevel=1)
     rows = []
     for v in reg.versions():
         notes = [n for n in ("challenger" if v.challenger else "", v.decision or "") if n]
@@ -250,6 +211,7 @@ def _versions(args: argparse.Namespace) -> int:
     return 0
 
 
+@_warnings_to_stderr
 def _history(args: argparse.Namespace) -> int:
     events = _registry(args).history(args.n)
     if args.json:
@@ -262,8 +224,9 @@ def _history(args: argparse.Namespace) -> int:
     return 0
 
 
+@_warnings_to_stderr
 def _register(args: argparse.Namespace) -> int:
-    reg = _registry(args)
+    reg = _registry(args, verify=True)
     version = reg.register(args.folder, reason=args.reason)
     meta = reg.metadata(version)
     metrics = fmt_metrics(meta.get("metrics", {}).get("validation"), ["auc"])
@@ -273,8 +236,9 @@ def _register(args: argparse.Namespace) -> int:
     return 0
 
 
+@_warnings_to_stderr
 def _promote(args: argparse.Namespace) -> int:
-    reg = _registry(args)
+    reg = _registry(args, verify=True)
     before = reg.production()
     reg.promote(args.version, args.reason, force=args.force)
     word = "Force-promoted" if args.force else "Promoted"
@@ -283,26 +247,32 @@ def _promote(args: argparse.Namespace) -> int:
     return 0
 
 
+@_warnings_to_stderr
 def _rollback(args: argparse.Namespace) -> int:
-    reg = _registry(args)
+    reg = _registry(args, verify=True)
     before = reg.production()
     version = reg.rollback(args.to, reason=args.reason)
     print(f"Rolled back production {before.version if before else '-'} -> {version}")
     return 0
 
 
+@_warnings_to_stderr
 def _challenger_set(args: argparse.Namespace) -> int:
-    info = _registry(args).set_challenger(args.version, args.traffic, reason=args.reason)
+    info = _registry(args, verify=True).set_challenger(
+        args.version, args.traffic, reason=args.reason
+    )
     print(f"Challenger {info.version} now gets {info.traffic:g}% of traffic")
     return 0
 
 
+@_warnings_to_stderr
 def _challenger_clear(args: argparse.Namespace) -> int:
     cleared = _registry(args).clear_challenger(reason=args.reason)
     print("Challenger cleared" if cleared else "No challenger was set")
     return 0
 
 
+@_warnings_to_stderr
 def _challenger_show(args: argparse.Namespace) -> int:
     info = _registry(args).challenger()
     if info is None:
@@ -315,6 +285,7 @@ def _challenger_show(args: argparse.Namespace) -> int:
     return 0
 
 
+@_warnings_to_stderr
 def _gc(args: argparse.Namespace) -> int:
     result = _registry(args).gc(
         keep=args.keep, dry_run=args.dry_run, keep_production=not args.prune_production
@@ -345,7 +316,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_versions)
 
     p = sub.add_parser("history", parents=[common], help="registry events, newest last")
-    p.add_argument("-n", type=int, default=20, help="show the last N events (default 20)")
+    p.add_argument("-n", type=_count, default=20, help="show the last N events (default 20)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=_history)
 
@@ -394,3 +365,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(never the current one or its predecessor)",
     )
     p.set_defaults(func=_gc)
+
+    p = sub.add_parser(
+        "recover",
+        parents=[common],
+        help="repair what a crash or a hand edit left (recorded)",
+        description="Finish or discard an interrupted switch, make the production link and "
+        "production.json agree, cut a torn history line. Every write does this first; "
+        "`retrain status` says when it is needed.",
+    )
+    p.set_defaults(func=_recover)

@@ -15,17 +15,30 @@ Layout under ``root`` (``$RETRAIN_HOME/models``)::
     .pending.json            intent of an unfinished production switch (crash recovery)
     .lock                    fcntl.flock target held for every write
 
+Versions are real folders inside ``versions/``: a symbolic link there is never listed,
+registered, promoted or loaded (listing warns; gc unlinks it, never following it).
+
 Source of truth: the ``production`` link is the commit point of a switch. A switch
 writes ``.pending.json`` (the full history event), swaps the link, rewrites the
 pointer, appends the event, then removes the intent; each step is temp-file/link,
-fsync, ``os.replace``, fsync of the folder. Recovery (run under the lock before every
-write, and by readers that see a disagreement) finishes a switch whose link was
-swapped and discards one whose link was not.
+fsync, ``os.replace``, fsync of the folder. Reading never writes: it applies the rules of
+``state`` (with a pending switch the link decides; without one ``production.json``, the
+record of the last completed switch, does) and reports what is inconsistent
+(:meth:`ModelRegistry.problems`). Recovery, under the lock before every write (or
+``recover()``), makes those repairs and records a ``recovered`` event. An error of the
+OS in a write is a one-line RegistryError naming the path and what it left; a switch
+whose link moved is never reported as failed (a RegistryWarning says what is left to
+record, and recovery records it).
 
-Modules, bottom up: ``files`` (atomic write, fsync, the fault-injection checkpoint),
-``layout`` (paths, version names, registry.json), ``lock``, ``history``, ``versions``,
-``challenger``, ``pointer`` (switch and recovery), ``promotion`` (gate and rollback
-rules), ``gc``, and ``model_registry`` (:class:`ModelRegistry`, composing them).
+Verifying that a model loads needs torch, which the registry never imports: an entry
+layer passes ``ModelRegistry(root, verify=...)`` (the CLI and the Prefect tasks pass
+:func:`model.serving.loading.verify_loads`); without it, format and checksum are checked.
+
+Modules, bottom up: ``files`` (atomic write, fsync, OS errors, the fault-injection
+checkpoint), ``layout`` (paths, version names, registry.json), ``lock``, ``history``,
+``versions``, ``challenger``, ``state`` (the production records, read-only), ``pointer``
+(switch and recovery), ``challenger_control``, ``promotion`` (gate and rollback rules),
+``gc``, and ``model_registry`` (:class:`ModelRegistry`, composing them).
 """
 
 from model.registry.challenger import ChallengerInfo

@@ -2,11 +2,14 @@
 
 gc keeps the newest ``keep`` versions, every version ever in production (unless told
 not to), and always production, its predecessor (the rollback target) and the
-challenger; each deletion is recorded as a ``deleted`` event.
+challenger; each deletion is recorded as a ``deleted`` event. A symbolic link in
+``versions/`` with a version's name is not a version: gc unlinks it (never following it)
+and records that, unless production or the challenger names it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from model.errors import RegistryError
@@ -51,10 +54,11 @@ class GarbageCollector:
     ) -> GcResult:
         """Delete old versions: keep the newest ``keep``, every version ever in production
         (unless ``keep_production`` is False), and always production, its predecessor and
-        the challenger. Each deletion is recorded as a ``deleted`` event."""
+        the challenger. Each deletion is recorded as a ``deleted`` event. A dry run
+        only reads (no lock, no recovery)."""
         if keep < 0:
             raise RegistryError(f"keep must be >= 0, got {keep}")
-        with self.lock.held():
+        with contextlib.nullcontext() if dry_run else self.lock.held():  # dry run: a read
             names = self.versions.names()
             events = self.history.events()
             reasons: dict[str, str] = {}
@@ -64,7 +68,7 @@ class GarbageCollector:
                 for e in events:
                     if e.get("event") in PRODUCTION_EVENTS and e.get("version") in names:
                         reasons.setdefault(e["version"], "was in production")
-            current = self.pointer.link_version()
+            current = self.pointer.current()
             if current:
                 reasons[current] = "production"
             prev = self.promoter.previous_production()
@@ -73,10 +77,17 @@ class GarbageCollector:
             chal = self.challenger.read()
             if chal:
                 reasons[chal.version] = "challenger"
-            delete = [v for v in names if v not in reasons]
+            # Symbolic links named like versions are not versions: unlinked (never followed),
+            # unless production or the challenger names one (replace it first).
+            links = self.versions.links()
+            for name, target in links.items():
+                if name in reasons:
+                    reasons[name] += f" (a symbolic link to {target}, not a version folder)"
+            entries = sorted({*names, *links}, key=lambda v: int(v[1:]))
+            delete = [v for v in entries if v not in reasons]
             if not dry_run:
                 for v in delete:
                     self.versions.delete(v)
         return GcResult(
-            delete=delete, keep={v: reasons[v] for v in names if v in reasons}, dry_run=dry_run
+            delete=delete, keep={v: reasons[v] for v in entries if v in reasons}, dry_run=dry_run
         )

@@ -1,12 +1,17 @@
 """The audit history: ``history.jsonl``, append-only, one JSON event per line.
 
 An event is appended with a single ``O_APPEND`` write and fsync (under the registry
-lock); a last line without its newline is a write cut short by a crash, never committed,
-and :meth:`HistoryLog.repair_tail` cuts it off before the next write.
+lock); a write that stops short (disk full, file size limit) is cut off again before the
+error is raised, so a failed append leaves the file as it was. A last line without its
+newline is either a write cut short by a crash (it does not parse: never committed) or a
+complete event that lost only its newline (it parses: it counts). Readers see the file
+that way, and :meth:`HistoryLog.repair_tail` (before the next write) cuts off only a last
+line that does not parse, and gives a complete one its newline.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -15,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from model.errors import RegistryError
-from model.registry.files import dumps, fsync_dir, jsonable, utc_now
+from model.registry.files import dumps, fsync_dir, jsonable, utc_now, write_all
 
 #: Every event the history may hold. ``deleted`` (gc), ``challenger`` (set/clear) and
 #: ``recovered`` (pointer repaired after a crash or manual edit) extend the design's list.
@@ -64,10 +69,16 @@ class HistoryLog:
         created = not self.path.exists()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            written = os.write(fd, line)
-            if written != len(line):
-                raise OSError(f"{self.path}: short write ({written} of {len(line)})")
-            os.fsync(fd)
+            size = os.fstat(fd).st_size
+            try:
+                write_all(fd, line, self.path)
+            except BaseException:
+                # Not committed: cut off what part of the line reached the file, so the
+                # history never holds an event whose write was reported as failed.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                    os.fsync(fd)
+                raise
         finally:
             os.close(fd)
         if created:
@@ -81,8 +92,10 @@ class HistoryLog:
             return []
         text = data.decode("utf-8", errors="replace")
         lines = text.split("\n")
-        # A last line without "\n" is a write cut short by a crash: never committed.
-        return [ln for ln in lines[:-1] if ln.strip()]
+        # A last line without "\n" counts only when it is a complete event (it lost just
+        # its newline); otherwise it is a write cut short by a crash, never committed.
+        tail = lines[-1] if _is_event(lines[-1]) else ""
+        return [ln for ln in [*lines[:-1], tail] if ln.strip()]
 
     def events(self, n: int | None = None) -> list[dict[str, Any]]:
         """Events, oldest first (the last ``n`` when given)."""
@@ -96,6 +109,8 @@ class HistoryLog:
                 raise RegistryError(f"{self.path}:{i}: event is not a JSON object")
             events.append(ev)
         if n is not None:
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise RegistryError(f"the number of events must be an integer >= 0, got {n!r}")
             events = events[-n:] if n > 0 else []
         return events
 
@@ -113,7 +128,9 @@ class HistoryLog:
         return None
 
     def repair_tail(self) -> None:
-        """Cut off a last line left without its newline by a crash (locked)."""
+        """Make the file end with a newline before the next append (locked): a last line
+        that is a complete event gets its newline; one that does not parse (a write cut
+        short by a crash) is cut off. Every earlier line is left as it is."""
         try:
             size = self.path.stat().st_size
         except FileNotFoundError:
@@ -126,6 +143,21 @@ class HistoryLog:
                 return
             f.seek(0)
             data = f.read()
-            f.truncate(data.rfind(b"\n") + 1)
+            start = data.rfind(b"\n") + 1
+            if _is_event(data[start:].decode("utf-8", errors="replace")):
+                f.seek(0, os.SEEK_END)
+                f.write(b"\n")
+            else:
+                f.truncate(start)
             f.flush()
             os.fsync(f.fileno())
+
+
+def _is_event(line: str) -> bool:
+    """Whether ``line`` is one complete JSON object (an event)."""
+    if not line.strip():
+        return False
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False

@@ -7,7 +7,6 @@ on the first write and clears temp files that a crash left behind.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from pathlib import Path
 
@@ -96,12 +95,12 @@ class RegistryLayout:
         self.check_format()
 
     def remove_stale_temps(self) -> None:
-        """Remove temp and trash folders of versions, and temp files of the root (locked)."""
+        """Remove temp and trash folders of versions, and temp files of the root (locked).
+        A symbolic link among them is unlinked, never followed."""
         if self.versions_dir.is_dir():
             for p in self.versions_dir.iterdir():
                 if p.name.startswith((".tmp-", ".trash-")):
                     force_rmtree(p)
         for p in self.root.iterdir():
             if ".tmp-" in p.name and p.name.startswith("."):
-                with contextlib.suppress(FileNotFoundError):
-                    p.unlink()
+                force_rmtree(p)

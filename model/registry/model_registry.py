@@ -2,20 +2,27 @@
 
 It wires one of each part to the same root (layout, lock, history, versions,
 challenger file, production pointer, promoter, garbage collector) and delegates to
-them; it also records flow events and sets or clears the challenger. Taking the lock
-checks the layout and runs crash recovery first.
+them; it also records flow events. Taking the lock checks the layout and runs crash
+recovery first; reading takes no lock and never writes.
+
+Every write turns an error of the OS (disk full, quota, read-only file system,
+permission) into a one-line :class:`~model.errors.RegistryError` that names the path and
+says what the failure left (e.g. "production is unchanged (v0001)"). A switch whose link
+already moved is not reported as failed: it returns, with a
+:class:`~model.errors.RegistryWarning` if its record could not be completed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import Any
 
 from model.errors import RegistryError
 from model.registry.challenger import ChallengerFile, ChallengerInfo
-from model.registry.files import utc_now
+from model.registry.challenger_control import ChallengerControl
+from model.registry.files import os_errors
 from model.registry.gc import GarbageCollector, GcResult
 from model.registry.history import (
     BASELINE_FIELDS,
@@ -28,7 +35,7 @@ from model.registry.layout import RegistryLayout, check_version_name
 from model.registry.lock import RegistryLock
 from model.registry.pointer import ProductionInfo, ProductionPointer
 from model.registry.promotion import Promoter
-from model.registry.versions import VersionInfo, VersionStore
+from model.registry.versions import Verifier, VersionInfo, VersionStore
 
 
 class ModelRegistry:
@@ -36,16 +43,31 @@ class ModelRegistry:
 
     Reads take no lock; every write holds an exclusive ``fcntl.flock`` on ``root/.lock``,
     so concurrent processes never lose a version number or a history line.
+
+    ``verify`` is called with a model folder before it is registered (on the copy, before
+    it becomes a version) and before a version becomes production or challenger; it
+    raises when the folder is not usable. The entry layers pass one that loads the model
+    with torch ``weights_only=True``; without one (the default) the registry checks the
+    format and the checksum only, as it always did, and never imports torch.
     """
 
-    def __init__(self, root: str | Path, *, lock_timeout: float | None = 300.0) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        lock_timeout: float | None = 300.0,
+        verify: Verifier | None = None,
+    ) -> None:
         self._layout = RegistryLayout(Path(root).expanduser().absolute())
         self._lock = RegistryLock(self._layout.lock_path, lock_timeout, self._on_lock)
         self._history = HistoryLog(self._layout.history_path)
-        self._versions = VersionStore(self._layout, self._history, self._lock)
+        self._versions = VersionStore(self._layout, self._history, self._lock, verify)
         self._challenger = ChallengerFile(self._layout.challenger_path)
         self._pointer = ProductionPointer(
             self._layout, self._history, self._versions, self._challenger, self._lock
+        )
+        self._control = ChallengerControl(
+            self._challenger, self._history, self._versions, self._pointer, self._lock
         )
         self._promoter = Promoter(self._history, self._versions, self._pointer, self._lock)
         self._gc = GarbageCollector(
@@ -116,9 +138,32 @@ class ModelRegistry:
         self._pointer.recover()
 
     def recover(self) -> None:
-        """Finish or discard an interrupted operation (also runs before every write)."""
-        with self.locked():
+        """Repair what a crash or a hand edit left (also runs before every write): finish
+        or discard an interrupted switch, make the link and production.json agree, cut a
+        torn history line, remove temp files; each repair is recorded."""
+        outcome = "what was repaired before the error is recorded"
+        with self._os_errors("recovery", outcome), self.locked():
             pass
+
+    def problems(self) -> list[str]:
+        """What is inconsistent, with how to repair it; read without writing (``retrain
+        status`` reports these)."""
+        state = self._pointer.state()
+        found = [state.problem] if state.problem else []
+        for name, target in self._versions.links().items():
+            found.append(self._versions.link_problem(name, target))
+        return found
+
+    def _os_errors(
+        self, action: str, outcome: str | Callable[[], str]
+    ) -> AbstractContextManager[None]:
+        return os_errors(action, outcome, self.root)
+
+    def _unchanged(self) -> str:
+        current = None
+        with suppress(RegistryError, OSError):
+            current = self._pointer.current()
+        return f"production is unchanged ({current or 'none'})"
 
     # ------------------------------------------------------------------ history
 
@@ -149,7 +194,7 @@ class ModelRegistry:
         for key in ("version", "baseline_version"):
             if fields.get(key) is not None:
                 check_version_name(fields[key])
-        with self.locked():
+        with self._os_errors(f"recording {event}", "the event was not recorded"), self.locked():
             # An explicit baseline of None means "compared with no production model": keep
             # it, or the promotion gate could not tell that comparison from one of unknown
             # baseline and would accept it after another version reached production.
@@ -173,7 +218,7 @@ class ModelRegistry:
     def versions(self) -> list[VersionInfo]:
         """Every version folder with its status (derived from the history) and integrity."""
         events = self.history()
-        current = self._pointer.link_version()
+        current = self._pointer.current()
         chal = self._challenger.read_or_none()
         return self._versions.describe(events, current, chal.version if chal else None)
 
@@ -186,19 +231,27 @@ class ModelRegistry:
         extra: Mapping[str, Any] | None = None,
     ) -> str:
         """Copy a model folder into ``versions/vNNNN`` (temp folder, fsync, rename) and
-        record ``registered``; return the new version. The source is verified first."""
-        return self._versions.register(folder, reason=reason, run_id=run_id, extra=extra)
+        record ``registered``; return the new version. The source is verified first, and
+        the copy (with ``verify``, if given) before it becomes a version."""
+        with self._os_errors(f"registering {folder}", "nothing was registered"):
+            return self._versions.register(folder, reason=reason, run_id=run_id, extra=extra)
 
     # ------------------------------------------------------------------ production
 
     def production(self) -> ProductionInfo | None:
-        """The production model, or None. If the link and pointer disagree (a crash), the
-        registry is recovered first (under the lock) when it is writable."""
+        """The production model, or None, read without writing: after a crash or a hand
+        edit it is what recovery will make it (see :mod:`model.registry.state`), and
+        :meth:`problems` says what is to repair."""
         return self._pointer.production()
 
     def previous_production(self) -> str | None:
-        """The rollback target: the production version before the current one."""
+        """The rollback target: the newest earlier production version still in the
+        registry, if it verifies (see :meth:`rollback_target` for why there is none)."""
         return self._promoter.previous_production()
+
+    def rollback_target(self) -> tuple[str | None, str | None]:
+        """(the rollback target, or None and why there is none: deleted by gc, corrupt)."""
+        return self._promoter.rollback_target()
 
     def promote(
         self,
@@ -216,16 +269,18 @@ class ModelRegistry:
         here, or the newest ``compared`` event for it) made against the current production,
         unless there is no production yet. ``force`` needs a reason and records ``forced``.
         """
-        self._promoter.promote(
-            version, reason, force, run_id=run_id, comparison=comparison, event=event
-        )
+        with self._os_errors(f"promoting {version}", self._unchanged):
+            self._promoter.promote(
+                version, reason, force, run_id=run_id, comparison=comparison, event=event
+            )
 
     def rollback(
         self, to: str | None = None, *, reason: str | None = None, run_id: str | None = None
     ) -> str:
         """Restore the previous production version (or ``to``, which must have been in
         production) atomically; record ``rolled_back``; return the restored version."""
-        return self._promoter.rollback(to, reason=reason, run_id=run_id)
+        with self._os_errors("rollback", self._unchanged):
+            return self._promoter.rollback(to, reason=reason, run_id=run_id)
 
     # ------------------------------------------------------------------ challenger
 
@@ -242,54 +297,13 @@ class ModelRegistry:
         run_id: str | None = None,
     ) -> ChallengerInfo:
         """Route ``traffic`` percent (0 < traffic <= 100) of entities to ``version``."""
-        check_version_name(version)
-        if not isinstance(traffic, int | float) or not 0 < float(traffic) <= 100:
-            raise RegistryError(f"challenger traffic must be in (0, 100] percent, got {traffic!r}")
-        with self.locked():
-            meta = self.verify(version)
-            if self._pointer.link_version() == version:
-                raise RegistryError(f"{version} is the production model; it cannot be challenger")
-            info = ChallengerInfo(version, float(traffic), utc_now(), reason)
-            self._challenger.write(info)
-            self._history.append(
-                new_event(
-                    "challenger",
-                    {
-                        "action": "set",
-                        "version": version,
-                        "traffic": float(traffic),
-                        "sha256": meta.get("sha256"),
-                        "reason": reason,
-                        "run_id": run_id,
-                    },
-                )
-            )
-        return info
+        with self._os_errors("setting the challenger", "the challenger is unchanged"):
+            return self._control.set(version, traffic, reason=reason, run_id=run_id)
 
     def clear_challenger(self, *, reason: str | None = None, run_id: str | None = None) -> bool:
         """Stop routing traffic to the challenger; False when there was none."""
-        with self.locked():
-            problem = None
-            try:
-                chal = self.challenger()
-            except RegistryError as exc:  # unreadable: clearing it is the way out
-                chal, problem = None, str(exc)
-            if chal is None and problem is None:
-                return False
-            self._challenger.remove()
-            self._history.append(
-                new_event(
-                    "challenger",
-                    {
-                        "action": "clear",
-                        "version": chal.version if chal else None,
-                        "reason": reason,
-                        "problem": problem,
-                        "run_id": run_id,
-                    },
-                )
-            )
-        return True
+        with self._os_errors("clearing the challenger", "the challenger is unchanged"):
+            return self._control.clear(reason=reason, run_id=run_id)
 
     # ------------------------------------------------------------------ retention
 
@@ -297,4 +311,6 @@ class ModelRegistry:
         """Delete old versions: keep the newest ``keep``, every version ever in production
         (unless ``keep_production`` is False), and always production, its predecessor and
         the challenger. Each deletion is recorded as a ``deleted`` event."""
-        return self._gc.collect(keep, dry_run, keep_production=keep_production)
+        outcome = "gc stopped there (`retrain versions` shows what is left)"
+        with self._os_errors("gc", outcome):
+            return self._gc.collect(keep, dry_run, keep_production=keep_production)

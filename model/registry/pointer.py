@@ -4,33 +4,43 @@ The link is the commit point of a switch. :meth:`ProductionPointer.switch` write
 ``.pending.json`` (the full history event), swaps the link, rewrites the pointer, clears
 the challenger if it was the new version, appends the event, then removes the intent;
 each step is temp-file/link, fsync, ``os.replace``, fsync of the folder, followed by a
-:func:`~model.registry.files.checkpoint`. :meth:`ProductionPointer.recover` (run under
-the lock before every write) finishes a switch whose link was swapped, discards one
-whose link was not, and repairs a pointer that disagrees with the link.
+:func:`~model.registry.files.checkpoint`. An OS error (disk full, read-only) before the
+link moved leaves production as it was and is raised; one after it does not undo the
+switch: it is reported as a :class:`~model.errors.RegistryWarning`, and the intent stays
+for recovery to complete the record.
+
+Reading (:meth:`ProductionPointer.production`) never writes: it applies the rules of
+:mod:`model.registry.state`. :meth:`ProductionPointer.recover` (run under the lock before
+every write) makes the repairs those rules name: it finishes a switch whose link moved,
+discards one whose link did not, repairs a link that disagrees with the last completed
+switch (production.json), or rewrites a missing or invalid production.json from a valid
+link, and records a ``recovered`` event that says what was wrong.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import uuid
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model.errors import RegistryError
+from model.errors import RegistryError, RegistryWarning
 from model.registry.challenger import ChallengerFile
-from model.registry.files import atomic_write_json, checkpoint, fsync_dir, read_json, remove_file
-from model.registry.history import HistoryLog, new_event
-from model.registry.layout import (
-    REGISTRY_FORMAT_VERSION,
-    VERSION_RE,
-    RegistryLayout,
-    check_version_name,
+from model.registry.files import (
+    atomic_write_json,
+    checkpoint,
+    fsync_dir,
+    os_error_text,
+    remove_file,
 )
-from model.registry.lock import RegistryLock, RegistryLockError
+from model.registry.history import HistoryLog, new_event
+from model.registry.layout import REGISTRY_FORMAT_VERSION, RegistryLayout
+from model.registry.lock import RegistryLock
+from model.registry.state import ProductionState, read_link, read_state
 from model.registry.versions import VersionStore, metrics_summary
 
 
@@ -65,69 +75,43 @@ class ProductionPointer:
 
     # ------------------------------------------------------------------ reading
 
+    def state(self) -> ProductionState:
+        """The production records and what they mean (read-only). A disagreement is read
+        twice, so that a switch running in another process is not taken for damage."""
+        state = read_state(self.layout, self.versions)
+        return read_state(self.layout, self.versions) if state.problem else state
+
     def link_version(self) -> str | None:
-        """Version named by the production link, or None when there is no link."""
-        try:
-            target = os.readlink(self.layout.production_path())
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            if exc.errno == errno.EINVAL:
-                raise RegistryError(
-                    f"{self.layout.production_path()} is a plain folder or file, not a link: "
-                    "move it away and register it with `retrain register`"
-                ) from exc
-            raise
-        parts = Path(target).parts
-        if len(parts) != 2 or parts[0] != "versions" or not VERSION_RE.fullmatch(parts[1]):
-            raise RegistryError(
-                f"{self.layout.production_path()} points to {target!r}, not versions/vN"
-            )
-        return parts[1]
+        """Version named by the production link, or None (no link, or not versions/vN)."""
+        return read_link(self.layout)[0]
 
-    def read_pointer(self) -> dict[str, Any] | None:
-        try:
-            data = read_json(self.layout.pointer_path, "production pointer")
-        except FileNotFoundError:
-            return None
-        fmt = data.get("format_version")
-        if isinstance(fmt, int) and fmt > REGISTRY_FORMAT_VERSION:
-            raise RegistryError(
-                f"{self.layout.pointer_path}: format {fmt} is newer than this software"
-            )
-        return data
-
-    def safe_pointer(self) -> dict[str, Any] | None:
-        try:
-            return self.read_pointer()
-        except RegistryError:
-            return None
+    def current(self) -> str | None:
+        """The production version by the rules of :mod:`model.registry.state`."""
+        return self.state().version
 
     def production(self) -> ProductionInfo | None:
-        """The production model, or None. If the link and pointer disagree (a crash), the
-        registry is recovered first (under the lock) when it is writable."""
-        link = self.link_version()
-        pointer = self.safe_pointer()
-        pending = self.layout.pending_path.exists()
-        if pending or (pointer or {}).get("version") != link:
-            with contextlib.suppress(OSError, RegistryLockError):  # read-only: read as is
-                with self.lock.held():
-                    pass  # recovery runs on acquiring the lock
-                link, pointer = self.link_version(), self.safe_pointer()
-        if link is None:
+        """The production model, or None; read without writing (see :meth:`state`)."""
+        state = self.state()
+        version = state.version
+        if version is None:
             return None
-        same = pointer is not None and pointer.get("version") == link
-        sha = pointer.get("sha256") if same and pointer else None
+        record: dict[str, Any] = {}
+        if state.finish and state.pending is not None:
+            record = state.pending
+        elif state.pointer_version == version and state.pointer is not None:
+            record = state.pointer
+        sha = record.get("sha256")
         if not isinstance(sha, str):
-            with contextlib.suppress(RegistryError, FileNotFoundError):
-                sha = self.versions.metadata(link).get("sha256")
+            with contextlib.suppress(RegistryError, OSError):
+                sha = self.versions.metadata(version).get("sha256")
+        when = record.get("promoted_at", record.get("time") if record is state.pending else None)
         return ProductionInfo(
-            version=link,
+            version=version,
             sha256=sha if isinstance(sha, str) else "",
-            promoted_at=pointer.get("promoted_at") if same and pointer else None,
-            path=self.layout.version_path(link),
-            event=pointer.get("event") if same and pointer else None,
-            reason=pointer.get("reason") if same and pointer else None,
+            promoted_at=when,
+            path=self.layout.version_path(version),
+            event=record.get("event"),
+            reason=record.get("reason"),
         )
 
     # ------------------------------------------------------------------ switching
@@ -166,29 +150,56 @@ class ProductionPointer:
                 "challenger_cleared": True if clear_chal else None,
             },
         )
+        self._check_link_swappable()
         pending = {"format_version": REGISTRY_FORMAT_VERSION, "event": ev}
         atomic_write_json(self.layout.pending_path, pending, step="pending")
-        self.swap_link(version)
-        self.write_pointer(ev)
-        if clear_chal:
-            self.challenger.remove()
-            checkpoint("challenger_cleared")
-        self.history.append(ev)
-        checkpoint("history")
-        remove_file(self.layout.pending_path)
+        try:
+            self.swap_link(version)
+        except (OSError, RegistryError):
+            if self.link_version() != version:  # not committed: production is as it was
+                with contextlib.suppress(OSError):
+                    remove_file(self.layout.pending_path)
+                raise
+        try:  # committed: an error from here on does not undo the switch
+            self.write_pointer(ev)
+            if clear_chal:
+                self.challenger.remove()
+                checkpoint("challenger_cleared")
+            self.history.append(ev)
+            checkpoint("history")
+            remove_file(self.layout.pending_path)
+        except OSError as exc:
+            warnings.warn(
+                RegistryWarning(
+                    f"production is now {version} (the switch committed), but recording it "
+                    f"failed: {os_error_text(exc, self.layout.root)}; the next registry write "
+                    "(or `retrain recover`) completes the record"
+                ),
+                stacklevel=4,
+            )
+            return
         checkpoint("done")
 
-    def swap_link(self, version: str) -> None:
+    def _check_link_swappable(self) -> None:
         link = self.layout.production_path()
         if link.exists() and not link.is_symlink():
             raise RegistryError(
                 f"{link} is a plain folder or file, not a link: move it away and register it "
                 "with `retrain register`"
             )
+
+    def swap_link(self, version: str) -> None:
+        link = self.layout.production_path()
+        self._check_link_swappable()
         tmp = self.layout.root / f".production.tmp-{uuid.uuid4().hex}"
         os.symlink(f"versions/{version}", tmp)
         checkpoint("link_tmp")
-        os.replace(tmp, link)
+        try:
+            os.replace(tmp, link)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
         checkpoint("link_replaced")
         fsync_dir(self.layout.root)
         checkpoint("link")
@@ -208,49 +219,43 @@ class ProductionPointer:
     # ------------------------------------------------------------------ recovery
 
     def recover(self) -> None:
-        """Finish or discard an interrupted operation (locked: runs on taking the lock)."""
+        """Make the repairs :func:`~model.registry.state.read_state` names (locked: runs
+        on taking the lock): finish or discard an interrupted switch, then relink or
+        repoint, recording a ``recovered`` event that says what was wrong."""
         self.history.repair_tail()
         self.layout.remove_stale_temps()
-        link = self.link_version()
-        pending = None
-        try:
-            pending = read_json(self.layout.pending_path, "pending operation")
-        except FileNotFoundError:
-            pass
-        except RegistryError:
-            pending = None  # torn intent: written before the link was touched; discard
-        if self.layout.pending_path.exists():
-            ev = (pending or {}).get("event")
-            if isinstance(ev, dict) and ev.get("version") == link:
-                self._finish_switch(ev)
+        state = read_state(self.layout, self.versions)
+        if state.pending_exists:
+            if state.finish and state.pending is not None:
+                self._finish_switch(state.pending)
             remove_file(self.layout.pending_path)
+            state = read_state(self.layout, self.versions)
+        if state.repair is None or state.version is None:
             return
-        pointer = self.safe_pointer()
-        if link is None and pointer and isinstance(pointer.get("version"), str):
-            # The link was removed by hand: restore it from the pointer.
-            version = check_version_name(pointer["version"])
-            self.versions.verify(version)
-            self.swap_link(version)
-            return
-        if link is not None and (pointer is None or pointer.get("version") != link):
-            meta: dict[str, Any] = {}
-            with contextlib.suppress(RegistryError, FileNotFoundError):
-                meta = self.versions.metadata(link)
-            ev = new_event(
-                "recovered",
-                {
-                    "version": link,
-                    "previous": (pointer or {}).get("version"),
-                    "sha256": meta.get("sha256"),
-                    "reason": "production.json disagreed with the production link; "
-                    "repaired from the link",
-                },
-            )
+        meta: dict[str, Any] = {}
+        with contextlib.suppress(RegistryError, OSError):
+            meta = self.versions.metadata(state.version)
+        if state.repair == "relink":
+            self.swap_link(state.version)
+            what = "the production link was repaired to match production.json"
+        else:
+            what = "production.json was rewritten from the production link"
+        ev = new_event(
+            "recovered",
+            {
+                "version": state.version,
+                "previous": state.link if state.repair == "relink" else state.pointer_version,
+                "link_was": state.link_text,
+                "sha256": meta.get("sha256"),
+                "reason": f"{what}; found: {state.found}",
+            },
+        )
+        if state.repair == "repoint":
             self.write_pointer(ev)
-            self.history.append(ev)
+        self.history.append(ev)
 
     def _finish_switch(self, ev: dict[str, Any]) -> None:
-        pointer = self.safe_pointer()
+        pointer = read_state(self.layout, self.versions).pointer
         if pointer is None or pointer.get("event_id") != ev.get("id"):
             self.write_pointer(ev)
         if ev.get("challenger_cleared"):
@@ -258,4 +263,6 @@ class ProductionPointer:
             if chal is not None and chal.version == ev.get("version"):
                 self.challenger.remove()
         if f'"id":"{ev["id"]}"' not in "\n".join(self.history.lines()):
-            self.history.append(ev)
+            self.history.append(
+                {**ev, "recovered": "interrupted after its commit point; finished by recovery"}
+            )

@@ -18,7 +18,7 @@ from model.registry.history import PRODUCTION_EVENTS, HistoryLog
 from model.registry.layout import check_version_name
 from model.registry.lock import RegistryLock
 from model.registry.pointer import ProductionPointer
-from model.registry.versions import VersionStore
+from model.registry.versions import VersionStore, check_model_folder
 
 
 class AlreadyProductionError(RegistryError):
@@ -70,12 +70,32 @@ class Promoter:
         self.lock = lock
 
     def previous_production(self) -> str | None:
-        """The rollback target: the production version before the current one."""
+        """The rollback target: the newest earlier production version that is still in
+        the registry (gc may have deleted some), if it verifies; None otherwise."""
+        return self.rollback_target()[0]
+
+    def rollback_target(self, current: str | None = None) -> tuple[str | None, str | None]:
+        """(the rollback target, or None and why there is none). Earlier production
+        versions that are no longer in the registry are skipped; one that is there but
+        does not verify stops the search (a rollback must not silently go further)."""
         stack = production_stack(self.history.events())
-        current = self.pointer.link_version()
-        if stack and stack[-1] == current:
-            stack = stack[:-1]
-        return stack[-1] if stack else None
+        current = current or self.pointer.current()
+        gone = []
+        for v in reversed(stack):
+            if v == current:
+                continue
+            path = self.versions.layout.version_path(v)
+            if path.is_symlink() or not path.is_dir():
+                gone.append(v)
+                continue
+            try:
+                check_model_folder(path)
+            except RegistryError as exc:
+                return None, f"{v} does not verify: {exc}"
+            return v, None
+        if gone:
+            return None, f"{', '.join(gone)}: no longer in the registry (deleted by gc)"
+        return None, None
 
     def promote(
         self,
@@ -102,7 +122,7 @@ class Promoter:
             event = "forced"
         with self.lock.held():
             meta = self.versions.verify(version)
-            current = self.pointer.link_version()
+            current = self.pointer.current()
             if current == version:
                 raise AlreadyProductionError(f"{version} is already the production model")
             summary = None if comparison is None else jsonable(dict(comparison))
@@ -160,17 +180,17 @@ class Promoter:
         if to is not None:
             check_version_name(to)
         with self.lock.held():
-            current = self.pointer.link_version()
+            current = self.pointer.current()
             if current is None:
                 raise RegistryError("there is no production model to roll back")
             events = self.history.events()
             if to is None:
-                stack = production_stack(events)
-                if stack and stack[-1] == current:
-                    stack = stack[:-1]
-                if not stack:
-                    raise RegistryError(f"no production version before {current} to roll back to")
-                to = stack[-1]
+                to, why = self.rollback_target(current)
+                if to is None:
+                    raise RegistryError(
+                        f"no production version before {current} to roll back to"
+                        + (f" ({why})" if why else "")
+                    )
             if to == current:
                 raise AlreadyProductionError(f"{to} is already the production model")
             ever = {e.get("version") for e in events if e.get("event") in PRODUCTION_EVENTS}

@@ -2,8 +2,15 @@
 
 :func:`check_model_folder` verifies a model folder without torch (model.json parses, its
 format is supported, its checksum matches model.pt). :class:`VersionStore` registers a
-folder (copy to a temp folder, fsync, rename to the next free number, ``registered``
-event), lists, verifies and deletes versions.
+folder (copy to a temp folder, fsync, verify, rename to the next free number,
+``registered`` event), lists, verifies and deletes versions.
+
+A version is a real folder inside ``versions/``: a symbolic link there (``v0008 ->
+/elsewhere``) is never listed, registered, promoted or loaded; listing warns about it,
+and gc unlinks it (never following it). ``verify`` (given to the registry by an entry
+layer) is also called on every folder that is registered or becomes production or
+challenger, e.g. to check that it loads with torch ``weights_only=True``; without one the
+registry checks format and checksum only (it never imports torch).
 """
 
 from __future__ import annotations
@@ -13,18 +20,21 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model.errors import RegistryError
+from model.errors import RegistryError, RegistryWarning
 from model.registry.files import (
     checkpoint,
     file_sha256,
     force_rmtree,
     fsync_dir,
     fsync_file,
+    naming,
+    os_error_text,
     read_json,
 )
 from model.registry.history import PRODUCTION_EVENTS, HistoryLog, new_event
@@ -34,6 +44,10 @@ from model.registry.lock import RegistryLock
 SUPPORTED_MODEL_FORMATS = frozenset({1})
 MODEL_FILE = "model.pt"
 META_FILE = "model.json"
+
+#: Checks that a model folder is usable beyond its checksum (e.g. that it loads); raises
+#: when it is not. Supplied by the entry layers, which may import torch.
+Verifier = Callable[[Path], object]
 
 
 @dataclass(frozen=True)
@@ -110,38 +124,93 @@ def metrics_summary(meta: Mapping[str, Any]) -> dict[str, Any]:
 class VersionStore:
     """The version folders of a registry; writes hold ``lock`` and record in ``history``."""
 
-    def __init__(self, layout: RegistryLayout, history: HistoryLog, lock: RegistryLock) -> None:
+    def __init__(
+        self,
+        layout: RegistryLayout,
+        history: HistoryLog,
+        lock: RegistryLock,
+        verify: Verifier | None = None,
+    ) -> None:
         self.layout = layout
         self.history = history
         self.lock = lock
+        self.verifier = verify
 
-    def numbers(self) -> list[int]:
+    def _entries(self) -> list[str]:
+        """Names in ``versions/`` that look like versions, whatever they are."""
         try:
             names = os.listdir(self.layout.versions_dir)
         except FileNotFoundError:
             return []
-        return sorted(int(n[1:]) for n in names if VERSION_RE.fullmatch(n))
+        return [n for n in names if VERSION_RE.fullmatch(n)]
+
+    def numbers(self) -> list[int]:
+        """Numbers of the versions: entries of ``versions/`` that are not symbolic links."""
+        d = self.layout.versions_dir
+        return sorted(int(n[1:]) for n in self._entries() if not os.path.islink(d / n))
 
     def names(self) -> list[str]:
         return [version_name(n) for n in self.numbers()]
 
-    def metadata(self, version: str) -> dict[str, Any]:
-        """The model.json of ``version``."""
+    def links(self) -> dict[str, str]:
+        """Symbolic links in ``versions/`` with a version's name -> where they point.
+        They are not versions (never listed, promoted or loaded); gc unlinks them."""
+        out = {}
+        for n in sorted(self._entries()):
+            path = self.layout.versions_dir / n
+            with contextlib.suppress(OSError):
+                if os.path.islink(path):
+                    out[n] = os.readlink(path)
+        return out
+
+    def link_problem(self, name: str, target: str) -> str:
+        return (
+            f"{self.layout.versions_dir / name} is a symbolic link (to {target}), not a version "
+            "folder: ignored (versions are real folders inside the registry); `retrain gc` "
+            "removes the link"
+        )
+
+    def folder(self, version: str) -> Path:
+        """The folder of ``version``: a real folder inside ``versions/``, or RegistryError."""
         path = self.layout.version_path(version)
+        if path.is_symlink():
+            raise RegistryError(
+                f"{path} is a symbolic link (to {os.readlink(path)}), not a version folder: "
+                "versions must be real folders inside the registry"
+            )
         if not path.is_dir():
             raise RegistryError(f"version {version} is not in the registry {self.layout.root}")
+        return path
+
+    def metadata(self, version: str) -> dict[str, Any]:
+        """The model.json of ``version``."""
+        path = self.folder(version)
         try:
             return read_json(path / META_FILE, "model metadata")
         except FileNotFoundError as exc:
             raise RegistryError(f"{path}: missing {META_FILE}") from exc
 
-    def verify(self, version: str) -> dict[str, Any]:
-        """Verify ``version``'s checksum and format; return its model.json or raise."""
-        path = self.layout.version_path(version)
-        if not path.is_dir():
-            raise RegistryError(f"version {version} is not in the registry {self.layout.root}")
+    def verify(self, version: str, *, load: bool = True) -> dict[str, Any]:
+        """Verify ``version``'s checksum and format, and (``load``) run the verifier on it;
+        return its model.json or raise RegistryError."""
+        path = self.folder(version)
         meta, _ = check_model_folder(path)
+        if load:
+            self.run_verifier(path, f"version {version}")
         return meta
+
+    def run_verifier(self, path: Path, what: str, shown_as: Path | None = None) -> None:
+        """Run the verifier (if any) on ``path``; its refusal is a RegistryError (naming
+        ``shown_as`` where it names ``path``: the source of a copy being registered)."""
+        if self.verifier is None:
+            return
+        try:
+            self.verifier(path)
+        except Exception as exc:  # any failure to load means: refuse
+            text = " ".join(str(exc).split()) or type(exc).__name__
+            if shown_as is not None:
+                text = text.replace(str(path), str(shown_as))
+            raise RegistryError(f"{what} does not load as a model: {text}") from exc
 
     def describe(
         self, events: list[dict[str, Any]], current: str | None, challenger: str | None
@@ -157,6 +226,8 @@ class VersionStore:
             for e in events
             if e.get("event") == "compared" and e.get("decision")
         }
+        for name, target in self.links().items():
+            warnings.warn(RegistryWarning(self.link_problem(name, target)), stacklevel=3)
         out = []
         for v in self.names():
             path = self.layout.version_path(v)
@@ -191,6 +262,7 @@ class VersionStore:
         A version folder without its ``registered`` event (a crash between the rename and
         the append) gets the event now, marked ``recovered``."""
         on_disk = set(self.numbers())
+        taken = {int(n[1:]) for n in self._entries()}  # a symbolic link's name is not reused
         recorded = set()
         for ev in self.history.events():
             v = ev.get("version")
@@ -202,7 +274,7 @@ class VersionStore:
                 meta = self.metadata(version_name(n))
             fields = {"version": version_name(n), "sha256": meta.get("sha256"), "recovered": True}
             self.history.append(new_event("registered", fields))
-        return max(on_disk | recorded, default=0) + 1
+        return max(on_disk | taken | recorded, default=0) + 1
 
     def register(
         self,
@@ -213,21 +285,32 @@ class VersionStore:
         extra: Mapping[str, Any] | None = None,
     ) -> str:
         """Copy a model folder into ``versions/vNNNN`` (temp folder, fsync, rename) and
-        record ``registered``; return the new version. The source is verified first."""
+        record ``registered``; return the new version. The source is checked first, and the
+        copy (format, checksum, the verifier) before it is renamed into place.
+
+        The rename is the commit: if recording the event then fails (disk full), the
+        version is returned with a :class:`RegistryWarning`, and the next write records it.
+        """
         src = Path(folder).expanduser().absolute()
         meta, sha = check_model_folder(src)
+        for name in (MODEL_FILE, META_FILE):
+            if (src / name).is_symlink():
+                raise RegistryError(
+                    f"{src / name} is a symbolic link: register a folder of regular files "
+                    "(e.g. a copy made with `cp -rL`)"
+                )
         with self.lock.held():
             tmp = self.layout.versions_dir / f".tmp-{uuid.uuid4().hex}"
             try:
                 self._copy_tree(src, tmp)
                 check_model_folder(tmp)  # the copy, as written to disk
+                self.run_verifier(tmp, str(src), shown_as=src)
                 checkpoint("register_copied")
                 version = version_name(self.next_number())
                 os.rename(tmp, self.layout.versions_dir / version)
             except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
+                force_rmtree(tmp)
                 raise
-            fsync_dir(self.layout.versions_dir)
             checkpoint("register_renamed")
             fields: dict[str, Any] = {
                 "version": version,
@@ -240,7 +323,18 @@ class VersionStore:
             }
             if extra:
                 fields.update({k: v for k, v in extra.items() if k not in fields})
-            self.history.append(new_event("registered", fields))
+            try:
+                fsync_dir(self.layout.versions_dir)
+                self.history.append(new_event("registered", fields))
+            except OSError as exc:
+                warnings.warn(
+                    RegistryWarning(
+                        f"registered {version}, but recording it failed: "
+                        f"{os_error_text(exc, self.layout.history_path)}; the next registry "
+                        "write records it"
+                    ),
+                    stacklevel=2,
+                )
         return version
 
     @staticmethod
@@ -258,7 +352,8 @@ class VersionStore:
                 if source.is_symlink() or not source.is_file():
                     continue
                 target = dst / rel / name
-                shutil.copyfile(source, target)
+                with naming(target):
+                    shutil.copyfile(source, target)
                 fsync_file(target)
                 os.chmod(target, 0o444)
         for dirpath, _, _ in os.walk(dst, topdown=False):
@@ -266,8 +361,16 @@ class VersionStore:
 
     def delete(self, version: str) -> None:
         """Remove ``version`` (rename to a trash folder, then delete) and record
-        ``deleted`` (locked)."""
+        ``deleted`` (locked). A symbolic link of that name is unlinked, never followed."""
         path = self.layout.version_path(version)
+        if path.is_symlink():
+            target = os.readlink(path)
+            os.unlink(path)
+            fsync_dir(self.layout.versions_dir)
+            reason = "gc: a symbolic link, not a version folder (unlinked; its target is untouched)"
+            fields = {"version": version, "link_target": target, "reason": reason}
+            self.history.append(new_event("deleted", fields))
+            return
         meta: dict[str, Any] = {}
         with contextlib.suppress(RegistryError, FileNotFoundError):
             meta = read_json(path / META_FILE, "model metadata")

@@ -1,14 +1,15 @@
 """Serving: load the production model of a registry and route rows between champion and
 challenger.
 
-This package owns loading registered models for scoring (``loading``: production
-resolved once through its link, or one version) and the deterministic, salted-hash
+This package owns loading registered models for scoring (``loading``: production, read
+once from the registry, or one version; ``verify_loads``, the load check the entry layers
+give the registry) and the deterministic, salted-hash
 champion/challenger split (``router``). It may import :mod:`model.registry`,
 :mod:`model.artifact` (lazily: torch only when a model is loaded), :mod:`model.settings`
 and :mod:`model.errors`.
 """
 
-from model.serving.loading import load_production, load_version, registry_root
+from model.serving.loading import load_production, load_version, registry_root, verify_loads
 from model.serving.router import (
     DEFAULT_SALT,
     ChampionChallengerRouter,
@@ -24,4 +25,5 @@ __all__ = [
     "load_production",
     "load_version",
     "registry_root",
+    "verify_loads",
 ]

@@ -1,8 +1,12 @@
 """Loading models from a registry for serving: production, or one version.
 
-``load_production()`` resolves the ``production`` link once and loads that folder (the
+``load_production()`` asks the registry which version is production (read-only: after a
+crash or a hand edit, the version recovery will keep) and loads that one folder (the
 artifact loader verifies the checksum), so a concurrent promotion never mixes two
-versions. torch is imported only when a model is actually loaded.
+versions. A version that is not a real folder inside the registry (a symbolic link) is
+refused. :func:`verify_loads` is the check the entry layers give the registry (``verify``):
+a folder is registered, promoted or made challenger only if it loads with torch
+``weights_only=True``. torch is imported only when a model is actually loaded.
 """
 
 from __future__ import annotations
@@ -34,21 +38,38 @@ def _load(folder: Path) -> LoadedModel:
     return load_model(folder)
 
 
+def verify_loads(folder: Path) -> None:
+    """Raise ModelLoadError unless ``folder`` loads as a model (format, checksum, a
+    state_dict of tensors read with ``weights_only=True``, architecture); for
+    ``ModelRegistry(root, verify=verify_loads)``."""
+    _load(Path(folder))
+
+
+def _real_folder(registry: ModelRegistry, version: str, what: str) -> Path:
+    path = registry.version_path(version)
+    if path.is_symlink():
+        raise ModelLoadError(
+            f"{what} {version} is a symbolic link ({path} -> {os.readlink(path)}), not a "
+            "version folder inside the registry: refusing to load it"
+        )
+    if not path.is_dir():
+        raise ModelLoadError(f"{what} {version} is not in the registry {registry.root}")
+    return path
+
+
 def load_production(root_or_settings: str | Path | Settings | None = None) -> LoadedModel:
     """Load the production model of a registry (resolving the link once, checksum verified)."""
     registry = ModelRegistry(registry_root(root_or_settings))
-    if registry.production() is None:
+    prod = registry.production()
+    if prod is None:
         raise ModelLoadError(
             f"{registry.root}: no production model yet; register one with `retrain register` "
             "and promote it with `retrain promote`"
         )
-    return _load(Path(os.path.realpath(registry.production_path())))
+    return _load(_real_folder(registry, prod.version, "production"))
 
 
 def load_version(root_or_settings: str | Path | Settings | None, version: str) -> LoadedModel:
     """Load one registered version (checksum verified)."""
     registry = ModelRegistry(registry_root(root_or_settings))
-    path = registry.version_path(version)
-    if not path.is_dir():
-        raise ModelLoadError(f"version {version} is not in the registry {registry.root}")
-    return _load(path)
+    return _load(_real_folder(registry, version, "version"))

@@ -10,6 +10,7 @@ import pytest
 from fakes import REPO_ROOT
 
 from model.cli import COMMAND_MODULES, build_parser, main
+from model.errors import RegistryError
 from model.registry import ModelRegistry
 from model.settings import Settings
 
@@ -77,3 +78,18 @@ def test_output_into_a_closed_pipe_is_not_an_error(settings: Settings) -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0, err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("n", ["-1", "0"])
+def test_history_refuses_a_count_below_one(
+    settings: Settings, capsys: pytest.CaptureFixture[str], n: str
+) -> None:
+    """Was: ``history -n -1`` printed "history is empty" and exited 0."""
+    ModelRegistry(settings.models_dir).record("skipped", reasons=["nothing fired"])
+    with pytest.raises(SystemExit) as exited:
+        main(["history", "-n", n])
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2 and out == ""
+    assert "argument -n: must be a whole number of events >= 1" in err and repr(n) in err
+    with pytest.raises(RegistryError, match="integer >= 0"):
+        ModelRegistry(settings.models_dir).history(-1)

@@ -336,18 +336,25 @@ def test_a_torn_last_history_line_is_ignored_then_repaired(
 # --------------------------------------------------------------------------- recovery
 
 
-def test_pointer_disagreeing_with_link_is_repaired_from_the_link(
+def test_an_invalid_pointer_is_repaired_from_a_valid_link(
     reg: ModelRegistry, models: list[Path]
 ) -> None:
     v1, v2 = reg.register(models[0]), reg.register(models[1])
     reg.promote(v1, "first")
     reg.promote(v2, "x", force=True)
     pointer = json.loads(reg.pointer_path.read_text())
+    # Names v1 with v2's checksum: not a record of any switch; the link (v2) is valid.
     reg.pointer_path.write_text(json.dumps({**pointer, "version": v1}))
+    before = reg.pointer_path.read_bytes()
     prod = reg.production()
     assert prod is not None and prod.version == v2
+    assert reg.pointer_path.read_bytes() == before  # reading never writes
+    assert any("while the production link names v0002, a valid" in p for p in reg.problems())
+    reg.recover()
     assert json.loads(reg.pointer_path.read_text())["version"] == v2
-    assert reg.history()[-1]["event"] == "recovered"
+    ev = reg.history()[-1]
+    assert ev["event"] == "recovered" and ev["version"] == v2 and ev["previous"] == v1
+    assert "production.json was rewritten" in ev["reason"] and reg.problems() == []
 
 
 def test_an_interrupted_switch_is_finished_or_discarded(
@@ -373,16 +380,21 @@ def test_an_interrupted_switch_is_finished_or_discarded(
     with pytest.raises(Crash):
         reg.promote(v2, "x", force=True)
     monkeypatch.setattr(registry_module, "_checkpoint", None)
-    assert reg.production().version == v1  # type: ignore[union-attr]  # discarded
+    assert reg.production().version == v1  # type: ignore[union-attr]  # not committed
+    assert (reg.root / ".pending.json").exists()  # reading leaves it
+    reg.recover()  # discarded
     assert len(reg.history()) == n and not (reg.root / ".pending.json").exists()
 
     monkeypatch.setattr(registry_module, "_checkpoint", crash_at("link"))
     with pytest.raises(Crash):
         reg.promote(v2, "x", force=True)
     monkeypatch.setattr(registry_module, "_checkpoint", None)
-    prod = reg.production()  # finished: pointer written, event appended once
+    prod = reg.production()  # committed: production already, though not yet recorded
     assert prod is not None and prod.version == v2 and prod.event == "forced"
+    assert events(reg)[n:] == []
+    reg.recover()  # finished: pointer written, event appended once
     assert events(reg)[n:] == ["forced"]
+    assert json.loads(reg.pointer_path.read_text())["version"] == v2
     reg.recover()
     assert events(reg)[n:] == ["forced"]
 
@@ -554,8 +566,9 @@ def assert_aligned(table: str) -> None:
 
 
 def test_cli_builds_and_operates_a_registry(
-    settings: Settings, models: list[Path], capsys: pytest.CaptureFixture[str]
+    settings: Settings, real_models: list[Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    models = real_models  # the CLI's writes check that a model loads
     code, out, _ = run_cli(capsys, "status")
     assert code == 0 and "Production  none" in out
     code, out, _ = run_cli(capsys, "register", str(models[0]), "--reason", "initial")
@@ -677,8 +690,9 @@ def test_cli_gc_and_status_report_corruption(
 
 
 def test_tasks_register_promote_record(
-    settings: Settings, models: list[Path], monkeypatch: pytest.MonkeyPatch
+    settings: Settings, real_models: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    models = real_models  # the tasks check that a model loads
     pytest.importorskip("prefect")
     from prefect.logging import disable_run_logger
 
