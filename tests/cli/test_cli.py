@@ -93,3 +93,17 @@ def test_history_refuses_a_count_below_one(
     assert "argument -n: must be a whole number of events >= 1" in err and repr(n) in err
     with pytest.raises(RegistryError, match="integer >= 0"):
         ModelRegistry(settings.models_dir).history(-1)
+
+
+def test_an_unreadable_registry_is_one_line_not_a_traceback(
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ModelRegistry(settings.models_dir).record("skipped", reasons=["nothing fired"])
+
+    def refuse(self: ModelRegistry, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(settings.models_dir / "history.jsonl"))
+
+    monkeypatch.setattr(ModelRegistry, "history", refuse)
+    assert main(["history"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {settings.models_dir / 'history.jsonl'}: Permission denied\n"
