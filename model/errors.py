@@ -30,3 +30,12 @@ class ComparisonInputError(RetrainError, ValueError):
 
 class DriftInputError(RetrainError, ValueError):
     """Inputs to drift detection (data or a drift report file) are invalid."""
+
+
+class ParameterError(RetrainError, ValueError):
+    """A flow parameter is unknown or outside its accepted values (checked before any work)."""
+
+
+class CycleLockError(RetrainError):
+    """A retraining cycle could not take one of its locks (busy past its timeout, or the lock
+    file cannot be opened)."""
