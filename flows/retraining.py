@@ -126,9 +126,9 @@ def promotion_guard(timeout: float = PROMOTION_TIMEOUT_S) -> Iterator[None]:
             except TimeoutError:
                 raise CycleLockError(
                     f"the global concurrency limit {PROMOTION_LIMIT!r} stayed taken for "
-                    f"{timeout:.0f} s; a slot of a dead run frees when its "
-                    f"{PROMOTION_LEASE_S:.0f} s lease expires (`prefect gcl inspect "
-                    f"{PROMOTION_LIMIT}`)"
+                    f"{timeout:.0f} s; a dead run's slot frees when its {PROMOTION_LEASE_S:.0f} s "
+                    "lease expires, a slot no lease holds (lost in a server restart) with "
+                    f"`prefect gcl update {PROMOTION_LIMIT} --active-slots 0`"
                 ) from None
         yield
 
