@@ -2,10 +2,11 @@
 
 Without ``PREFECT_API_URL``, Prefect starts a temporary server as a child process (``uvicorn``)
 and stops it at exit; a process killed with SIGKILL never runs that exit, and the server
-lived on as an orphan. ``python -m flows.retraining`` and ``python -m flows.demo`` start it
-themselves first, from the main thread, with ``PR_SET_PDEATHSIG`` (Linux): the kernel sends
-it SIGTERM when this process dies, however it dies. Prefect then reuses that server.
-Elsewhere (not Linux, a configured API, not the main thread) nothing changes.
+lived on as an orphan. ``python -m flows.retraining``, ``flows.drift_monitor`` and
+``flows.demo`` start it themselves first, from the main thread, with ``PR_SET_PDEATHSIG``
+(Linux): the kernel sends it SIGTERM when this process dies, however it dies. Prefect then
+reuses that server. Elsewhere (not Linux, a configured API, not the main thread) nothing
+changes.
 """
 
 from __future__ import annotations
