@@ -17,6 +17,10 @@ POOL=retraining-pool
 LIMIT=retraining-promotion
 export PREFECT_API_URL="http://$HOST:$PORT/api"
 export DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
+# Concurrency leases on disk (under PREFECT_HOME), not in the server's memory: a slot of the
+# `retraining-promotion` limit held by a run that died frees when its 60 s lease expires
+# (the server sweeps expired leases every 15 s), even across a server restart.
+export PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE=${PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE:-prefect.server.concurrency.lease_storage.filesystem}
 export PREFECT_WORKER_QUERY_SECONDS=${PREFECT_WORKER_QUERY_SECONDS:-5}
 mkdir -p "$STATE"
 

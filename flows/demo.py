@@ -17,6 +17,7 @@ import datetime as dt
 from typing import Any
 
 from flows.drift_monitor import drift_monitor
+from flows.ephemeral import start_tied_ephemeral_server
 from flows.retraining import retraining
 from model.data.demo import write_demo
 from model.settings import get_settings
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     settings = get_settings()
+    start_tied_ephemeral_server()  # a killed demo leaves no orphaned Prefect server
 
     _step(1, f"demo data ({args.rows} rows) → {settings.raw_data_path}")
     write_demo(settings, rows=args.rows, seed=args.seed, drift=0.0, batches=0)

@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger
 from prefect.events import Event, emit_event
 from pydantic import Field
 
+from flows.ephemeral import start_tied_ephemeral_server
 from model.drift import DriftSettings
 from model.settings import get_settings
 from tasks.drift import compute_drift, publish_drift_report
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=1)
     parser.add_argument("--no-emit", action="store_true")
     args = parser.parse_args(argv)
+    start_tied_ephemeral_server()  # killed, it leaves no orphaned Prefect server
     summary = drift_monitor(
         reference_path=args.reference,
         current_paths=args.current,

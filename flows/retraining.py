@@ -8,9 +8,14 @@ and ``model/``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import inspect
 import json
 import shutil
+import sys
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from prefect import flow, get_run_logger, tags
@@ -18,7 +23,9 @@ from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
 from prefect.context import get_run_context
 from prefect.runtime import flow_run
+from prefect.settings import PREFECT_API_URL
 
+from flows.ephemeral import start_tied_ephemeral_server
 from model.cycle.config import (
     BatchSize,
     CalibrationMargin,
@@ -54,10 +61,15 @@ from model.cycle.config import (
     TargetColumn,
     ThresholdType,
 )
+from model.cycle.locks import PROMOTION_TIMEOUT_S, CycleScratch, promotion_lock
+from model.cycle.params import check_parameters
+from model.errors import CycleLockError, ParameterError, RetrainError
 from model.registry import ModelRegistry
 from model.settings import get_settings
 from tasks.compare import compare_models, history_summary
+from tasks.cycle import recover_dead_cycles_task
 from tasks.data import prepare_data
+from tasks.faults import kill_point
 from tasks.registry import promote_model, record_event, register_model
 from tasks.reporting import (
     emit_promoted_event,
@@ -69,13 +81,56 @@ from tasks.training import train_model
 from tasks.trigger import check_trigger
 
 PROMOTION_LIMIT = "retraining-promotion"
+PROMOTION_LEASE_S = 60.0
+"""Lease of the global limit's slot: the shortest the server accepts. A holder that dies stops
+renewing it; the server frees the slot within about 75 s (60 s + its 15 s sweep)."""
 DECISION_EVENTS = {"REJECT": "rejected", "INCONCLUSIVE": "inconclusive"}
+DEFAULT_HIDDEN_SIZES = [64, 32]
 
 
 def ensure_promotion_limit() -> None:
     """Create the global concurrency limit (1 slot) if it does not exist; idempotent."""
     with get_client(sync_client=True) as client:
         client.upsert_global_concurrency_limit_by_name(PROMOTION_LIMIT, 1)
+
+
+def uses_api_server() -> bool:
+    """Whether runs report to a configured Prefect server (``PREFECT_API_URL``), not to the
+    ephemeral one a process starts for itself."""
+    return bool(PREFECT_API_URL.value())
+
+
+@contextlib.contextmanager
+def promotion_guard(timeout: float = PROMOTION_TIMEOUT_S) -> Iterator[None]:
+    """Serialize compare-and-promote across every cycle on this registry.
+
+    The guarantee is the OS lock ``models/.promotion.lock`` (the kernel frees it when its
+    holder dies). With a configured server, the global limit ``retraining-promotion`` is also
+    held (lease 60 s, so a dead holder's slot frees within ~75 s); the ephemeral server of a
+    plain ``python -m flows.retraining`` does not take it: its leases die with the process
+    and would leave the slot taken in the database for good.
+    """
+    with promotion_lock(get_settings().models_dir, timeout), contextlib.ExitStack() as stack:
+        if uses_api_server():
+            ensure_promotion_limit()
+            try:
+                stack.enter_context(
+                    concurrency(
+                        PROMOTION_LIMIT,
+                        occupy=1,
+                        strict=True,
+                        lease_duration=PROMOTION_LEASE_S,
+                        timeout_seconds=timeout,
+                    )
+                )
+            except TimeoutError:
+                raise CycleLockError(
+                    f"the global concurrency limit {PROMOTION_LIMIT!r} stayed taken for "
+                    f"{timeout:.0f} s; a dead run's slot frees when its {PROMOTION_LEASE_S:.0f} s "
+                    "lease expires, a slot no lease holds (lost in a server restart) with "
+                    f"`prefect gcl update {PROMOTION_LIMIT} --active-slots 0`"
+                ) from None
+        yield
 
 
 def _run_name() -> str:
@@ -116,15 +171,23 @@ def _rename_run(name: str) -> None:
 
 @flow(name="train-candidate", flow_run_name="train-candidate-{trigger[primary]}")
 def train_candidate(
-    config: dict[str, Any], trigger: dict[str, Any], sources: dict[str, Any]
+    config: dict[str, Any],
+    trigger: dict[str, Any],
+    sources: dict[str, Any],
+    out_dir: str | None = None,
 ) -> dict[str, Any]:
-    """Prepare data → train → register the candidate. Returns version and prepared folder."""
+    """Prepare data → train → register the candidate. Returns version and prepared folder.
+
+    The model is written to ``out_dir`` (default: a new folder under ``runs/``), removed once
+    the registry holds its copy.
+    """
     cfg = RetrainingConfig(**config)
     settings = get_settings()
     run_id = _cycle_run_id()
     paths = [*([sources["base"]] if sources["base"] else []), *sources["batches"]]
     prepared = prepare_data(paths, cfg.target_column, cfg.id_column, sources["selection"])
-    out_dir = settings.runs_dir / (run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f"))
+    scratch = settings.runs_dir / (run_id or uuid.uuid4().hex) / f"candidate-{uuid.uuid4().hex[:8]}"
+    out = out_dir or str(scratch)
     why = {
         "trigger": trigger["primary"],
         "reasons": trigger["reasons"],
@@ -134,11 +197,12 @@ def train_candidate(
     }
     try:
         model_dir = train_model(
-            prepared, str(out_dir), cfg.train_params(), extra_metadata={"training_reason": why}
+            prepared, out, cfg.train_params(), extra_metadata={"training_reason": why}
         )
         version = register_model(model_dir, reason=why, run_id=run_id)
-    finally:  # the registry holds its own copy; the scratch folder never outlives the run
-        shutil.rmtree(out_dir, ignore_errors=True)
+        kill_point("registering")
+    finally:  # the registry holds its own copy; a killed run's is removed by the next cycle
+        shutil.rmtree(out, ignore_errors=True)
     return {"version": version, "prepared_dir": prepared}
 
 
@@ -148,33 +212,35 @@ def evaluate_and_promote(
 ) -> dict[str, Any]:
     """Compare candidate and production; promote on PROMOTE, else record the decision.
 
-    The comparison and the promotion hold one slot of the global ``retraining-promotion``
-    limit together, so a concurrent cycle compares against the production this one leaves.
+    The comparison, the promotion and the decision's record hold the promotion lock together
+    (:func:`promotion_guard`), so a concurrent cycle compares against the production this one
+    leaves.
     """
     cfg = RetrainingConfig(**config)
     logger = get_run_logger()
     run_id = _cycle_run_id()
-    ensure_promotion_limit()
-    with concurrency(PROMOTION_LIMIT, occupy=1, strict=True):
+    with promotion_guard():
         summary = compare_models(candidate_version, prepared_dir, cfg.comparator_params(), run_id)
         decision = summary["decision"]
         reason = "; ".join(summary["reasons"])
         if decision == "PROMOTE":
+            kill_point("promoting")
             comparison = history_summary(summary)
             promote_model(candidate_version, reason, comparison=comparison, run_id=run_id)
+        else:
+            record_event(
+                DECISION_EVENTS[decision],
+                version=candidate_version,
+                baseline=summary["baseline_version"],
+                reasons=summary["reasons"],
+                reports=summary["reports"],
+                run_id=run_id,
+            )
     publish_comparison(summary, summary["markdown"])
     if decision == "PROMOTE":
         emit_promoted_event(candidate_version, _key_metrics(summary))
         logger.info("Promoted %s: %s", candidate_version, reason)
     else:
-        record_event(
-            DECISION_EVENTS[decision],
-            version=candidate_version,
-            baseline=summary["baseline_version"],
-            reasons=summary["reasons"],
-            reports=summary["reports"],
-            run_id=run_id,
-        )
         logger.info("%s %s: %s", decision, candidate_version, reason)
     return summary
 
@@ -218,68 +284,116 @@ def retraining(
     calibration_margin: CalibrationMargin = 0.01,
     guardrails: Guardrails = None,
 ) -> RetrainingResult:
-    """Retrain when a trigger fires, and promote the candidate only if it is better."""
-    params = dict(locals())
-    params["hidden_sizes"] = params["hidden_sizes"] or [64, 32]
-    cfg = RetrainingConfig(**params)
+    """Retrain when a trigger fires, and promote the candidate only if it is better.
+
+    Every parameter is checked first, the gate's options included (``ParameterError``, one
+    line, before any work). The cycle then holds its cycle lock and scratch folder
+    (``runs/<run id>/``) for its whole life, and first settles what dead cycles left.
+    """
+    cfg = check_parameters(_with_defaults(dict(locals())))
     settings = get_settings()
     registry = ModelRegistry(settings.models_dir)
-    logger = get_run_logger()
     run_id = str(flow_run.id) if flow_run.id else None
-    candidate: str | None = None
-    try:
-        with tags("retraining", f"model:{settings.model_name}"):
-            trigger = check_trigger(cfg.model_dump(), _is_scheduled())
-            publish_trigger_decision(trigger["markdown"], trigger["checks"])
-            day = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
-            if not trigger["should_retrain"]:
-                _rename_run(f"skip-{day}")
-                record_event(
-                    "skipped", reasons=trigger["reasons"], checks=trigger["checks"], run_id=run_id
-                )
-                publish_leaderboard()
-                prod = registry.production()
-                logger.info("No trigger fired: %s", "; ".join(trigger["reasons"]))
-                return RetrainingResult(
-                    status="skipped",
-                    reasons=trigger["reasons"],
-                    trigger=trigger["primary"],
-                    production_version=prod.version if prod else None,
-                    registry=str(settings.models_dir),
-                )
-            _rename_run(f"retrain-{trigger['primary']}-{day}")
-            previous = registry.production()
-            trained = train_candidate(cfg.model_dump(), trigger, trigger["sources"])
-            candidate = trained["version"]
-            summary = evaluate_and_promote(cfg.model_dump(), candidate, trained["prepared_dir"])
-            publish_leaderboard()
-            prod = registry.production()
-            return RetrainingResult(
-                status={"PROMOTE": "promoted", "REJECT": "rejected"}.get(
-                    summary["decision"], "inconclusive"
-                ),  # type: ignore[arg-type]
-                reasons=summary["reasons"],
-                trigger=trigger["primary"],
-                candidate_version=candidate,
-                production_version=prod.version if prod else None,
-                previous_production_version=previous.version if previous else None,
-                metrics=summary["metrics"],
-                reports=summary["reports"],
-                registry=str(settings.models_dir),
+    cycle_id = _cycle_run_id() or uuid.uuid4().hex
+    with CycleScratch(settings.runs_dir, cycle_id) as scratch:
+        state: dict[str, str | None] = {"candidate": None}
+        try:
+            with tags("retraining", f"model:{settings.model_name}"):
+                recover_dead_cycles_task(cycle_id)
+                return _cycle(cfg, registry, run_id, scratch, state)
+        except Exception as exc:
+            registry.record(
+                "failed",
+                version=state["candidate"],
+                error=f"{type(exc).__name__}: {exc}",
+                run_id=run_id,
             )
-    except Exception as exc:
-        registry.record(
-            "failed",
-            version=candidate,
-            error=f"{type(exc).__name__}: {exc}",
-            run_id=run_id,
+            get_run_logger().error("Retraining failed (production untouched): %s", exc)
+            raise
+
+
+def _cycle(
+    cfg: RetrainingConfig,
+    registry: ModelRegistry,
+    run_id: str | None,
+    scratch: CycleScratch,
+    state: dict[str, str | None],
+) -> RetrainingResult:
+    """Trigger check → train → compare and promote; ``state["candidate"]`` once registered."""
+    settings = get_settings()
+    logger = get_run_logger()
+    trigger = check_trigger(cfg.model_dump(), _is_scheduled())
+    publish_trigger_decision(trigger["markdown"], trigger["checks"])
+    day = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    if not trigger["should_retrain"]:
+        _rename_run(f"skip-{day}")
+        record_event("skipped", reasons=trigger["reasons"], checks=trigger["checks"], run_id=run_id)
+        publish_leaderboard()
+        prod = registry.production()
+        logger.info("No trigger fired: %s", "; ".join(trigger["reasons"]))
+        return RetrainingResult(
+            status="skipped",
+            reasons=trigger["reasons"],
+            trigger=trigger["primary"],
+            production_version=prod.version if prod else None,
+            registry=str(settings.models_dir),
         )
-        logger.error("Retraining failed (production untouched): %s", exc)
-        raise
+    _rename_run(f"retrain-{trigger['primary']}-{day}")
+    previous = registry.production()
+    out_dir = str(scratch.new_folder("candidate"))
+    trained = train_candidate(cfg.model_dump(), trigger, trigger["sources"], out_dir)
+    candidate = state["candidate"] = trained["version"]
+    summary = evaluate_and_promote(cfg.model_dump(), candidate, trained["prepared_dir"])
+    publish_leaderboard()
+    prod = registry.production()
+    return RetrainingResult(
+        status={"PROMOTE": "promoted", "REJECT": "rejected"}.get(
+            summary["decision"], "inconclusive"
+        ),  # type: ignore[arg-type]
+        reasons=summary["reasons"],
+        trigger=trigger["primary"],
+        candidate_version=candidate,
+        production_version=prod.version if prod else None,
+        previous_production_version=previous.version if previous else None,
+        metrics=summary["metrics"],
+        reports=summary["reports"],
+        registry=str(settings.models_dir),
+    )
+
+
+def _with_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    out = dict(values)
+    if out.get("hidden_sizes") is None:
+        out["hidden_sizes"] = list(DEFAULT_HIDDEN_SIZES)
+    return out
+
+
+def flow_defaults() -> dict[str, Any]:
+    """Every parameter of the ``retraining`` flow with its default value."""
+    sig = inspect.signature(retraining.fn)
+    return _with_defaults({name: p.default for name, p in sig.parameters.items()})
+
+
+def parse_cli_params(items: list[str]) -> dict[str, Any]:
+    """``-p KEY=VALUE`` items as keyword arguments (VALUE parsed as JSON when it can be)."""
+    kwargs: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(f"-p {item[:80]!r}: expected KEY=VALUE, e.g. -p num_epochs=10")
+        try:
+            kwargs[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            kwargs[key.strip()] = raw
+    return kwargs
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m flows.retraining [--force] [--param key=value ...]``"""
+    """``python -m flows.retraining [--force] [--param key=value ...]``
+
+    Exit 0 with the decision; 2 with one line on stderr for a bad parameter (before any work)
+    or another error of input or state (``RetrainError``); 1 for anything unexpected.
+    """
     parser = argparse.ArgumentParser(description=retraining.description)
     parser.add_argument("--force", action="store_true", help="force_retrain=True")
     parser.add_argument(
@@ -291,16 +405,20 @@ def main(argv: list[str] | None = None) -> int:
         help="any flow parameter; VALUE is parsed as JSON when it can be",
     )
     args = parser.parse_args(argv)
-    kwargs: dict[str, Any] = {}
-    for item in args.param:
-        key, _, raw = item.partition("=")
-        try:
-            kwargs[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            kwargs[key] = raw
-    if args.force:
-        kwargs["force_retrain"] = True
-    result = retraining(**kwargs)
+    try:
+        kwargs = parse_cli_params(args.param)
+        if args.force:
+            kwargs["force_retrain"] = True
+        check_parameters(kwargs, flow_defaults())
+    except ParameterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    start_tied_ephemeral_server()
+    try:
+        result = retraining(**kwargs)
+    except RetrainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(result.summary())
     return 0
 

@@ -39,3 +39,12 @@ class DriftInputError(RetrainError, ValueError):
 
 class SettingsError(RetrainError):
     """A setting (``RETRAIN_HOME``, ``RETRAIN_MODEL_NAME``, ...) is unusable."""
+
+
+class ParameterError(RetrainError, ValueError):
+    """A flow parameter is unknown or outside its accepted values (checked before any work)."""
+
+
+class CycleLockError(RetrainError):
+    """A retraining cycle could not take one of its locks (busy past its timeout, or the lock
+    file cannot be opened)."""

@@ -14,6 +14,7 @@ from model.gate.report import to_markdown, to_text, write_html, write_json
 from model.registry import ModelRegistry
 from model.settings import get_settings
 from model.training.artifact import load_model
+from tasks.faults import kill_point
 
 
 @task(name="compare_models")
@@ -77,6 +78,7 @@ def compare_models(
             for name, pop in report["populations"].items()
         },
     }
+    kill_point("comparing")
     registry.record(
         "compared",
         version=candidate_version,

@@ -9,6 +9,7 @@ from prefect import get_run_logger, task
 from model.data import ALL_SOURCES, prepare
 from model.settings import get_settings
 from tasks._io import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_bad_input
+from tasks.faults import kill_point
 
 
 @task(
@@ -36,6 +37,7 @@ def prepare_data(
         id_column=id_column,
         selection=selection,
     )
+    kill_point("preparing")
     counts = {name: info.rows for name, info in manifest.splits.items()}
     logger.info("Prepared %s from %d source(s): %s", manifest.path, len(sources), counts)
     return str(manifest.path)

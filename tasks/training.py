@@ -15,6 +15,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import TaskRunContext
 
 from model.training import EpochStats, TrainParams, train_prepared
+from tasks.faults import kill_point
 
 PROGRESS_EVERY_S = 1.0
 """Update the progress artifact at most this often (an epoch can take milliseconds)."""
@@ -59,6 +60,7 @@ def train_model(
             stats.seconds,
             " *" if stats.improved else "",
         )
+        kill_point("training")
         now = time.monotonic()
         if progress_id is not None and now - last_update[0] >= PROGRESS_EVERY_S:
             last_update[0] = now

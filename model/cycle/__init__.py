@@ -2,11 +2,14 @@
 
 Owns ``config`` (``RetrainingConfig``, the flat flow parameters validated in one object;
 ``select_sources``; ``gather_trigger_state``, which reads the registry, the batches and drift),
-``triggers`` (``evaluate_triggers``: which trigger fires, with every check listed) and
+``params`` (``check_parameters``: every flow parameter checked before any work),
+``triggers`` (``evaluate_triggers``: which trigger fires, with every check listed),
 ``monitor`` (drift of the production model's data: the registry gives the reference and the
-model; ``monitor_drift``, ``drift_for_trigger``). This is the layer where the capability
-packages meet: it may import data, training, gate, registry, drift and serving; only the flows
-(through ``tasks/``) and the CLI import it.
+model; ``monitor_drift``, ``drift_for_trigger``), ``locks`` (the promotion lock and the cycle
+lock, OS locks the kernel frees when their holder dies) and ``recovery`` (what a dead cycle
+left: its candidate's ``failed`` outcome, its scratch folder). This is the layer where the
+capability packages meet: it may import data, training, gate, registry, drift and serving; only
+the flows (through ``tasks/``) and the CLI import it.
 """
 
 from model.cycle.config import (

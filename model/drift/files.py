@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,31 +82,96 @@ def write_reports(report: DriftReport, folder: str | os.PathLike[str]) -> dict[s
 # --------------------------------------------------------------------------- reading reports
 
 
+MAX_DRIFT_REPORT_BYTES = 10 * 1024 * 1024
+"""A drift report is read whole: larger files are refused (ours are a few kB per feature)."""
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_regular(p: Path, mode: int) -> DriftInputError:
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+    return DriftInputError(
+        f"drift report {p}: is {kind}; only a regular file is read as a drift report"
+    )
+
+
+def _too_large(p: Path, size: int) -> DriftInputError:
+    return DriftInputError(
+        f"drift report {p}: {size / 2**20:.1f} MiB is over the "
+        f"{MAX_DRIFT_REPORT_BYTES // 2**20} MiB limit for a drift report"
+    )
+
+
+def _read_report_bytes(p: Path) -> bytes:
+    """The bytes of a regular file of at most MAX_DRIFT_REPORT_BYTES; never blocks on a FIFO
+    or a device, never reads more than the limit."""
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise DriftInputError(f"drift report {p}: file not found") from None
+    except OSError as exc:
+        raise DriftInputError(f"drift report {p}: cannot open ({exc.strerror or exc})") from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(p, st.st_mode)
+        if st.st_size > MAX_DRIFT_REPORT_BYTES:
+            raise _too_large(p, st.st_size)
+        chunks, total = [], 0
+        while total <= MAX_DRIFT_REPORT_BYTES:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > MAX_DRIFT_REPORT_BYTES:  # it grew while being read
+            raise _too_large(p, total)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise DriftInputError(f"drift report {p}: cannot read ({exc.strerror or exc})") from exc
+    finally:
+        os.close(fd)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def read_drift_report(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a drift report: ours, or any JSON with a top-level boolean ``dataset_drift``.
 
-    Returns the JSON object with ``report_path`` added; ``drift_share`` (optional) must be
-    a number in [0, 1] and ``drifted_features`` (optional) a list.
+    Only a regular file of at most 10 MiB (``MAX_DRIFT_REPORT_BYTES``) is read; a FIFO, a
+    device or a folder is refused by name. Returns the JSON object with ``report_path``
+    added; ``drift_share`` (optional) must be a number in [0, 1] and ``drifted_features``
+    (optional) a list.
     """
     p = Path(path)
-    if not p.is_file():
-        raise DriftInputError(f"drift report {p}: file not found")
+    raw = _read_report_bytes(p)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise DriftInputError(f"drift report {p}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict):
         raise DriftInputError(f"drift report {p}: expected a JSON object at the top level")
     if not isinstance(data.get("dataset_drift"), bool):
         raise DriftInputError(
             f"drift report {p}: top-level 'dataset_drift' must be true or false, "
-            f"got {data.get('dataset_drift')!r}"
+            f"got {_short(data.get('dataset_drift'))}"
         )
     share = data.get("drift_share")
     if share is not None and (
         isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1
     ):
-        raise DriftInputError(f"drift report {p}: 'drift_share' must be in [0, 1], got {share!r}")
+        raise DriftInputError(
+            f"drift report {p}: 'drift_share' must be in [0, 1], got {_short(share)}"
+        )
     drifted = data.get("drifted_features")
     if drifted is not None and not isinstance(drifted, list):
         raise DriftInputError(f"drift report {p}: 'drifted_features' must be a list")

@@ -350,7 +350,11 @@ def test_cli_drift(settings, tmp_path: Path, capsys, monkeypatch) -> None:  # ty
     assert (out / "drift.json").is_file() and (out / "drift.html").is_file()
     assert "Dataset drift detected" in capsys.readouterr().out
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    assert main(["drift", "--reference", str(ref), "--current", str(cur), "--emit"]) == 2
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    # no server, even when a flow test's session harness has set one for the session
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        assert main(["drift", "--reference", str(ref), "--current", str(cur), "--emit"]) == 2
     assert "PREFECT_API_URL" in capsys.readouterr().err
     assert (
         main(["drift", "--reference", str(tmp_path / "nope.parquet"), "--current", str(cur)]) == 2
