@@ -1,7 +1,9 @@
 """Benchmark: the full model comparison against a straightforward scikit-learn bootstrap.
 
-Ours: ``ModelComparator.compare_scores`` — 1,000 paired stratified resamples of all eight
-metrics for both models, DeLong, McNemar, curves. Reference: a Python loop of stratified
+Ours: ``ModelComparator.compare_scores`` — 1,000 paired resamples of all eight metrics for
+both models (Poisson weights drawn and rank metrics computed in compiled code above 1,000 rows
+per class), DeLong, McNemar, curves; the compiled kernels are warmed up first (their one-time
+compilation, cached on disk, is reported separately). Reference: a Python loop of stratified
 resamples calling scikit-learn's metric functions for both models, timed on a few resamples
 and extrapolated to 1,000. Also DeLong's test alone. Writes ``bench/results/compare.json``.
 
@@ -78,6 +80,14 @@ def timed(fn: Any, repeat: int = 1) -> tuple[float, Any]:
     return best, out
 
 
+def warm_up() -> float:
+    """Compile (or load from numba's cache) the bootstrap kernels; seconds it took."""
+    y, sb, sc = make_scores(5000, seed=1)
+    start = time.perf_counter()
+    paired_bootstrap(y, sb, sc, n_bootstrap=4, random_state=0)
+    return time.perf_counter() - start
+
+
 def bench_size(n: int, n_jobs: int | None) -> dict[str, Any]:
     y, sb, sc = make_scores(n)
     gate = ModelComparator(n_bootstrap=N_BOOTSTRAP, random_state=0, n_jobs=n_jobs)
@@ -137,10 +147,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     info = machine()
+    info["kernel_warm_up_s"] = round(warm_up(), 2)
     rows = [bench_size(n, args.n_jobs) for n in args.sizes]
     largest = rows[-1]
     report = {
-        "benchmark": "model comparison: 1,000 paired stratified bootstrap resamples, all metrics, "
+        "benchmark": "model comparison: 1,000 paired bootstrap resamples, all metrics, "
         "both models, DeLong, McNemar vs a scikit-learn resampling loop (extrapolated)",
         "machine": info,
         "n_jobs": args.n_jobs or "auto (min(4, cpu_count))",
@@ -149,10 +160,12 @@ def main() -> None:
         "times are upper bounds; ours and the reference ran in the same process, one after "
         "the other, for each size",
         "results": rows,
+        "worst_case": max(rows, key=lambda r: r["ours_full_comparison_s"]),
         "targets": {
             "rows": largest["rows"],
             "speedup_at_least_50x": largest["speedup"] >= 50,
-            "full_comparison_at_most_30s": largest["ours_full_comparison_s"] <= 30,
+            "full_comparison_at_most_12s": largest["ours_full_comparison_s"] <= 12,
+            "full_comparison_goal_5s": largest["ours_full_comparison_s"] <= 5,
             "delong_at_most_1s": largest["delong_s"] <= 1,
         },
     }

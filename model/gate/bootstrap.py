@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats as sps
 
+from model.gate import kernels
 from model.gate.metrics import (
     HIGHER_IS_BETTER,
     METRICS,
@@ -187,6 +188,10 @@ class _Setup:
         k = len(streams)
         w_pos = np.empty((k, self.n_pos), dtype=np.float32)
         w_neg = np.empty((k, self.n_neg), dtype=np.float32)
+        if self.poisson and kernels.AVAILABLE:  # drawn in compiled code, the GIL released
+            seeds = np.array([s.generate_state(1, np.uint64)[0] for s in streams])
+            kernels.poisson_weights(seeds, _POISSON_TABLE, w_pos, w_neg)
+            streams = []
         for i, stream in enumerate(streams):
             rng = np.random.default_rng(stream)
             for w, size in ((w_pos[i], self.n_pos), (w_neg[i], self.n_neg)):

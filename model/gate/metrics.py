@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from model.gate import kernels
+
 #: Reported metrics, in report order.
 METRICS: tuple[str, ...] = (
     "accuracy",
@@ -90,6 +92,8 @@ class RankIndex:
     pos_ties: bool  # some positives share a score
     cross_ties: bool  # some positive shares a score with a negative
     neg_groups: np.ndarray  # per negative (canonical order): positive groups scoring above it
+    pos_group: np.ndarray  # per sorted positive: its tie group (0 = highest score)
+    pos_group_order: np.ndarray  # 0..n_pos-1 (the kernel's order when already sorted)
 
     @classmethod
     def build(cls, pos: np.ndarray, neg: np.ndarray, threshold: float) -> RankIndex:
@@ -114,13 +118,25 @@ class RankIndex:
             cross_ties=bool(np.any(neg_at_or_below != neg_below)),
             neg_groups=group_last.size
             - np.searchsorted(group_scores[::-1], neg, side="right").astype(np.int64),
+            pos_group=np.repeat(
+                np.arange(group_last.size, dtype=np.int64), np.diff(group_last, prepend=-1)
+            ),
+            pos_group_order=np.arange(pos.size, dtype=np.int64),
         )
 
-    def rank_metrics(self, w_pos: np.ndarray, w_neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def rank_metrics(
+        self, w_pos: np.ndarray, w_neg: np.ndarray, compiled: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Weighted AUC and average precision for each row of ``(k, n)`` weight matrices.
 
-        Weights must be whole numbers (counts); exact in float32 up to 2**24 rows.
+        Weights must be whole numbers (counts); exact in float32 up to 2**24 rows. Without
+        cross-class ties the compiled kernel (:mod:`model.gate.kernels`) computes the same
+        numbers in two linear passes, without holding the GIL.
         """
+        use_kernel = compiled and kernels.AVAILABLE and not self.cross_ties
+        if use_kernel and w_pos.shape[1] and w_neg.shape[1]:
+            order = self.pos_order if self.pos_order is not None else self.pos_group_order
+            return kernels.rank_metrics(w_pos, w_neg, order, self.pos_group, self.neg_groups)
         wp = w_pos if self.pos_order is None else np.take(w_pos, self.pos_order, axis=1)
         k = wp.shape[0]
         tp = cumsum_rows(wp)  # weighted positives scoring >= each (sorted) positive

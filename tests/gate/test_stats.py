@@ -251,3 +251,25 @@ def test_bootstrap_ci_covers_true_auc_difference() -> None:
         lo, hi = boot.ci("auc", 0.95)
         covered += lo <= true_diff <= hi
     assert 180 <= covered <= 196, covered
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_the_compiled_rank_kernel_equals_the_numpy_path(ties: bool) -> None:
+    from model.gate import kernels
+    from model.gate.metrics import RankIndex
+
+    if not kernels.AVAILABLE:
+        pytest.skip("numba is not installed: the numpy path is the only one")
+    rng = np.random.default_rng(7)
+    y, sb, sc = binormal(rng, 700, 1300, 0.8, 1.1, 0.4)
+    if ties:  # ties among positives, none across classes
+        sc = np.where(y == 1, np.round(sc, 2) + 1e-9, sc)
+    w_pos = rng.poisson(1.0, (5, 700)).astype(np.float32)
+    w_neg = rng.poisson(1.0, (5, 1300)).astype(np.float32)
+    for s in (sb, sc):
+        index = RankIndex.build(s[y == 1], s[y == 0], 0.5)
+        assert (not index.cross_ties and index.pos_ties == ties) or s is sb
+        fast = index.rank_metrics(w_pos, w_neg)
+        slow = index.rank_metrics(w_pos, w_neg, compiled=False)
+        np.testing.assert_allclose(fast[0], slow[0], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(fast[1], slow[1], rtol=0, atol=1e-12)
