@@ -79,7 +79,6 @@ def test_delong_equals_quadratic_definition(seed: int, ties: bool, alternative: 
     assert r.auc_candidate == pytest.approx(skm.roc_auc_score(y, sc), abs=1e-12)
 
 
-@pytest.mark.skipif(not ASAH.exists(), reason="shared aSAH data set not present")
 def test_auc_interval_equals_the_quadratic_definition() -> None:
     rng = np.random.default_rng(5)
     y, sb, _ = binormal(rng, 70, 130, 0.9, 0.9, 0.3)
@@ -113,6 +112,7 @@ def test_poisson_bootstrap_agrees_with_the_multinomial_one() -> None:
     assert small.scheme == "multinomial"
 
 
+@pytest.mark.skipif(not ASAH.exists(), reason="shared aSAH data set not present")
 def test_delong_matches_proc_on_asah() -> None:
     """pROC: roc.test(roc(outcome, wfns), roc(outcome, s100b)): Z = 2.20898359144091,
     p-value = 0.0271757822291882 (full precision), to 1e-9."""
