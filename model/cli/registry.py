@@ -129,7 +129,9 @@ def _status(args: argparse.Namespace) -> int:
         print(f"Trained     {short_time(meta.get('trained_at'))} UTC")
         ev = reg.last_event(PRODUCTION_EVENTS, version=prod.version)
         if ev and (ev.get("comparison") or {}).get("metrics"):
-            print(wrap_label("Compared", comparison_line(ev["comparison"]["metrics"])))
+            comparison = ev["comparison"]
+            rows = "recent test rows" if comparison.get("decided_on") == "recent" else "test split"
+            print(wrap_label("Compared", comparison_line(comparison["metrics"], rows)))
         if ev and ev.get("run_id"):
             print(f"Flow run    {ev['run_id']}")
         print(f"SHA-256     {prod.sha256}")

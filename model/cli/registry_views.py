@@ -105,8 +105,9 @@ def detail(ev: Mapping[str, Any]) -> str:
     return ""
 
 
-def comparison_line(metrics: Mapping[str, Any]) -> str:
-    """``auc 0.9123 (was 0.9011)  f1 ...`` from a comparison summary's metrics."""
+def comparison_line(metrics: Mapping[str, Any], rows: str = "test split") -> str:
+    """``auc 0.9123 (was 0.9011)  f1 ...`` from a comparison summary's metrics, measured on
+    ``rows`` (the whole test split, or its recent rows when the decision was made there)."""
     parts = []
     key = [k for k in ("auc", "f1", "log_loss", "accuracy") if k in metrics]
     for name in key or list(metrics)[:4]:
@@ -117,7 +118,7 @@ def comparison_line(metrics: Mapping[str, Any]) -> str:
         if isinstance(m.get("baseline"), int | float):
             text += f" (was {m['baseline']:.4f})"
         parts.append(text)
-    return "  ".join(parts) + " (test split)" if parts else "-"
+    return "  ".join(parts) + f" ({rows})" if parts else "-"
 
 
 def other(ev: Mapping[str, Any]) -> str:
