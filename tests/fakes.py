@@ -9,7 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 """The project's root folder."""
@@ -35,3 +39,24 @@ def make_model(folder: Path, seed: int = 0, auc: float | None = None, size: int 
     }
     (folder / "model.json").write_text(json.dumps(meta))
     return folder
+
+
+class ExampleTimeout(Exception):
+    """A bounded piece of work ran past its time limit: a hang."""
+
+
+@contextmanager
+def time_limit(seconds: int, what: str = "the example") -> Iterator[None]:
+    """Raise :class:`ExampleTimeout` if the block runs longer than ``seconds`` (SIGALRM: a
+    property test's per-example bound; Hypothesis's deadline only reports after return)."""
+
+    def expire(signum: int, frame: FrameType | None) -> None:
+        raise ExampleTimeout(f"{what} took more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -20,18 +20,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from fakes import time_limit
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -42,24 +39,6 @@ MAX_MESSAGE = 300
 EXAMPLE_SECONDS = 20
 MAX_EXAMPLES = int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "150"))
 EXPLORE = bool(os.environ.get("HYPOTHESIS_EXPLORE"))
-
-
-class ExampleTimeout(Exception):
-    """An example ran longer than ``EXAMPLE_SECONDS``: a hang."""
-
-
-@contextmanager
-def time_limit(seconds: int) -> Iterator[None]:
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise ExampleTimeout(f"prepare took more than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 # ---------------------------------------------------------------- strategies

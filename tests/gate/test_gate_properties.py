@@ -4,14 +4,12 @@ never a hang (each example is bounded by ``signal.alarm``)."""
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from fakes import time_limit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,20 +17,6 @@ from model.errors import RetrainError
 from model.gate.comparator import ModelComparator
 
 SECONDS = 20
-
-
-@contextmanager
-def alarm(seconds: int) -> Iterator[None]:
-    def fail(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError(f"the example ran for more than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, fail)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 class Scored:
@@ -102,7 +86,7 @@ def test_any_holdout_gives_a_decision_or_a_short_error(
     mask = None
     if recent is not None:
         mask = np.random.default_rng(recent).random(len(frame)) < 0.5
-    with alarm(SECONDS):
+    with time_limit(SECONDS, "the comparison"):
         try:
             result = gate.compare(
                 Scored("b") if with_baseline else None, Scored("c"), frame, recent=mask
