@@ -27,6 +27,7 @@ from torch import Tensor
 
 from model.data import FeatureSpec, infer_spec
 from model.errors import DataValidationError
+from model.training.cuda import auc_on_device, graphed_epoch_or_none
 from model.training.network import Preprocessor, TabularModel, build_model
 from model.training.params import (
     DEFAULT_TARGET,
@@ -268,6 +269,8 @@ def train(
             f"training data: target column {spec.target!r} has a single class; need both 0 and 1"
         )
     device = resolve_device(params.device)
+    if device.type == "cuda" and params.cuda_batch_size is not None:
+        params = replace(params, batch_size=params.cuda_batch_size)  # the user's opt-in
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     started = time.perf_counter()
     with torch_threads(default_threads(params)), torch.random.fork_rng(devices=fork_devices):
@@ -322,35 +325,41 @@ def _fit(
     p_drop = params.dropout
     # Dropout masks are drawn in bulk, a chunk of batches at a time (bounded memory).
     chunk = max(bs, (4_000_000 // max(1, sum(hidden))) // bs * bs)
-    has_cat = tr.cat.shape[1] > 0
     history: list[EpochStats] = []
     best_loss, best_epoch, bad = math.inf, 0, 0
     best_state: dict[str, Tensor] | None = None
     stopped = False
+    net.train()
+    graphed = None
+    if device.type == "cuda" and params.cuda_graphs:
+        graphed = graphed_epoch_or_none(
+            net=net,
+            weights=weights,
+            opt=opt,
+            state=[*weights, *opt.exp_avg, *opt.exp_avg_sq, opt.step_t],
+            data=(tr.z, tr.cat, tr.y),
+            batch_size=bs,
+            hidden=hidden,
+            dropout=p_drop,
+            pos_weight=pos_weight,
+        )
     for epoch in range(1, params.num_epochs + 1):
         t0 = time.perf_counter()
         net.train()
-        perm = torch.randperm(n, generator=gen, device=device)
-        z, y = tr.z.index_select(0, perm), tr.y.index_select(0, perm)
-        cat = tr.cat.index_select(0, perm) if has_cat else tr.cat
-        loss_sum = torch.zeros((), device=device)
-        for c0 in range(0, n, chunk):
-            c1 = min(n, c0 + chunk)
-            masks = _dropout_masks(c1 - c0, hidden, p_drop, gen, device)
-            for b0 in range(c0, c1, bs):
-                b1 = min(c1, b0 + bs)
-                h = net.inputs(z[b0:b1], cat[b0:b1]) if has_cat else z[b0:b1]
-                bm = [m[b0 - c0 : b1 - c0] for m in masks] if masks else None
-                logits = net.head(h, bm)
-                loss = F.binary_cross_entropy_with_logits(logits, y[b0:b1], pos_weight=pos_weight)
-                grads = torch.autograd.grad(loss, weights)
-                opt.step(grads)
-                loss_sum.add_(loss.detach(), alpha=b1 - b0)
+        if graphed is not None:
+            loss_sum = graphed.run(gen)
+        else:
+            loss_sum = _eager_epoch(
+                net, weights, opt, tr, bs, chunk, hidden, p_drop, gen, pos_weight
+            )
         val_logits = _logits(model, va)
         val_loss = float(
             F.binary_cross_entropy_with_logits(val_logits, va.y, pos_weight=pos_weight).item()
         )
-        val_auc = auc_or_nan(y_val, val_logits.float().cpu().numpy())
+        if device.type == "cuda":  # no copy of the validation scores to the host
+            val_auc = auc_on_device(va.y, val_logits)
+        else:
+            val_auc = auc_or_nan(y_val, val_logits.float().cpu().numpy())
         improved = val_loss < best_loss - params.min_delta
         if improved:
             best_loss, best_epoch, bad = val_loss, epoch, 0
@@ -377,6 +386,40 @@ def _fit(
     elif best_state is not None:
         net.load_state_dict(best_state)
     return history, best_epoch, stopped
+
+
+def _eager_epoch(
+    net: Any,
+    weights: Sequence[Tensor],
+    opt: FusedAdam,
+    tr: _Split,
+    bs: int,
+    chunk: int,
+    hidden: list[int],
+    p_drop: float,
+    gen: torch.Generator,
+    pos_weight: Tensor | None,
+) -> Tensor:
+    """One epoch of the eager loop (CPU, or CUDA without graphs); the summed loss, on device."""
+    n, device = len(tr.y), tr.y.device
+    has_cat = tr.cat.shape[1] > 0
+    perm = torch.randperm(n, generator=gen, device=device)
+    z, y = tr.z.index_select(0, perm), tr.y.index_select(0, perm)
+    cat = tr.cat.index_select(0, perm) if has_cat else tr.cat
+    loss_sum = torch.zeros((), device=device)
+    for c0 in range(0, n, chunk):
+        c1 = min(n, c0 + chunk)
+        masks = _dropout_masks(c1 - c0, hidden, p_drop, gen, device)
+        for b0 in range(c0, c1, bs):
+            b1 = min(c1, b0 + bs)
+            h = net.inputs(z[b0:b1], cat[b0:b1]) if has_cat else z[b0:b1]
+            bm = [m[b0 - c0 : b1 - c0] for m in masks] if masks else None
+            logits = net.head(h, bm)
+            loss = F.binary_cross_entropy_with_logits(logits, y[b0:b1], pos_weight=pos_weight)
+            grads = torch.autograd.grad(loss, weights)
+            opt.step(grads)
+            loss_sum.add_(loss.detach(), alpha=b1 - b0)
+    return loss_sum
 
 
 def _dropout_masks(

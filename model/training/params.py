@@ -48,6 +48,13 @@ class TrainParams:
     target_column: str = "target"
     num_threads: int | None = None
     """CPU threads while training; None = 1 for small batches, up to 4 for large ones."""
+    cuda_batch_size: int | None = None
+    """Opt-in: on a CUDA device, train with this batch size instead of ``batch_size`` (a GPU
+    is launch-bound at small batches). None keeps ``batch_size`` everywhere; the batch size
+    actually used is the one recorded in the result's parameters."""
+    cuda_graphs: bool = True
+    """On CUDA, replay each training step as a captured CUDA graph (see
+    ``model.training.cuda``); False runs the eager loop there too."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
@@ -79,6 +86,8 @@ class TrainParams:
             problems.append(
                 f"threshold_strategy must be fixed or f1, got {self.threshold_strategy!r}"
             )
+        if self.cuda_batch_size is not None and self.cuda_batch_size < 1:
+            problems.append(f"cuda_batch_size must be >= 1 or None, got {self.cuda_batch_size}")
         if self.num_threads is not None and self.num_threads < 1:
             problems.append(f"num_threads must be >= 1 or None, got {self.num_threads}")
         if problems:
