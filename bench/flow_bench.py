@@ -104,6 +104,7 @@ def main() -> None:
         return
     import torch
 
+    load_start = os.getloadavg()
     recommended = _run_child("recommended")
     lab = _run_child("lab")
     wall = _readme_command()
@@ -115,10 +116,12 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "torch": torch.__version__,
+            "load_average": {"start": load_start, "end": os.getloadavg()},
         },
         "data": "demo customers, 10,000 base rows + one drifted batch of 10,000 rows",
         "flow_default_configuration": recommended,
         "lab_training_configuration": lab,
+        "worst_case": "the slower of the two cycles (first training, drift-triggered retrain)",
         "flow_own_time_per_cycle_max_s": max(
             recommended["first_cycle_s"], recommended["drift_cycle_s"]
         ),

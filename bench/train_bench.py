@@ -261,6 +261,7 @@ def throughput(device: str, rows: int = 1_000_000, batch: int = 1024) -> dict[st
     params = TrainParams(num_epochs=2, batch_size=batch, patience=None, device=device)
     result = ours_train(big, val, params, None)
     epoch_s = min(result["epoch_seconds"])
+    worst_s = max(result["epoch_seconds"])
     xtr, xva = standardized(big, val)
     ref_batches = 200  # the reference is slow; time a slice of one epoch and extrapolate
     ref = reference_train(
@@ -282,11 +283,13 @@ def throughput(device: str, rows: int = 1_000_000, batch: int = 1024) -> dict[st
         "batch_size": batch,
         "ours_samples_per_second": ours_sps,
         "ours_epoch_seconds": epoch_s,
+        "worst_case_samples_per_second": rows / worst_s,
+        "worst_case": "the slowest epoch",
         "ours_threads": "auto (model.training.default_threads)",
         "reference_samples_per_second": ref_sps,
         "reference_measured_batches": ref_batches,
         "target": "ours >= 300,000 samples/s",
-        "met": bool(ours_sps >= 300_000),
+        "met": bool(rows / worst_s >= 300_000),
     }
 
 
@@ -343,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{rec['baseline_seconds']:.2f}s -> {rec['speedup_to_target']:.1f}x; final AUC "
             f"{rec['val_auc_final']:.4f} in {rec['seconds_total_mean']:.2f}s"
         )
+    report["machine"]["load_average_end"] = os.getloadavg()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
