@@ -312,11 +312,10 @@ def auc_or_none(y: np.ndarray, scores: np.ndarray) -> float | None:
 
 
 def parquet_rows(folder: Path) -> int:
-    """Row count of the Parquet files in a batch folder, from their footers (no data read)."""
-    import pyarrow.parquet as pq
+    """Row count of a batch (Parquet from the footers, CSV read): ``source_rows``."""
+    from model.data.read import source_rows
 
-    files = [folder] if folder.is_file() else sorted(folder.rglob("*.parquet"))
-    return sum(pq.read_metadata(f).num_rows for f in files)
+    return source_rows(folder)
 
 
 def _recorded_test_auc(registry: Any, version: str, meta: dict[str, Any]) -> float | None:

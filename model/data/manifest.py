@@ -90,6 +90,9 @@ class Manifest:
     source_details: list[dict[str, Any]] = field(default_factory=list)
     selection: str = ALL_SOURCES
     """Which data the caller chose (e.g. "base data + newest 2 batch(es)")."""
+    schema_changes: list[dict[str, Any]] = field(default_factory=list)
+    """Features a source lacked or had all-missing, and how they were imputed
+    (``model.data.schema``)."""
     format_version: int = MANIFEST_FORMAT
 
     def split_path(self, name: str) -> Path:
@@ -115,6 +118,7 @@ class Manifest:
             "splits": {k: v.to_dict() for k, v in self.splits.items()},
             "missing": dict(self.missing),
             "imputation": dict(self.imputation),
+            **({"schema_changes": list(self.schema_changes)} if self.schema_changes else {}),
         }
 
     @classmethod
@@ -134,6 +138,7 @@ class Manifest:
                 imputation=dict(data.get("imputation", {})),
                 source_details=list(data.get("source_details", [])),
                 selection=str(data.get("selection", ALL_SOURCES)),
+                schema_changes=list(data.get("schema_changes", [])),
                 format_version=int(data.get("format_version", MANIFEST_FORMAT)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

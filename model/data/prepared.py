@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from model.data.manifest import (
 )
 from model.data.messages import brief, quote
 from model.data.read import WRITE_OPTIONS, Sources, SourceTable, read_sources
+from model.data.schema import DEFAULT_MAX_IMPUTED_ROW_SHARE, apply_schema_policy, drop_extra_columns
 from model.data.spec import FeatureSpec, _resolve_spec
 from model.data.split import (
     DEFAULT_SPLIT,
@@ -149,6 +150,10 @@ def prepare(
     exclude: Sequence[str] = (),
     detect_id: bool = True,
     selection: str = ALL_SOURCES,
+    categorical_columns: Sequence[str] = (),
+    numeric_columns: Sequence[str] = (),
+    learned_values: Mapping[str, Any] | None = None,
+    max_imputed_row_share: float = DEFAULT_MAX_IMPUTED_ROW_SHARE,
 ) -> Manifest:
     """Validate, impute and split ``sources`` (concatenated) into ``out_root/<hash>/``.
 
@@ -158,9 +163,16 @@ def prepare(
     ``train/val/test.parquet`` and ``manifest.json`` into a temporary folder that is renamed
     when complete; an existing folder with the same content hash is reused. ``selection``
     records which data the caller chose (part of the manifest and its hash).
+
+    ``categorical_columns`` / ``numeric_columns`` declare roles that override the dtypes (an
+    integer-coded category declared categorical). A feature a batch lacks or has all-missing is
+    a schema change, decided by :mod:`model.data.schema` (``learned_values``: production's
+    medians to impute with; ``max_imputed_row_share``: the limit); the later sources' extra
+    columns are ignored with a warning.
     """
     fractions = _check_fractions(split)
     table, parts = read_sources(sources)
+    table = drop_extra_columns(table, parts)
     label = ", ".join(p.label for p in parts)
     partition_columns = sorted({c for p in parts for c in p.partition_columns})
     spec = _resolve_spec(
@@ -173,8 +185,13 @@ def prepare(
         partition_columns=partition_columns,
         label=label,
         detect_id=detect_id,
+        categorical_columns=categorical_columns,
+        numeric_columns=numeric_columns,
     )
     spec.check(table, source=label, strict=True)
+    table, schema_changes = apply_schema_policy(
+        table, parts, spec, learned=learned_values, max_imputed_row_share=max_imputed_row_share
+    )
     for role, col in (("id", spec.id_column), ("timestamp", spec.timestamp_column)):
         if col is not None and col not in table.column_names:
             raise DataValidationError(f"{label}: the spec's {role} column {quote(col)} is missing")
@@ -196,6 +213,9 @@ def prepare(
     )
     _check_splits_not_empty(codes, fractions, split_desc, label)
     out, missing, imputation = _output_table(table, spec, y, codes == 0)
+    for change in schema_changes:
+        if change["value"] is None:
+            change["value"] = imputation.get(change["column"])
     batches = _batch_provenance(parts)
     if batches is not None:
         out = out.append_column(BATCH_COLUMN, batches)
@@ -226,6 +246,7 @@ def prepare(
             imputation=imputation,
             source_details=details,
             selection=selection,
+            schema_changes=schema_changes,
         ),
     )
 

@@ -16,22 +16,23 @@ Parquet files are written with them (``WRITE_OPTIONS``).
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from model.data.checks import _check_schemas_agree, _check_source
 from model.data.messages import brief, quote, quote_list
-from model.data.spec import MAX_NAME_CHARS
-from model.data.validate import _first_true, _is_numeric_type, _is_string_type
+from model.data.source import SourceTable
+from model.data.validate import _is_numeric_type, _is_string_type
 from model.errors import DataValidationError
 
 Source = str | Path | pd.DataFrame
@@ -40,18 +41,12 @@ Sources = Source | Sequence[Source]
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".tsv")
 WRITE_OPTIONS = {"write_page_checksum": True}
+INDEX_COLUMN = re.compile(r"^(|__index_level_\d+__|Unnamed: \d+)$")
+"""Names of a saved DataFrame index (pandas' unnamed CSV index, pyarrow's index column): never
+features; dropped with a warning when read."""
+
+log = logging.getLogger(__name__)
 """Options for every Parquet file this project writes (``pq.write_table``, ``ParquetWriter``)."""
-
-
-@dataclass
-class SourceTable:
-    """One source read into Arrow: the table, what it was, its files and partition columns."""
-
-    table: pa.Table
-    label: str
-    kind: str
-    files: list[str] = field(default_factory=list)
-    partition_columns: list[str] = field(default_factory=list)
 
 
 def _is_hidden(path: Path, root: Path) -> bool:
@@ -109,6 +104,65 @@ def _parquet_files(folder: Path) -> list[Path]:
         if not _stat_regular(p):  # a folder named x.parquet: rglob lists its files
             files.append(p)
     return sorted(files)
+
+
+def _csv_files(folder: Path) -> list[Path]:
+    """The CSV files under ``folder`` (hidden ones left out), like :func:`_parquet_files`."""
+    files = []
+    for p in folder.rglob("*"):
+        if not p.name.lower().endswith(CSV_SUFFIXES) or _is_hidden(p, folder):
+            continue
+        if not _stat_regular(p):
+            files.append(p)
+    return sorted(files)
+
+
+def _partition_values(path: Path, folder: Path) -> dict[str, str]:
+    """``{key: value}`` of the ``key=value`` folders between ``folder`` and ``path``."""
+    out = {}
+    for part in path.relative_to(folder).parts[:-1]:
+        key, sep, value = part.partition("=")
+        if sep and key:
+            out[key] = value
+    return out
+
+
+def _read_csv_folder(folder: Path, files: list[Path]) -> list[SourceTable]:
+    """Each CSV file of a folder, with its ``key=value`` folders as text columns."""
+    parts = []
+    for f in files:
+        table = _drop_index_columns(_read_csv(f), f.as_posix())
+        keys = _partition_values(f, folder)
+        for key, value in keys.items():
+            if key not in table.column_names:
+                table = table.append_column(key, pa.array([value] * table.num_rows, pa.string()))
+        parts.append(SourceTable(table, f.as_posix(), "csv", [f.as_posix()], sorted(keys)))
+    return parts
+
+
+def _drop_index_columns(table: pa.Table, label: str) -> pa.Table:
+    """The table without columns that are a saved DataFrame index (:data:`INDEX_COLUMN`)."""
+    index = [n for n in table.column_names if INDEX_COLUMN.match(str(n))]
+    if index:
+        log.warning(
+            "%s: dropped index column(s) %s (a saved DataFrame index is never a feature)",
+            label,
+            quote_list(index),
+        )
+        table = table.drop_columns(index)
+    return table
+
+
+def source_rows(path: Path) -> int:
+    """Rows of a batch (file or folder): Parquet from the footers, CSV by reading it."""
+    files = [path] if path.is_file() else [*_parquet_files(path), *_csv_files(path)]
+    total = 0
+    for f in files:
+        if f.name.lower().endswith(CSV_SUFFIXES):
+            total += _read_csv(f).num_rows
+        else:
+            total += pq.read_metadata(f).num_rows
+    return total
 
 
 def _read_csv(path: Path) -> pa.Table:
@@ -233,9 +287,32 @@ def _folder_schema(folder: Path, schemas: dict[Path, pa.Schema]) -> pa.Schema:
 
 
 def _read_folder(folder: Path) -> SourceTable:
+    """A folder of Parquet files (a hive dataset), of CSV files, or of both: every file is
+    read (none silently dropped); the files' columns must agree as for several sources."""
+    csvs = _csv_files(folder)
+    if not csvs:
+        return _read_parquet_folder(folder)
+    parts = _read_csv_folder(folder, csvs)
+    if _parquet_files(folder):
+        parts.append(_read_parquet_folder(folder))
+    _check_schemas_agree(parts)
+    try:
+        table = pa.concat_tables([p.table for p in parts], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DataValidationError(f"{folder}: its files cannot be combined: {brief(exc)}") from exc
+    return SourceTable(
+        table=table,
+        label=folder.as_posix(),
+        kind="folder",
+        files=[f for p in parts for f in p.files],
+        partition_columns=sorted({c for p in parts for c in p.partition_columns}),
+    )
+
+
+def _read_parquet_folder(folder: Path) -> SourceTable:
     files = _parquet_files(folder)
     if not files:
-        raise DataValidationError(f"{folder}: empty input (no Parquet files in the folder)")
+        raise DataValidationError(f"{folder}: empty input (no Parquet or CSV files in the folder)")
     schema = _folder_schema(folder, _folder_schemas(folder, files))
     paths = [str(f) for f in files]
     try:
@@ -335,6 +412,7 @@ def read_source(source: Source) -> SourceTable:
         st = SourceTable(_read_csv(path), path.as_posix(), "csv", [path.as_posix()])
     else:
         st = SourceTable(_read_parquet_file(path), path.as_posix(), "parquet", [path.as_posix()])
+    st.table = _drop_index_columns(st.table, st.label)
     _check_source(st)
     return st
 
@@ -375,7 +453,7 @@ def default_sources(raw_data_path: Path, incoming_dir: Path) -> list[Path]:
             f"{raw_data_path}: no base data; run `retrain demo-data` or pass --data"
         )
     sources = [raw_data_path]
-    if incoming_dir.is_dir() and _parquet_files(incoming_dir):
+    if incoming_dir.is_dir() and (_parquet_files(incoming_dir) or _csv_files(incoming_dir)):
         sources.append(incoming_dir)
     return sources
 
@@ -391,73 +469,3 @@ def read_table(source: Sources) -> pd.DataFrame:
     df.attrs["partition_columns"] = sorted({c for p in parts for c in p.partition_columns})
     df.attrs["sources"] = [p.label for p in parts]
     return df
-
-
-# Checks of each source as read, and of several sources agreeing
-
-_NUMBER_RE = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
-
-
-def _check_source(st: SourceTable) -> None:
-    names = [str(n) for n in st.table.column_names]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
-        raise DataValidationError(f"{st.label}: duplicate column names: {quote_list(duplicated)}")
-    if st.table.num_columns == 0:
-        raise DataValidationError(f"{st.label}: empty input (no columns)")
-    for name in names:
-        if len(name) > MAX_NAME_CHARS:
-            raise DataValidationError(
-                f"{st.label}: a column name of {len(name):,} characters ({quote(name, 40)}): "
-                f"column names are limited to {MAX_NAME_CHARS:,} characters"
-            )
-    for name, col in zip(names, st.table.columns, strict=True):
-        if pa.types.is_floating(col.type) and col.null_count < len(col):
-            inf = pc.is_inf(col)
-            count = int(pc.sum(inf).as_py() or 0)
-            if count:
-                raise DataValidationError(
-                    f"{st.label}: column {quote(name)} has {count} infinite value(s), "
-                    f"first at row {_first_true(inf)}"
-                )
-        elif _is_string_type(col.type):
-            _check_mixed_strings(st.label, name, col)
-
-
-def _check_mixed_strings(label: str, name: str, col: pa.ChunkedArray) -> None:
-    """A text column whose values are mostly numbers but not all: a mixed-type column."""
-    present = pc.and_(pc.is_valid(col), pc.invert(pc.match_substring_regex(col, r"^\s*$")))
-    n_present = int(pc.sum(present).as_py() or 0)
-    if n_present == 0:
-        return
-    numeric = pc.fill_null(pc.match_substring_regex(col, _NUMBER_RE), False)
-    n_numeric = int(pc.sum(numeric).as_py() or 0)
-    n_text = n_present - n_numeric
-    if n_numeric and n_text and n_numeric >= n_text:
-        bad = pc.and_(present, pc.invert(numeric))
-        row = _first_true(bad)
-        value = col[row].as_py()
-        raise DataValidationError(
-            f"{label}: column {quote(name)} has mixed types: {n_numeric} numeric value(s) and "
-            f"{n_text} non-numeric value(s), e.g. {quote(value)} at row {row}"
-        )
-
-
-def _check_schemas_agree(parts: list[SourceTable]) -> None:
-    seen: dict[str, tuple[pa.DataType, str]] = {}
-    for part in parts:
-        for fld in part.table.schema:
-            if fld.name not in seen or pa.types.is_null(seen[fld.name][0]):
-                seen[fld.name] = (fld.type, part.label)
-                continue
-            first_type, first_label = seen[fld.name]
-            if pa.types.is_null(fld.type) or first_type == fld.type:
-                continue
-            if _is_numeric_type(first_type) and _is_numeric_type(fld.type):
-                continue
-            if pa.types.is_dictionary(first_type) or pa.types.is_dictionary(fld.type):
-                continue
-            raise DataValidationError(
-                f"column {quote(fld.name)} has type {brief(first_type, 60)} in {first_label} "
-                f"but {brief(fld.type, 60)} in {part.label}"
-            )

@@ -153,16 +153,31 @@ def infer_spec(
     id_column: str | None = None,
     timestamp_column: str | None = None,
     exclude: Iterable[str] = (),
+    categorical_columns: Iterable[str] = (),
+    numeric_columns: Iterable[str] = (),
 ) -> FeatureSpec:
-    """Infer numeric vs categorical features from dtypes; id/timestamp/excluded are not features."""
+    """Infer numeric vs categorical features from dtypes; id/timestamp/excluded are not features.
+
+    Declared ``categorical_columns`` (e.g. integer codes) and ``numeric_columns`` override the
+    dtype; a declared numeric column must hold numbers.
+    """
     excluded = [c for c in exclude if c in df.columns]
     skip = {target, id_column, timestamp_column, *excluded}
+    declared_cat, declared_num = set(categorical_columns), set(numeric_columns)
     numeric: list[str] = []
     categorical: list[str] = []
     for col in df.columns:
         if col in skip:
             continue
-        if is_categorical_dtype(df[col]):
+        if col in declared_cat:
+            categorical.append(str(col))
+        elif col in declared_num:
+            if not pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
+                raise DataValidationError(
+                    f"column {quote(str(col))} is declared numeric but holds {df[col].dtype} values"
+                )
+            numeric.append(str(col))
+        elif is_categorical_dtype(df[col]):
             categorical.append(str(col))
         elif pd.api.types.is_numeric_dtype(df[col]):
             numeric.append(str(col))
@@ -189,8 +204,22 @@ def _resolve_spec(
     partition_columns: Sequence[str],
     label: str,
     detect_id: bool = True,
+    categorical_columns: Sequence[str] = (),
+    numeric_columns: Sequence[str] = (),
 ) -> FeatureSpec:
     names = [str(n) for n in table.column_names]
+    both = sorted(set(categorical_columns) & set(numeric_columns))
+    if both:
+        raise DataValidationError(
+            f"{label}: column(s) {quote_list(both)} declared both categorical and numeric"
+        )
+    for role, declared in (("categorical", categorical_columns), ("numeric", numeric_columns)):
+        unknown = [c for c in declared if c not in names]
+        if unknown:
+            raise DataValidationError(
+                f"{label}: declared {role} column(s) {quote_list(unknown)} are not in the data "
+                f"(columns: {quote_list(names, 60)})"
+            )
     if spec is not None:
         spec = FeatureSpec.from_dict(spec.to_dict())
         extra = [c for c in partition_columns if c not in spec.excluded and c not in spec.features]
@@ -220,4 +249,6 @@ def _resolve_spec(
         id_column=id_column,
         timestamp_column=timestamp_column,
         exclude=[*partition_columns, *exclude],
+        categorical_columns=categorical_columns,
+        numeric_columns=numeric_columns,
     )

@@ -201,7 +201,7 @@ def test_missing_and_empty_sources(tmp_path: Path) -> None:
     with pytest.raises(DataValidationError, match=r"nope\.parquet: no such file"):
         read_table(tmp_path / "nope.parquet")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataValidationError, match=r"empty: empty input \(no Parquet files"):
+    with pytest.raises(DataValidationError, match=r"empty: empty input \(no Parquet or CSV files"):
         read_table(tmp_path / "empty")
     with pytest.raises(DataValidationError, match="no data sources"):
         read_table([])
@@ -251,7 +251,11 @@ def test_sources_with_conflicting_types(tmp_path: Path) -> None:
     other = frame(20)
     other["x"] = "text"
     b = write_parquet(other, tmp_path / "b.parquet")
-    with pytest.raises(DataValidationError, match=r"'x' has type double in .*a\.parquet.*b\.parq"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"'x' is numeric in .*a\.parquet but text in .*b\.parquet \(e\.g\. 'text'\): a "
+        "numeric column turned into text",
+    ):
         prepare([a, b], tmp_path / "out")
 
 

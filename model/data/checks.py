@@ -1,0 +1,95 @@
+"""Checks of each source as read (duplicate or no columns, infinite values, mixed types), and
+of several sources agreeing on their columns' types (a numeric column that turned into text is
+named with an example value)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from model.data.messages import brief, quote, quote_list
+from model.data.source import SourceTable
+from model.data.spec import MAX_NAME_CHARS
+from model.data.validate import _first_true, _is_numeric_type, _is_string_type
+from model.errors import DataValidationError
+
+_NUMBER_RE = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+
+
+def _check_source(st: SourceTable) -> None:
+    names = [str(n) for n in st.table.column_names]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise DataValidationError(f"{st.label}: duplicate column names: {quote_list(duplicated)}")
+    if st.table.num_columns == 0:
+        raise DataValidationError(f"{st.label}: empty input (no columns)")
+    for name in names:
+        if len(name) > MAX_NAME_CHARS:
+            raise DataValidationError(
+                f"{st.label}: a column name of {len(name):,} characters ({quote(name, 40)}): "
+                f"column names are limited to {MAX_NAME_CHARS:,} characters"
+            )
+    for name, col in zip(names, st.table.columns, strict=True):
+        if pa.types.is_floating(col.type) and col.null_count < len(col):
+            inf = pc.is_inf(col)
+            count = int(pc.sum(inf).as_py() or 0)
+            if count:
+                raise DataValidationError(
+                    f"{st.label}: column {quote(name)} has {count} infinite value(s), "
+                    f"first at row {_first_true(inf)}"
+                )
+        elif _is_string_type(col.type):
+            _check_mixed_strings(st.label, name, col)
+
+
+def _check_mixed_strings(label: str, name: str, col: pa.ChunkedArray) -> None:
+    """A text column whose values are mostly numbers but not all: a mixed-type column."""
+    present = pc.and_(pc.is_valid(col), pc.invert(pc.match_substring_regex(col, r"^\s*$")))
+    n_present = int(pc.sum(present).as_py() or 0)
+    if n_present == 0:
+        return
+    numeric = pc.fill_null(pc.match_substring_regex(col, _NUMBER_RE), False)
+    n_numeric = int(pc.sum(numeric).as_py() or 0)
+    n_text = n_present - n_numeric
+    if n_numeric and n_text and n_numeric >= n_text:
+        bad = pc.and_(present, pc.invert(numeric))
+        row = _first_true(bad)
+        value = col[row].as_py()
+        raise DataValidationError(
+            f"{label}: column {quote(name)} has mixed types: {n_numeric} numeric value(s) and "
+            f"{n_text} non-numeric value(s), e.g. {quote(value)} at row {row}"
+        )
+
+
+def _check_schemas_agree(parts: list[SourceTable]) -> None:
+    seen: dict[str, tuple[pa.DataType, str]] = {}
+    for part in parts:
+        for fld in part.table.schema:
+            if fld.name not in seen or pa.types.is_null(seen[fld.name][0]):
+                seen[fld.name] = (fld.type, part.label)
+                continue
+            first_type, first_label = seen[fld.name]
+            if pa.types.is_null(fld.type) or first_type == fld.type:
+                continue
+            if _is_numeric_type(first_type) and _is_numeric_type(fld.type):
+                continue
+            if pa.types.is_dictionary(first_type) or pa.types.is_dictionary(fld.type):
+                continue
+            if _is_numeric_type(first_type) and _is_string_type(fld.type):
+                col = part.table.column(fld.name)
+                present = pc.and_(
+                    pc.is_valid(col), pc.invert(pc.match_substring_regex(col, _NUMBER_RE))
+                )
+                example = (
+                    col[_first_true(pc.fill_null(present, False))].as_py()
+                    if pc.any(present).as_py()
+                    else None
+                )
+                raise DataValidationError(
+                    f"column {quote(fld.name)} is numeric in {first_label} but text in "
+                    f"{part.label} (e.g. {quote(example)}): a numeric column turned into text"
+                )
+            raise DataValidationError(
+                f"column {quote(fld.name)} has type {brief(first_type, 60)} in {first_label} "
+                f"but {brief(fld.type, 60)} in {part.label}"
+            )
