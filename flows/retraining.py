@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import inspect
 import json
 import shutil
 import sys
@@ -26,14 +25,19 @@ from prefect.runtime import flow_run
 from prefect.settings import PREFECT_API_URL
 
 from flows.ephemeral import start_tied_ephemeral_server
+from flows.parameters import document
 from model.cycle.config import (
     BatchSize,
     CalibrationMargin,
+    CategoricalColumns,
+    CudaBatchSize,
     DataPath,
     DatasetDriftThreshold,
     Device,
     DriftReportPath,
     Dropout,
+    EstimatedAucMargin,
+    ExcludeColumns,
     ForceRetrain,
     GateRule,
     Guardrails,
@@ -44,13 +48,17 @@ from model.cycle.config import (
     LearningRate,
     MaxAucDrop,
     MaxDaysSinceTraining,
+    MaxImputedRowShare,
     MinAuc,
     MinClassCount,
+    MinDriftedFeatures,
     MinHoursBetweenTrainings,
     MinNewSamples,
+    ModelName,
     NBootstrap,
     NewestBatches,
     NumEpochs,
+    NumericColumns,
     Patience,
     PrimaryMetric,
     RetrainingConfig,
@@ -62,6 +70,7 @@ from model.cycle.config import (
     ThresholdType,
 )
 from model.cycle.locks import PROMOTION_TIMEOUT_S, CycleScratch, promotion_lock
+from model.cycle.models_config import BUILTIN_DEFAULTS, resolve_parameters
 from model.cycle.params import check_parameters
 from model.errors import CycleLockError, ParameterError, RetrainError
 from model.registry import ModelRegistry
@@ -85,7 +94,6 @@ PROMOTION_LEASE_S = 60.0
 """Lease of the global limit's slot: the shortest the server accepts. A holder that dies stops
 renewing it; the server frees the slot within about 75 s (60 s + its 15 s sweep)."""
 DECISION_EVENTS = {"REJECT": "rejected", "INCONCLUSIVE": "inconclusive"}
-DEFAULT_HIDDEN_SIZES = [64, 32]
 
 
 def ensure_promotion_limit() -> None:
@@ -185,7 +193,18 @@ def train_candidate(
     settings = get_settings()
     run_id = _cycle_run_id()
     paths = [*([sources["base"]] if sources["base"] else []), *sources["batches"]]
-    prepared = prepare_data(paths, cfg.target_column, cfg.id_column, sources["selection"])
+    prepared = prepare_data(
+        paths,
+        cfg.target_column,
+        cfg.id_column,
+        sources["selection"],
+        roles={
+            "categorical_columns": cfg.categorical_columns or [],
+            "numeric_columns": cfg.numeric_columns or [],
+            "exclude": cfg.exclude_columns or [],
+        },
+        max_imputed_row_share=cfg.max_imputed_row_share,
+    )
     scratch = settings.runs_dir / (run_id or uuid.uuid4().hex) / f"candidate-{uuid.uuid4().hex[:8]}"
     out = out_dir or str(scratch)
     why = {
@@ -251,54 +270,70 @@ def _key_metrics(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 @flow(name="retraining", flow_run_name=_run_name)
+@document(
+    "Retrain when a trigger fires, and promote the candidate only if it is really better.\n\n"
+    "Every parameter is checked first (one line naming it, before any work). A parameter left "
+    "empty takes the model's value from retraining.toml ([models.<name>]), else the built-in "
+    "default; the trigger-decision artifact says where each value came from."
+)
 def retraining(
+    model_name: ModelName | None = None,
     force_retrain: ForceRetrain = False,
     drift_report_path: DriftReportPath = None,
-    dataset_drift_threshold: DatasetDriftThreshold = 0.5,
-    max_days_since_training: MaxDaysSinceTraining = 30.0,
-    min_hours_between_trainings: MinHoursBetweenTrainings = 24.0,
-    retrain_on_schedule: RetrainOnSchedule = False,
+    dataset_drift_threshold: DatasetDriftThreshold | None = None,
+    min_drifted_features: MinDriftedFeatures = None,
+    estimated_auc_margin: EstimatedAucMargin = None,
+    max_days_since_training: MaxDaysSinceTraining | None = None,
+    min_hours_between_trainings: MinHoursBetweenTrainings | None = None,
+    retrain_on_schedule: RetrainOnSchedule | None = None,
     min_auc: MinAuc = None,
     max_auc_drop: MaxAucDrop = None,
     min_new_samples: MinNewSamples = None,
     data_path: DataPath = None,
     incoming_path: IncomingPath = None,
     newest_batches: NewestBatches = None,
-    target_column: TargetColumn = "target",
+    target_column: TargetColumn | None = None,
     id_column: IdColumn = None,
-    num_epochs: NumEpochs = 100,
-    batch_size: BatchSize = 512,
-    learning_rate: LearningRate = 1e-2,
-    patience: Patience = 10,
-    hidden_sizes: HiddenSizes | None = None,
-    dropout: Dropout = 0.2,
-    seed: Seed = 42,
-    device: Device = "auto",
-    primary_metric: PrimaryMetric = "auc",
-    improvement_threshold: ImprovementThreshold = 0.005,
-    threshold_type: ThresholdType = "absolute",
-    significance_level: SignificanceLevel = 0.05,
-    n_bootstrap: NBootstrap = 1000,
-    rule: GateRule = "threshold",
-    min_class_count: MinClassCount = 100,
-    calibration_margin: CalibrationMargin = 0.01,
+    categorical_columns: CategoricalColumns = None,
+    numeric_columns: NumericColumns = None,
+    exclude_columns: ExcludeColumns = None,
+    max_imputed_row_share: MaxImputedRowShare | None = None,
+    primary_metric: PrimaryMetric | None = None,
+    improvement_threshold: ImprovementThreshold | None = None,
+    threshold_type: ThresholdType | None = None,
+    significance_level: SignificanceLevel | None = None,
+    n_bootstrap: NBootstrap | None = None,
+    rule: GateRule | None = None,
+    min_class_count: MinClassCount | None = None,
+    calibration_margin: CalibrationMargin = None,
     guardrails: Guardrails = None,
+    num_epochs: NumEpochs | None = None,
+    batch_size: BatchSize | None = None,
+    cuda_batch_size: CudaBatchSize = None,
+    learning_rate: LearningRate | None = None,
+    patience: Patience = None,
+    hidden_sizes: HiddenSizes | None = None,
+    dropout: Dropout | None = None,
+    seed: Seed | None = None,
+    device: Device | None = None,
 ) -> RetrainingResult:
-    """Retrain when a trigger fires, and promote the candidate only if it is better.
-
-    Every parameter is checked first, the gate's options included (``ParameterError``, one
-    line, before any work). The cycle then holds its cycle lock and scratch folder
-    (``runs/<run id>/``) for its whole life, and first settles what dead cycles left.
-    """
-    cfg = check_parameters(_with_defaults(dict(locals())))
+    given = dict(locals())
     settings = get_settings()
+    cfg, origin = resolve_config(given, settings)
+    configured = sorted(k for k, v in origin.items() if v == "configuration")
+    get_run_logger().info(
+        "Model %s; from retraining.toml: %s; given: %s",
+        cfg.model_name,
+        ", ".join(configured) or "nothing",
+        ", ".join(sorted(k for k, v in origin.items() if v == "parameter")) or "nothing",
+    )
     registry = ModelRegistry(settings.models_dir)
     run_id = str(flow_run.id) if flow_run.id else None
     cycle_id = _cycle_run_id() or uuid.uuid4().hex
     with CycleScratch(settings.runs_dir, cycle_id) as scratch:
         state: dict[str, str | None] = {"candidate": None}
         try:
-            with tags("retraining", f"model:{settings.model_name}"):
+            with tags("retraining", f"model:{cfg.model_name}"):
                 recover_dead_cycles_task(cycle_id)
                 return _cycle(cfg, registry, run_id, scratch, state)
         except Exception as exc:
@@ -361,17 +396,23 @@ def _cycle(
     )
 
 
-def _with_defaults(values: dict[str, Any]) -> dict[str, Any]:
-    out = dict(values)
-    if out.get("hidden_sizes") is None:
-        out["hidden_sizes"] = list(DEFAULT_HIDDEN_SIZES)
-    return out
+def resolve_config(
+    values: dict[str, Any], settings: Any
+) -> tuple[RetrainingConfig, dict[str, str]]:
+    """The checked configuration of one run: each parameter given (not None), else the model's
+    table in retraining.toml, else the built-in default; and where each value came from."""
+    unknown = [k for k in values if k not in RetrainingConfig.model_fields]
+    if unknown:
+        check_parameters({k: values[k] for k in unknown})  # the one-line "unknown" error
+    explicit = {k: v for k, v in values.items() if v is not None}
+    explicit.setdefault("model_name", settings.model_name)
+    merged, sources = resolve_parameters(explicit, settings.root)
+    return check_parameters(merged), sources
 
 
 def flow_defaults() -> dict[str, Any]:
-    """Every parameter of the ``retraining`` flow with its default value."""
-    sig = inspect.signature(retraining.fn)
-    return _with_defaults({name: p.default for name, p in sig.parameters.items()})
+    """Every parameter of the ``retraining`` flow with its built-in default."""
+    return dict(BUILTIN_DEFAULTS)
 
 
 def parse_cli_params(items: list[str]) -> dict[str, Any]:
@@ -409,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         kwargs = parse_cli_params(args.param)
         if args.force:
             kwargs["force_retrain"] = True
-        check_parameters(kwargs, flow_defaults())
+        resolve_config(kwargs, get_settings())
     except ParameterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     )
     model_name: str = Field(
         default="demo",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$",
         description="Name of the model this project retrains (used in event resource ids).",
     )
 

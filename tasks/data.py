@@ -6,7 +6,9 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 
+from model.cycle.monitor import production_medians
 from model.data import ALL_SOURCES, prepare
+from model.data.schema import DEFAULT_MAX_IMPUTED_ROW_SHARE
 from model.settings import get_settings
 from tasks._io import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_bad_input
 from tasks.faults import kill_point
@@ -23,10 +25,15 @@ def prepare_data(
     target_column: str = "target",
     id_column: str | None = None,
     selection: str = ALL_SOURCES,
+    roles: dict[str, list[str]] | None = None,
+    max_imputed_row_share: float = DEFAULT_MAX_IMPUTED_ROW_SHARE,
 ) -> str:
     """Read ``sources``, validate, split stably and write the prepared folder; return its path.
 
-    Retries cover transient IO only: bad input fails the same way on every try.
+    Retries cover transient IO only: bad input fails the same way on every try. ``roles``:
+    declared ``categorical_columns``, ``numeric_columns`` and ``exclude`` lists. A feature a
+    batch lacks or has all-missing is imputed with production's training median (schema
+    changes, ``model.data.schema``), unless over ``max_imputed_row_share``.
     """
     logger = get_run_logger()
     settings = get_settings()
@@ -36,7 +43,22 @@ def prepare_data(
         target=target_column,
         id_column=id_column,
         selection=selection,
+        categorical_columns=(roles or {}).get("categorical_columns", ()),
+        numeric_columns=(roles or {}).get("numeric_columns", ()),
+        exclude=(roles or {}).get("exclude", ()),
+        learned_values=production_medians(settings),
+        max_imputed_row_share=max_imputed_row_share,
     )
+    for change in manifest.schema_changes:
+        logger.warning(
+            "Schema change: %r %s in %s (%d rows), imputed with %r (%s)",
+            change["column"],
+            change["kind"].replace("_", "-"),
+            change["source"],
+            change["rows"],
+            change["value"],
+            change["value_from"],
+        )
     kill_point("preparing")
     counts = {name: info.rows for name, info in manifest.splits.items()}
     logger.info("Prepared %s from %d source(s): %s", manifest.path, len(sources), counts)

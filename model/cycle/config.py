@@ -136,11 +136,67 @@ Guardrails = Annotated[
 ]
 
 
+ModelName = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$",
+        description="The model to retrain: its table in retraining.toml ([models.<name>]); "
+        "lower-case letters, digits and '-'.",
+    ),
+]
+ColumnList = Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=10_000)]
+CategoricalColumns = Annotated[
+    ColumnList | None,
+    Field(description="Columns that are categorical whatever their type (e.g. integer codes)."),
+]
+NumericColumns = Annotated[
+    ColumnList | None, Field(description="Columns that are numeric whatever their type.")
+]
+ExcludeColumns = Annotated[ColumnList | None, Field(description="Columns that are never features.")]
+MaxImputedRowShare = Annotated[
+    float,
+    Field(
+        ge=0.0,
+        le=1.0,
+        description="Schema changes: a feature a batch lacks or has all-missing is imputed with "
+        "production's value, unless more than this share of its rows would be; then training "
+        "fails naming the column.",
+    ),
+]
+MinDriftedFeatures = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        le=100_000,
+        description="Dataset drift also when at least this many features drifted (None: off).",
+    ),
+]
+EstimatedAucMargin = Annotated[
+    float | None,
+    Field(
+        ge=0.0,
+        le=1.0,
+        description="Retrain when the label-free (CBPE) AUC estimate on new data falls below "
+        "production's holdout AUC interval by more than this (None: off).",
+    ),
+]
+CudaBatchSize = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        le=1_000_000,
+        description="On a CUDA device, train with this batch size instead (opt-in; None: "
+        "batch_size everywhere).",
+    ),
+]
+
+
 class RetrainingConfig(BaseModel):
     """Every flow parameter, validated once and passed around as one object."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    model_name: ModelName = "demo"
     force_retrain: ForceRetrain
     drift_report_path: DriftReportPath
     dataset_drift_threshold: DatasetDriftThreshold
@@ -155,6 +211,13 @@ class RetrainingConfig(BaseModel):
     newest_batches: NewestBatches
     target_column: TargetColumn
     id_column: IdColumn
+    categorical_columns: CategoricalColumns = None
+    numeric_columns: NumericColumns = None
+    exclude_columns: ExcludeColumns = None
+    max_imputed_row_share: MaxImputedRowShare = 0.2
+    min_drifted_features: MinDriftedFeatures = None
+    estimated_auc_margin: EstimatedAucMargin = None
+    cuda_batch_size: CudaBatchSize = None
     num_epochs: NumEpochs
     batch_size: BatchSize
     learning_rate: LearningRate
@@ -185,6 +248,7 @@ class RetrainingConfig(BaseModel):
             "seed": self.seed,
             "device": self.device,
             "target_column": self.target_column,
+            "cuda_batch_size": self.cuda_batch_size,
         }
 
     def comparator_params(self) -> dict[str, Any]:
@@ -238,7 +302,8 @@ def select_sources(settings: Settings, config: RetrainingConfig) -> DataSources:
     """Base data plus every incoming batch, or only the newest N batches."""
     base = Path(config.data_path) if config.data_path else settings.raw_data_path
     incoming = Path(config.incoming_path) if config.incoming_path else settings.incoming_dir
-    if config.data_path and not base.exists():
+    default_place = base.absolute() == settings.raw_data_path.absolute()
+    if config.data_path and not base.exists() and not default_place:  # the default may be empty
         raise DataValidationError(f"{base}: data_path does not exist")
     all_batches = list_batches(incoming)
     if config.newest_batches:

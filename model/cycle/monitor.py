@@ -41,6 +41,16 @@ def _production_metadata(settings: Settings) -> tuple[Any, dict[str, Any]] | Non
     return info, registry.metadata(info.version)
 
 
+def production_medians(settings: Settings) -> dict[str, float]:
+    """The numeric training medians production learned (``{}`` without a production model):
+    the values a schema change is imputed with."""
+    found = _production_metadata(settings)
+    if found is None:
+        return {}
+    numeric = ((found[1].get("preprocessing") or {}).get("numeric")) or {}
+    return {c: float(v["median"]) for c, v in numeric.items() if "median" in v}
+
+
 def reference_for_production(settings: Settings) -> tuple[Path, FeatureSpec]:
     """The production model's training split and feature spec (its drift reference)."""
     from model.data import FeatureSpec, load_manifest
