@@ -71,6 +71,7 @@ from model.cycle.config import (
 )
 from model.cycle.locks import PROMOTION_TIMEOUT_S, CycleScratch, promotion_lock
 from model.cycle.models_config import BUILTIN_DEFAULTS, resolve_parameters
+from model.cycle.naming import retrain_run_name, skip_run_name, suppressed_trigger
 from model.cycle.params import check_parameters
 from model.errors import CycleLockError, ParameterError, RetrainError
 from model.registry import ModelRegistry
@@ -78,10 +79,10 @@ from model.settings import get_settings
 from tasks.compare import compare_models, history_summary
 from tasks.cycle import recover_dead_cycles_task
 from tasks.data import prepare_data
+from tasks.events import FAILED_EVENT, SKIPPED_EVENT, emit_cycle_event, emit_outcome_event
 from tasks.faults import kill_point
 from tasks.registry import promote_model, record_event, register_model
 from tasks.reporting import (
-    emit_promoted_event,
     publish_comparison,
     publish_leaderboard,
     publish_trigger_decision,
@@ -141,21 +142,25 @@ def promotion_guard(timeout: float = PROMOTION_TIMEOUT_S) -> Iterator[None]:
         yield
 
 
+def _why() -> str:
+    """Why the run happened, from its parameters: force, drift, schedule or check."""
+    params = flow_run.parameters
+    if params.get("force_retrain"):
+        return "force"
+    if params.get("drift_report_path"):
+        return "drift"
+    if _is_scheduled():
+        return "schedule"
+    return "check"
+
+
 def _run_name() -> str:
     """Say why the run happened: ``retrain-force-…``, ``retrain-drift-…``, ``retrain-schedule-…``.
 
-    Renamed once the triggers are evaluated (``retrain-<primary trigger>-…`` or ``skip-…``).
+    Renamed once the triggers are evaluated, and again with the outcome
+    (``model.cycle.naming``).
     """
-    params = flow_run.parameters
-    if params.get("force_retrain"):
-        why = "force"
-    elif params.get("drift_report_path"):
-        why = "drift"
-    elif _is_scheduled():
-        why = "schedule"
-    else:
-        why = "check"
-    return f"retrain-{why}-{dt.datetime.now(dt.UTC):%Y-%m-%d-%H%M%S}"
+    return f"retrain-{_why()}-{dt.datetime.now(dt.UTC):%Y-%m-%dT%H%M%S}"
 
 
 def _is_scheduled() -> bool:
@@ -216,9 +221,16 @@ def train_candidate(
     }
     try:
         model_dir = train_model(
-            prepared, out, cfg.train_params(), extra_metadata={"training_reason": why}
+            prepared,
+            out,
+            cfg.train_params(),
+            extra_metadata={"training_reason": why},
+            model_name=cfg.model_name,
         )
         version = register_model(model_dir, reason=why, run_id=run_id)
+        get_run_logger().info(
+            "Registered %s at %s", version, ModelRegistry(settings.models_dir).version_path(version)
+        )
         kill_point("registering")
     finally:  # the registry holds its own copy; a killed run's is removed by the next cycle
         shutil.rmtree(out, ignore_errors=True)
@@ -255,18 +267,13 @@ def evaluate_and_promote(
                 reports=summary["reports"],
                 run_id=run_id,
             )
-    publish_comparison(summary, summary["markdown"])
+    publish_comparison(summary, summary["markdown"], cfg.model_name)
+    emit_outcome_event(cfg.model_name, summary, run_id)
     if decision == "PROMOTE":
-        emit_promoted_event(candidate_version, _key_metrics(summary))
         logger.info("Promoted %s: %s", candidate_version, reason)
     else:
         logger.info("%s %s: %s", decision, candidate_version, reason)
     return summary
-
-
-def _key_metrics(summary: dict[str, Any]) -> dict[str, Any]:
-    keys = ("auc", "f1", "log_loss")
-    return {k: summary["metrics"][k]["candidate"] for k in keys if k in summary["metrics"]}
 
 
 @flow(name="retraining", flow_run_name=_run_name)
@@ -330,20 +337,34 @@ def retraining(
     registry = ModelRegistry(settings.models_dir)
     run_id = str(flow_run.id) if flow_run.id else None
     cycle_id = _cycle_run_id() or uuid.uuid4().hex
+    started = dt.datetime.now(dt.UTC)
     with CycleScratch(settings.runs_dir, cycle_id) as scratch:
-        state: dict[str, str | None] = {"candidate": None}
+        state: dict[str, str | None] = {"candidate": None, "primary": None}
         try:
             with tags("retraining", f"model:{cfg.model_name}"):
-                recover_dead_cycles_task(cycle_id)
-                return _cycle(cfg, registry, run_id, scratch, state)
+                recovered = recover_dead_cycles_task(cycle_id)
+                for dead in recovered["failed_events"]:  # a killed run could not say it died
+                    emit_cycle_event(
+                        cfg.model_name,
+                        FAILED_EVENT,
+                        version=dead["version"],
+                        error=dead["error"],
+                        run_id=dead["run_id"],
+                    )
+                return _cycle(cfg, registry, run_id, scratch, state, started)
         except Exception as exc:
-            registry.record(
-                "failed",
-                version=state["candidate"],
-                error=f"{type(exc).__name__}: {exc}",
-                run_id=run_id,
-            )
+            error = f"{type(exc).__name__}: {exc}"
+            registry.record("failed", version=state["candidate"], error=error, run_id=run_id)
             get_run_logger().error("Retraining failed (production untouched): %s", exc)
+            _rename_run(retrain_run_name(state.get("primary") or _why(), started, "FAILED"))
+            with contextlib.suppress(Exception):  # the failure is what the run reports
+                emit_cycle_event(
+                    cfg.model_name,
+                    FAILED_EVENT,
+                    version=state["candidate"],
+                    error=error,
+                    run_id=run_id,
+                )
             raise
 
 
@@ -353,17 +374,24 @@ def _cycle(
     run_id: str | None,
     scratch: CycleScratch,
     state: dict[str, str | None],
+    started: dt.datetime,
 ) -> RetrainingResult:
     """Trigger check → train → compare and promote; ``state["candidate"]`` once registered."""
     settings = get_settings()
     logger = get_run_logger()
     trigger = check_trigger(cfg.model_dump(), _is_scheduled())
-    publish_trigger_decision(trigger["markdown"], trigger["checks"])
-    day = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    publish_trigger_decision(trigger["markdown"], trigger["checks"], cfg.model_name)
     if not trigger["should_retrain"]:
-        _rename_run(f"skip-{day}")
+        _rename_run(skip_run_name(trigger, started))
         record_event("skipped", reasons=trigger["reasons"], checks=trigger["checks"], run_id=run_id)
-        publish_leaderboard()
+        emit_cycle_event(
+            cfg.model_name,
+            SKIPPED_EVENT,
+            reasons=trigger["reasons"],
+            suppressed=suppressed_trigger(trigger),
+            run_id=run_id,
+        )
+        publish_leaderboard(cfg.model_name)
         prod = registry.production()
         logger.info("No trigger fired: %s", "; ".join(trigger["reasons"]))
         return RetrainingResult(
@@ -373,13 +401,24 @@ def _cycle(
             production_version=prod.version if prod else None,
             registry=str(settings.models_dir),
         )
-    _rename_run(f"retrain-{trigger['primary']}-{day}")
+    state["primary"] = trigger["primary"]
+    _rename_run(retrain_run_name(trigger["primary"], started))
     previous = registry.production()
     out_dir = str(scratch.new_folder("candidate"))
-    trained = train_candidate(cfg.model_dump(), trigger, trigger["sources"], out_dir)
+    brief = {k: trigger.get(k) for k in ("primary", "reasons", "drift_report_path")}
+    trained = train_candidate(cfg.model_dump(), brief, trigger["sources"], out_dir)
     candidate = state["candidate"] = trained["version"]
     summary = evaluate_and_promote(cfg.model_dump(), candidate, trained["prepared_dir"])
-    publish_leaderboard()
+    _rename_run(retrain_run_name(trigger["primary"], started, summary["decision"], candidate))
+    logger.info(
+        "%s %s: %s (report: %s)",
+        summary["decision"],
+        candidate,
+        "; ".join(summary["reasons"]),
+        (summary.get("reports") or {}).get("comparison_html"),
+    )
+    publish_comparison(summary, summary["markdown"], cfg.model_name)  # on the parent run too
+    publish_leaderboard(cfg.model_name)
     prod = registry.production()
     return RetrainingResult(
         status={"PROMOTE": "promoted", "REJECT": "rejected"}.get(

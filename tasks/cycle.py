@@ -24,5 +24,9 @@ def recover_dead_cycles_task(run_id: str | None = None) -> dict[str, Any]:
         logger.warning("Recovered: %s", line)
     return {
         "failed": [ev["version"] for ev in recovery.failed],
+        "failed_events": [
+            {"version": ev["version"], "error": ev["error"], "run_id": ev.get("run_id")}
+            for ev in recovery.failed
+        ],
         "removed_scratch": recovery.removed_scratch,
     }

@@ -6,47 +6,61 @@ from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.events import emit_event
 
 from model.registry import ModelRegistry
 from model.settings import get_settings
 
 LEADERBOARD_KEY = "model-leaderboard"
+"""Artifact keys end in ``-<model name>``, so several models never overwrite each other."""
+
+
+def artifact_key(base: str, model_name: str) -> str:
+    return f"{base}-{model_name}"
 
 
 @task(name="publish_trigger_decision")
-def publish_trigger_decision(markdown: str, checks: list[dict[str, Any]]) -> None:
+def publish_trigger_decision(
+    markdown: str, checks: list[dict[str, Any]], model_name: str = "demo"
+) -> None:
     """Markdown explanation plus a table of every trigger checked."""
     create_markdown_artifact(
-        markdown, key="trigger-decision", description="Why this run retrained or skipped"
+        markdown,
+        key=artifact_key("trigger-decision", model_name),
+        description="Why this run retrained or skipped",
     )
-    create_table_artifact(checks, key="trigger-checks", description="Every trigger checked")
+    create_table_artifact(
+        checks, key=artifact_key("trigger-checks", model_name), description="Every trigger checked"
+    )
 
 
 @task(name="publish_comparison")
-def publish_comparison(summary: dict[str, Any], markdown: str) -> None:
+def publish_comparison(summary: dict[str, Any], markdown: str, model_name: str = "demo") -> None:
     """The comparison's decision, reasons and metric table, with where the reports are."""
     links = "\n".join(f"- {name}: `{path}`" for name, path in summary["reports"].items())
     create_markdown_artifact(
         f"{markdown}\n\n### Reports\n{links}\n",
-        key="model-comparison",
+        key=artifact_key("model-comparison", model_name),
         description=f"Candidate {summary['candidate_version']}: {summary['decision']}",
     )
     rows = [
         {"metric": name, "baseline": m["baseline"], "candidate": m["candidate"]}
         for name, m in summary["metrics"].items()
     ]
-    create_table_artifact(rows, key="comparison-metrics", description="Metrics on the holdout")
+    create_table_artifact(
+        rows,
+        key=artifact_key("comparison-metrics", model_name),
+        description="Metrics on the holdout",
+    )
 
 
 @task(name="publish_leaderboard")
-def publish_leaderboard() -> None:
+def publish_leaderboard(model_name: str = "demo") -> None:
     """Keyed table of every version and its latest decision (the UI keeps its history)."""
     registry = ModelRegistry(get_settings().models_dir)
     rows = leaderboard_rows(registry)
     create_table_artifact(
         rows or [{"version": "(none)"}],
-        key=LEADERBOARD_KEY,
+        key=artifact_key(LEADERBOARD_KEY, model_name),
         description="Model versions, newest first, with their status and last decision",
     )
 
@@ -79,14 +93,3 @@ def leaderboard_rows(registry: ModelRegistry) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-@task(name="emit_promoted_event")
-def emit_promoted_event(version: str, metrics: dict[str, Any]) -> None:
-    """``retraining.model.promoted`` so a serving system can reload."""
-    settings = get_settings()
-    emit_event(
-        event="retraining.model.promoted",
-        resource={"prefect.resource.id": settings.event_resource_id},
-        payload={"version": version, "metrics": metrics},
-    )

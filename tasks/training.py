@@ -11,7 +11,11 @@ from typing import Any, cast
 from uuid import UUID
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.context import TaskRunContext
 
 from model.training import EpochStats, TrainParams, train_prepared
@@ -31,6 +35,7 @@ def train_model(
     out_dir: str,
     params: dict[str, Any],
     extra_metadata: dict[str, Any] | None = None,
+    model_name: str = "demo",
 ) -> str:
     """Train a candidate on ``prepared_dir``, write it to ``out_dir``; return the model folder.
 
@@ -45,7 +50,9 @@ def train_model(
         progress_id = cast(
             UUID,
             create_progress_artifact(
-                0.0, key="training-progress", description="Candidate training: epochs done"
+                0.0,
+                key=f"training-progress-{model_name}",
+                description="Candidate training: epochs done",
             ),
         )
 
@@ -72,17 +79,36 @@ def train_model(
     folder, result = train_prepared(
         prepared_dir, out_dir, train_params, on_epoch, extra_metadata=extra_metadata
     )
-    if progress_id is not None:
-        update_progress_artifact(progress_id, 100.0, description="training finished")
     vm = result.val_metrics
+    best = next((h for h in result.history if h.epoch == result.best_epoch), result.history[-1])
+    if progress_id is not None:
+        update_progress_artifact(
+            progress_id,
+            100.0,
+            description=f"finished: best epoch {result.best_epoch} of {len(result.history)}, "
+            f"validation AUC {_fmt(best.val_auc)} ({result.seconds:.1f} s on {result.device})",
+        )
+        create_table_artifact(
+            [
+                {
+                    "epoch": h.epoch,
+                    "train_loss": round(h.train_loss, 4),
+                    "val_loss": round(h.val_loss, 4),
+                    "val_auc": None if math.isnan(h.val_auc) else round(h.val_auc, 4),
+                    "best": "yes" if h.epoch == result.best_epoch else "",
+                }
+                for h in result.history
+            ],
+            key=f"training-curve-{model_name}",
+            description="Loss and validation AUC per epoch (the best epoch's weights are kept)",
+        )
     logger.info(
-        "trained in %.1fs on %s: best epoch %d of %d, validation auc %s, threshold %.3f -> %s",
+        "trained in %.1fs on %s: best epoch %d of %d, validation auc %s, threshold %.3f",
         result.seconds,
         result.device,
         result.best_epoch,
         len(result.history),
         _fmt(vm["auc"]),
         result.threshold,
-        folder,
     )
     return str(folder)

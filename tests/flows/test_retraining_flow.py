@@ -78,14 +78,14 @@ def test_first_run_promotes_then_skips(prefect_harness: None, demo: Settings) ->
     assert any(c["name"] == "drift" and not c["checked"] for c in skipped["checks"])
     assert ModelRegistry(demo.models_dir).production().version == "v0001"  # type: ignore[union-attr]
 
-    board = Artifact.get("model-leaderboard")
+    board = Artifact.get("model-leaderboard-demo")
     assert board is not None and "v0001" in str(board.data)
-    comparison = Artifact.get("model-comparison")
+    comparison = Artifact.get("model-comparison-demo")
     assert comparison is not None and "PROMOTE" in str(comparison.data)
     assert "comparison.html" in str(comparison.data)
-    trigger = Artifact.get("trigger-decision")
+    trigger = Artifact.get("trigger-decision-demo")
     assert trigger is not None and "no-production" in str(trigger.data)
-    progress = Artifact.get("training-progress")
+    progress = Artifact.get("training-progress-demo")
     assert progress is not None and float(progress.data) == 100.0  # type: ignore[arg-type]
 
 

@@ -1,0 +1,78 @@
+"""Events a cycle tells the outside world, one per outcome, so automations can act on each.
+
+- ``retraining.model.promoted`` / ``.rejected`` / ``.inconclusive``: the gate's decision;
+  payload version, previous, reasons, report_path, metrics, flow_run_id.
+- ``retraining.cycle.skipped``: no trigger fired (or the cooldown held one); payload reasons,
+  suppressed (the trigger the cooldown held), flow_run_id.
+- ``retraining.cycle.failed``: the cycle raised, or its process died (then the next cycle
+  emits it); payload version, error, flow_run_id.
+
+Every event's resource is ``retraining.model.<name>`` with ``prefect.resource.name`` = the
+model's name, so one automation can match all models (``retraining.model.*``) or one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.events import emit_event
+
+OUTCOME_EVENTS = {
+    "PROMOTE": "retraining.model.promoted",
+    "REJECT": "retraining.model.rejected",
+    "INCONCLUSIVE": "retraining.model.inconclusive",
+}
+SKIPPED_EVENT = "retraining.cycle.skipped"
+FAILED_EVENT = "retraining.cycle.failed"
+
+
+def model_resource(model_name: str) -> dict[str, str]:
+    return {
+        "prefect.resource.id": f"retraining.model.{model_name}",
+        "prefect.resource.name": model_name,
+    }
+
+
+@task(name="emit_outcome_event")
+def emit_outcome_event(model_name: str, summary: dict[str, Any], run_id: str | None) -> str:
+    """The gate's outcome as an event; returns the event name."""
+    name = OUTCOME_EVENTS[summary["decision"]]
+    metrics = summary.get("metrics") or {}
+    emit_event(
+        event=name,
+        resource=model_resource(model_name),
+        payload={
+            "version": summary.get("candidate_version"),
+            "previous": summary.get("baseline_version"),
+            "reasons": list(summary.get("reasons") or []),
+            "report_path": (summary.get("reports") or {}).get("comparison_html"),
+            "metrics": {
+                k: (metrics.get(k) or {}).get("candidate")
+                for k in ("auc", "f1", "log_loss")
+                if k in metrics
+            },
+            "flow_run_id": run_id,
+        },
+    )
+    return name
+
+
+@task(name="emit_cycle_event")
+def emit_cycle_event(
+    model_name: str,
+    event: str,
+    *,
+    reasons: list[str] | None = None,
+    suppressed: str | None = None,
+    version: str | None = None,
+    error: str | None = None,
+    run_id: str | None = None,
+) -> None:
+    """``retraining.cycle.skipped`` or ``retraining.cycle.failed``."""
+    payload: dict[str, Any] = {"flow_run_id": run_id}
+    if event == SKIPPED_EVENT:
+        payload.update(reasons=list(reasons or []), suppressed=suppressed)
+    else:
+        payload.update(version=version, error=error)
+    emit_event(event=event, resource=model_resource(model_name), payload=payload)
