@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -56,10 +56,14 @@ def _check_inputs(
     for frame, name in ((reference, ref_name), (current, cur_name)):
         if len(frame) == 0:
             raise DriftInputError(f"{name}: no rows (empty batch)")
-        missing = [c for c in features if c not in frame.columns]
-        if missing:
-            raise DriftInputError(f"{name}: feature columns missing: {missing}")
+    missing = [c for c in features if c not in reference.columns]
+    if missing:
+        raise DriftInputError(f"{ref_name}: feature columns missing: {missing}")
     for col in features:
+        if not reference[col].notna().any():
+            raise DriftInputError(f"{ref_name}: column {col!r} has only missing values")
+        if schema_change(current, col) is not None:
+            continue  # reported as a schema change, not tested
         k_ref, k_cur = _kind_of(reference[col]), _kind_of(current[col])
         if k_ref != k_cur:
             raise DriftInputError(
@@ -71,9 +75,17 @@ def _check_inputs(
                 f"column {col!r} is numeric in the feature spec but {reference[col].dtype} "
                 f"in {ref_name}"
             )
-        for frame, name in ((reference, ref_name), (current, cur_name)):
-            if not frame[col].notna().any():
-                raise DriftInputError(f"{name}: column {col!r} has only missing values")
+
+
+def schema_change(current: pd.DataFrame, col: str) -> str | None:
+    """ "missing" / "all_missing" when ``current`` lacks feature ``col`` or has no value in it."""
+    if col not in current.columns:
+        return "missing"
+    if not current[col].notna().any():
+        return "all_missing"
+    if current[col].dtype == object and not current[col].astype(str).str.strip().ne("").any():
+        return "all_missing"
+    return None
 
 
 # --------------------------------------------------------------------------- detection
@@ -159,6 +171,13 @@ def detect_drift(
     _check_inputs(reference, current, spec, labels)
     features: dict[str, FeatureDrift] = {}
     for col in spec.features:
+        change = schema_change(current, col)
+        if change is not None:
+            kind: Literal["numeric", "categorical"] = (
+                "numeric" if col in spec.numeric else "categorical"
+            )
+            features[col] = FeatureDrift.for_schema_change(col, kind, change)
+            continue
         if col in spec.numeric and _kind_of(reference[col]) == "numeric":
             fd = numeric_drift(
                 col, numeric_values(reference[col]), numeric_values(current[col]), settings.n_bins
@@ -166,18 +185,33 @@ def detect_drift(
         else:
             fd = categorical_drift(col, reference[col], current[col])
         features[col] = fd
-    adjusted = _adjust([f.p_value for f in features.values()], settings.correction)
-    for f, p_adj in zip(features.values(), adjusted, strict=True):
+    tested = [f for f in features.values() if f.schema_change is None]
+    adjusted = _adjust([f.p_value for f in tested], settings.correction)
+    for f, p_adj in zip(tested, adjusted, strict=True):
         f.p_value_adjusted = p_adj
+    for f in features.values():
         f.decide(settings)
-    share = sum(f.drifted for f in features.values()) / len(features)
+    n_drifted = sum(f.drifted for f in features.values())
+    share = n_drifted / len(features)
+    # The count rule counts a feature only at half the level (Holm-adjusted p < alpha/2, effect
+    # floor met) or for a schema change: alone it alarms at most alpha/2 of the time on data
+    # that did not change; and either rule firing implies a Holm rejection at alpha, so the
+    # dataset decision as a whole stays within alpha.
+    counted = [
+        name
+        for name, f in features.items()
+        if f.drifted and (f.schema_change or f.p_value_adjusted < settings.alpha / 2)
+    ]
+    least = settings.min_drifted_features
+    enough = least is not None and len(counted) >= least
     report = DriftReport(
         features=features,
         reference={"paths": ref_paths, "rows": len(reference)},
         current={"paths": cur_paths, "rows": len(current)},
         settings=settings,
         drift_share=share,
-        dataset_drift=share >= settings.dataset_drift_threshold,
+        dataset_drift=share >= settings.dataset_drift_threshold or enough,
+        counted_features=counted if least is not None else [],
         model=model_info,
     )
     if model is not None:

@@ -40,13 +40,14 @@ def table_rows(report: DriftReport) -> list[dict[str, Any]]:
                 "role": role,
                 "kind": f.kind,
                 "test": f.test,
-                "statistic": round(f.statistic, 4),
-                "p_value": float(f"{f.p_value:.3g}"),
+                "schema_change": f.schema_change,
+                "statistic": None if math.isnan(f.statistic) else round(f.statistic, 4),
+                "p_value": None if math.isnan(f.p_value) else float(f"{f.p_value:.3g}"),
                 "p_adjusted": None
                 if math.isnan(f.p_value_adjusted)
                 else float(f"{f.p_value_adjusted:.3g}"),
-                "psi": round(f.psi, 4),
-                "distance": round(f.distance, 4),
+                "psi": None if math.isnan(f.psi) else round(f.psi, 4),
+                "distance": None if math.isnan(f.distance) else round(f.distance, 4),
                 "drifted": f.drifted,
             }
         )
@@ -60,7 +61,13 @@ def to_markdown(report: DriftReport) -> str:
         "# Drift report",
         "",
         f"{verdict}: {len(report.drifted_features)} of {len(report.features)} features drifted "
-        f"(drift share {report.drift_share:.2f}, threshold {s.dataset_drift_threshold:.2f}).",
+        f"(drift share {report.drift_share:.2f}, threshold {s.dataset_drift_threshold:.2f}"
+        + (
+            f", or at least {s.min_drifted_features} drifted features"
+            if s.min_drifted_features
+            else ""
+        )
+        + ").",
         "",
         f"Reference: {', '.join(report.reference['paths']) or 'in memory'} "
         f"({report.reference['rows']:,} rows). "
@@ -78,8 +85,9 @@ def to_markdown(report: DriftReport) -> str:
         dist = f"{_fmt(f.distance)} ({'W1/std' if f.kind == 'numeric' else 'JS'})"
         p_adj = f.p_value if math.isnan(f.p_value_adjusted) else f.p_value_adjusted
         mark = "**yes**" if f.drifted else "no"
+        test = f"schema change: {f.schema_change.replace('_', '-')}" if f.schema_change else f.test
         lines.append(
-            f"| {name} | {f.kind} | {f.test} | {_fmt(f.statistic)} | {_fmt(p_adj)} | "
+            f"| {name} | {f.kind} | {test} | {_fmt(f.statistic)} | {_fmt(p_adj)} | "
             f"{_fmt(f.psi)} | {dist} | {mark} |"
         )
     unseen = [f for f in report.features.values() if f.unseen_levels]
@@ -128,12 +136,23 @@ def _svg_bars(f: FeatureDrift, width: int = 460, height: int = 160) -> str:
     return "".join(parts)
 
 
+def _cell(value: Any) -> str:
+    """A table cell as people write it: yes/no, an empty cell for nothing."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.replace("_", "-")
+    return str(value)
+
+
 def to_html(report: DriftReport) -> str:
     """A self-contained page: summary table and histograms of the drifted columns."""
     rows = []
     for r in table_rows(report):
         cls = ' class="drift"' if r["drifted"] else ""
-        cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values())
+        cells = "".join(f"<td>{html.escape(_cell(v))}</td>" for v in r.values())
         rows.append(f"<tr{cls}>{cells}</tr>")
     head = "".join(f"<th>{html.escape(k)}</th>" for k in table_rows(report)[0])
     drifted = [f for f in _rows(report) if f.drifted]

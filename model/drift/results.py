@@ -32,6 +32,8 @@ class DriftSettings:
     distance_threshold: float = 0.1
     n_bins: int = 10
     dataset_drift_threshold: float = 0.5
+    min_drifted_features: int | None = None
+    """Dataset drift also when at least this many features drifted (None: off)."""
     max_model_rows: int = 200_000
     seed: int = 0
 
@@ -47,6 +49,11 @@ class DriftSettings:
             raise DriftInputError(
                 "drift settings: dataset_drift_threshold must be in [0, 1], "
                 f"got {self.dataset_drift_threshold}"
+            )
+        if self.min_drifted_features is not None and self.min_drifted_features < 1:
+            raise DriftInputError(
+                "drift settings: min_drifted_features must be >= 1 or None, "
+                f"got {self.min_drifted_features}"
             )
         if self.n_bins < 2:
             raise DriftInputError(f"drift settings: n_bins must be >= 2, got {self.n_bins}")
@@ -70,7 +77,7 @@ class FeatureDrift:
 
     name: str
     kind: Literal["numeric", "categorical"]
-    test: Literal["ks", "chi2"]
+    test: Literal["ks", "chi2", "schema"]
     statistic: float
     p_value: float
     psi: float
@@ -85,9 +92,33 @@ class FeatureDrift:
     unseen_examples: list[str] = field(default_factory=list)
     summary: dict[str, float] = field(default_factory=dict)
     histogram: dict[str, list[Any]] = field(default_factory=dict)
+    schema_change: Literal["missing", "all_missing"] | None = None
+    """The current data lacks the feature, or has only missing values for it: no test is
+    possible, and the feature counts as drifted."""
+
+    @classmethod
+    def for_schema_change(
+        cls, name: str, kind: Literal["numeric", "categorical"], change: str
+    ) -> FeatureDrift:
+        return cls(
+            name=name,
+            kind=kind,
+            test="schema",
+            statistic=math.nan,
+            p_value=math.nan,
+            psi=math.nan,
+            distance=math.nan,
+            distance_name="wasserstein_norm" if kind == "numeric" else "jensen_shannon",
+            drifted=True,
+            current_missing=1.0,
+            schema_change=change,  # type: ignore[arg-type]
+        )
 
     def decide(self, settings: DriftSettings) -> None:
         """Apply the drift rule (uses ``p_value_adjusted``; set it first)."""
+        if self.schema_change is not None:
+            self.drifted = True
+            return
         p = self.p_value if math.isnan(self.p_value_adjusted) else self.p_value_adjusted
         material = (
             self.psi >= settings.psi_threshold or self.distance >= settings.distance_threshold
@@ -111,11 +142,17 @@ class DriftReport:
     prediction: FeatureDrift | None = None
     target: FeatureDrift | None = None
     model: dict[str, Any] | None = None
+    counted_features: list[str] = field(default_factory=list)
+    """Features the ``min_drifted_features`` rule counted (drifted at level alpha/2)."""
     created_at: str = field(default_factory=lambda: _now_iso())
 
     @property
     def drifted_features(self) -> list[str]:
         return [name for name, f in self.features.items() if f.drifted]
+
+    @property
+    def schema_changes(self) -> dict[str, str]:
+        return {n: f.schema_change for n, f in self.features.items() if f.schema_change}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +165,8 @@ class DriftReport:
             "drifted_features": self.drifted_features,
             "n_features": len(self.features),
             "n_drifted": len(self.drifted_features),
+            "schema_changes": self.schema_changes,
+            "counted_features": list(self.counted_features),
             "features": {name: f.to_dict() for name, f in self.features.items()},
             "prediction": self.prediction.to_dict() if self.prediction else None,
             "target": self.target.to_dict() if self.target else None,
