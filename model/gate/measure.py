@@ -143,7 +143,7 @@ def measure(
         delong=delong,
         mcnemar=mcnemar_test(y, sb >= tb, sc >= tc, "greater"),
         bootstrap=_bootstrap_summary(boot),
-        curves={"baseline": _curves(y, sb), "candidate": _curves(y, sc)},
+        curves={"baseline": _curves(y, sb, tb, mb), "candidate": _curves(y, sc, tc, mc)},
         bootstrap_deltas=_downsample(boot.deltas[primary]),
         candidate_auc={"auc": auc, "se": auc_se, "ci_low": auc_low, "ci_high": auc_high},
         identical=bool(np.array_equal(sb, sc)),
@@ -175,9 +175,9 @@ def measure_untested(
     if two_classes:
         auc, se, low, high = auc_interval(y, sc)
         candidate_auc = {"auc": auc, "se": se, "ci_low": low, "ci_high": high}
-    curves = {"candidate": _curves(y, sc)} if two_classes else {}
-    if two_classes and baseline is not None:
-        curves["baseline"] = _curves(y, baseline[0])
+    curves = {"candidate": _curves(y, sc, tc, mc)} if two_classes else {}
+    if two_classes and baseline is not None and mb is not None:
+        curves["baseline"] = _curves(y, baseline[0], baseline[1], mb)
     return Population(
         name=name,
         n=int(y.size),
@@ -212,8 +212,36 @@ def _bootstrap_summary(boot: BootstrapResult) -> dict[str, Any]:
     }
 
 
-def _curves(y: np.ndarray, s: np.ndarray) -> dict[str, Any]:
-    return curve_points(y, s, MAX_CURVE_POINTS)
+def _curves(
+    y: np.ndarray, s: np.ndarray, threshold: float, metrics: dict[str, float]
+) -> dict[str, Any]:
+    """What the report draws for one model: ROC and precision-recall points, the reliability
+    diagram (10 equal-width score bins: mean score, observed rate, rows), the confusion matrix
+    at the model's decision threshold, and the AUC / average precision for the legends."""
+    out = curve_points(y, s, MAX_CURVE_POINTS)
+    edges = np.linspace(0.0, 1.0, 11)
+    which = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, 9)
+    rows = np.bincount(which, minlength=10)
+    mean_score = np.bincount(which, weights=s, minlength=10)
+    observed = np.bincount(which, weights=y.astype(np.float64), minlength=10)
+    keep = rows > 0
+    out["reliability"] = {
+        "mean_score": (mean_score[keep] / rows[keep]).round(5).tolist(),
+        "observed": (observed[keep] / rows[keep]).round(5).tolist(),
+        "rows": rows[keep].astype(int).tolist(),
+    }
+    pred = s >= threshold
+    pos = y.astype(bool)
+    out["confusion"] = {
+        "threshold": float(threshold),
+        "tp": int(np.sum(pred & pos)),
+        "fp": int(np.sum(pred & ~pos)),
+        "fn": int(np.sum(~pred & pos)),
+        "tn": int(np.sum(~pred & ~pos)),
+    }
+    out["auc"] = metrics.get("auc")
+    out["average_precision"] = metrics.get("average_precision")
+    return out
 
 
 def _downsample(deltas: np.ndarray) -> list[float]:

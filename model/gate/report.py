@@ -12,16 +12,16 @@ import html
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from model.errors import ComparisonInputError
 from model.gate.result import fmt_p
+from model.gate.svg import CANDIDATE_COLOR, _figure, _svg_histogram, _svg_lines
 
 RULE = "=" * 60
 BASELINE_COLOR = "#7f7f7f"
-CANDIDATE_COLOR = "#1f77b4"
 
 
 def _as_dict(result: Any) -> Mapping[str, Any]:
@@ -221,60 +221,188 @@ body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em}
 .decision{display:inline-block;padding:.3em .8em;border-radius:4px;color:#fff;font-weight:bold}
 .PROMOTE{background:#2ca02c}.REJECT{background:#d62728}.INCONCLUSIVE{background:#ff7f0e}
-table{border-collapse:collapse;font-size:.92em}td,th{border:1px solid #ccc;padding:.3em .6em}
+.banner{padding:.6em 1em;border-radius:4px;background:#eef4fb;border:1px solid #9cc3e6}
+table{border-collapse:collapse;font-size:.92em}td,th{border:1px solid #ccc;padding:.3em .6em;
+text-align:left;white-space:nowrap}
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}
+tr.regression td{color:#d62728;font-weight:bold}tr.improved td.gain{color:#2ca02c}
 .ok{color:#2ca02c}.bad{color:#d62728}.charts{display:flex;flex-wrap:wrap;gap:1em}
 figure{margin:0}figcaption{font-size:.85em;color:#555;text-align:center}
 """
 
 
-def to_html(result: Any) -> str:
-    """A self-contained HTML report: decision, metric table, curves, bootstrap histogram."""
-    r = _as_dict(result)
+def _n(x: float | None, digits: int = 4, sign: bool = False) -> str:
+    """A number with ``digits`` decimals, never "-0.0000"; "–" for nothing."""
+    if x is None or not math.isfinite(x):
+        return "–"
+    v = round(x, digits) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return format(v, f"{'+' if sign else ''}.{digits}f")
+
+
+def _p(p: float | None) -> str:
+    """A p-value as reports print it: "< 0.001" below the floor, else 3 decimals."""
+    if p is None or not math.isfinite(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _identical(r: Mapping[str, Any]) -> bool:
+    pops = r.get("populations") or {}
+    pop: Mapping[str, Any] = pops.get(r.get("decided_on")) or next(iter(pops.values()), {})
+    return bool(pop.get("identical_scores"))
+
+
+def _metric_rows(r: Mapping[str, Any], first: bool) -> tuple[str, str]:
     esc = html.escape
+    if first:
+        head = "<tr><th>metric</th><th>candidate</th></tr>"
+        rows = [
+            f"<tr><td>{esc(m)}</td><td class=n>{_n(row['candidate'])}</td></tr>"
+            for m, row in r["metrics"].items()
+        ]
+        return head, "".join(rows)
+    head = (
+        "<tr><th>metric</th><th>production</th><th>candidate</th><th>change</th>"
+        "<th>improvement</th><th>interval of improvement</th><th>p (one-sided)</th>"
+        "<th>verdict</th></tr>"
+    )
+    rows = []
+    for m, row in r["metrics"].items():
+        low, high = row.get("ci_low"), row.get("ci_high")
+        interval = "–" if low is None else f"[{_n(low, sign=True)}, {_n(high, sign=True)}]"
+        if high is not None and high < 0:
+            cls, verdict = "regression", "worse (beyond its interval)"
+        elif low is not None and low > 0:
+            cls, verdict = "improved", "better"
+        else:
+            cls, verdict = "", "no clear change"
+        rows.append(
+            f'<tr class="{cls}"><td>{esc(m)}</td><td class=n>{_n(row["baseline"])}</td>'
+            f"<td class=n>{_n(row['candidate'])}</td>"
+            f"<td class=n>{_n(row['absolute_change'], sign=True)}</td>"
+            f'<td class="n gain">{_n(row.get("improvement"), sign=True)}</td>'
+            f"<td class=n>{interval}</td><td class=n>{_p(row['p_value'])}</td>"
+            f"<td>{verdict}</td></tr>"
+        )
+    return head, "".join(rows)
+
+
+def _confusion_html(curves: Mapping[str, Any]) -> str:
+    cells = []
+    for who in ("baseline", "candidate"):
+        c = (curves.get(who) or {}).get("confusion")
+        if not c:
+            continue
+        title = "production" if who == "baseline" else "candidate"
+        cells.append(
+            f"<table class=confusion><caption>{title}, threshold {c['threshold']:.3f}</caption>"
+            "<tr><th></th><th>predicted 1</th><th>predicted 0</th></tr>"
+            f"<tr><th>actual 1</th><td class=n>{c['tp']:,}</td><td class=n>{c['fn']:,}</td></tr>"
+            f"<tr><th>actual 0</th><td class=n>{c['fp']:,}</td><td class=n>{c['tn']:,}</td></tr>"
+            "</table>"
+        )
+    return '<div class="charts">' + "".join(cells) + "</div>" if cells else ""
+
+
+def _tests_html(r: Mapping[str, Any]) -> str:
+    tests = (to_json(r).get("tests") or {}).items()
+    rows = []
+    for name, values in tests:
+        if not values:
+            continue
+        shown = []
+        for key, value in values.items():
+            if isinstance(value, bool) or value is None or isinstance(value, dict | list):
+                continue
+            if isinstance(value, float):
+                text = _p(value) if key.startswith("p") else f"{value:.4g}"
+            else:
+                text = str(value)
+            shown.append(f"{key} {text}")
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td><td>{html.escape('; '.join(shown))}</td></tr>"
+        )
+    if not rows:
+        return ""
+    return "<h2>Tests</h2><table><tr><th>test</th><th>result</th></tr>" + "".join(rows) + "</table>"
+
+
+def _charts(r: Mapping[str, Any]) -> list[str]:
     name = r["primary_metric"]
     curves = r.get("curves") or {}
-    roc_series, pr_series = [], []
+    roc, pr, rel = [], [], []
     for who, color in (("baseline", BASELINE_COLOR), ("candidate", CANDIDATE_COLOR)):
         c = curves.get(who)
-        if c:
-            roc_series.append((who, c["roc"]["fpr"], c["roc"]["tpr"], color))
-            pr_series.append((who, c["pr"]["recall"], c["pr"]["precision"], color))
+        if not c:
+            continue
+        label = "production" if who == "baseline" else "candidate"
+        roc.append((f"{label} (AUC {_n(c.get('auc'))})", c["roc"]["fpr"], c["roc"]["tpr"], color))
+        pr.append(
+            (
+                f"{label} (AP {_n(c.get('average_precision'))})",
+                c["pr"]["recall"],
+                c["pr"]["precision"],
+                color,
+            )
+        )
+        if c.get("reliability"):
+            rel.append((label, c["reliability"]["mean_score"], c["reliability"]["observed"], color))
     charts = [
-        _figure(_svg_lines(roc_series, "false positive rate", "true positive rate", True), "ROC"),
-        _figure(_svg_lines(pr_series, "recall", "precision", False), "Precision–recall"),
+        _figure(
+            _svg_lines(roc, "false positive rate", "true positive rate", True, name="roc"), "ROC"
+        ),
+        _figure(
+            _svg_lines(pr, "recall", "precision", False, legend_top=False, name="pr"),
+            "Precision–recall",
+        ),
     ]
+    if rel:
+        svg = _svg_lines(
+            rel,
+            "mean predicted probability",
+            "observed positive rate",
+            True,
+            markers=True,
+            legend_top=True,
+            name="reliability",
+        )
+        charts.append(_figure(svg, "Reliability (10 bins; on the diagonal = calibrated)"))
     deltas = r.get("bootstrap_deltas") or []
     if deltas:
         improvement = r["metrics"][name]["improvement"]
         svg = _svg_histogram(deltas, r["threshold_absolute"], improvement, f"Δ {name}")
         caption = f"Bootstrap distribution of the {name} improvement"
         if r.get("primary", {}).get("test") != "bootstrap-normal":
-            caption += " (for illustration; the decision uses the method above)"
+            caption += " (illustration; the decision uses the method above)"
         charts.append(_figure(svg, caption))
-    rows = []
-    for metric, row in r["metrics"].items():
-        ci = (
-            ""
-            if row["ci_low"] is None
-            else f"[{_num(row['ci_low'], '+.4f')}, {_num(row['ci_high'], '+.4f')}]"
+    return charts
+
+
+def to_html(result: Any) -> str:
+    """A self-contained HTML report: decision, metric table, curves, reliability, confusion
+    matrices, tests."""
+    r = _as_dict(result)
+    esc = html.escape
+    name = r["primary_metric"]
+    first = not r.get("baseline")
+    banner = ""
+    if first:
+        banner = (
+            '<p class="banner" id="first-version">First version: there is no production model '
+            "to compare with; the candidate's own metrics and curves are below.</p>"
         )
-        rows.append(
-            f"<tr><td>{esc(metric)}</td><td class=n>{_num(row['baseline'])}</td>"
-            f"<td class=n>{_num(row['candidate'])}</td>"
-            f"<td class=n>{_num(row['absolute_change'], '+.4f')}</td>"
-            f"<td class=n>{_pct(row['relative_change'])}</td>"
-            f"<td class=n>{_num(row.get('improvement'), '+.4f')}</td><td class=n>{ci}</td>"
-            f"<td class=n>{fmt_p(row['p_value'])}</td>"
-            f"<td>{'higher' if row['higher_is_better'] else 'lower'}</td></tr>"
+    elif _identical(r):
+        banner = (
+            '<p class="banner" id="identical">Identical to production: the candidate scores '
+            "every test row exactly as production does.</p>"
         )
+    head, rows = _metric_rows(r, first)
     factors = "".join(
         f"<li class={'ok' if f['ok'] else 'bad'}>{'✓' if f['ok'] else '✗'} {esc(f['text'])}</li>"
         for f in r["decision_factors"]
     )
     reasons = "".join(f"<li>{esc(x)}</li>" for x in r["reasons"])
     models = "".join(_model_row(who, r.get(who)) for who in ("baseline", "candidate"))
-    tests = esc(json.dumps(to_json(r).get("tests"), indent=2))
     line = primary_line(r)
     primary_html = "" if line is None else f"<p><b>Primary test</b>: {esc(line)}</p>"
     pops = _population_lines(r)
@@ -284,35 +412,39 @@ def to_html(result: Any) -> str:
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Model comparison: {esc(r["decision"])}</title>
 <style>{_CSS}</style></head><body>
-<h1>Model comparison <span class="decision {esc(r["decision"])}">{esc(r["decision"])}</span></h1>
+<h1>Model comparison <span class="decision {esc(r["decision"])}" id="decision">\
+{esc(r["decision"])}</span></h1>
+{banner}
 <ul>{reasons}</ul>
 <p>Primary metric <b>{esc(name)}</b>; guaranteed minimum gain {r["threshold"]:g}
-({esc(r["threshold_type"])}, {_num(r["threshold_absolute"])} absolute);
+({esc(r["threshold_type"])}, {_n(r["threshold_absolute"])} absolute);
 family error budget α = {r["significance_level"]:g}, this is comparison
-{r.get("holdout_uses", 1)} (α<sub>k</sub> = {r.get("alpha_k", 0):.3g}); {r["n_test"]} test rows
+{r.get("holdout_uses", 1)} (α<sub>k</sub> = {r.get("alpha_k", 0):.3g}); {r["n_test"]:,} test rows
 ({r.get("n_positive")} positive, {esc(str(r.get("decided_on", "holdout")))} rows);
-{r["n_bootstrap"]} paired bootstrap resamples, seed {r["seed"]}.
+{r["n_bootstrap"]:,} paired bootstrap resamples, seed {r["seed"]}.
 Created {esc(str(r["created_at"]))}.</p>
 {primary_html}
 {pops_html}
 <table><tr><th></th><th>version</th><th>path</th><th>sha256</th></tr>{models}</table>
 <h2>Decision factors</h2><ul>{factors}</ul>
 <h2>Metrics</h2>
-<table><tr><th>metric</th><th>baseline</th><th>candidate</th><th>change</th><th>relative</th>
-<th>improvement</th><th>CI of improvement</th><th>p (one-sided)</th><th>better</th></tr>
-{"".join(rows)}</table>
+<table id="metrics">{head}{rows}</table>
 <p>Improvement is the change oriented so that positive is better (its sign is flipped for
 lower-is-better metrics). Each metric's interval and one-sided p come from one method at the
 comparison's level: DeLong for the AUC, the paired mean difference for log loss and Brier,
 the paired bootstrap's standard error for the others. The primary metric's p tests
-"gain ≤ threshold"; the others' test "gain ≤ 0".</p>
-<h2>Curves</h2><div class="charts">{"".join(charts)}</div>
-<h2>Tests</h2><pre>{tests}</pre>
+"gain ≤ threshold"; the others' test "gain ≤ 0". A row in red is a regression beyond its
+interval.</p>
+<h2>Curves</h2><div class="charts">{"".join(_charts(r))}</div>
+<h2>Confusion matrices at each model's decision threshold</h2>
+{_confusion_html(r.get("curves") or {})}
+{_tests_html(r)}
 </body></html>
 """
 
 
 def _model_row(who: str, info: Mapping[str, Any] | None) -> str:
+    who = "production" if who == "baseline" else who
     if not info:
         return f"<tr><th>{who}</th><td colspan=3>none (no production model)</td></tr>"
     version, path, sha = (info.get(k) or "–" for k in ("version", "path", "sha256"))
@@ -324,108 +456,3 @@ def _model_row(who: str, info: Mapping[str, Any] | None) -> str:
 
 def write_html(result: Any, path: str | Path) -> Path:
     return write_text(path, to_html(result))
-
-
-def _figure(svg: str, caption: str) -> str:
-    return f"<figure>{svg}<figcaption>{html.escape(caption)}</figcaption></figure>"
-
-
-_W, _H, _M = 340, 300, 44  # size and margin of a chart
-
-
-def _sx(x: float, lo: float = 0.0, hi: float = 1.0) -> float:
-    return _M + (x - lo) / (hi - lo or 1.0) * (_W - _M - 12)
-
-
-def _sy(y: float, lo: float = 0.0, hi: float = 1.0) -> float:
-    return _H - _M - (y - lo) / (hi - lo or 1.0) * (_H - _M - 12)
-
-
-def _axes(xlabel: str, ylabel: str, xlo: float = 0.0, xhi: float = 1.0) -> list[str]:
-    parts = [
-        f'<rect x="{_M}" y="12" width="{_W - _M - 12}" height="{_H - _M - 12}" '
-        'fill="none" stroke="#999"/>'
-    ]
-    for i in range(6):
-        fx = xlo + (xhi - xlo) * i / 5
-        fy = i / 5
-        parts.append(
-            f'<text x="{_sx(fx, xlo, xhi):.1f}" y="{_H - _M + 14}" font-size="10" '
-            f'text-anchor="middle">{fx:.2g}</text>'
-        )
-        if ylabel:
-            parts.append(
-                f'<text x="{_M - 4}" y="{_sy(fy) + 3:.1f}" font-size="10" '
-                f'text-anchor="end">{fy:.1f}</text>'
-            )
-    parts.append(
-        f'<text x="{(_W + _M) / 2:.0f}" y="{_H - 8}" font-size="11" '
-        f'text-anchor="middle">{html.escape(xlabel)}</text>'
-    )
-    if ylabel:
-        parts.append(
-            f'<text x="12" y="{_H / 2:.0f}" font-size="11" text-anchor="middle" '
-            f'transform="rotate(-90 12 {_H / 2:.0f})">{html.escape(ylabel)}</text>'
-        )
-    return parts
-
-
-def _svg_lines(
-    series: Sequence[tuple[str, Sequence[float], Sequence[float], str]],
-    xlabel: str,
-    ylabel: str,
-    diagonal: bool,
-) -> str:
-    parts = _axes(xlabel, ylabel)
-    if diagonal:
-        parts.append(
-            f'<line x1="{_sx(0)}" y1="{_sy(0)}" x2="{_sx(1)}" y2="{_sy(1)}" '
-            'stroke="#ccc" stroke-dasharray="4 3"/>'
-        )
-    for i, (label, xs, ys, color) in enumerate(series):
-        points = " ".join(f"{_sx(x):.1f},{_sy(y):.1f}" for x, y in zip(xs, ys, strict=False))
-        parts.append(f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="2"/>')
-        parts.append(
-            f'<text x="{_W - 20}" y="{_H - _M - 10 - 14 * i}" font-size="11" '
-            f'text-anchor="end" fill="{color}">{html.escape(label)}</text>'
-        )
-    return _svg(parts)
-
-
-def _svg_histogram(
-    deltas: Sequence[float], threshold: float, observed: float | None, xlabel: str
-) -> str:
-    lo = min(min(deltas), 0.0, threshold)
-    hi = max(max(deltas), 0.0, threshold)
-    pad = (hi - lo) * 0.05 or 0.01
-    lo, hi = lo - pad, hi + pad
-    bins = 30
-    counts = [0] * bins
-    for d in deltas:
-        counts[min(bins - 1, int((d - lo) / (hi - lo) * bins))] += 1
-    top = max(counts) or 1
-    parts = _axes(xlabel, "", lo, hi)
-    width = (_W - _M - 12) / bins
-    for i, c in enumerate(counts):
-        h = c / top * (_H - _M - 24)
-        parts.append(
-            f'<rect x="{_M + i * width:.1f}" y="{_H - _M - h:.1f}" width="{width - 1:.1f}" '
-            f'height="{h:.1f}" fill="{CANDIDATE_COLOR}" opacity="0.6"/>'
-        )
-    marks = [(0.0, "#555", "0"), (threshold, "#d62728", "threshold")]
-    if observed is not None:
-        marks.append((observed, "#2ca02c", "observed"))
-    for i, (x, color, label) in enumerate(marks):
-        parts.append(
-            f'<line x1="{_sx(x, lo, hi):.1f}" y1="12" x2="{_sx(x, lo, hi):.1f}" y2="{_H - _M}" '
-            f'stroke="{color}" stroke-width="2" stroke-dasharray="5 3"/>'
-            f'<text x="{_sx(x, lo, hi) + 3:.1f}" y="{24 + 12 * i}" font-size="10" '
-            f'fill="{color}">{label}</text>'
-        )
-    return _svg(parts)
-
-
-def _svg(parts: list[str]) -> str:
-    return (
-        f'<svg width="{_W}" height="{_H}" viewBox="0 0 {_W} {_H}" role="img">{"".join(parts)}</svg>'
-    )

@@ -144,10 +144,11 @@ def test_html_is_self_contained(result: ComparisonResult, tmp_path: Path) -> Non
     page = path.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert "http://" not in page and "https://" not in page and "src=" not in page
-    assert page.count("<svg") == 3  # ROC, precision-recall, bootstrap histogram
-    assert page.count("<polyline") == 4  # both models on both curves
+    assert page.count("<svg") == 4  # ROC, precision-recall, reliability, bootstrap histogram
+    assert page.count('<path class="curve"') == 6  # both models on three charts
     assert ">threshold<" in page and "PROMOTE" in page
     assert "v0002" in page and "average_precision" in page
+    assert "&lt; 0.001" in page and "0.0010" not in page  # p below the floor, as "< 0.001"
 
 
 def test_html_escapes_text() -> None:
@@ -167,7 +168,54 @@ def test_reports_without_a_baseline() -> None:
     assert "PROMOTION DECISION: PROMOTE" in text
     assert "  auc: " in text
     page = report.to_html(r)
-    assert page.count("<polyline") == 2
+    assert page.count('<path class="curve"') == 3  # the candidate's ROC, PR and reliability
+    assert 'id="first-version"' in page and ">n/a<" not in page and "null" not in page
     assert "none (no production model)" in page and ">None<" not in page
     json.dumps(report.to_json(r), allow_nan=False)
     assert report.to_markdown(r).startswith("## Model comparison: **PROMOTE**")
+
+
+def _cells(page: str, metric: str) -> list[str]:
+    row = re.search(rf'<tr class="([a-z]*)"><td>{metric}</td>(.*?)</tr>', page)
+    assert row is not None, metric
+    return [row.group(1), *re.findall(r"<td[^>]*>(.*?)</td>", row.group(2))]
+
+
+def test_html_shows_calibration_confusion_and_flags_regressions() -> None:
+    rng = np.random.default_rng(3)
+    n = 4_000
+    y = rng.binomial(1, 0.4, n)
+    base = 1 / (1 + np.exp(-(2.0 * y - 1 + rng.normal(size=n))))
+    cand = np.clip(base * 0.5, 0, 1)  # same ranking, badly calibrated: recall collapses
+    r = ModelComparator(n_bootstrap=200).compare_scores(y, base, cand)
+    page = report.to_html(r)
+    cls, *cells = _cells(page, "recall")
+    assert cls == "regression" and "worse" in cells[-1]  # never shown as an improvement
+    assert cells[3].startswith("-")  # the improvement column is negative
+    assert 'data-chart="reliability"' in page and "observed positive rate" in page
+    assert "AUC 0." in page and "AP 0." in page  # in the legends
+    assert page.count("<table class=confusion>") == 2
+    # the confusion matrix is the one at the threshold (independent count)
+    tp = int(np.sum((cand >= 0.5) & (y == 1)))
+    assert f"<td class=n>{tp:,}</td>" in page
+    assert "-0.0000" not in page and "<pre>" not in page  # the tests are a table, not JSON
+
+
+def test_identical_candidate_gets_a_banner() -> None:
+    y, sb, _ = scores(4, 600, 1.0, 1.0)
+    page = report.to_html(ModelComparator(n_bootstrap=100).compare_scores(y, sb, sb.copy()))
+    assert 'id="identical"' in page and "exactly as production" in page
+    other = report.to_html(ModelComparator(n_bootstrap=100).compare_scores(y, sb, sb * 0.99))
+    assert 'id="identical"' not in other
+
+
+def test_threshold_label_is_anchored_inside_the_chart() -> None:
+    from model.gate.svg import _svg_histogram
+
+    svg = _svg_histogram([0.1, 0.2, 0.3, 0.35], threshold=0.34, observed=0.33, xlabel="d")
+    label = re.search(
+        r'<text class="chart-label" x="([0-9.]+)"[^>]*text-anchor="(\w+)"[^>]*>'
+        r"threshold<",
+        svg,
+    )
+    assert label is not None and label.group(2) == "end"  # near the right edge: grows left
