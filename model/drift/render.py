@@ -7,6 +7,7 @@ Pure functions of a :class:`~model.drift.results.DriftReport` (no files: see
 from __future__ import annotations
 
 import html
+import itertools
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -103,34 +104,61 @@ def to_markdown(report: DriftReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _svg_bars(f: FeatureDrift, width: int = 460, height: int = 160) -> str:
+def _bin_labels(h: dict[str, list[Any]]) -> list[str]:
+    """A label per bin: the level, or the value range "[a, b)" of a numeric bin."""
+    if h.get("levels"):
+        return [str(v) for v in h["levels"]]
+    edges = h.get("edges", [])
+    return [f"[{_fmt(a, 3)}, {_fmt(b, 3)})" for a, b in itertools.pairwise(edges)]
+
+
+def _svg_bars(f: FeatureDrift, width: int = 520, height: int = 170) -> str:
+    """Reference vs current share of rows per bin: a y axis in %, each bar's range or level on
+    hover (SVG ``<title>``), the first and last range under the x axis."""
     h = f.histogram
     ref, cur = h.get("reference", []), h.get("current", [])
     if not ref:
         return ""
-    labels = h.get("levels") or [_fmt(e, 2) for e in h.get("edges", [])[:-1]]
+    labels = _bin_labels(h)
     k = len(ref)
     top = max(max(ref), max(cur), 1e-12)
-    slot = (width - 40) / k
+    left, right = 48, 10
+    slot = (width - left - right) / k
     bar = max(slot / 2 - 1, 1)
+    name = html.escape(f.name)
     parts = [
-        f'<svg width="{width}" height="{height + 30}" '
-        f'role="img" aria-label="{html.escape(f.name)} reference vs current">'
+        f'<svg width="{width}" height="{height + 34}" role="img" data-chart="{name}" '
+        f'aria-label="{name}: reference vs current">'
     ]
+    for t in range(5):  # the y axis: share of rows
+        v = top * t / 4
+        y = height - height * t / 4
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#eee"/>'
+            f'<text class="chart-label" x="{left - 4}" y="{y + 3:.1f}" font-size="10" '
+            f'text-anchor="end">{100 * v:.0f}%</text>'
+        )
     for i in range(k):
-        x = 30 + i * slot
+        x = left + i * slot
         for j, (val, color) in enumerate(((ref[i], "#4c78a8"), (cur[i], "#f58518"))):
             bh = height * val / top
+            side = "reference" if j == 0 else "current"
             parts.append(
                 f'<rect x="{x + j * bar:.1f}" y="{height - bh:.1f}" width="{bar:.1f}" '
-                f'height="{bh:.1f}" fill="{color}"><title>{html.escape(str(labels[i]))}: '
-                f"{'reference' if j == 0 else 'current'} {val:.3f}</title></rect>"
+                f'height="{bh:.1f}" fill="{color}"><title>{html.escape(labels[i])}: '
+                f"{side} {100 * val:.1f}% of rows</title></rect>"
             )
-    parts.append(f'<line x1="30" y1="{height}" x2="{width - 10}" y2="{height}" stroke="#333"/>')
-    first, last = html.escape(str(labels[0])), html.escape(str(labels[-1]))
-    parts.append(f'<text x="30" y="{height + 15}" font-size="11">{first}</text>')
     parts.append(
-        f'<text x="{width - 10}" y="{height + 15}" font-size="11" text-anchor="end">{last}</text>'
+        f'<line x1="{left}" y1="{height}" x2="{width - right}" y2="{height}" stroke="#333"/>'
+        f'<line x1="{left}" y1="0" x2="{left}" y2="{height}" stroke="#333"/>'
+    )
+    first, last = html.escape(labels[0]), html.escape(labels[-1])
+    parts.append(
+        f'<text class="chart-label" x="{left}" y="{height + 15}" font-size="10">{first}</text>'
+        f'<text class="chart-label" x="{width - right}" y="{height + 15}" font-size="10" '
+        f'text-anchor="end">{last}</text>'
+        f'<text x="{(width + left) / 2:.0f}" y="{height + 30}" font-size="11" '
+        f'text-anchor="middle">{name}</text>'
     )
     parts.append("</svg>")
     return "".join(parts)
@@ -152,7 +180,11 @@ def to_html(report: DriftReport) -> str:
     rows = []
     for r in table_rows(report):
         cls = ' class="drift"' if r["drifted"] else ""
-        cells = "".join(f"<td>{html.escape(_cell(v))}</td>" for v in r.values())
+        cells = "".join(
+            f"<td{' class=n' if isinstance(v, int | float) and not isinstance(v, bool) else ''}>"
+            f"{html.escape(_cell(v))}</td>"
+            for v in r.values()
+        )
         rows.append(f"<tr{cls}>{cells}</tr>")
     head = "".join(f"<th>{html.escape(k)}</th>" for k in table_rows(report)[0])
     drifted = [f for f in _rows(report) if f.drifted]
@@ -166,12 +198,14 @@ def to_html(report: DriftReport) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>Drift report</title>
 <style>
 body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;
+white-space:nowrap}}td.n{{text-align:right;font-variant-numeric:tabular-nums}}
 tr.drift{{background:#fde2e1}}.legend span{{display:inline-block;width:12px;height:12px}}
 </style></head><body>
 <h1>Drift report</h1>
-<p><strong>{verdict}</strong>: {len(report.drifted_features)} of {len(report.features)}
-features drifted (share {report.drift_share:.2f}, threshold
+<p id="decision"><strong>{verdict}</strong>: {len(report.drifted_features)} of
+{len(report.features)}
+{len(report.features)} features drifted (share {report.drift_share:.2f}, threshold
 {report.settings.dataset_drift_threshold:.2f}). Created {html.escape(report.created_at)}.</p>
 <p>Reference: {html.escape(_where(report.reference))};
 current: {html.escape(_where(report.current))}.</p>
