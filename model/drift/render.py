@@ -204,7 +204,6 @@ tr.drift{{background:#fde2e1}}.legend span{{display:inline-block;width:12px;heig
 </style></head><body>
 <h1>Drift report</h1>
 <p id="decision"><strong>{verdict}</strong>: {len(report.drifted_features)} of
-{len(report.features)}
 {len(report.features)} features drifted (share {report.drift_share:.2f}, threshold
 {report.settings.dataset_drift_threshold:.2f}). Created {html.escape(report.created_at)}.</p>
 <p>Reference: {html.escape(_where(report.reference))};
