@@ -111,6 +111,7 @@ class DriftReport:
     prediction: FeatureDrift | None = None
     target: FeatureDrift | None = None
     model: dict[str, Any] | None = None
+    performance_estimate: dict[str, Any] | None = None  # CBPE (model.drift.cbpe), JSON form
     created_at: str = field(default_factory=lambda: _now_iso())
 
     @property
@@ -132,6 +133,7 @@ class DriftReport:
             "prediction": self.prediction.to_dict() if self.prediction else None,
             "target": self.target.to_dict() if self.target else None,
             "model": self.model,
+            "performance_estimate": _clean(self.performance_estimate),
             "settings": self.settings.to_dict(),
         }
 
