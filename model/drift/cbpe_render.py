@@ -59,10 +59,19 @@ def _notes(est: dict[str, Any]) -> list[str]:
     return notes
 
 
+def _unavailable(est: dict[str, Any]) -> str | None:
+    if est.get("available") is False or est.get("auc") is None:
+        return f"not available: {est.get('reason') or 'no estimate'}"
+    return None
+
+
 def estimate_markdown(est: dict[str, Any] | None) -> str:
     """The Markdown section (empty without an estimate)."""
     if not est:
         return ""
+    why = _unavailable(est)
+    if why:
+        return f"\n## Performance estimate (CBPE, no labels needed)\n\n{why}\n"
     lines = [
         "",
         "## Performance estimate (CBPE, no labels needed)",
@@ -79,6 +88,12 @@ def estimate_html(est: dict[str, Any] | None) -> str:
     """The HTML section (empty without an estimate)."""
     if not est:
         return ""
+    why = _unavailable(est)
+    if why:
+        return (
+            '<section id="performance-estimate"><h2>Performance estimate (CBPE, no labels '
+            f"needed)</h2><p>{html.escape(why)}</p></section>\n"
+        )
     body = "".join(
         f"<tr><td>{html.escape(q)}</td><td>{html.escape(e)}</td><td>{html.escape(r)}</td></tr>"
         for q, e, r in _rows(est)
