@@ -177,6 +177,7 @@ def monitor_drift(
         "reference": report.reference,
         "current": report.current,
         "table": table_rows(report),
+        "performance_estimate": report.performance_estimate,
     }
 
 

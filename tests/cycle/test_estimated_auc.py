@@ -186,3 +186,23 @@ def test_drift_report_carries_the_estimate_beside_the_realised_auc(
     assert est["reference"]["version"] == production["version"]
     md = Path(summary["reports"]["md"]).read_text()
     assert f"| ROC AUC | {est['auc']:.3f} [" in md and f"| {est['realised']['auc']:.3f} |" in md
+
+
+def test_drift_monitor_flow_shows_the_estimate(
+    prefect_harness: None, settings: Settings, production: dict[str, Any]
+) -> None:
+    from prefect.artifacts import Artifact
+
+    from flows.drift_monitor import drift_monitor
+    from model.data.demo import make_customers, write_parquet_atomic
+
+    write_parquet_atomic(
+        make_customers(3000, 42, batch=1),
+        settings.incoming_dir / "date=2026-02-01" / "part-0.parquet",
+    )
+    summary = drift_monitor(emit=False)
+    est = summary["performance_estimate"]
+    assert est["available"] and abs(est["auc"] - est["realised"]["auc"]) <= 0.03
+    markdown = str(getattr(Artifact.get("drift-report"), "data", ""))
+    assert "## Performance estimate (CBPE, no labels needed)" in markdown
+    assert f"| ROC AUC | {est['auc']:.3f} [" in markdown
