@@ -50,7 +50,25 @@ def compute_drift(
             summary["dataset_drift"],
             summary["report_path"],
         )
+        _log_estimate(summary.get("performance_estimate"))
     return summary
+
+
+def _log_estimate(est: dict[str, Any] | None) -> None:
+    """One log line: production's estimated AUC (CBPE) beside the realised one."""
+    if not est:
+        return
+    if not est.get("available"):
+        get_run_logger().info("Performance estimate not available: %s", est.get("reason"))
+        return
+    realised = (est.get("realised") or {}).get("auc")
+    get_run_logger().info(
+        "Estimated AUC (CBPE, no labels) %.3f [%.3f, %.3f]; realised AUC %s",
+        est["auc"],
+        est["auc_ci_low"],
+        est["auc_ci_high"],
+        "unknown (no labels)" if realised is None else f"{realised:.3f}",
+    )
 
 
 @task(name="publish_drift_report")

@@ -28,6 +28,7 @@ def check_trigger(config: dict[str, Any], is_scheduled: bool = False) -> dict[st
         retrain_on_schedule=cfg.retrain_on_schedule,
         min_auc=cfg.min_auc,
         max_auc_drop=cfg.max_auc_drop,
+        estimated_auc_margin=cfg.estimated_auc_margin,
         min_new_samples=cfg.min_new_samples,
         min_hours_between_trainings=cfg.min_hours_between_trainings,
     )

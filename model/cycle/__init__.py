@@ -5,11 +5,12 @@ Owns ``config`` (``RetrainingConfig``, the flat flow parameters validated in one
 ``params`` (``check_parameters``: every flow parameter checked before any work),
 ``triggers`` (``evaluate_triggers``: which trigger fires, with every check listed),
 ``monitor`` (drift of the production model's data: the registry gives the reference and the
-model; ``monitor_drift``, ``drift_for_trigger``), ``locks`` (the promotion lock and the cycle
-lock, OS locks the kernel frees when their holder dies) and ``recovery`` (what a dead cycle
-left: its candidate's ``failed`` outcome, its scratch folder). This is the layer where the
-capability packages meet: it may import data, training, gate, registry, drift and serving; only
-the flows (through ``tasks/``) and the CLI import it.
+model; ``monitor_drift``, ``drift_for_trigger``), ``estimate`` (production's label-free
+performance estimate on new data, CBPE calibrated on its validation split), ``locks`` (the
+promotion lock and the cycle lock, OS locks the kernel frees when their holder dies) and
+``recovery`` (what a dead cycle left: its candidate's ``failed`` outcome, its scratch
+folder). This is the layer where the capability packages meet: it may import data, training,
+gate, registry, drift and serving; only the flows (through ``tasks/``) and the CLI import it.
 """
 
 from model.cycle.config import (

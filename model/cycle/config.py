@@ -48,6 +48,16 @@ MaxAucDrop = Annotated[
     float | None,
     Field(ge=0.0, le=1.0, description="Retrain when production's AUC on new data drops by more."),
 ]
+EstimatedAucMargin = Annotated[
+    float | None,
+    Field(
+        ge=0.0,
+        le=1.0,
+        description="Retrain when production's estimated AUC on the newest batch (CBPE, no "
+        "labels needed) is below the lower bound of its recorded holdout AUC interval by more "
+        "than this (None = off).",
+    ),
+]
 MinNewSamples = Annotated[
     int | None, Field(ge=1, description="Retrain when this many new rows arrived since training.")
 ]
@@ -171,15 +181,6 @@ MinDriftedFeatures = Annotated[
         description="Dataset drift also when at least this many features drifted (None: off).",
     ),
 ]
-EstimatedAucMargin = Annotated[
-    float | None,
-    Field(
-        ge=0.0,
-        le=1.0,
-        description="Retrain when the label-free (CBPE) AUC estimate on new data falls below "
-        "production's holdout AUC interval by more than this (None: off).",
-    ),
-]
 CudaBatchSize = Annotated[
     int | None,
     Field(
@@ -205,6 +206,7 @@ class RetrainingConfig(BaseModel):
     retrain_on_schedule: RetrainOnSchedule
     min_auc: MinAuc
     max_auc_drop: MaxAucDrop
+    estimated_auc_margin: EstimatedAucMargin = None
     min_new_samples: MinNewSamples
     data_path: DataPath
     incoming_path: IncomingPath
@@ -216,7 +218,6 @@ class RetrainingConfig(BaseModel):
     exclude_columns: ExcludeColumns = None
     max_imputed_row_share: MaxImputedRowShare = 0.2
     min_drifted_features: MinDriftedFeatures = None
-    estimated_auc_margin: EstimatedAucMargin = None
     cuda_batch_size: CudaBatchSize = None
     num_epochs: NumEpochs
     batch_size: BatchSize
@@ -405,6 +406,7 @@ def gather_trigger_state(
     now: dt.datetime | None = None,
 ) -> Any:
     """Fill a :class:`~model.cycle.triggers.TriggerState` from registry, batches and drift."""
+    from model.cycle.estimate import estimate_for_trigger
     from model.cycle.evaluation import trained_batches
     from model.cycle.monitor import drift_for_trigger
     from model.cycle.triggers import TriggerState
@@ -428,6 +430,7 @@ def gather_trigger_state(
             new = [b for b in sources.all_batches if b.name not in trained]
             state.new_rows_since_training = sum(parquet_rows(b) for b in new)
         _measure_recent_auc(state, config, sources, registry, prod.version)
+        estimate_for_trigger(state, settings, config, sources.all_batches[-1:], prod.version)
     drift, note = drift_for_trigger(
         settings,
         config.drift_report_path,

@@ -89,7 +89,9 @@ def drift_for_production(
     """Drift of the newest incoming batch(es) against the production model's training data.
 
     Returns None when there is no production model or no incoming data. With
-    ``with_model``, the production model's score distribution is compared too.
+    ``with_model``, the production model's score distribution is compared too, and its
+    performance on the current data is estimated without labels (``performance_estimate``,
+    :mod:`model.cycle.estimate`).
     """
     if _production_metadata(settings) is None:
         return None
@@ -113,7 +115,7 @@ def drift_for_production(
         if info is not None:
             scorer = load_model(info.path)
             model_info = {"version": info.version, "path": settings.relative(Path(info.path))}
-    return detect_drift(
+    report = detect_drift(
         reference,
         current,
         spec,
@@ -123,6 +125,13 @@ def drift_for_production(
         current_path=[settings.relative(p) for p in paths],
         model_info=model_info,
     )
+    if scorer is not None and model_info is not None:  # CBPE beside the drift (cycle.estimate)
+        from model.cycle.estimate import estimate_or_reason
+
+        report.performance_estimate = estimate_or_reason(
+            settings, model_info["version"], scorer, current
+        )
+    return report
 
 
 def monitor_drift(
@@ -178,6 +187,7 @@ def monitor_drift(
         "reference": report.reference,
         "current": report.current,
         "table": table_rows(report),
+        "performance_estimate": report.performance_estimate,
     }
 
 

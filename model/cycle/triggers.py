@@ -2,10 +2,12 @@
 
 Triggers, in the order they are checked (the first one that fires is the ``primary``
 reason, used in flow run names): ``force``, ``no-production``, ``drift``, ``degradation``,
-``age``, ``volume``, ``schedule``. A cooldown (``min_hours_between_trainings`` since the
-last training) suppresses the drift and volume triggers, so repeated drift events do not
-start a storm of trainings; a forced run ignores it. A trigger whose inputs are missing is
-listed as "not checked" with the reason; it never raises.
+``estimated_auc_drop``, ``age``, ``volume``, ``schedule``. A cooldown
+(``min_hours_between_trainings`` since the last training) suppresses the drift and volume
+triggers, so repeated drift events do not start a storm of trainings; a forced run ignores
+it (``estimated_auc_drop``, a performance trigger like ``degradation``, is not suppressed).
+A trigger whose inputs are missing is listed as "not checked" with the reason; it never
+raises.
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ from typing import Any
 
 from model.errors import RetrainError
 
-TRIGGER_ORDER = ("force", "no-production", "drift", "degradation", "age", "volume", "schedule")
+TRIGGER_ORDER = (
+    "force",
+    "no-production",
+    "drift",
+    "degradation",
+    "estimated_auc_drop",
+    "age",
+    "volume",
+    "schedule",
+)
 COOLDOWN_SUPPRESSES = frozenset({"drift", "volume"})
 
 
@@ -37,6 +48,7 @@ class TriggerParams:
     max_auc_drop: float | None = None
     min_new_samples: int | None = None
     min_hours_between_trainings: float = 24
+    estimated_auc_margin: float | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -55,6 +67,10 @@ class TriggerParams:
                 "min_new_samples must be >= 1",
             ),
             (self.min_hours_between_trainings >= 0, "min_hours_between_trainings must be >= 0"),
+            (
+                self.estimated_auc_margin is None or 0 <= self.estimated_auc_margin <= 1,
+                "estimated_auc_margin must be in [0, 1]",
+            ),
         ]
         errors = [msg for ok, msg in checks if not ok]
         if errors:
@@ -83,6 +99,8 @@ class TriggerState:
     production_auc_recent: float | None = None
     production_auc_rows: int | None = None
     production_test_auc: float | None = None
+    estimated_auc: dict[str, Any] | None = None  # CBPE on the newest batch (auc, ci, n_rows)
+    production_holdout_auc: dict[str, Any] | None = None  # recorded at its promotion
     drift: dict[str, Any] | None = None
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -263,6 +281,46 @@ def _check_degradation(p: TriggerParams, s: TriggerState) -> TriggerCheck:
     return TriggerCheck("degradation", True, fired, "; ".join(parts), values=values)
 
 
+def _check_estimated_auc_drop(p: TriggerParams, s: TriggerState) -> TriggerCheck:
+    name = "estimated_auc_drop"
+    if p.estimated_auc_margin is None:
+        return TriggerCheck(name, False, False, "not checked: estimated_auc_margin unset")
+    if not s.has_production:
+        return TriggerCheck(name, False, False, "not checked: no production model")
+    holdout = s.production_holdout_auc
+    if not holdout or holdout.get("ci_low") is None:
+        why = (
+            f"production model {s.production_version or ''} has no recorded holdout AUC "
+            "interval (promoted before intervals were recorded, or never compared)"
+        )
+        return TriggerCheck(name, False, False, f"not checked: {why}")
+    est = s.estimated_auc
+    if not est or est.get("auc") is None:
+        why = s.notes.get(name, "no incoming batch to estimate on")
+        return TriggerCheck(name, False, False, f"not checked: {why}")
+    low, auc = float(holdout["ci_low"]), float(est["auc"])
+    limit = low - p.estimated_auc_margin
+    fired = auc < limit
+    ci = ""
+    if est.get("auc_ci_low") is not None and est.get("auc_ci_high") is not None:
+        ci = f" [{est['auc_ci_low']:.3f}, {est['auc_ci_high']:.3f}]"
+    rows = f" on {est['n_rows']:,} rows" if est.get("n_rows") else ""
+    detail = (
+        f"estimated AUC {auc:.3f}{ci}{rows} (CBPE, no labels) {'<' if fired else '≥'} "
+        f"{limit:.3f} = holdout AUC lower bound {low:.3f} − estimated_auc_margin "
+        f"{p.estimated_auc_margin:.3f}"
+    )
+    values = {
+        "estimated_auc": auc,
+        "estimated_auc_ci_low": est.get("auc_ci_low"),
+        "estimated_auc_ci_high": est.get("auc_ci_high"),
+        "holdout_auc_ci_low": low,
+        "margin": p.estimated_auc_margin,
+        "realised_auc": est.get("realised_auc"),
+    }
+    return TriggerCheck(name, True, fired, detail, values=values)
+
+
 def _check_age(p: TriggerParams, s: TriggerState) -> TriggerCheck:
     if p.max_days_since_training is None:
         return TriggerCheck("age", False, False, "not checked: max_days_since_training unset")
@@ -317,6 +375,7 @@ _CHECKS = {
     "no-production": _check_no_production,
     "drift": _check_drift,
     "degradation": _check_degradation,
+    "estimated_auc_drop": _check_estimated_auc_drop,
     "age": _check_age,
     "volume": _check_volume,
     "schedule": _check_schedule,

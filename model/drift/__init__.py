@@ -14,6 +14,9 @@ Owns the per-column drift tests, the dataset decision and the drift reports:
   corrected p-values and the dataset decision).
 - :mod:`~model.drift.render` (Markdown, HTML, table rows) and :mod:`~model.drift.files`
   (incoming batches, report files written and read back, the trigger summary).
+- :mod:`~model.drift.cbpe`: the label-free performance estimate (CBPE: calibration on
+  production's validation split, expected confusion counts and AUC on a batch, its interval)
+  and :mod:`~model.drift.cbpe_render` (its report section).
 
 Drift rule (configurable in :class:`DriftSettings`): a feature drifts when its p-value,
 Holm-corrected over the features of the report, is below ``alpha`` AND its effect size is

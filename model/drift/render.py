@@ -11,6 +11,8 @@ import itertools
 import math
 from typing import TYPE_CHECKING, Any
 
+from model.drift.cbpe_render import estimate_html, estimate_markdown
+
 if TYPE_CHECKING:
     from model.drift.results import DriftReport, FeatureDrift
 
@@ -101,7 +103,7 @@ def to_markdown(report: DriftReport) -> str:
         ]
     if report.prediction is not None or report.target is not None:
         lines += ["", "*prediction* and *target* rows do not count towards the drift share."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + estimate_markdown(report.performance_estimate)
 
 
 def _bin_labels(h: dict[str, list[Any]]) -> list[str]:
@@ -218,7 +220,7 @@ drift share.</p>
 <p class="legend"><span style="background:#4c78a8"></span> reference
 <span style="background:#f58518"></span> current (share of rows per bin)</p>
 {charts or "<p>None.</p>"}
-</body></html>
+{estimate_html(report.performance_estimate)}</body></html>
 """
 
 

@@ -144,6 +144,7 @@ class DriftReport:
     model: dict[str, Any] | None = None
     counted_features: list[str] = field(default_factory=list)
     """Features the ``min_drifted_features`` rule counted (drifted at level alpha/2)."""
+    performance_estimate: dict[str, Any] | None = None  # CBPE (model.drift.cbpe), JSON form
     created_at: str = field(default_factory=lambda: _now_iso())
 
     @property
@@ -171,6 +172,7 @@ class DriftReport:
             "prediction": self.prediction.to_dict() if self.prediction else None,
             "target": self.target.to_dict() if self.target else None,
             "model": self.model,
+            "performance_estimate": _clean(self.performance_estimate),
             "settings": self.settings.to_dict(),
         }
 

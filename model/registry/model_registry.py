@@ -249,6 +249,11 @@ class ModelRegistry:
         registry, if it verifies (see :meth:`rollback_target` for why there is none)."""
         return self._promoter.previous_production()
 
+    def holdout_auc(self, version: str) -> dict[str, Any] | None:
+        """``version``'s holdout AUC interval (DeLong, 95 %: ``auc``, ``se``, ``ci_low``,
+        ``ci_high``) recorded when it became production; None if none was recorded."""
+        return self._promoter.holdout_auc(version)
+
     def rollback_target(self) -> tuple[str | None, str | None]:
         """(the rollback target, or None and why there is none: deleted by gc, corrupt)."""
         return self._promoter.rollback_target()

@@ -126,6 +126,7 @@ class ProductionPointer:
         reason: str | None,
         run_id: str | None,
         comparison: Any = None,
+        holdout_auc: Any = None,
     ) -> None:
         """Atomically make ``version`` production (locked). Steps: intent, link, pointer,
         challenger (if it was this version), history, intent removed."""
@@ -147,6 +148,7 @@ class ProductionPointer:
                 "metrics": metrics_summary(meta),
                 "trained_at": meta.get("trained_at"),
                 "comparison": comparison,
+                "holdout_auc": holdout_auc,
                 "challenger_cleared": True if clear_chal else None,
             },
         )

@@ -40,6 +40,20 @@ def production_stack(events: Iterable[Mapping[str, Any]]) -> list[str]:
     return stack
 
 
+def holdout_auc_of(ev: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The version's own holdout AUC interval (DeLong, 95 %) in a promotion or comparison
+    event or summary: its ``holdout_auc``, else the comparison's ``candidate_auc``."""
+    if not ev:
+        return None
+    found = ev.get("holdout_auc") or ev.get("candidate_auc")
+    comparison = ev.get("comparison")
+    if not found and isinstance(comparison, Mapping):
+        found = comparison.get("candidate_auc")
+    if not isinstance(found, Mapping) or found.get("ci_low") is None:
+        return None
+    return {k: found.get(k) for k in ("auc", "se", "ci_low", "ci_high")}
+
+
 def baseline_of(ev: Mapping[str, Any]) -> tuple[bool, str | None]:
     """(known, version) of the baseline a comparison event or summary was made against."""
     if "baseline_version" in ev:
@@ -112,6 +126,8 @@ class Promoter:
         Without ``force`` the version must have a PROMOTE decision (``comparison`` passed
         here, or the newest ``compared`` event for it) made against the current production,
         unless there is no production yet. ``force`` needs a reason and records ``forced``.
+        The event records the version's holdout AUC interval (``holdout_auc``: DeLong, 95 %,
+        from ``comparison`` or its newest ``compared`` event; None when it was never compared).
         """
         check_version_name(version)
         if event not in ("promoted", "forced"):
@@ -129,6 +145,9 @@ class Promoter:
             default_reason = "forced"
             if not force:
                 default_reason = self._check_gate(version, current, summary)
+            holdout = holdout_auc_of(summary) or holdout_auc_of(
+                self.history.last("compared", version=version)
+            )
             self.pointer.switch(
                 version,
                 meta,
@@ -137,6 +156,7 @@ class Promoter:
                 reason=reason or default_reason,
                 run_id=run_id,
                 comparison=summary,
+                holdout_auc=holdout,
             )
 
     def _check_gate(self, version: str, current: str | None, summary: Any) -> str:
@@ -171,6 +191,18 @@ class Promoter:
                 f"production is now {current or 'empty'}: compare again or use --force"
             )
         return f"{source} decided PROMOTE"
+
+    def holdout_auc(
+        self, version: str, events: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any] | None:
+        """``version``'s holdout AUC interval as its newest production event recorded it
+        (None: never recorded, e.g. promoted before intervals were kept)."""
+        for ev in reversed(self.history.events() if events is None else events):
+            if ev.get("event") in PRODUCTION_EVENTS and ev.get("version") == version:
+                found = holdout_auc_of(ev)
+                if found is not None:
+                    return found
+        return None
 
     def rollback(
         self, to: str | None = None, *, reason: str | None = None, run_id: str | None = None
@@ -207,5 +239,6 @@ class Promoter:
                 current=current,
                 reason=reason or f"rollback from {current}",
                 run_id=run_id,
+                holdout_auc=self.holdout_auc(to, events),
             )
         return to

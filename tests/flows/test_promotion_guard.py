@@ -11,7 +11,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 
-import flows.retraining as retraining_module
+import flows.promotion as retraining_module
 from flows.retraining import PROMOTION_LIMIT, ensure_promotion_limit, promotion_guard
 from model.cycle.locks import PROMOTION_LOCK_NAME, is_locked
 from model.errors import CycleLockError

@@ -1,0 +1,208 @@
+"""The ``estimated_auc_drop`` trigger: the rule on given numbers, and the whole path on a
+real production model (trained on the demo data) with new batches scored by CBPE."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from model.cycle.triggers import TriggerParams, TriggerState, evaluate_triggers
+from model.errors import RetrainError
+from model.settings import Settings
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+HOLDOUT = {"auc": 0.85, "se": 0.01, "ci_low": 0.83, "ci_high": 0.87}
+
+
+def _state(**changes: Any) -> TriggerState:
+    state = TriggerState(
+        now=NOW,
+        production_version="v0003",
+        production_trained_at=NOW - timedelta(days=5),
+        last_training_at=NOW - timedelta(days=5),
+        production_holdout_auc=HOLDOUT,
+        estimated_auc={"auc": 0.80, "auc_ci_low": 0.78, "auc_ci_high": 0.82, "n_rows": 5000},
+    )
+    return replace(state, **changes)
+
+
+def _check(margin: float | None, state: TriggerState) -> Any:
+    params = TriggerParams(min_hours_between_trainings=24, estimated_auc_margin=margin)
+    return evaluate_triggers(params, state)
+
+
+def test_fires_only_below_the_holdout_lower_bound_by_more_than_the_margin() -> None:
+    d = _check(0.02, _state())  # 0.80 < 0.83 - 0.02
+    c = d.check("estimated_auc_drop")
+    assert c.checked and c.fired and d.should_retrain and d.primary == "estimated_auc_drop"
+    assert not c.suppressed_by_cooldown  # a performance trigger, like degradation
+    assert "estimated AUC 0.800 [0.780, 0.820] on 5,000 rows" in c.detail
+    assert "< 0.810 = holdout AUC lower bound 0.830 − estimated_auc_margin 0.020" in c.detail
+    assert c.values["estimated_auc"] == 0.80 and c.values["holdout_auc_ci_low"] == 0.83
+    d = _check(0.04, _state())  # 0.80 ≥ 0.79
+    assert d.check("estimated_auc_drop").checked and not d.check("estimated_auc_drop").fired
+    assert not d.should_retrain
+    assert "≥ 0.790" in d.check("estimated_auc_drop").detail
+
+
+@pytest.mark.parametrize(
+    ("margin", "changes", "why"),
+    [
+        (None, {}, "estimated_auc_margin unset"),
+        (0.0, {"has_production": False}, "no production model"),
+        (0.0, {"production_holdout_auc": None}, "v0003 has no recorded holdout AUC interval"),
+        (0.0, {"estimated_auc": None}, "no incoming batch to estimate on"),
+        (
+            0.0,
+            {"estimated_auc": None, "notes": {"estimated_auc_drop": "val split unreadable"}},
+            "val split unreadable",
+        ),
+    ],
+)
+def test_not_checked_says_why_and_never_fires(
+    margin: float | None, changes: dict[str, Any], why: str
+) -> None:
+    d = _check(margin, _state(**changes))
+    c = d.check("estimated_auc_drop")
+    assert not c.checked and not c.fired and why in c.detail and c.detail.startswith("not checked")
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5])
+def test_margin_validated(bad: float) -> None:
+    with pytest.raises(RetrainError, match="estimated_auc_margin"):
+        TriggerParams(estimated_auc_margin=bad)
+
+
+# --- the whole path on a real model ---
+
+
+@pytest.fixture
+def production(settings: Settings) -> dict[str, Any]:
+    """A small network trained on 70,000 demo rows (a validation split of ≥ 10,000 rows, so
+    the calibration is isotonic: the demo's label rule is a step function of the features,
+    which Platt's two parameters do not fit), promoted with its holdout AUC interval measured
+    on the prepared test split (DeLong, as the gate records it)."""
+    from model.data import encode_target, load_split, prepare
+    from model.data.demo import make_customers, write_parquet_atomic
+    from model.gate.stats import auc_interval
+    from model.registry import ModelRegistry
+    from model.training import train_prepared
+    from model.training.artifact import load_model
+
+    base = settings.data_dir / "raw" / "customers.parquet"
+    write_parquet_atomic(make_customers(70_000, 42), base)
+    manifest = prepare([base], settings.prepared_dir, id_column="id")
+    folder, _ = train_prepared(
+        manifest.path,
+        settings.runs_dir / "m1",
+        {"num_epochs": 4, "batch_size": 1024, "patience": None, "seed": 1},
+        data_path=settings.relative(manifest.path),
+    )
+    registry = ModelRegistry(settings.models_dir)
+    version = registry.register(folder, reason="test")
+    model = load_model(registry.version_path(version))
+    test = load_split(manifest, "test")
+    auc, se, low, high = auc_interval(encode_target(test["target"]), model.predict_proba(test))
+    holdout = {"auc": auc, "se": se, "ci_low": low, "ci_high": high}
+    registry.promote(version, None, comparison={"decision": "PROMOTE", "candidate_auc": holdout})
+    return {"version": version, "model": model, "holdout": holdout}
+
+
+def _config(margin: float | None) -> Any:
+    from flows.retraining import flow_defaults
+    from model.cycle import RetrainingConfig
+
+    return RetrainingConfig(**{**flow_defaults(), "estimated_auc_margin": margin})
+
+
+def test_real_model_trigger_fires_on_a_covariate_shift_and_not_without(
+    settings: Settings, production: dict[str, Any]
+) -> None:
+    """Unshifted new batch: estimate ≈ realised, no firing. A covariate shift (rows selected
+    by production's score, so P(y|x) is unchanged: the rows it finds hardest) lowers the
+    realised AUC; the estimate follows it and the trigger fires."""
+    from model.cycle import gather_trigger_state, select_sources
+    from model.data.demo import make_customers, write_parquet_atomic
+
+    model = production["model"]
+    batch = settings.incoming_dir / "date=2026-02-01" / "part-0.parquet"
+    write_parquet_atomic(make_customers(4000, 42, batch=1), batch)
+    cfg = _config(0.03)
+    state = gather_trigger_state(settings, cfg, select_sources(settings, cfg), is_scheduled=False)
+    est = state.estimated_auc
+    assert est is not None and est["n_rows"] == 4000
+    assert state.production_holdout_auc == pytest.approx(production["holdout"])
+    assert abs(est["auc"] - est["realised_auc"]) <= 0.03
+    decision = evaluate_triggers(TriggerParams(estimated_auc_margin=0.03), state)
+    assert decision.check("estimated_auc_drop").checked
+    assert not decision.check("estimated_auc_drop").fired
+
+    pool = make_customers(40_000, 42, batch=2)
+    s = model.predict_proba(pool)
+    hard = pool[(s > 0.2) & (s < 0.8)].head(4000)  # selection on x only: covariate shift
+    write_parquet_atomic(
+        hard.reset_index(drop=True), settings.incoming_dir / "date=2026-02-02" / "part-0.parquet"
+    )
+    state = gather_trigger_state(settings, cfg, select_sources(settings, cfg), is_scheduled=False)
+    est = state.estimated_auc
+    assert est is not None and est["paths"] == ["data/incoming/date=2026-02-02"]
+    assert est["realised_auc"] < production["holdout"]["ci_low"] - 0.05  # the shift bit
+    assert abs(est["auc"] - est["realised_auc"]) <= 0.03
+    decision = evaluate_triggers(TriggerParams(estimated_auc_margin=0.03), state)
+    assert decision.check("estimated_auc_drop").fired
+    # the same batch without labels: the estimate does not need them
+    unlabelled = settings.incoming_dir / "date=2026-02-03" / "part-0.parquet"
+    write_parquet_atomic(hard.drop(columns="target").reset_index(drop=True), unlabelled)
+    state = gather_trigger_state(settings, cfg, select_sources(settings, cfg), is_scheduled=False)
+    assert state.estimated_auc is not None and state.estimated_auc["realised_auc"] is None
+    assert state.estimated_auc["auc"] == pytest.approx(est["auc"], abs=1e-9)
+    assert evaluate_triggers(TriggerParams(estimated_auc_margin=0.03), state).should_retrain
+    assert np.isfinite(state.estimated_auc["auc_ci_low"])
+
+
+def test_drift_report_carries_the_estimate_beside_the_realised_auc(
+    settings: Settings, production: dict[str, Any]
+) -> None:
+    from model.cycle.monitor import monitor_drift
+    from model.data.demo import make_customers, write_parquet_atomic
+
+    write_parquet_atomic(
+        make_customers(3000, 42, drift=0.5, batch=1),
+        settings.incoming_dir / "date=2026-02-01" / "part-0.parquet",
+    )
+    summary = monitor_drift(settings)
+    report = json.loads(Path(summary["report_path"]).read_text())
+    est = report["performance_estimate"]
+    assert est["available"] and est["n_rows"] == 3000
+    assert est["calibration"]["method"] == "isotonic" and est["calibration"]["n_rows"] >= 10_000
+    assert est["realised"]["auc"] is not None and est["auc_ci_low"] <= est["auc"]
+    assert est["reference"]["holdout_auc"] == pytest.approx(production["holdout"])
+    assert est["reference"]["version"] == production["version"]
+    md = Path(summary["reports"]["md"]).read_text()
+    assert f"| ROC AUC | {est['auc']:.3f} [" in md and f"| {est['realised']['auc']:.3f} |" in md
+
+
+def test_drift_monitor_flow_shows_the_estimate(
+    prefect_harness: None, settings: Settings, production: dict[str, Any]
+) -> None:
+    from prefect.artifacts import Artifact
+
+    from flows.drift_monitor import drift_monitor
+    from model.data.demo import make_customers, write_parquet_atomic
+
+    write_parquet_atomic(
+        make_customers(3000, 42, batch=1),
+        settings.incoming_dir / "date=2026-02-01" / "part-0.parquet",
+    )
+    summary = drift_monitor(emit=False)
+    est = summary["performance_estimate"]
+    assert est["available"] and abs(est["auc"] - est["realised"]["auc"]) <= 0.03
+    markdown = str(getattr(Artifact.get("drift-report"), "data", ""))
+    assert "## Performance estimate (CBPE, no labels needed)" in markdown
+    assert f"| ROC AUC | {est['auc']:.3f} [" in markdown
