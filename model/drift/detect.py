@@ -66,7 +66,7 @@ def _check_inputs(
         if schema_change(current, col) is not None:
             continue  # reported as a schema change, not tested
         k_ref, k_cur = _kind_of(reference[col]), _kind_of(current[col])
-        if k_ref != k_cur:
+        if k_ref != k_cur and col not in spec.categorical:  # categories compare as text
             raise DriftInputError(
                 f"column {col!r} has different types: {ref_name} {reference[col].dtype} "
                 f"({k_ref}), {cur_name} {current[col].dtype} ({k_cur})"
@@ -76,6 +76,19 @@ def _check_inputs(
                 f"column {col!r} is numeric in the feature spec but {reference[col].dtype} "
                 f"in {ref_name}"
             )
+
+
+def category_text(series: pd.Series) -> pd.Series:
+    """A categorical column's values as text, the way data preparation writes them: integral
+    numbers without ".0" (1 and 1.0 are the same level), missing values kept missing."""
+    s = series
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        s = s.astype(object)
+    if pd.api.types.is_float_dtype(s.dtype):
+        values = s.dropna().to_numpy(dtype=float)
+        if values.size and bool(np.all(np.mod(values, 1) == 0)):
+            s = s.astype("Int64")
+    return s.astype("string")
 
 
 def schema_change(current: pd.DataFrame, col: str) -> str | None:
@@ -159,7 +172,10 @@ def _feature_drifts(
             return numeric_drift(
                 col, numeric_values(reference[col]), numeric_values(current[col]), settings.n_bins
             )
-        return categorical_drift(col, reference[col], current[col])
+        ref, cur = reference[col], current[col]
+        if _kind_of(ref) != _kind_of(cur):  # e.g. integer codes vs their prepared text
+            ref, cur = category_text(ref), category_text(cur)
+        return categorical_drift(col, ref, cur)
 
     cols = list(spec.features)
     if DRIFT_THREADS == 1 or len(cols) == 1 or len(reference) + len(current) < 100_000:

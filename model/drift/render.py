@@ -124,13 +124,13 @@ def _svg_bars(f: FeatureDrift, width: int = 520, height: int = 170) -> str:
     labels = _bin_labels(h)
     k = len(ref)
     top = max(max(ref), max(cur), 1e-12)
-    left, right = 48, 10
+    left, right, pad = 48, 10, 10  # pad: room above the top tick label
     slot = (width - left - right) / k
     bar = max(slot / 2 - 1, 1)
     name = html.escape(f.name)
     parts = [
-        f'<svg width="{width}" height="{height + 34}" role="img" data-chart="{name}" '
-        f'aria-label="{name}: reference vs current">'
+        f'<svg width="{width}" height="{height + 34 + pad}" role="img" data-chart="{name}" '
+        f'aria-label="{name}: reference vs current"><g transform="translate(0 {pad})">'
     ]
     for t in range(5):  # the y axis: share of rows
         v = top * t / 4
@@ -162,7 +162,7 @@ def _svg_bars(f: FeatureDrift, width: int = 520, height: int = 170) -> str:
         f'<text x="{(width + left) / 2:.0f}" y="{height + 30}" font-size="11" '
         f'text-anchor="middle">{name}</text>'
     )
-    parts.append("</svg>")
+    parts.append("</g></svg>")
     return "".join(parts)
 
 

@@ -32,9 +32,10 @@ def _axes(xlabel: str, ylabel: str, xlo: float = 0.0, xhi: float = 1.0) -> list[
     for i in range(6):
         fx = xlo + (xhi - xlo) * i / 5
         fy = i / 5
+        anchor = "end" if i == 5 else "middle"  # the last tick label stays inside the frame
         parts.append(
             f'<text x="{_sx(fx, xlo, xhi):.1f}" y="{_H - _M + 14}" font-size="10" '
-            f'text-anchor="middle">{fx:.2g}</text>'
+            f'text-anchor="{anchor}">{fx:.2g}</text>'
         )
         if ylabel:
             parts.append(
