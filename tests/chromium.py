@@ -64,7 +64,9 @@ class Page:
             "({w: document.documentElement.scrollWidth, h: document.documentElement.scrollHeight})"
         )
         clip = {"x": 0, "y": 0, "width": size["w"], "height": size["h"], "scale": scale}
-        data = self.call("Page.captureScreenshot", format="png", clip=clip)["data"]
+        data = self.call(
+            "Page.captureScreenshot", format="png", clip=clip, captureBeyondViewport=True
+        )["data"]
         return base64.b64decode(data)
 
 
