@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import inspect
 import json
 import shutil
 import sys
@@ -26,6 +25,7 @@ from prefect.runtime import flow_run
 from prefect.settings import PREFECT_API_URL
 
 from flows.ephemeral import start_tied_ephemeral_server
+from flows.parameter_docs import MODEL_NAME_DEFAULT_TEXT, document_parameters
 from model.cycle.config import (
     BatchSize,
     CalibrationMargin,
@@ -48,6 +48,7 @@ from model.cycle.config import (
     MinClassCount,
     MinHoursBetweenTrainings,
     MinNewSamples,
+    ModelNameParameter,
     NBootstrap,
     NewestBatches,
     NumEpochs,
@@ -62,7 +63,7 @@ from model.cycle.config import (
     ThresholdType,
 )
 from model.cycle.locks import PROMOTION_TIMEOUT_S, CycleScratch, promotion_lock
-from model.cycle.params import check_parameters
+from model.cycle.models_config import resolve_run, sources_markdown
 from model.errors import CycleLockError, ParameterError, RetrainError
 from model.registry import ModelRegistry
 from model.settings import get_settings
@@ -85,7 +86,6 @@ PROMOTION_LEASE_S = 60.0
 """Lease of the global limit's slot: the shortest the server accepts. A holder that dies stops
 renewing it; the server frees the slot within about 75 s (60 s + its 15 s sweep)."""
 DECISION_EVENTS = {"REJECT": "rejected", "INCONCLUSIVE": "inconclusive"}
-DEFAULT_HIDDEN_SIZES = [64, 32]
 
 
 def ensure_promotion_limit() -> None:
@@ -250,57 +250,66 @@ def _key_metrics(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: summary["metrics"][k]["candidate"] for k in keys if k in summary["metrics"]}
 
 
-@flow(name="retraining", flow_run_name=_run_name)
+RETRAINING_SUMMARY = "Retrain when a trigger fires, and promote the candidate only if it is better."
+
+
+@flow(name="retraining", flow_run_name=_run_name, description=RETRAINING_SUMMARY)
+@document_parameters(shown_defaults={"model_name": MODEL_NAME_DEFAULT_TEXT})
 def retraining(
+    model_name: ModelNameParameter = None,
     force_retrain: ForceRetrain = False,
     drift_report_path: DriftReportPath = None,
-    dataset_drift_threshold: DatasetDriftThreshold = 0.5,
-    max_days_since_training: MaxDaysSinceTraining = 30.0,
-    min_hours_between_trainings: MinHoursBetweenTrainings = 24.0,
-    retrain_on_schedule: RetrainOnSchedule = False,
+    dataset_drift_threshold: DatasetDriftThreshold | None = None,
+    max_days_since_training: MaxDaysSinceTraining | None = None,
+    min_hours_between_trainings: MinHoursBetweenTrainings | None = None,
+    retrain_on_schedule: RetrainOnSchedule | None = None,
     min_auc: MinAuc = None,
     max_auc_drop: MaxAucDrop = None,
     min_new_samples: MinNewSamples = None,
     data_path: DataPath = None,
     incoming_path: IncomingPath = None,
     newest_batches: NewestBatches = None,
-    target_column: TargetColumn = "target",
+    target_column: TargetColumn | None = None,
     id_column: IdColumn = None,
-    num_epochs: NumEpochs = 100,
-    batch_size: BatchSize = 512,
-    learning_rate: LearningRate = 1e-2,
-    patience: Patience = 10,
-    hidden_sizes: HiddenSizes | None = None,
-    dropout: Dropout = 0.2,
-    seed: Seed = 42,
-    device: Device = "auto",
-    primary_metric: PrimaryMetric = "auc",
-    improvement_threshold: ImprovementThreshold = 0.005,
-    threshold_type: ThresholdType = "absolute",
-    significance_level: SignificanceLevel = 0.05,
-    n_bootstrap: NBootstrap = 1000,
-    rule: GateRule = "threshold",
-    min_class_count: MinClassCount = 100,
-    calibration_margin: CalibrationMargin = 0.01,
+    primary_metric: PrimaryMetric | None = None,
+    improvement_threshold: ImprovementThreshold | None = None,
+    threshold_type: ThresholdType | None = None,
+    significance_level: SignificanceLevel | None = None,
+    n_bootstrap: NBootstrap | None = None,
+    rule: GateRule | None = None,
+    min_class_count: MinClassCount | None = None,
+    calibration_margin: CalibrationMargin = None,
     guardrails: Guardrails = None,
+    num_epochs: NumEpochs | None = None,
+    batch_size: BatchSize | None = None,
+    learning_rate: LearningRate | None = None,
+    patience: Patience = None,
+    hidden_sizes: HiddenSizes | None = None,
+    dropout: Dropout | None = None,
+    seed: Seed | None = None,
+    device: Device | None = None,
 ) -> RetrainingResult:
     """Retrain when a trigger fires, and promote the candidate only if it is better.
 
-    Every parameter is checked first, the gate's options included (``ParameterError``, one
-    line, before any work). The cycle then holds its cycle lock and scratch folder
-    (``runs/<run id>/``) for its whole life, and first settles what dead cycles left.
+    A parameter left at None takes the model's value in ``retraining.toml``, else the
+    built-in default (``model.cycle.models_config``); where each came from is logged and shown
+    in the ``trigger-decision`` artifact. Every parameter is checked first, the gate's options
+    included (one line, before any work). The cycle then holds its cycle lock and scratch
+    folder (``runs/<run id>/``) for its whole life, and first settles what dead cycles left.
     """
-    cfg = check_parameters(_with_defaults(dict(locals())))
     settings = get_settings()
+    cfg, sources = resolve_run(dict(locals()), settings)
     registry = ModelRegistry(settings.models_dir)
     run_id = str(flow_run.id) if flow_run.id else None
     cycle_id = _cycle_run_id() or uuid.uuid4().hex
+    _log_sources(sources)
+    settings_md = sources_markdown(cfg.model_dump(), sources)
     with CycleScratch(settings.runs_dir, cycle_id) as scratch:
         state: dict[str, str | None] = {"candidate": None}
         try:
-            with tags("retraining", f"model:{settings.model_name}"):
+            with tags("retraining", f"model:{cfg.model_name}"):
                 recover_dead_cycles_task(cycle_id)
-                return _cycle(cfg, registry, run_id, scratch, state)
+                return _cycle(cfg, registry, run_id, scratch, state, settings_md)
         except Exception as exc:
             registry.record(
                 "failed",
@@ -312,21 +321,34 @@ def retraining(
             raise
 
 
+def _log_sources(sources: dict[str, str]) -> None:
+    """One log line per source: which parameters came from the call, the model's
+    configuration and the built-in defaults."""
+    by_source: dict[str, list[str]] = {}
+    for name, source in sources.items():
+        by_source.setdefault(source, []).append(name)
+    logger = get_run_logger()
+    for source, names in by_source.items():
+        logger.info("settings from %s: %s", source, ", ".join(names))
+
+
 def _cycle(
     cfg: RetrainingConfig,
     registry: ModelRegistry,
     run_id: str | None,
     scratch: CycleScratch,
     state: dict[str, str | None],
+    settings_md: str = "",
 ) -> RetrainingResult:
     """Trigger check → train → compare and promote; ``state["candidate"]`` once registered."""
     settings = get_settings()
     logger = get_run_logger()
     trigger = check_trigger(cfg.model_dump(), _is_scheduled())
-    publish_trigger_decision(trigger["markdown"], trigger["checks"])
-    day = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    publish_trigger_decision(f"{trigger['markdown']}\n{settings_md}", trigger["checks"])
+    now = dt.datetime.now(dt.UTC)
+    day = now.strftime("%Y-%m-%d")
     if not trigger["should_retrain"]:
-        _rename_run(f"skip-{day}")
+        _rename_run(skip_run_name(trigger, now))
         record_event("skipped", reasons=trigger["reasons"], checks=trigger["checks"], run_id=run_id)
         publish_leaderboard()
         prod = registry.production()
@@ -361,17 +383,13 @@ def _cycle(
     )
 
 
-def _with_defaults(values: dict[str, Any]) -> dict[str, Any]:
-    out = dict(values)
-    if out.get("hidden_sizes") is None:
-        out["hidden_sizes"] = list(DEFAULT_HIDDEN_SIZES)
-    return out
-
-
-def flow_defaults() -> dict[str, Any]:
-    """Every parameter of the ``retraining`` flow with its default value."""
-    sig = inspect.signature(retraining.fn)
-    return _with_defaults({name: p.default for name, p in sig.parameters.items()})
+def skip_run_name(trigger: dict[str, Any], now: dt.datetime) -> str:
+    """A skipped run's name: ``skip-cooldown-<trigger>-<time>`` when the cooldown suppressed
+    a trigger that fired (the first one), else ``skip-<date>``."""
+    suppressed = trigger.get("suppressed") or []
+    if suppressed:
+        return f"skip-cooldown-{suppressed[0]}-{now:%Y-%m-%dT%H%M%S}"
+    return f"skip-{now:%Y-%m-%d}"
 
 
 def parse_cli_params(items: list[str]) -> dict[str, Any]:
@@ -397,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=retraining.description)
     parser.add_argument("--force", action="store_true", help="force_retrain=True")
     parser.add_argument(
+        "--model", default=None, metavar="NAME", help="model_name (its retraining.toml table)"
+    )
+    parser.add_argument(
         "-p",
         "--param",
         action="append",
@@ -409,8 +430,10 @@ def main(argv: list[str] | None = None) -> int:
         kwargs = parse_cli_params(args.param)
         if args.force:
             kwargs["force_retrain"] = True
-        check_parameters(kwargs, flow_defaults())
-    except ParameterError as exc:
+        if args.model is not None:
+            kwargs["model_name"] = args.model
+        resolve_run(kwargs, get_settings(), "--model" if args.model is not None else "model_name")
+    except RetrainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     start_tied_ephemeral_server()

@@ -14,9 +14,24 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from model.errors import DataValidationError
-from model.settings import Settings
+from model.settings import MODEL_NAME_RULE, Settings
 
 # --- flow parameters: one annotated type each, shared by the flow signature and the config ---
+
+ModelNameParameter = Annotated[
+    str | None,
+    Field(
+        description="The model this run is for: its [models.<name>] table in retraining.toml "
+        f"and its event resource retraining.model.<name> ({MODEL_NAME_RULE})."
+    ),
+]
+ModelName = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9-]{1,63}$",
+        description=f"The model this run is for: its table in retraining.toml ({MODEL_NAME_RULE}).",
+    ),
+]
 
 ForceRetrain = Annotated[
     bool,
@@ -53,19 +68,15 @@ MinNewSamples = Annotated[
 ]
 DataPath = Annotated[
     str | None,
-    Field(description="Base labelled data (Parquet file/folder/dataset or CSV); default settings."),
+    Field(description="Base labelled data (Parquet file/folder/dataset or CSV)."),
 ]
-IncomingPath = Annotated[
-    str | None, Field(description="Folder of date=YYYY-MM-DD batches; default settings.")
-]
+IncomingPath = Annotated[str | None, Field(description="Folder of date=YYYY-MM-DD batches.")]
 NewestBatches = Annotated[
     int | None,
-    Field(ge=1, description="Train on base data + only the newest N batches (default: all)."),
+    Field(ge=1, description="Train on base data + only the newest N batches."),
 ]
 TargetColumn = Annotated[str, Field(min_length=1, description="Binary target column.")]
-IdColumn = Annotated[
-    str | None, Field(description="Row key for the stable split (default: hash of the row).")
-]
+IdColumn = Annotated[str | None, Field(description="Row key for the stable split.")]
 NumEpochs = Annotated[int, Field(ge=1, le=10_000, description="Maximum training epochs.")]
 BatchSize = Annotated[int, Field(ge=1, le=1_000_000, description="Mini-batch size.")]
 LearningRate = Annotated[float, Field(gt=0.0, le=10.0, description="Adam learning rate.")]
@@ -141,6 +152,7 @@ class RetrainingConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    model_name: ModelName
     force_retrain: ForceRetrain
     drift_report_path: DriftReportPath
     dataset_drift_threshold: DatasetDriftThreshold
