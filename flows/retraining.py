@@ -297,8 +297,9 @@ def retraining(
     included (one line, before any work). The cycle then holds its cycle lock and scratch
     folder (``runs/<run id>/``) for its whole life, and first settles what dead cycles left.
     """
+    explicit = dict(locals())
     settings = get_settings()
-    cfg, sources = resolve_run(dict(locals()), settings)
+    cfg, sources = resolve_run(explicit, settings)
     registry = ModelRegistry(settings.models_dir)
     run_id = str(flow_run.id) if flow_run.id else None
     cycle_id = _cycle_run_id() or uuid.uuid4().hex

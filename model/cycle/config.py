@@ -18,20 +18,13 @@ from model.settings import MODEL_NAME_RULE, Settings
 
 # --- flow parameters: one annotated type each, shared by the flow signature and the config ---
 
-ModelNameParameter = Annotated[
-    str | None,
-    Field(
-        description="The model this run is for: its [models.<name>] table in retraining.toml "
-        f"and its event resource retraining.model.<name> ({MODEL_NAME_RULE})."
-    ),
-]
-ModelName = Annotated[
-    str,
-    Field(
-        pattern=r"^[a-z0-9-]{1,63}$",
-        description=f"The model this run is for: its table in retraining.toml ({MODEL_NAME_RULE}).",
-    ),
-]
+MODEL_NAME_DESCRIPTION = (
+    "The model this run is for: its [models.<name>] table in retraining.toml and its event "
+    f"resource retraining.model.<name> ({MODEL_NAME_RULE})."
+)
+ModelNameParameter = Annotated[str | None, Field(description=MODEL_NAME_DESCRIPTION)]
+"""The flow parameter (None: ``RETRAIN_MODEL_NAME``); checked by ``check_model_name``."""
+ModelName = Annotated[str, Field(pattern=r"^[a-z0-9-]{1,63}$", description=MODEL_NAME_DESCRIPTION)]
 
 ForceRetrain = Annotated[
     bool,

@@ -242,8 +242,8 @@ def effective_parameters(
     A relative path from the table (:data:`PATH_KEYS`) is made absolute against ``root``
     (the working root); an explicit one is left as given.
 
-    Keys that are not configurable (e.g. ``alpha`` of the drift monitor) pass through from
-    ``explicit``. An unknown model is a ModelConfigError listing the known ones."""
+    A per-run key (``force_retrain``) left at None takes its built-in default. An unknown
+    model is a ModelConfigError listing the known ones."""
     cfg = config if config is not None else load_models_config()
     table = cfg.table(model)
     where = cfg.describe(model)
@@ -252,9 +252,9 @@ def effective_parameters(
     configurable = set(configurable_keys())
     for key in list(keys) if keys is not None else list(explicit):
         value = explicit.get(key)
-        if value is not None or key not in configurable:
+        if value is not None:
             values[key], sources[key] = value, SOURCE_PARAMETER
-        elif key in table:
+        elif key in table and key in configurable:
             value = table[key]
             if key in PATH_KEYS and root is not None and not Path(value).is_absolute():
                 value = str(root / Path(value).expanduser())

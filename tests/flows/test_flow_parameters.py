@@ -30,7 +30,10 @@ def _nothing_done(settings: Settings) -> None:
             ["-p", "num_epochs=-1"],
             "error: parameter num_epochs: -1 is not accepted; accepted: an integer from 1 to 10000",
         ),
-        (["-p", "bogus_param=3"], "error: unknown parameter 'bogus_param'; known: force_retrain"),
+        (
+            ["-p", "bogus_param=3"],
+            "error: unknown parameter 'bogus_param'; known: model_name, force_retrain",
+        ),
         (
             ["--force", "-p", 'guardrails={"nope": 1}'],
             "error: parameter guardrails: unknown metric 'nope' for guardrail; known: accuracy",
