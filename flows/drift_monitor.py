@@ -20,7 +20,7 @@ from pydantic import Field
 from flows.ephemeral import start_tied_ephemeral_server
 from flows.parameter_docs import MODEL_NAME_DEFAULT_TEXT, document_parameters
 from model.cycle.config import DatasetDriftThreshold, IncomingPath, ModelNameParameter
-from model.cycle.models_config import check_model_home, effective_parameters, resolve_model_name
+from model.cycle.models_config import effective_parameters, select_model
 from model.drift import DriftSettings
 from model.errors import RetrainError
 from model.settings import check_model_name, get_settings
@@ -114,8 +114,7 @@ def drift_monitor(
     """
     logger = get_run_logger()
     settings = get_settings()
-    name = resolve_model_name(model_name, settings.model_name, "flow parameter model_name")
-    check_model_home(name, settings)
+    name = select_model(model_name, settings, "flow parameter model_name")
     explicit = {
         "incoming_path": incoming_path,
         "dataset_drift_threshold": dataset_drift_threshold,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from model.cycle.models_config import check_model_home, effective_parameters, resolve_model_name
+from model.cycle.models_config import effective_parameters, select_model
 from model.cycle.monitor import monitor_drift
 from model.drift import DriftSettings
 from model.errors import DriftInputError
@@ -68,8 +68,7 @@ def run_drift(args: argparse.Namespace) -> int:
         )
     settings = get_settings()
     where = "--model" if args.model is not None else "RETRAIN_MODEL_NAME"
-    name = resolve_model_name(args.model, settings.model_name, where)
-    check_model_home(name, settings)
+    name = select_model(args.model, settings, where)
     explicit = {
         "incoming_path": args.incoming,
         "target_column": args.target,

@@ -244,7 +244,7 @@ def select_sources(settings: Settings, config: RetrainingConfig) -> DataSources:
     base = Path(config.data_path) if config.data_path else settings.raw_data_path
     incoming = Path(config.incoming_path) if config.incoming_path else settings.incoming_dir
     if config.data_path and not base.exists():
-        raise DataValidationError(f"{base}: data_path does not exist")
+        raise DataValidationError(f"no training data: data_path {base} does not exist")
     all_batches = list_batches(incoming)
     if config.newest_batches:
         batches = all_batches[-config.newest_batches :]

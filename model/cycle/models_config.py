@@ -196,13 +196,24 @@ def resolve_model_name(value: str | None, default: str, where: str) -> str:
     return check_model_name(default if value is None else value, where)
 
 
+def select_model(
+    value: str | None, settings: Settings, where: str, config: ModelsConfig | None = None
+) -> str:
+    """The model a run is for (``value``, else ``RETRAIN_MODEL_NAME``), checked in this order:
+    the name rule, a table for it in the configuration, and that this working root is its."""
+    name = resolve_model_name(value, settings.model_name, where)
+    (config if config is not None else load_models_config()).table(name)
+    check_model_home(name, settings)
+    return name
+
+
 def check_model_home(name: str, settings: Settings) -> None:
     """A working root holds one model's registry (``RETRAIN_MODEL_NAME``): a run for another
     model is refused before any work, so it never compares with another model's production."""
     if name != settings.model_name:
         raise ParameterError(
-            f"model {name!r}: this working root ({settings.root}) is model "
-            f"{settings.model_name!r}'s (RETRAIN_MODEL_NAME); run each model with its own "
+            f"model {name!r}: this working root ({settings.root}) holds model "
+            f"{settings.model_name!r} (RETRAIN_MODEL_NAME); run each model with its own "
             "RETRAIN_HOME and RETRAIN_MODEL_NAME"
         )
 
@@ -217,8 +228,8 @@ def resolve_run(
     given) and where each value came from. Bad names, an unknown model, an unknown or
     out-of-range parameter: a one-line RetrainError before any work."""
     params = dict(explicit)
-    name = resolve_model_name(params.pop("model_name", None), settings.model_name, where)
-    check_model_home(name, settings)
+    config = config if config is not None else load_models_config()
+    name = select_model(params.pop("model_name", None), settings, where, config)
     keys = [k for k in RetrainingConfig.model_fields if k != "model_name"]
     keys += [k for k in params if k not in keys]  # unknown names: refused by check_parameters
     values, sources = effective_parameters(params, name, keys, config, root=settings.root)

@@ -121,7 +121,7 @@ def test_resolve_run_reads_the_model_table(tmp_path: Path, settings: Settings) -
     )
     assert cfg.hidden_sizes == [64, 32] and cfg.target_column == "target"
     assert sources["model_name"] == "RETRAIN_MODEL_NAME"
-    with pytest.raises(ParameterError, match="^unknown parameter 'bogus'"):
+    with pytest.raises(ParameterError, match=r"^unknown parameter 'bogus'"):
         resolve_run({"bogus": 1}, settings, config=config)
     with pytest.raises(ParameterError, match=r"^parameter num_epochs: 0 is not accepted"):
         resolve_run({"num_epochs": 0}, settings, config=config)
@@ -131,7 +131,7 @@ def test_a_run_for_another_model_is_refused(tmp_path: Path, settings: Settings) 
     """One working root holds one model's registry: never compare against another model's."""
     config = load_models_config(_write(tmp_path, "[models.demo]\n[models.churn]\n"))
     with pytest.raises(
-        ParameterError, match=r"^model 'churn': this working root .* is model 'demo'"
+        ParameterError, match=r"^model 'churn': this working root .* holds model 'demo'"
     ):
         resolve_run({"model_name": "churn"}, settings, config=config)
 
