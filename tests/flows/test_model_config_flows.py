@@ -166,3 +166,47 @@ def _schema_of(flow_obj: Any) -> dict[str, Any]:
     with get_client(sync_client=True) as client:
         schema = client.read_deployment(deployment_id).parameter_openapi_schema
     return dict(schema["properties"])
+
+
+@pytest.mark.parametrize(
+    ("resource", "payload", "expected"),
+    [
+        (
+            {"prefect.resource.id": "retraining.model.churn", "prefect.resource.name": "churn"},
+            {"report_path": "/r/drift.json"},
+            {"model_name": "churn", "drift_report_path": "/r/drift.json"},
+        ),
+        (  # an event without them: None, so the run takes RETRAIN_MODEL_NAME and computes drift
+            {"prefect.resource.id": "retraining.model.demo"},
+            {},
+            {"model_name": None, "drift_report_path": None},
+        ),
+    ],
+)
+def test_the_drift_trigger_passes_the_event_model_name(
+    resource: dict[str, str], payload: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    """prefect.yaml's trigger parameters rendered the way Prefect's server renders them."""
+    import datetime as dt
+
+    import yaml
+    from prefect.server.events.actions import RunDeployment
+    from prefect.server.events.schemas.events import ReceivedEvent
+    from prefect.utilities.schema_tools.hydration import HydrationContext, hydrate
+
+    from deployments.serve import MODEL
+
+    doc = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())
+    weekly = next(d for d in doc["deployments"] if d["name"] == "weekly")
+    assert weekly["parameters"] == {"model_name": MODEL}
+    params = dict(weekly["triggers"][0]["parameters"])
+    RunDeployment._upgrade_v1_templates(params)
+    event = ReceivedEvent(
+        occurred=dt.datetime.now(dt.UTC),
+        event="retraining.drift.detected",
+        resource=resource,
+        payload=payload,
+        id="00000000-0000-0000-0000-000000000001",
+    )
+    context = HydrationContext(render_jinja=True, jinja_context={"event": event})
+    assert hydrate(params, context) == expected
