@@ -115,7 +115,7 @@ def test_a_bad_model_name_fails_the_run_before_any_work(
     assert state.is_failed()
     assert "model name 'Demo_1' is not accepted" in str(state.message)
     state = retraining(model_name="nope", return_state=True)
-    assert state.is_failed() and "model 'nope'" in str(state.message)
+    assert state.is_failed() and "no table [models.nope]; known models: demo" in str(state.message)
     assert not settings.models_dir.exists()
 
 
