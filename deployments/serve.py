@@ -19,6 +19,8 @@ from flows.retraining import retraining
 
 WEEKLY_CRON = "0 3 * * 1"
 DAILY_CRON = "0 2 * * *"
+MODEL = "demo"
+"""The model both deployments run for (its table in retraining.toml)."""
 
 
 def main() -> None:
@@ -26,14 +28,17 @@ def main() -> None:
         name="weekly",
         schedules=[CronSchedule(cron=WEEKLY_CRON, timezone="UTC")],
         concurrency_limit=1,
-        parameters={"id_column": "id", "min_hours_between_trainings": 24},
+        parameters={"model_name": MODEL},  # the rest from retraining.toml [models.demo]
         tags=["retraining"],
         triggers=[
             DeploymentEventTrigger(
                 name="retrain-on-drift",
                 match={"prefect.resource.id": "retraining.model.*"},
                 expect={"retraining.drift.detected"},
-                parameters={"drift_report_path": "{{ event.payload.report_path | default(None) }}"},
+                parameters={
+                    "model_name": "{{ event.resource.name | default(None) }}",
+                    "drift_report_path": "{{ event.payload.report_path | default(None) }}",
+                },
             )
         ],
     )
@@ -41,6 +46,7 @@ def main() -> None:
         name="daily",
         schedules=[CronSchedule(cron=DAILY_CRON, timezone="UTC")],
         concurrency_limit=1,
+        parameters={"model_name": MODEL},
         tags=["retraining", "drift"],
     )
     serve(cast(RunnerDeployment, weekly), cast(RunnerDeployment, daily))

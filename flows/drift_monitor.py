@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
@@ -17,8 +18,12 @@ from prefect.events import Event, emit_event
 from pydantic import Field
 
 from flows.ephemeral import start_tied_ephemeral_server
+from flows.parameter_docs import MODEL_NAME_DEFAULT_TEXT, document_parameters
+from model.cycle.config import DatasetDriftThreshold, IncomingPath, ModelNameParameter
+from model.cycle.models_config import effective_parameters, select_model
 from model.drift import DriftSettings
-from model.settings import get_settings
+from model.errors import RetrainError
+from model.settings import check_model_name, get_settings
 from tasks.drift import compute_drift, publish_drift_report
 
 DRIFT_EVENT = "retraining.drift.detected"
@@ -41,17 +46,23 @@ def events_api_url() -> str | None:
 
 
 def emit_drift_detected(
-    summary: dict[str, Any], resource_id: str | None = None, *, flush: bool = False
+    summary: dict[str, Any],
+    resource_id: str | None = None,
+    *,
+    flush: bool = False,
+    model_name: str | None = None,
 ) -> Event | None:
-    """Emit ``retraining.drift.detected`` for the model (``settings.event_resource_id``).
+    """Emit ``retraining.drift.detected`` for the model (resource ``retraining.model.<name>``,
+    its name in ``prefect.resource.name``; default: ``RETRAIN_MODEL_NAME``).
 
     ``flush`` waits until the event is sent (for short-lived processes such as the CLI).
     Returns the event, or None when Prefect has nowhere to send it.
     """
     settings = get_settings()
+    name = check_model_name(model_name or settings.model_name, "drift event model name")
     resource = {
-        "prefect.resource.id": resource_id or settings.event_resource_id,
-        "prefect.resource.name": settings.model_name,
+        "prefect.resource.id": resource_id or f"retraining.model.{name}",
+        "prefect.resource.name": name,
     }
     event = emit_event(DRIFT_EVENT, resource=resource, payload=drift_event_payload(summary))
     if flush:
@@ -61,22 +72,26 @@ def emit_drift_detected(
     return event
 
 
-@flow(name="drift-monitor")
+DRIFT_SUMMARY = "Compute drift, write and publish the reports, and emit the event on dataset drift."
+
+
+@flow(name="drift-monitor", description=DRIFT_SUMMARY)
+@document_parameters(shown_defaults={"model_name": MODEL_NAME_DEFAULT_TEXT})
 def drift_monitor(
+    model_name: ModelNameParameter = None,
+    incoming_path: IncomingPath = None,
+    dataset_drift_threshold: DatasetDriftThreshold | None = None,
     reference_path: Annotated[
         str | None,
         Field(description="Reference data; default: the production model's training split."),
     ] = None,
     current_paths: Annotated[
         list[str] | None,
-        Field(description="Current data; default: the newest incoming batch(es)."),
+        Field(description="Current data; default: the newest batch(es) of incoming_path."),
     ] = None,
     newest_batches: Annotated[
         int, Field(ge=1, le=366, description="How many newest incoming batches to compare.")
     ] = 1,
-    dataset_drift_threshold: Annotated[
-        float, Field(ge=0, le=1, description="Share of drifted features that is dataset drift.")
-    ] = 0.5,
     alpha: Annotated[
         float, Field(gt=0, lt=1, description="Significance level (Holm-corrected).")
     ] = 0.05,
@@ -91,28 +106,53 @@ def drift_monitor(
     ] = True,
     emit: Annotated[bool, Field(description="Emit the drift event on dataset drift.")] = True,
 ) -> dict[str, Any]:
-    """Compute drift, write and publish the reports, and emit the event on dataset drift."""
+    """Compute drift, write and publish the reports, and emit the event on dataset drift.
+
+    ``incoming_path`` and ``dataset_drift_threshold`` left at None (and the target and id
+    columns used with an explicit ``reference_path``) come from the model's table in
+    ``retraining.toml``, else the built-in defaults; where each came from is logged.
+    """
     logger = get_run_logger()
+    settings = get_settings()
+    name = select_model(model_name, settings, "flow parameter model_name")
+    explicit = {
+        "incoming_path": incoming_path,
+        "dataset_drift_threshold": dataset_drift_threshold,
+        "target_column": None,
+        "id_column": None,
+    }
+    values, sources = effective_parameters(explicit, name, root=settings.root)
+    for key, source in sources.items():
+        logger.info("%s = %r (from %s)", key, values[key], source)
     drift_settings = DriftSettings(
         alpha=alpha,
         psi_threshold=psi_threshold,
         distance_threshold=distance_threshold,
-        dataset_drift_threshold=dataset_drift_threshold,
+        dataset_drift_threshold=values["dataset_drift_threshold"],
     )
     summary = compute_drift(
-        reference_path, current_paths, drift_settings.to_dict(), newest_batches, with_model
+        reference_path,
+        current_paths,
+        drift_settings.to_dict(),
+        newest_batches,
+        with_model,
+        incoming_path=values["incoming_path"],
+        target_column=values["target_column"],
+        id_column=values["id_column"],
     )
+    summary["model_name"] = name
+    summary["settings_sources"] = sources
     if summary["status"] == "skipped":
         return summary
     publish_drift_report(summary)
     summary["event"] = None
     if summary["dataset_drift"] and emit:
-        event = emit_drift_detected(summary)
+        event = emit_drift_detected(summary, model_name=name)
         summary["event"] = DRIFT_EVENT
         logger.info(
-            "Emitted %s for %s (event id %s)",
+            "Emitted %s for retraining.model.%s (event id %s)",
             DRIFT_EVENT,
-            get_settings().event_resource_id,
+            name,
             event.id if event else "not sent",
         )
     return summary
@@ -120,18 +160,26 @@ def drift_monitor(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the drift-monitor flow once.")
+    parser.add_argument("--model", default=None, metavar="NAME", help="model_name")
+    parser.add_argument("--incoming", default=None, metavar="PATH", help="incoming_path")
     parser.add_argument("--reference", default=None)
     parser.add_argument("--current", nargs="+", default=None)
     parser.add_argument("--batches", type=int, default=1)
     parser.add_argument("--no-emit", action="store_true")
     args = parser.parse_args(argv)
     start_tied_ephemeral_server()  # killed, it leaves no orphaned Prefect server
-    summary = drift_monitor(
-        reference_path=args.reference,
-        current_paths=args.current,
-        newest_batches=args.batches,
-        emit=not args.no_emit,
-    )
+    try:
+        summary = drift_monitor(
+            model_name=args.model,
+            incoming_path=args.incoming,
+            reference_path=args.reference,
+            current_paths=args.current,
+            newest_batches=args.batches,
+            emit=not args.no_emit,
+        )
+    except RetrainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps({k: v for k, v in summary.items() if k != "table"}, indent=2))
     return 0
 

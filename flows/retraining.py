@@ -22,7 +22,7 @@ from prefect.context import get_run_context
 from prefect.runtime import flow_run
 
 from flows.ephemeral import start_tied_ephemeral_server
-from flows.parameters import document
+from flows.parameter_docs import MODEL_NAME_DEFAULT_TEXT, document_parameters
 from flows.promotion import (  # noqa: F401  (re-exported: tests and callers use these names)
     PROMOTION_LEASE_S,
     PROMOTION_LIMIT,
@@ -58,7 +58,7 @@ from model.cycle.config import (
     MinDriftedFeatures,
     MinHoursBetweenTrainings,
     MinNewSamples,
-    ModelName,
+    ModelNameParameter,
     NBootstrap,
     NewestBatches,
     NumEpochs,
@@ -74,9 +74,13 @@ from model.cycle.config import (
     ThresholdType,
 )
 from model.cycle.locks import CycleScratch
-from model.cycle.models_config import BUILTIN_DEFAULTS, resolve_parameters
+from model.cycle.models_config import (
+    BUILTIN_DEFAULTS,
+    DEFAULT_MODEL,
+    resolve_run,
+    sources_markdown,
+)
 from model.cycle.naming import retrain_run_name, skip_run_name, suppressed_trigger
-from model.cycle.params import check_parameters
 from model.errors import ParameterError, RetrainError
 from model.registry import ModelRegistry
 from model.settings import get_settings
@@ -231,15 +235,13 @@ def evaluate_and_promote(
     return summary
 
 
-@flow(name="retraining", flow_run_name=_run_name)
-@document(
-    "Retrain when a trigger fires, and promote the candidate only if it is really better.\n\n"
-    "Every parameter is checked first (one line naming it, before any work). A parameter left "
-    "empty takes the model's value from retraining.toml ([models.<name>]), else the built-in "
-    "default; the trigger-decision artifact says where each value came from."
-)
+RETRAINING_SUMMARY = "Retrain when a trigger fires, and promote the candidate only if it is better."
+
+
+@flow(name="retraining", flow_run_name=_run_name, description=RETRAINING_SUMMARY)
+@document_parameters(shown_defaults={"model_name": MODEL_NAME_DEFAULT_TEXT})
 def retraining(
-    model_name: ModelName | None = None,
+    model_name: ModelNameParameter = None,
     force_retrain: ForceRetrain = False,
     drift_report_path: DriftReportPath = None,
     dataset_drift_threshold: DatasetDriftThreshold | None = None,
@@ -279,20 +281,23 @@ def retraining(
     seed: Seed | None = None,
     device: Device | None = None,
 ) -> RetrainingResult:
-    given = dict(locals())
+    """Retrain when a trigger fires, and promote the candidate only if it is better.
+
+    A parameter left at None takes the model's value in ``retraining.toml``, else the
+    built-in default (``model.cycle.models_config``); where each came from is logged and shown
+    in the ``trigger-decision`` artifact. Every parameter is checked first, the gate's options
+    included (one line, before any work). The cycle then holds its cycle lock and scratch
+    folder (``runs/<run id>/``) for its whole life, and first settles what dead cycles left.
+    """
+    explicit = dict(locals())
     settings = get_settings()
-    cfg, origin = resolve_config(given, settings)
-    configured = sorted(k for k, v in origin.items() if v == "configuration")
-    get_run_logger().info(
-        "Model %s; from retraining.toml: %s; given: %s",
-        cfg.model_name,
-        ", ".join(configured) or "nothing",
-        ", ".join(sorted(k for k, v in origin.items() if v == "parameter")) or "nothing",
-    )
+    cfg, sources = resolve_run(explicit, settings)
     registry = ModelRegistry(settings.models_dir)
     run_id = str(flow_run.id) if flow_run.id else None
     cycle_id = _cycle_run_id() or uuid.uuid4().hex
     started = dt.datetime.now(dt.UTC)
+    _log_sources(sources)
+    settings_md = sources_markdown(cfg.model_dump(), sources)
     with CycleScratch(settings.runs_dir, cycle_id) as scratch:
         state: dict[str, str | None] = {"candidate": None, "primary": None}
         try:
@@ -306,7 +311,7 @@ def retraining(
                         error=dead["error"],
                         run_id=dead["run_id"],
                     )
-                return _cycle(cfg, registry, run_id, scratch, state, started)
+                return _cycle(cfg, registry, run_id, scratch, state, started, settings_md)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             registry.record("failed", version=state["candidate"], error=error, run_id=run_id)
@@ -323,6 +328,17 @@ def retraining(
             raise
 
 
+def _log_sources(sources: dict[str, str]) -> None:
+    """One log line per source: which parameters came from the call, the model's
+    configuration and the built-in defaults."""
+    by_source: dict[str, list[str]] = {}
+    for name, source in sources.items():
+        by_source.setdefault(source, []).append(name)
+    logger = get_run_logger()
+    for source, names in by_source.items():
+        logger.info("settings from %s: %s", source, ", ".join(names))
+
+
 def _cycle(
     cfg: RetrainingConfig,
     registry: ModelRegistry,
@@ -330,12 +346,15 @@ def _cycle(
     scratch: CycleScratch,
     state: dict[str, str | None],
     started: dt.datetime,
+    settings_md: str = "",
 ) -> RetrainingResult:
     """Trigger check → train → compare and promote; ``state["candidate"]`` once registered."""
     settings = get_settings()
     logger = get_run_logger()
     trigger = check_trigger(cfg.model_dump(), _is_scheduled())
-    publish_trigger_decision(trigger["markdown"], trigger["checks"], cfg.model_name)
+    publish_trigger_decision(
+        f"{trigger['markdown']}\n{settings_md}", trigger["checks"], cfg.model_name
+    )
     if not trigger["should_retrain"]:
         _rename_run(skip_run_name(trigger, started))
         record_event("skipped", reasons=trigger["reasons"], checks=trigger["checks"], run_id=run_id)
@@ -390,23 +409,9 @@ def _cycle(
     )
 
 
-def resolve_config(
-    values: dict[str, Any], settings: Any
-) -> tuple[RetrainingConfig, dict[str, str]]:
-    """The checked configuration of one run: each parameter given (not None), else the model's
-    table in retraining.toml, else the built-in default; and where each value came from."""
-    unknown = [k for k in values if k not in RetrainingConfig.model_fields]
-    if unknown:
-        check_parameters({k: values[k] for k in unknown})  # the one-line "unknown" error
-    explicit = {k: v for k, v in values.items() if v is not None}
-    explicit.setdefault("model_name", settings.model_name)
-    merged, sources = resolve_parameters(explicit, settings.root)
-    return check_parameters(merged), sources
-
-
 def flow_defaults() -> dict[str, Any]:
     """Every parameter of the ``retraining`` flow with its built-in default."""
-    return dict(BUILTIN_DEFAULTS)
+    return {"model_name": DEFAULT_MODEL, **BUILTIN_DEFAULTS}
 
 
 def parse_cli_params(items: list[str]) -> dict[str, Any]:
@@ -432,6 +437,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=retraining.description)
     parser.add_argument("--force", action="store_true", help="force_retrain=True")
     parser.add_argument(
+        "--model", default=None, metavar="NAME", help="model_name (its retraining.toml table)"
+    )
+    parser.add_argument(
         "-p",
         "--param",
         action="append",
@@ -444,8 +452,10 @@ def main(argv: list[str] | None = None) -> int:
         kwargs = parse_cli_params(args.param)
         if args.force:
             kwargs["force_retrain"] = True
-        resolve_config(kwargs, get_settings())
-    except ParameterError as exc:
+        if args.model is not None:
+            kwargs["model_name"] = args.model
+        resolve_run(kwargs, get_settings(), "--model" if args.model is not None else "model_name")
+    except RetrainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     start_tied_ephemeral_server()

@@ -48,3 +48,12 @@ class ParameterError(RetrainError, ValueError):
 class CycleLockError(RetrainError):
     """A retraining cycle could not take one of its locks (busy past its timeout, or the lock
     file cannot be opened)."""
+
+
+class ModelNameError(ParameterError):
+    """A model name breaks the rule (1 to 63 characters from a-z, 0-9 and '-')."""
+
+
+class ModelConfigError(RetrainError, ValueError):
+    """The per-model configuration file (``retraining.toml``) is unreadable, has an unknown or
+    ill-typed key, or has no table for the model asked for."""

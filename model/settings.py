@@ -8,13 +8,27 @@ they refuse a ``home`` that cannot be one (it, or a folder above it, is a file),
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from model.errors import SettingsError
+from model.errors import ModelNameError, SettingsError
+
+MODEL_NAME_RULE = "1 to 63 characters from a-z, 0-9 and '-'"
+"""Model names end up in Prefect artifact keys and event resource ids: this is the one rule."""
+_MODEL_NAME_RE = re.compile(r"[a-z0-9-]{1,63}")
+
+
+def check_model_name(name: object, where: str) -> str:
+    """``name`` when it follows :data:`MODEL_NAME_RULE`, else :class:`ModelNameError` saying
+    ``where`` it came from (a flow parameter, a CLI option, a configuration table...)."""
+    if isinstance(name, str) and _MODEL_NAME_RE.fullmatch(name):
+        return name
+    shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:79] + "…"
+    raise ModelNameError(f"{where}: model name {shown} is not accepted; use {MODEL_NAME_RULE}")
 
 
 class Settings(BaseSettings):
@@ -27,9 +41,16 @@ class Settings(BaseSettings):
     )
     model_name: str = Field(
         default="demo",
-        pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$",
-        description="Name of the model this project retrains (used in event resource ids).",
+        description="Name of the model this working root retrains (its registry; event "
+        f"resource ids; its table in retraining.toml): {MODEL_NAME_RULE}.",
     )
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_name_rule(cls, value: str) -> str:
+        if not _MODEL_NAME_RE.fullmatch(value):
+            raise ValueError(f"use {MODEL_NAME_RULE}")
+        return value
 
     @model_validator(mode="after")
     def _home_can_be_a_folder(self) -> Settings:

@@ -24,6 +24,9 @@ def compute_drift(
     n_batches: int = 1,
     with_model: bool = True,
     out_dir: str | None = None,
+    incoming_path: str | None = None,
+    target_column: str = "target",
+    id_column: str | None = None,
 ) -> dict[str, Any]:
     """Drift of the newest batch(es) against the reference; writes drift.{json,md,html}.
 
@@ -38,6 +41,9 @@ def compute_drift(
         n_batches=n_batches,
         drift_settings=DriftSettings.from_dict(drift_settings),
         with_model=with_model,
+        target=target_column,
+        id_column=id_column,
+        incoming=incoming_path,
     )
     if summary["status"] == "skipped":
         logger.info("Drift not computed: %s", summary["reason"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from model.cycle.models_config import effective_parameters, select_model
 from model.cycle.monitor import monitor_drift
 from model.drift import DriftSettings
 from model.errors import DriftInputError
@@ -25,9 +26,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--current", nargs="+", metavar="PATH", help="Current data (one or more paths)")
     p.add_argument("--batches", type=int, default=1, help="Newest incoming batches (default 1)")
     p.add_argument("--out", help="Report folder (default: reports/drift/<timestamp>)")
-    p.add_argument("--target", default="target", help="Target column (default: target)")
-    p.add_argument("--id-column", help="Id column, not a feature (default: 'id' if present)")
-    p.add_argument("--threshold", type=float, default=0.5, help="dataset_drift_threshold")
+    p.add_argument(
+        "--model",
+        metavar="NAME",
+        help="Model whose retraining.toml table gives the defaults below (default: "
+        "RETRAIN_MODEL_NAME, else demo)",
+    )
+    p.add_argument("--incoming", metavar="PATH", help="incoming_path (default: the model's)")
+    p.add_argument("--target", help="Target column (default: the model's, else target)")
+    p.add_argument(
+        "--id-column", help="Id column, not a feature (default: the model's, else 'id' if present)"
+    )
+    p.add_argument(
+        "--threshold", type=float, help="dataset_drift_threshold (default: the model's, else 0.5)"
+    )
     p.add_argument("--alpha", type=float, default=0.05, help="Significance level (Holm)")
     p.add_argument("--psi-threshold", type=float, default=0.1)
     p.add_argument("--distance-threshold", type=float, default=0.1)
@@ -55,11 +67,20 @@ def run_drift(args: argparse.Namespace) -> int:
             "(e.g. http://127.0.0.1:4200/api)"
         )
     settings = get_settings()
+    where = "--model" if args.model is not None else "RETRAIN_MODEL_NAME"
+    name = select_model(args.model, settings, where)
+    explicit = {
+        "incoming_path": args.incoming,
+        "target_column": args.target,
+        "id_column": args.id_column,
+        "dataset_drift_threshold": args.threshold,
+    }
+    values, _ = effective_parameters(explicit, name, root=settings.root)
     drift_settings = DriftSettings(
         alpha=args.alpha,
         psi_threshold=args.psi_threshold,
         distance_threshold=args.distance_threshold,
-        dataset_drift_threshold=args.threshold,
+        dataset_drift_threshold=values["dataset_drift_threshold"],
     )
     summary = monitor_drift(
         settings,
@@ -69,8 +90,9 @@ def run_drift(args: argparse.Namespace) -> int:
         n_batches=args.batches,
         drift_settings=drift_settings,
         with_model=not args.no_model,
-        target=args.target,
-        id_column=args.id_column,
+        target=values["target_column"],
+        id_column=values["id_column"],
+        incoming=values["incoming_path"],
     )
     if summary["status"] == "skipped":
         print(f"drift not computed: {summary['reason']}")
@@ -78,7 +100,7 @@ def run_drift(args: argparse.Namespace) -> int:
     if args.emit and summary["dataset_drift"]:
         from flows.drift_monitor import emit_drift_detected  # prefect only on this path
 
-        event = emit_drift_detected(summary, flush=True)
+        event = emit_drift_detected(summary, flush=True, model_name=name)
         summary["event"] = str(event.id) if event else None
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "table"}, indent=2))

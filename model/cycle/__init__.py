@@ -3,6 +3,8 @@
 Owns ``config`` (``RetrainingConfig``, the flat flow parameters validated in one object;
 ``select_sources``; ``gather_trigger_state``, which reads the registry, the batches and drift),
 ``params`` (``check_parameters``: every flow parameter checked before any work),
+``models_config`` (``retraining.toml``, one table per model: loading and checking it, the model
+name's checks, and each parameter's effective value: explicit > configuration > built-in),
 ``triggers`` (``evaluate_triggers``: which trigger fires, with every check listed),
 ``monitor`` (drift of the production model's data: the registry gives the reference and the
 model; ``monitor_drift``, ``drift_for_trigger``), ``estimate`` (production's label-free

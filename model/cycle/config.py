@@ -14,9 +14,17 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from model.errors import DataValidationError
-from model.settings import Settings
+from model.settings import MODEL_NAME_RULE, Settings
 
 # --- flow parameters: one annotated type each, shared by the flow signature and the config ---
+
+MODEL_NAME_DESCRIPTION = (
+    "The model this run is for: its [models.<name>] table in retraining.toml and its event "
+    f"resource retraining.model.<name> ({MODEL_NAME_RULE})."
+)
+ModelNameParameter = Annotated[str | None, Field(description=MODEL_NAME_DESCRIPTION)]
+"""The flow parameter (None: ``RETRAIN_MODEL_NAME``); checked by ``check_model_name``."""
+ModelName = Annotated[str, Field(pattern=r"^[a-z0-9-]{1,63}$", description=MODEL_NAME_DESCRIPTION)]
 
 ForceRetrain = Annotated[
     bool,
@@ -63,19 +71,15 @@ MinNewSamples = Annotated[
 ]
 DataPath = Annotated[
     str | None,
-    Field(description="Base labelled data (Parquet file/folder/dataset or CSV); default settings."),
+    Field(description="Base labelled data (Parquet file/folder/dataset or CSV)."),
 ]
-IncomingPath = Annotated[
-    str | None, Field(description="Folder of date=YYYY-MM-DD batches; default settings.")
-]
+IncomingPath = Annotated[str | None, Field(description="Folder of date=YYYY-MM-DD batches.")]
 NewestBatches = Annotated[
     int | None,
-    Field(ge=1, description="Train on base data + only the newest N batches (default: all)."),
+    Field(ge=1, description="Train on base data + only the newest N batches."),
 ]
 TargetColumn = Annotated[str, Field(min_length=1, description="Binary target column.")]
-IdColumn = Annotated[
-    str | None, Field(description="Row key for the stable split (default: hash of the row).")
-]
+IdColumn = Annotated[str | None, Field(description="Row key for the stable split.")]
 NumEpochs = Annotated[int, Field(ge=1, le=10_000, description="Maximum training epochs.")]
 BatchSize = Annotated[int, Field(ge=1, le=1_000_000, description="Mini-batch size.")]
 LearningRate = Annotated[float, Field(gt=0.0, le=10.0, description="Adam learning rate.")]
@@ -146,14 +150,6 @@ Guardrails = Annotated[
 ]
 
 
-ModelName = Annotated[
-    str,
-    Field(
-        pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$",
-        description="The model to retrain: its table in retraining.toml ([models.<name>]); "
-        "lower-case letters, digits and '-'.",
-    ),
-]
 ColumnList = Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=10_000)]
 CategoricalColumns = Annotated[
     ColumnList | None,
@@ -197,7 +193,7 @@ class RetrainingConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model_name: ModelName = "demo"
+    model_name: ModelName
     force_retrain: ForceRetrain
     drift_report_path: DriftReportPath
     dataset_drift_threshold: DatasetDriftThreshold
@@ -305,7 +301,7 @@ def select_sources(settings: Settings, config: RetrainingConfig) -> DataSources:
     incoming = Path(config.incoming_path) if config.incoming_path else settings.incoming_dir
     default_place = base.absolute() == settings.raw_data_path.absolute()
     if config.data_path and not base.exists() and not default_place:  # the default may be empty
-        raise DataValidationError(f"{base}: data_path does not exist")
+        raise DataValidationError(f"no training data: data_path {base} does not exist")
     all_batches = list_batches(incoming)
     if config.newest_batches:
         batches = all_batches[-config.newest_batches :]

@@ -1,44 +1,48 @@
-"""One configuration per model: ``retraining.toml``, one ``[models.<name>]`` table each.
+"""One configuration per model: ``retraining.toml``, one ``[models.<name>]`` table per model.
 
-A table holds any flow parameter of the ``retraining`` flow (data and incoming paths, target,
-id column, column roles, trigger thresholds, gate and training settings), by the parameter's
-name. Flows, deployments, the CLI and event-triggered runs look a model up by name; the value
-a cycle uses is, per parameter: the one passed explicitly (not None), else the model's table,
-else the built-in default (:data:`BUILTIN_DEFAULTS`). :func:`resolve_parameters` returns both
-the values and where each came from.
+A table's keys are flow parameter names (the fields of
+:class:`~model.cycle.config.RetrainingConfig`, so a parameter added there is configurable
+at once), except the per-run ones (:data:`RUN_ONLY`). Every value is checked with the field's
+own type and bounds when the file is read: an unknown key, a wrong type, a bad model name or a
+table that is not one is a :class:`~model.errors.ModelConfigError` naming the file, the table
+and the key.
+
+The effective value of a parameter (:func:`effective_parameters`) is the explicit parameter
+when it is not None, else the model's configuration, else :data:`BUILTIN_DEFAULTS`; the
+source of each is returned with it, for the run's log and trigger decision.
 
 The file is ``$RETRAIN_CONFIG`` when set, else ``retraining.toml`` in the current folder, else
-the one at the project's root. Relative ``data_path`` / ``incoming_path`` are relative to
-``RETRAIN_HOME``. No file at all: every model has an empty table (built-in defaults).
+the one at the root of this checkout; without any, only the model ``demo`` exists (built-in
+defaults). Plain Python (``tomllib``), no Prefect.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from model.cycle.config import RetrainingConfig
-from model.errors import ParameterError
+from model.cycle.params import accepted, check_parameters
+from model.errors import ModelConfigError, ModelNameError, ParameterError
+from model.settings import Settings, check_model_name
 
 CONFIG_ENV = "RETRAIN_CONFIG"
 CONFIG_NAME = "retraining.toml"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-"""Model names: they end up in Prefect artifact keys and event resource ids."""
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MODEL = "demo"
+RUN_ONLY = frozenset({"model_name", "force_retrain", "drift_report_path"})
+"""Fields that describe one run, not a model: not accepted in the file."""
 
 BUILTIN_DEFAULTS: dict[str, Any] = {
-    "model_name": "demo",
     "force_retrain": False,
     "drift_report_path": None,
     "dataset_drift_threshold": 0.5,
-    "min_drifted_features": None,
-    "estimated_auc_margin": None,
     "max_days_since_training": 30.0,
     "min_hours_between_trainings": 24.0,
     "retrain_on_schedule": False,
@@ -50,9 +54,6 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "newest_batches": None,
     "target_column": "target",
     "id_column": None,
-    "categorical_columns": None,
-    "numeric_columns": None,
-    "exclude_columns": None,
     "max_imputed_row_share": 0.2,
     "primary_metric": "auc",
     "improvement_threshold": 0.005,
@@ -65,7 +66,6 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "guardrails": None,
     "num_epochs": 100,
     "batch_size": 512,
-    "cuda_batch_size": None,
     "learning_rate": 1e-2,
     "patience": 10,
     "hidden_sizes": [64, 32],
@@ -73,111 +73,217 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "seed": 42,
     "device": "auto",
 }
-"""Every parameter of the ``retraining`` flow with its built-in default."""
+"""The value a parameter takes when neither the call nor the model's configuration sets it
+(a field missing here, e.g. one added later with an optional type, defaults to None)."""
 
-PER_RUN = frozenset({"model_name", "force_retrain", "drift_report_path"})
-"""Parameters that describe one run, never a model: not allowed in a model's table."""
-PATH_KEYS = ("data_path", "incoming_path")
-
-
-def check_model_name(name: str, what: str = "model name") -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ParameterError(
-            f"{what} {name!r} is not accepted: use 1-63 lower-case letters, digits and '-' "
-            "(not at either end)"
-        )
-    return name
+PATH_KEYS = frozenset({"data_path", "incoming_path"})
+"""Keys holding a path: a relative one in the file is read from the working root."""
+SOURCE_PARAMETER = "parameter"
+SOURCE_BUILTIN = "built-in default"
 
 
-def config_file() -> Path | None:
-    """The configuration file in use (see the module), or None when there is none."""
+def configurable_keys() -> list[str]:
+    """The keys a model's table may hold: every RetrainingConfig field but the per-run ones."""
+    return [k for k in RetrainingConfig.model_fields if k not in RUN_ONLY]
+
+
+def builtin_default(name: str) -> Any:
+    value = BUILTIN_DEFAULTS.get(name)
+    return list(value) if isinstance(value, list) else value
+
+
+def config_path() -> Path | None:
+    """The configuration file in use (see the module docstring), or None when there is none.
+
+    ``$RETRAIN_CONFIG`` naming a missing file is a ModelConfigError (a typo must not fall
+    back silently to other settings)."""
     env = os.environ.get(CONFIG_ENV)
     if env:
         path = Path(env).expanduser()
         if not path.is_file():
-            raise ParameterError(f"{CONFIG_ENV}={env}: no such file")
+            raise ModelConfigError(f"{CONFIG_ENV}={env}: no such file")
         return path
-    for path in (Path.cwd() / CONFIG_NAME, PROJECT_ROOT / CONFIG_NAME):
-        if path.is_file():
-            return path
+    for folder in (Path.cwd(), REPO_ROOT):
+        if (folder / CONFIG_NAME).is_file():
+            return folder / CONFIG_NAME
     return None
 
 
-def load_models(path: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Every model's table, validated: ``{name: {parameter: value}}``."""
-    path = path if path is not None else config_file()
-    if path is None:
-        return {}
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ParameterError(f"{path}: cannot be read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ParameterError(f"{path}: not valid TOML: {exc}") from None
-    extra = sorted(set(document) - {"models"})
-    if extra:
-        raise ParameterError(f"{path}: unknown top-level key(s) {extra}; only [models.<name>]")
-    models = document.get("models", {})
-    if not isinstance(models, dict):
-        raise ParameterError(f"{path}: 'models' must be tables [models.<name>]")
-    known = set(RetrainingConfig.model_fields) - PER_RUN
-    out = {}
-    for name, table in models.items():
-        check_model_name(name, f"{path}: model name")
-        if not isinstance(table, dict):
-            raise ParameterError(f"{path}: [models.{name}] must be a table")
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise ParameterError(
-                f"{path}: [models.{name}] has unknown key(s) {unknown}; known: {sorted(known)}"
+@dataclass(frozen=True)
+class ModelsConfig:
+    """The validated file: each model's table (keys checked, values validated)."""
+
+    path: Path | None
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.models) if self.path else [DEFAULT_MODEL]
+
+    def table(self, name: str) -> dict[str, Any]:
+        """The configuration of model ``name`` (empty for the demo when there is no file)."""
+        if self.path is None:
+            if name == DEFAULT_MODEL:
+                return {}
+            raise ModelConfigError(
+                f"model {name!r}: no configuration file ({CONFIG_NAME} in the current folder "
+                f"or ${CONFIG_ENV}); without one only {DEFAULT_MODEL!r} is known"
             )
-        _validate(path, name, table)
-        out[name] = dict(table)
-    return out
+        if name not in self.models:
+            known = ", ".join(self.names) or "none"
+            raise ModelConfigError(f"{self.path}: no table [models.{name}]; known models: {known}")
+        return dict(self.models[name])
+
+    def describe(self, name: str) -> str:
+        return f"{self.path} [models.{name}]" if self.path else "no configuration file"
 
 
-def _validate(path: Path, name: str, table: Mapping[str, Any]) -> None:
+def load_models_config(path: str | os.PathLike[str] | None = None) -> ModelsConfig:
+    """Read and validate the configuration file (``path``, else :func:`config_path`)."""
+    file = Path(path) if path is not None else config_path()
+    if file is None:
+        return ModelsConfig(None)
     try:
-        RetrainingConfig(**{**BUILTIN_DEFAULTS, **table, "model_name": name})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = str((err.get("loc") or ("?",))[0])
-        raise ParameterError(
-            f"{path}: [models.{name}] {key} = {table.get(key)!r} is not accepted: {err['msg']}"
-        ) from None
-
-
-def model_table(name: str, path: Path | None = None) -> dict[str, Any]:
-    """The table of model ``name``; an unknown name (when a file exists) is an error."""
-    check_model_name(name)
-    path = path if path is not None else config_file()
-    models = load_models(path)
-    if path is not None and models and name not in models:
-        raise ParameterError(
-            f"{path}: no model {name!r}; configured: {', '.join(sorted(models)) or '(none)'}"
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelConfigError(f"{file}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelConfigError(f"{file}: cannot be read ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ModelConfigError(f"{file}: not valid TOML ({exc})") from None
+    extra = [k for k in raw if k != "models"]
+    if extra:
+        raise ModelConfigError(
+            f"{file}: unknown top-level key {extra[0]!r}; only [models.<name>] tables are read"
         )
-    return models.get(name, {})
+    tables = raw.get("models", {})
+    if not isinstance(tables, dict):
+        raise ModelConfigError(f"{file}: 'models' must be tables [models.<name>]")
+    models: dict[str, dict[str, Any]] = {}
+    for name, table in tables.items():
+        try:
+            check_model_name(name, f"{file}: table [models.{name}]")
+        except ModelNameError as exc:
+            raise ModelConfigError(str(exc)) from None
+        if not isinstance(table, dict):
+            raise ModelConfigError(f"{file}: [models.{name}] must be a table, not a value")
+        models[name] = {k: _checked(file, name, k, v) for k, v in table.items()}
+    return ModelsConfig(file, models)
 
 
-def resolve_parameters(
-    explicit: Mapping[str, Any], home: Path | None = None, path: Path | None = None
+def _checked(file: Path, model: str, key: str, value: Any) -> Any:
+    """``value`` validated with the RetrainingConfig field ``key`` (its type and bounds)."""
+    where = f"{file}: [models.{model}] {key}"
+    if key in RUN_ONLY:
+        raise ModelConfigError(f"{where}: is set per run, not in the configuration")
+    fields = RetrainingConfig.model_fields
+    if key not in fields:
+        known = ", ".join(configurable_keys())
+        raise ModelConfigError(f"{where}: unknown key; known: {known}")
+    info = fields[key]
+    adapter: TypeAdapter[Any] = TypeAdapter(Annotated[info.annotation, info])  # type: ignore[arg-type]
+    try:
+        value = adapter.validate_python(value, strict=True)
+    except ValidationError:
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:79] + "…"
+        raise ModelConfigError(
+            f"{where}: {shown} is not accepted; accepted: {accepted(key)}"
+        ) from None
+    return value
+
+
+def resolve_model_name(value: str | None, default: str, where: str) -> str:
+    """The model a run is for: ``value`` (checked against the name rule) or ``default``."""
+    return check_model_name(default if value is None else value, where)
+
+
+def select_model(
+    value: str | None, settings: Settings, where: str, config: ModelsConfig | None = None
+) -> str:
+    """The model a run is for (``value``, else ``RETRAIN_MODEL_NAME``), checked in this order:
+    the name rule, a table for it in the configuration, and that this working root is its."""
+    name = resolve_model_name(value, settings.model_name, where)
+    (config if config is not None else load_models_config()).table(name)
+    check_model_home(name, settings)
+    return name
+
+
+def check_model_home(name: str, settings: Settings) -> None:
+    """A working root holds one model's registry (``RETRAIN_MODEL_NAME``): a run for another
+    model is refused before any work, so it never compares with another model's production."""
+    if name != settings.model_name:
+        raise ParameterError(
+            f"model {name!r}: this working root ({settings.root}) holds model "
+            f"{settings.model_name!r} (RETRAIN_MODEL_NAME); run each model with its own "
+            "RETRAIN_HOME and RETRAIN_MODEL_NAME"
+        )
+
+
+def resolve_run(
+    explicit: Mapping[str, Any],
+    settings: Settings,
+    where: str = "flow parameter model_name",
+    config: ModelsConfig | None = None,
+) -> tuple[RetrainingConfig, dict[str, str]]:
+    """A retraining run's validated configuration from its explicit parameters (None = not
+    given) and where each value came from. Bad names, an unknown model, an unknown or
+    out-of-range parameter: a one-line RetrainError before any work."""
+    params = dict(explicit)
+    config = config if config is not None else load_models_config()
+    name = select_model(params.pop("model_name", None), settings, where, config)
+    keys = [k for k in RetrainingConfig.model_fields if k != "model_name"]
+    keys += [k for k in params if k not in keys]  # unknown names: refused by check_parameters
+    values, sources = effective_parameters(params, name, keys, config, root=settings.root)
+    cfg = check_parameters({"model_name": name, **values})
+    return cfg, {
+        "model_name": SOURCE_PARAMETER if explicit.get("model_name") else "RETRAIN_MODEL_NAME",
+        **sources,
+    }
+
+
+def effective_parameters(
+    explicit: Mapping[str, Any],
+    model: str,
+    keys: Iterable[str] | None = None,
+    config: ModelsConfig | None = None,
+    root: Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """``(values, sources)``: each parameter from ``explicit`` (not None), else the model's
-    table, else :data:`BUILTIN_DEFAULTS`; ``sources[name]`` is "parameter", "configuration"
-    or "default". Relative paths from the table are made absolute against ``home``."""
-    name = explicit.get("model_name") or BUILTIN_DEFAULTS["model_name"]
-    table = model_table(name, path)
+    """Each of ``keys`` (default: ``explicit``'s) from the explicit value when not None, else
+    from model ``model``'s table, else the built-in default; and where each came from.
+
+    A relative path from the table (:data:`PATH_KEYS`) is made absolute against ``root``
+    (the working root); an explicit one is left as given.
+
+    A per-run key (``force_retrain``) left at None takes its built-in default. An unknown
+    model is a ModelConfigError listing the known ones."""
+    cfg = config if config is not None else load_models_config()
+    table = cfg.table(model)
+    where = cfg.describe(model)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for key, default in BUILTIN_DEFAULTS.items():
-        if explicit.get(key) is not None:
-            values[key], sources[key] = explicit[key], "parameter"
-        elif key in table:
+    configurable = set(configurable_keys())
+    for key in list(keys) if keys is not None else list(explicit):
+        value = explicit.get(key)
+        if value is not None:
+            values[key], sources[key] = value, SOURCE_PARAMETER
+        elif key in table and key in configurable:
             value = table[key]
-            if key in PATH_KEYS and home is not None and not Path(value).is_absolute():
-                value = str(home / value)
-            values[key], sources[key] = value, "configuration"
+            if key in PATH_KEYS and root is not None and not Path(value).is_absolute():
+                value = str(root / Path(value).expanduser())
+            values[key], sources[key] = value, where
         else:
-            values[key], sources[key] = default, "default"
-    values["model_name"] = name
+            values[key], sources[key] = builtin_default(key), SOURCE_BUILTIN
     return values, sources
+
+
+def sources_markdown(values: Mapping[str, Any], sources: Mapping[str, str]) -> str:
+    """A Markdown table: each effective setting, its value and where it came from."""
+    import json
+
+    lines = ["## Settings", "", "| Parameter | Value | From |", "|---|---|---|"]
+    for key, source in sources.items():
+        shown = json.dumps(values.get(key), default=str)
+        shown = shown if len(shown) <= 60 else shown[:59] + "…"
+        shown = shown.replace("|", "\\|")
+        lines.append(f"| {key} | `{shown}` | {source.replace('|', chr(92) + '|')} |")
+    return "\n".join(lines) + "\n"

@@ -85,6 +85,7 @@ def drift_for_production(
     *,
     n_batches: int = 1,
     with_model: bool = True,
+    incoming: str | os.PathLike[str] | None = None,
 ) -> DriftReport | None:
     """Drift of the newest incoming batch(es) against the production model's training data.
 
@@ -98,7 +99,7 @@ def drift_for_production(
     paths = (
         [Path(p) for p in current_paths]
         if current_paths
-        else newest_batches(settings.incoming_dir, n_batches)
+        else newest_batches(incoming or settings.incoming_dir, n_batches)
     )
     if not paths:
         return None
@@ -145,16 +146,23 @@ def monitor_drift(
     with_model: bool = True,
     target: str = "target",
     id_column: str | None = None,
+    incoming: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Compute drift, write the reports, and return a JSON-able summary.
 
     Without ``reference``: the production model's training data (and its scores, with
-    ``with_model``). Without ``current``: the newest ``n_batches`` incoming batches.
+    ``with_model``). Without ``current``: the newest ``n_batches`` batches of ``incoming``
+    (default: the working root's ``data/incoming``).
     ``status`` is ``"skipped"`` (with a ``reason``) when there is nothing to compare.
     """
     if reference is None:
         report = drift_for_production(
-            settings, current, drift_settings, n_batches=n_batches, with_model=with_model
+            settings,
+            current,
+            drift_settings,
+            n_batches=n_batches,
+            with_model=with_model,
+            incoming=incoming,
         )
         if report is None:
             has_prod = _production_metadata(settings) is not None
@@ -164,7 +172,7 @@ def monitor_drift(
         paths = (
             [Path(p) for p in current]
             if current
-            else newest_batches(settings.incoming_dir, n_batches)
+            else newest_batches(incoming or settings.incoming_dir, n_batches)
         )
         if not paths:
             return {"status": "skipped", "reason": "no incoming batch", "dataset_drift": False}

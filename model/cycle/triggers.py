@@ -13,7 +13,7 @@ raises.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from model.errors import RetrainError
@@ -142,6 +142,22 @@ class TriggerDecision:
     def check(self, name: str) -> TriggerCheck:
         return next(c for c in self.checks if c.name == name)
 
+    @property
+    def suppressed(self) -> list[str]:
+        """The triggers that fired but were suppressed by the cooldown, in trigger order."""
+        return [c.name for c in self.checks if c.suppressed_by_cooldown]
+
+    def suppression_text(self) -> str | None:
+        """Which trigger(s) the cooldown suppressed, by what cooldown, until when."""
+        if not self.suppressed:
+            return None
+        until = self.cooldown.get("until")
+        return (
+            f"{', '.join(self.suppressed)} fired but suppressed by the cooldown "
+            f"(min_hours_between_trainings {self.cooldown.get('min_hours'):g} h; last training "
+            f"{_jsonable(self.cooldown.get('last_training_at'))}) until {_jsonable(until)}"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "should_retrain": self.should_retrain,
@@ -149,6 +165,8 @@ class TriggerDecision:
             "reasons": list(self.reasons),
             "checks": [c.to_dict() for c in self.checks],
             "cooldown": {k: _jsonable(v) for k, v in self.cooldown.items()},
+            "suppressed": self.suppressed,
+            "suppression": self.suppression_text(),
             "evaluated_at": self.evaluated_at.isoformat(timespec="seconds"),
         }
 
@@ -163,6 +181,7 @@ class TriggerDecision:
             "",
             f"{verdict}, evaluated {self.evaluated_at.isoformat(timespec='seconds')}.",
             "",
+            *([f"**Cooldown**: {self.suppression_text()}.", ""] if self.suppressed else []),
             "| Trigger | Checked | Fired | Detail |",
             "|---|:---:|:---:|---|",
         ]
@@ -395,6 +414,7 @@ def _cooldown(p: TriggerParams, s: TriggerState) -> dict[str, Any]:
         "hours_since_training": round(hours, 3),
         "min_hours": p.min_hours_between_trainings,
         "last_training_at": last,
+        "until": _aware(last) + timedelta(hours=p.min_hours_between_trainings),
         "detail": (
             f"last training {hours:.1f} h ago "
             f"{'<' if active else '≥'} min_hours_between_trainings "

@@ -181,6 +181,31 @@ def test_cooldown_suppresses_drift_and_volume_but_not_force() -> None:
     assert evaluate_triggers(params, old).primary == "age"
 
 
+def test_cooldown_suppression_says_which_trigger_what_cooldown_until_when() -> None:
+    """The decision names what the cooldown suppressed, its length and its end (last training
+    + min_hours_between_trainings), in the JSON and the Markdown of the artifact."""
+    params = TriggerParams(min_new_samples=100, min_hours_between_trainings=24)
+    drift = {"dataset_drift": True, "drift_share": 0.8, "source": "computed"}
+    last = NOW - timedelta(hours=3)
+    state = quiet_state(last_training_at=last, drift=drift, new_rows_since_training=500)
+    d = evaluate_triggers(params, state)
+    assert d.suppressed == ["drift", "volume"]
+    data = d.to_dict()
+    until = "2026-06-02T09:00:00+00:00"
+    assert (last + timedelta(hours=24)).isoformat() == until
+    assert data["suppressed"] == ["drift", "volume"]
+    assert data["cooldown"]["until"] == until
+    text = (
+        "drift, volume fired but suppressed by the cooldown (min_hours_between_trainings 24 h; "
+        f"last training 2026-06-01T09:00:00+00:00) until {until}"
+    )
+    assert data["suppression"] == text
+    assert f"**Cooldown**: {text}." in d.to_markdown()
+    quiet = evaluate_triggers(params, quiet_state())
+    assert quiet.suppressed == [] and quiet.suppression_text() is None
+    assert "**Cooldown**" not in quiet.to_markdown()
+
+
 def test_decision_renders_markdown_and_json() -> None:
     drift = {"dataset_drift": True, "drift_share": 0.6, "report_path": "a|b.json"}
     d = evaluate_triggers(replace(QUIET_PARAMS, min_auc=0.7), quiet_state(drift=drift))

@@ -1,0 +1,109 @@
+"""Flow parameter descriptions for the Prefect run form, generated from the parameter types.
+
+Prefect builds the form's descriptions from the flow docstring's ``Args:`` section (Google
+style), not from ``Annotated[..., Field(description=...)]``. :func:`document_parameters` writes
+that section from the annotations, so the types stay the one source of truth: each line is
+the ``Field`` description plus the default, "default: from the model's configuration, else
+<built-in>" for a parameter the configuration fills (``None`` in the signature), else the
+default as it is.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from pydantic.fields import FieldInfo
+
+from model.cycle.models_config import builtin_default, configurable_keys
+
+F = TypeVar("F", bound=Callable[..., Any])
+FROM_CONFIG = "default: from the model's configuration"
+MODEL_NAME_DEFAULT_TEXT = 'RETRAIN_MODEL_NAME, else "demo"'
+NONE_MEANS = {
+    "data_path": "data/raw/customers.parquet under RETRAIN_HOME",
+    "incoming_path": "data/incoming under RETRAIN_HOME",
+    "newest_batches": "all batches",
+    "id_column": "a hash of the row",
+}
+"""What a built-in default of None means, where "null" would not say (else: off)."""
+
+
+def annotation_description(annotation: Any) -> str | None:
+    """The ``Field(description=...)`` inside an annotation (also inside ``X | None``)."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        for meta in annotation.__metadata__:
+            if isinstance(meta, FieldInfo) and meta.description:
+                return meta.description
+        return annotation_description(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = annotation_description(arg)
+            if found:
+                return found
+    return None
+
+
+def show_default(value: Any, name: str | None = None) -> str:
+    """A default as the run form's JSON shows it (``[64, 32]``, ``"auto"``); a built-in None
+    in words (:data:`NONE_MEANS`, else "off")."""
+    if value is None and name is not None:
+        return NONE_MEANS.get(name, "off")
+    return json.dumps(value)
+
+
+def parameter_descriptions(
+    fn: Callable[..., Any],
+    config_filled: Iterable[str] | None = None,
+    shown_defaults: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Each parameter's form description: its type's description and its default.
+
+    A parameter is filled from the configuration when its default is None and it is a
+    configurable key (``config_filled`` overrides which); ``shown_defaults`` gives the words
+    for a default that is computed (e.g. the model name's)."""
+    hints = typing.get_type_hints(fn, include_extras=True)
+    filled = set(configurable_keys() if config_filled is None else config_filled)
+    out: dict[str, str] = {}
+    for name, param in inspect.signature(fn).parameters.items():
+        text = annotation_description(hints.get(name))
+        if not text:
+            raise TypeError(f"{fn.__name__}: parameter {name} has no Field(description=...)")
+        text = text.rstrip()
+        if not text.endswith("."):
+            text += "."
+        if shown_defaults and name in shown_defaults:
+            out[name] = f"{text} (default: {shown_defaults[name]})"
+        elif param.default is None and name in filled:
+            out[name] = f"{text} ({FROM_CONFIG}, else {show_default(builtin_default(name), name)})"
+        elif param.default is inspect.Parameter.empty:
+            out[name] = f"{text} (required)"
+        else:
+            out[name] = f"{text} (default: {show_default(param.default)})"
+    return out
+
+
+def args_section(descriptions: dict[str, str]) -> str:
+    """A Google-style ``Args:`` section (one entry per parameter)."""
+    lines = ["Args:"]
+    for name, text in descriptions.items():
+        lines.append(f"    {name}: {text}")
+    return "\n".join(lines)
+
+
+def document_parameters(
+    config_filled: Iterable[str] | None = None, shown_defaults: Mapping[str, str] | None = None
+) -> Callable[[F], F]:
+    """Decorator (below ``@flow``): append the generated ``Args:`` section to the docstring."""
+
+    def decorate(fn: F) -> F:
+        doc = inspect.cleandoc(fn.__doc__ or "")
+        section = args_section(parameter_descriptions(fn, config_filled, shown_defaults))
+        fn.__doc__ = f"{doc}\n\n{section}\n" if doc else f"{section}\n"
+        return fn
+
+    return decorate
