@@ -23,8 +23,9 @@ from model.cycle.live import (
     check_watch,
     evaluate_challenger,
     labelled,
+    write_outcome_reports,
 )
-from model.gate.sequential_report import to_markdown, write_reports
+from model.gate.sequential_report import to_markdown
 from model.registry import ModelRegistry
 from model.serving.loading import verify_loads
 from model.settings import get_settings
@@ -46,14 +47,7 @@ def _now(as_of: str | None) -> dt.datetime:
 
 
 def _report(outcome: LiveOutcome) -> LiveOutcome:
-    """Write the look's reports under ``reports/live/`` (a look that tested nothing: none)."""
-    if outcome.status != "looked":
-        return outcome
-    n = len((outcome.state or {}).get("looks") or [])
-    stem = f"{outcome.kind}-{outcome.candidate_version}-vs-{outcome.baseline_version}-look{n:03d}"
-    folder = get_settings().reports_dir / "live" / str(outcome.test_id)
-    outcome.reports = write_reports(outcome.to_dict(), folder, stem)
-    return outcome
+    return write_outcome_reports(outcome, get_settings().reports_dir)
 
 
 @task(

@@ -28,6 +28,7 @@ import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
@@ -45,6 +46,7 @@ from model.gate.sequential import (
     paired_difference,
     unpaired_difference,
 )
+from model.gate.sequential_report import write_reports
 from model.registry import ModelRegistry
 from model.serving import labelled_log as log
 
@@ -133,6 +135,7 @@ class LiveOutcome:
             "alpha_this_look": look.get("alpha_this_look"),
             "alpha_total": plan.get("alpha"),
             "comparison": plan.get("comparison"),
+            "window_ends": self.window_ends,
             "state": self.state,
             "reports": self.reports or None,
         }
@@ -395,6 +398,18 @@ def _open_test(
             state = _test_states([ev], kind, key).get(test_id)
             return (test_id, state) if state is not None and not state.done else None
     return None
+
+
+def write_outcome_reports(outcome: LiveOutcome, reports_dir: Path) -> LiveOutcome:
+    """Write a look's text/JSON/HTML reports under ``reports_dir/live/<test id>/`` and keep
+    their paths in ``outcome.reports`` (a run without a new look writes none)."""
+    if outcome.status != "looked":
+        return outcome
+    n = len((outcome.state or {}).get("looks") or [])
+    stem = f"{outcome.kind}-{outcome.candidate_version}-vs-{outcome.baseline_version}-look{n:03d}"
+    folder = Path(reports_dir) / "live" / str(outcome.test_id)
+    outcome.reports = write_reports(outcome.to_dict(), folder, stem)
+    return outcome
 
 
 def labelled(
