@@ -7,9 +7,10 @@ Owns ``config`` (``RetrainingConfig``, the flat flow parameters validated in one
 ``monitor`` (drift of the production model's data: the registry gives the reference and the
 model; ``monitor_drift``, ``drift_for_trigger``), ``locks`` (the promotion lock and the cycle
 lock, OS locks the kernel frees when their holder dies) and ``recovery`` (what a dead cycle
-left: its candidate's ``failed`` outcome, its scratch folder). This is the layer where the
-capability packages meet: it may import data, training, gate, registry, drift and serving; only
-the flows (through ``tasks/``) and the CLI import it.
+left: its candidate's ``failed`` outcome, its scratch folder), ``live`` (the challenger's
+evaluation and the post-promotion watch on live labels, with ``live_params``). This is the
+layer where the capability packages meet: it may import data, training, gate, registry, drift
+and serving; only the flows (through ``tasks/``) and the CLI import it.
 """
 
 from model.cycle.config import (
