@@ -49,7 +49,7 @@ echo "global concurrency limit: $LIMIT (1 slot)"
 
 "$PREFECT" --no-prompt deploy --all >"$STATE/deploy.log" 2>&1 \
   || { cat "$STATE/deploy.log"; exit 1; }
-echo "deployments: retraining/weekly, drift-monitor/daily"
+echo "deployments: retraining/weekly, drift-monitor/daily, challenger-evaluation/daily, post-promotion-watch/daily"
 
 if alive worker; then
   echo "worker: already running (pid $(cat "$STATE/worker.pid"))"

@@ -76,3 +76,14 @@ def emit_cycle_event(
     else:
         payload.update(version=version, error=error)
     emit_event(event=event, resource=model_resource(model_name), payload=payload)
+
+
+@task(name="emit_promoted_event")
+def emit_promoted_event(version: str, metrics: dict[str, Any], model_name: str = "demo") -> None:
+    """``retraining.model.promoted`` for a promotion outside a retraining cycle (the challenger
+    evaluation), so a serving system reloads."""
+    emit_event(
+        event=OUTCOME_EVENTS["PROMOTE"],
+        resource=model_resource(model_name),
+        payload={"version": version, "metrics": metrics},
+    )

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "model.cli.registry",
     "model.cli.drift",
     "model.cli.gate",
+    "model.cli.live",
 )
 
 

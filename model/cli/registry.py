@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from model.cli.live import add_evaluate
 from model.cli.registry_views import (
     LABEL_WIDTH,
     STATUS_WIDTH,
@@ -356,6 +357,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=_challenger_clear)
     c = csub.add_parser("show", parents=[common], help="show the challenger")
     c.set_defaults(func=_challenger_show)
+    add_evaluate(csub, common)  # retrain challenger evaluate: the live sequential test
 
     p = sub.add_parser("gc", parents=[common], help="delete old versions (see --dry-run)")
     p.add_argument("--keep", type=int, default=5, help="newest versions to keep (default 5)")

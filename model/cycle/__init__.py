@@ -8,11 +8,13 @@ name's checks, and each parameter's effective value: explicit > configuration > 
 ``triggers`` (``evaluate_triggers``: which trigger fires, with every check listed),
 ``monitor`` (drift of the production model's data: the registry gives the reference and the
 model; ``monitor_drift``, ``drift_for_trigger``), ``estimate`` (production's label-free
-performance estimate on new data, CBPE calibrated on its validation split), ``locks`` (the
-promotion lock and the cycle lock, OS locks the kernel frees when their holder dies) and
-``recovery`` (what a dead cycle left: its candidate's ``failed`` outcome, its scratch
-folder). This is the layer where the capability packages meet: it may import data, training,
-gate, registry, drift and serving; only the flows (through ``tasks/``) and the CLI import it.
+performance estimate on new data, CBPE calibrated on its validation split), ``naming`` (run
+names that say how a run ended), ``live`` (the challenger's evaluation and the post-promotion
+watch on live labels, with ``live_params``), ``locks`` (the promotion lock and the cycle lock,
+OS locks the kernel frees when their holder dies) and ``recovery`` (what a dead cycle left: its
+candidate's ``failed`` outcome, its scratch folder). This is the layer where the capability
+packages meet: it may import data, training, gate, registry, drift and serving; only the flows
+(through ``tasks/``) and the CLI import it.
 """
 
 from model.cycle.config import (

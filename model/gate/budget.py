@@ -40,6 +40,10 @@ def spent(k: int, alpha: float) -> float:
 
 RESET_EVENT = "gate_reset"
 """History event that starts a new family (an explicit, recorded user action)."""
+EVALUATION_EVENT = "challenger_evaluated"
+"""One look of a challenger's sequential evaluation on live labels; all the looks of one
+evaluation (same ``evaluation`` id) are one comparison of the family: together they spend its
+α_k (:mod:`model.gate.sequential`)."""
 
 
 def comparisons_so_far(events: Iterable[Mapping[str, Any]]) -> int:
@@ -47,13 +51,20 @@ def comparisons_so_far(events: Iterable[Mapping[str, Any]]) -> int:
 
     A ``compared`` event spent α when it records ``alpha_spent`` > 0, or — written before
     the budget existed — when it had a baseline (a comparison without production tests
-    nothing).
+    nothing). A sequential evaluation of a challenger counts once, from its first look
+    (``challenger_evaluated`` events sharing one ``evaluation`` id).
     """
     count = 0
+    seen: set[str] = set()
     for event in events:
         kind = event.get("event")
         if kind == RESET_EVENT:
             count = 0
+        elif kind == EVALUATION_EVENT:
+            evaluation = str(event.get("evaluation"))
+            if evaluation not in seen:
+                seen.add(evaluation)
+                count += 1
         elif kind == "compared":
             spent_here = event.get("alpha_spent")
             if spent_here is None:

@@ -22,8 +22,9 @@ from typing import Any
 from model.errors import RegistryError
 from model.registry.files import dumps, fsync_dir, jsonable, utc_now, write_all
 
-#: Every event the history may hold. ``deleted`` (gc), ``challenger`` (set/clear) and
-#: ``recovered`` (pointer repaired after a crash or manual edit) extend the design's list.
+#: Every event the history may hold. ``deleted`` (gc), ``challenger`` (set/clear),
+#: ``recovered`` (pointer repaired after a crash or manual edit), ``challenger_evaluated`` and
+#: ``watch_checked`` (looks of the live sequential tests) extend the design's list.
 EVENTS = (
     "registered",
     "compared",
@@ -38,10 +39,21 @@ EVENTS = (
     "challenger",
     "recovered",
     "gate_reset",
+    "challenger_evaluated",
+    "watch_checked",
 )
 #: Events callers may append with :meth:`ModelRegistry.record`; the others are written
 #: only by the registry operation they describe, so the history cannot lie about them.
-RECORDABLE_EVENTS = ("compared", "rejected", "inconclusive", "skipped", "failed", "gate_reset")
+RECORDABLE_EVENTS = (
+    "compared",
+    "rejected",
+    "inconclusive",
+    "skipped",
+    "failed",
+    "gate_reset",
+    "challenger_evaluated",  # one look of a challenger's sequential evaluation (live labels)
+    "watch_checked",  # one look of the post-promotion watch
+)
 PRODUCTION_EVENTS = ("promoted", "forced", "rolled_back", "recovered")
 RESERVED_FIELDS = ("event", "time", "id")
 BASELINE_FIELDS = ("baseline", "baseline_version")

@@ -4,7 +4,8 @@ challenger.
 This package owns loading registered models for scoring (``loading``: production, read
 once from the registry, or one version; ``verify_loads``, the load check the entry layers
 give the registry) and the deterministic, salted-hash
-champion/challenger split (``router``). It may import :mod:`model.registry`,
+champion/challenger split (``router``), and ``labelled_log``: the one adapter from the
+prediction log's columns to the rows the live tests use. It may import :mod:`model.registry`,
 :mod:`model.artifact` (lazily: torch only when a model is loaded), :mod:`model.settings`
 and :mod:`model.errors`.
 """

@@ -1,0 +1,123 @@
+"""The ``challenger-evaluation`` flow: judge the challenger on live, labelled traffic.
+
+Each run is one look of a group-sequential test (:mod:`model.gate.sequential`) over the
+labelled rows of the prediction log: PROMOTE promotes the challenger (the evaluation is its
+comparison), REJECT clears it, INCONCLUSIVE keeps collecting. Deployed as
+``challenger-evaluation/daily`` (prefect.yaml): daily, and on every ``retraining.labels.added``
+event. Run it once with ``python -m flows.challenger_evaluation``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from flows.ephemeral import start_tied_ephemeral_server
+from flows.retraining import promotion_guard
+from model.cycle.live import LiveSettings
+from model.cycle.live_params import (
+    AsOf,
+    LabelsPath,
+    LabelWindowHours,
+    LiveAlpha,
+    LiveMinClassCount,
+    LiveMode,
+    LiveThreshold,
+    NMax,
+    Spending,
+)
+from model.errors import RetrainError
+from tasks.events import emit_promoted_event
+from tasks.live import (
+    REJECTED_EVENT,
+    act_on_evaluation,
+    emit_live_event,
+    look_at_challenger,
+    publish_live_report,
+)
+from tasks.reporting import publish_leaderboard
+
+
+@flow(name="challenger-evaluation")
+def challenger_evaluation(
+    significance_level: LiveAlpha = 0.05,
+    n_max: NMax = 5000,
+    improvement_threshold: LiveThreshold = 0.0,
+    mode: LiveMode = "shadow",
+    spending: Spending = "obrien_fleming",
+    min_class_count: LiveMinClassCount = 100,
+    label_window_hours: LabelWindowHours = 0.0,
+    labels_path: LabelsPath = None,
+    as_of: AsOf = None,
+) -> dict[str, Any]:
+    """One look of the challenger's sequential evaluation on the labelled prediction log.
+
+    Args:
+        significance_level: Challenger: the family's error budget (this evaluation spends
+            alpha_k); watch: the level of the rollback test.
+        n_max: Maximum labelled rows: the final decision is made there.
+        improvement_threshold: AUC gain the challenger must be shown to exceed.
+        mode: shadow: both models scored every row (paired, recommended); routed: the rows
+            each model served (unpaired, one row per entity).
+        spending: Alpha spending function over the information fraction n / n_max.
+        min_class_count: A look with fewer positives or negatives tests nothing and spends
+            nothing.
+        label_window_hours: Hours after a request before its label is final; younger rows
+            wait.
+        labels_path: The labelled batch that triggered this run (recorded; the whole log is
+            read).
+        as_of: Evaluate as of this UTC time (ISO 8601); default: now.
+    """
+    cfg = LiveSettings(
+        alpha=significance_level,
+        n_max=n_max,
+        spending=spending,
+        min_class_count=min_class_count,
+        improvement_threshold=improvement_threshold,
+        mode=mode,
+        label_window_hours=label_window_hours,
+    )
+    logger = get_run_logger()
+    run_id = str(flow_run.id) if flow_run.id else None
+    if labels_path:
+        logger.info("Triggered by labelled rows in %s", labels_path)
+    with promotion_guard():
+        outcome = look_at_challenger(asdict(cfg), as_of)
+        act_on_evaluation(outcome, run_id)
+    publish_live_report(outcome)
+    decision = outcome["decision"]
+    if outcome["status"] == "looked" and decision == "PROMOTE":
+        look = outcome["look"] or {}
+        emit_promoted_event(outcome["candidate_version"], {"auc": look.get("auc_candidate")})
+        publish_leaderboard()
+    elif outcome["status"] == "looked" and decision == "REJECT":
+        emit_live_event(REJECTED_EVENT, outcome)
+        publish_leaderboard()
+    logger.info("%s: %s", decision or outcome["status"], "; ".join(outcome["reasons"]))
+    return outcome
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m flows.challenger_evaluation [--routed]``: exit 0, or 2 for bad input."""
+    parser = argparse.ArgumentParser(description=challenger_evaluation.description)
+    parser.add_argument("--routed", action="store_true", help="mode=routed (default shadow)")
+    parser.add_argument("--n-max", type=int, default=5000)
+    args = parser.parse_args(argv)
+    start_tied_ephemeral_server()
+    try:
+        out = challenger_evaluation(mode="routed" if args.routed else "shadow", n_max=args.n_max)
+    except RetrainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: out[k] for k in ("status", "decision", "reasons", "reports")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""The one adapter between the prediction log and the live statistics.
+
+The scoring service (issue 15) writes one Parquet file per batch of served rows under
+``$RETRAIN_HOME/predictions/<model>/date=YYYY-MM-DD/part-<uuid>.parquet``; ``retrain labels
+add`` joins the labels by id. This module is the only place that knows the log's column names
+(the constants below): it reads the labelled rows and turns them into the frames the
+sequential test needs, with the columns of :data:`PAIRED_COLUMNS` (shadow mode: both models
+scored the same row) or :data:`ROUTED_COLUMNS` (routed mode: the rows each model served).
+Everything else (``model.cycle.live``, the flows, the tests) works on those frames.
+
+Expected log columns, one row per served row:
+
+============================  ==========================================================
+``request_time``              when the row was scored (UTC timestamp)
+``id``                        the entity (customer) id the row is about
+``served_version``            the version whose score was returned
+``served_score``              its score
+``role``                      the served model's role: ``champion`` or ``challenger``
+``shadow_version``            the version that scored the row in shadow (null if none)
+``shadow_score``              its score (null if none)
+``label``                     0/1 once ``retrain labels add`` has joined it (null before)
+============================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from model.errors import DataValidationError
+
+# The log's columns (the single place to change when the service's log differs).
+REQUEST_TIME = "request_time"
+ID = "id"
+SERVED_VERSION = "served_version"
+SERVED_SCORE = "served_score"
+ROLE = "role"
+SHADOW_VERSION = "shadow_version"
+SHADOW_SCORE = "shadow_score"
+LABEL = "label"
+LOG_COLUMNS = (REQUEST_TIME, ID, SERVED_VERSION, SERVED_SCORE, ROLE, SHADOW_VERSION, SHADOW_SCORE)
+ROLES = ("champion", "challenger")
+
+# The adapter's output columns.
+BASELINE_SCORE = "baseline_score"
+CANDIDATE_SCORE = "candidate_score"
+SCORE = "score"
+ARM = "arm"  # "baseline" or "candidate"
+PAIRED_COLUMNS = (ID, REQUEST_TIME, LABEL, BASELINE_SCORE, CANDIDATE_SCORE)
+ROUTED_COLUMNS = (ID, REQUEST_TIME, LABEL, ARM, SCORE)
+
+
+def predictions_dir(home: Path, model_name: str) -> Path:
+    """``$RETRAIN_HOME/predictions/<model>``: where the service writes the log."""
+    return Path(home) / "predictions" / model_name
+
+
+def log_files(folder: Path) -> list[Path]:
+    """The complete log files (``date=*/part-*.parquet``; temporary names are skipped)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("date=*/part-*.parquet") if p.is_file())
+
+
+def read_log(files: Iterable[Path]) -> pd.DataFrame:
+    """Every row of the log files (the log's own columns), checked; empty when none."""
+    frames = []
+    for path in files:
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises many types for a bad file
+            raise DataValidationError(f"{path}: unreadable prediction log file: {exc}") from exc
+        missing = [c for c in LOG_COLUMNS if c not in frame.columns]
+        if missing:
+            raise DataValidationError(
+                f"{path}: prediction log file lacks column(s) {', '.join(missing)}"
+            )
+        if LABEL not in frame.columns:
+            frame[LABEL] = np.nan
+        frames.append(frame[[*LOG_COLUMNS, LABEL]])
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in (*LOG_COLUMNS, LABEL)})
+    return pd.concat(frames, ignore_index=True)
+
+
+def labelled_rows(
+    log: pd.DataFrame,
+    *,
+    as_of: dt.datetime,
+    label_window: dt.timedelta = dt.timedelta(0),
+    since: dt.datetime | None = None,
+    source: str = "the prediction log",
+) -> pd.DataFrame:
+    """Rows with a label whose label window has closed (``request_time + label_window <=
+    as_of``), requested at or after ``since``; labels must be 0 or 1."""
+    times = pd.to_datetime(log[REQUEST_TIME], utc=True, errors="coerce")
+    if times.isna().any():
+        bad = log.loc[times.isna(), REQUEST_TIME].iloc[0]
+        raise DataValidationError(f"{source}: column {REQUEST_TIME!r} has a bad time {bad!r}")
+    keep = log[LABEL].notna() & (times + label_window <= pd.Timestamp(as_of))
+    if since is not None:
+        keep &= times >= pd.Timestamp(since)
+    out = log.loc[keep].copy()
+    out[REQUEST_TIME] = times[keep]
+    labels = pd.to_numeric(out[LABEL], errors="coerce")
+    bad_label = ~labels.isin([0, 1])
+    if bad_label.any():
+        shown = out.loc[bad_label, LABEL].iloc[0]
+        raise DataValidationError(f"{source}: column {LABEL!r} must be 0 or 1, got {shown!r}")
+    out[LABEL] = labels.astype(np.int8)
+    for col in (SERVED_SCORE, SHADOW_SCORE):
+        out[col] = pd.to_numeric(out[col], errors="coerce")
+    return out.sort_values(REQUEST_TIME, kind="stable").reset_index(drop=True)
+
+
+def paired_rows(rows: pd.DataFrame, baseline: str, candidate: str) -> pd.DataFrame:
+    """Shadow mode: rows both versions scored (one served, the other in shadow), with each
+    version's score whatever its role (:data:`PAIRED_COLUMNS`)."""
+    served, shadow = rows[SERVED_VERSION], rows[SHADOW_VERSION]
+    b_served = (served == baseline) & (shadow == candidate)
+    c_served = (served == candidate) & (shadow == baseline)
+    both = b_served | c_served
+    out = pd.DataFrame(
+        {
+            ID: rows.loc[both, ID],
+            REQUEST_TIME: rows.loc[both, REQUEST_TIME],
+            LABEL: rows.loc[both, LABEL],
+            BASELINE_SCORE: np.where(
+                b_served[both], rows.loc[both, SERVED_SCORE], rows.loc[both, SHADOW_SCORE]
+            ),
+            CANDIDATE_SCORE: np.where(
+                b_served[both], rows.loc[both, SHADOW_SCORE], rows.loc[both, SERVED_SCORE]
+            ),
+        }
+    )
+    out = out.dropna(subset=[BASELINE_SCORE, CANDIDATE_SCORE])
+    return out.reset_index(drop=True)
+
+
+def routed_rows(rows: pd.DataFrame, baseline: str, candidate: str) -> pd.DataFrame:
+    """Routed mode: the rows each version served (:data:`ROUTED_COLUMNS`), one row per entity
+    and arm (its first labelled request): routed rows cluster by customer, and DeLong's
+    variance assumes independent rows."""
+    served = rows[SERVED_VERSION]
+    keep = served.isin([baseline, candidate])
+    out = pd.DataFrame(
+        {
+            ID: rows.loc[keep, ID],
+            REQUEST_TIME: rows.loc[keep, REQUEST_TIME],
+            LABEL: rows.loc[keep, LABEL],
+            ARM: np.where(served[keep] == candidate, "candidate", "baseline"),
+            SCORE: rows.loc[keep, SERVED_SCORE],
+        }
+    ).dropna(subset=[SCORE])
+    out = out.drop_duplicates(subset=[ID, ARM], keep="first")
+    return out.reset_index(drop=True)
+
+
+def load_labelled(
+    folder: Path,
+    *,
+    as_of: dt.datetime,
+    label_window: dt.timedelta = dt.timedelta(0),
+    since: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """The labelled rows of the log under ``folder`` whose label window has closed."""
+    files = log_files(folder)
+    return labelled_rows(
+        read_log(files), as_of=as_of, label_window=label_window, since=since, source=str(folder)
+    )
