@@ -392,7 +392,7 @@ def _cycle(
         (summary.get("reports") or {}).get("comparison_html"),
     )
     publish_comparison(summary, summary["markdown"], cfg.model_name)  # on the parent run too
-    publish_leaderboard(cfg.model_name)
+    publish_leaderboard(cfg.model_name, trained["prepared_dir"])
     prod = registry.production()
     return RetrainingResult(
         status={"PROMOTE": "promoted", "REJECT": "rejected"}.get(

@@ -90,6 +90,7 @@ def compare_models(
         primary=summary["primary"],
         decided_on=summary["decided_on"],
         holdout_uses=summary["holdout_uses"],
+        holdout=Path(prepared_dir).name,  # the prepared data's content hash (its test split)
         alpha_spent=summary["alpha_spent"],
         candidate_auc=summary["candidate_auc"],
         populations=summary["populations"],

@@ -6,7 +6,9 @@ from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.settings import PREFECT_UI_URL
 
+from model.cycle.leaderboard import leaderboard
 from model.registry import ModelRegistry
 from model.settings import get_settings
 
@@ -54,42 +56,34 @@ def publish_comparison(summary: dict[str, Any], markdown: str, model_name: str =
 
 
 @task(name="publish_leaderboard")
-def publish_leaderboard(model_name: str = "demo") -> None:
-    """Keyed table of every version and its latest decision (the UI keeps its history)."""
-    registry = ModelRegistry(get_settings().models_dir)
-    rows = leaderboard_rows(registry)
+def publish_leaderboard(model_name: str = "demo", holdout_dir: str | None = None) -> None:
+    """Every retained version re-scored on the current holdout (``holdout_dir``: this cycle's
+    prepared data; default: production's), as a keyed table the UI keeps the history of."""
+    settings = get_settings()
+    registry = ModelRegistry(settings.models_dir)
+    if holdout_dir is None:
+        holdout_dir = production_prepared_dir(settings, registry)
+    ui = PREFECT_UI_URL.value()
+    rows = leaderboard(registry, holdout_dir, ui_url=str(ui) if ui else None)
     create_table_artifact(
         rows or [{"version": "(none)"}],
         key=artifact_key(LEADERBOARD_KEY, model_name),
-        description="Model versions, newest first, with their status and last decision",
+        description="Retained versions re-scored on the current holdout (hash in `holdout`): "
+        "status, trigger, AUC, Δ vs production with its DeLong interval and p; the numbers as "
+        "registered are on the holdout named in `registered_on_holdout`",
     )
 
 
+def production_prepared_dir(settings: Any, registry: ModelRegistry) -> str | None:
+    """The prepared data production was trained on (its test split: the current holdout when
+    no cycle prepared newer data)."""
+    prod = registry.production()
+    if prod is None:
+        return None
+    ref = (registry.metadata(prod.version).get("data_manifest") or {}).get("path")
+    return str(settings.resolve(ref)) if ref else None
+
+
 def leaderboard_rows(registry: ModelRegistry) -> list[dict[str, Any]]:
-    """One row per version: status, when trained, validation AUC, and its last comparison —
-    the primary metric's gain with its interval and p (not only the point estimate)."""
-    decisions: dict[str, dict[str, Any]] = {}
-    for event in registry.history():
-        if event.get("event") == "compared" and event.get("version"):
-            decisions[event["version"]] = event
-    rows = []
-    for info in reversed(registry.versions()):
-        compared = decisions.get(info.version, {})
-        test_auc = (compared.get("metrics") or {}).get("auc", {}).get("candidate")
-        primary = compared.get("primary") or {}
-        low, high = primary.get("lower_bound"), primary.get("upper_bound")
-        rows.append(
-            {
-                "version": info.version,
-                "status": info.status,
-                "trained_at": info.trained_at,
-                "val_auc": info.val_auc,
-                "test_auc": test_auc,
-                "decision": compared.get("decision"),
-                "gain": primary.get("improvement"),
-                "gain_interval": None if low is None else f"[{low:+.4f}, {high:+.4f}]",
-                "p": primary.get("p_value"),
-                "comparison_k": compared.get("holdout_uses"),
-            }
-        )
-    return rows
+    """The leaderboard on production's own holdout (see :func:`model.cycle.leaderboard`)."""
+    return leaderboard(registry, production_prepared_dir(get_settings(), registry))
