@@ -20,6 +20,9 @@ from model.errors import DriftInputError
 FORMAT_VERSION = 1
 
 Correction = Literal["holm", "bonferroni", "none"]
+SchemaChange = Literal["missing", "all_missing"]
+"""A feature the current data lacks (``missing``) or holds only missing values of
+(``all_missing``), in at least one of its batches: counts as a drifted feature."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class DriftSettings:
     distance_threshold: float = 0.1
     n_bins: int = 10
     dataset_drift_threshold: float = 0.5
+    min_drifted_features: int | None = None
     max_model_rows: int = 200_000
     seed: int = 0
 
@@ -48,6 +52,13 @@ class DriftSettings:
                 "drift settings: dataset_drift_threshold must be in [0, 1], "
                 f"got {self.dataset_drift_threshold}"
             )
+        if self.min_drifted_features is not None and (
+            isinstance(self.min_drifted_features, bool) or self.min_drifted_features < 1
+        ):
+            raise DriftInputError(
+                "drift settings: min_drifted_features must be >= 1 or None (off), "
+                f"got {self.min_drifted_features!r}"
+            )
         if self.n_bins < 2:
             raise DriftInputError(f"drift settings: n_bins must be >= 2, got {self.n_bins}")
         if self.psi_threshold < 0 or self.distance_threshold < 0:
@@ -57,6 +68,21 @@ class DriftSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def dataset_reasons(self, n_drifted: int, n_features: int) -> list[str]:
+        """Why the data set drifted (empty: it did not): the share rule, the count rule."""
+        share = n_drifted / n_features if n_features else 0.0
+        reasons = []
+        if share >= self.dataset_drift_threshold:
+            reasons.append(
+                f"drift share {share:.2f} >= dataset_drift_threshold "
+                f"{self.dataset_drift_threshold:.2f}"
+            )
+        if self.min_drifted_features is not None and n_drifted >= self.min_drifted_features:
+            reasons.append(
+                f"{n_drifted} drifted features >= min_drifted_features {self.min_drifted_features}"
+            )
+        return reasons
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DriftSettings:
@@ -70,7 +96,7 @@ class FeatureDrift:
 
     name: str
     kind: Literal["numeric", "categorical"]
-    test: Literal["ks", "chi2"]
+    test: Literal["ks", "chi2", "schema"]
     statistic: float
     p_value: float
     psi: float
@@ -85,9 +111,15 @@ class FeatureDrift:
     unseen_examples: list[str] = field(default_factory=list)
     summary: dict[str, float] = field(default_factory=dict)
     histogram: dict[str, list[Any]] = field(default_factory=dict)
+    schema_change: SchemaChange | None = None
+    schema_batches: list[str] = field(default_factory=list)
 
     def decide(self, settings: DriftSettings) -> None:
-        """Apply the drift rule (uses ``p_value_adjusted``; set it first)."""
+        """Apply the drift rule (uses ``p_value_adjusted``; set it first). A schema change
+        is drift of the feature, whatever its statistics."""
+        if self.schema_change is not None:
+            self.drifted = True
+            return
         p = self.p_value if math.isnan(self.p_value_adjusted) else self.p_value_adjusted
         material = (
             self.psi >= settings.psi_threshold or self.distance >= settings.distance_threshold
@@ -117,6 +149,15 @@ class DriftReport:
     def drifted_features(self) -> list[str]:
         return [name for name, f in self.features.items() if f.drifted]
 
+    @property
+    def schema_changes(self) -> dict[str, SchemaChange]:
+        """Feature -> ``missing`` | ``all_missing`` in the current data."""
+        return {n: f.schema_change for n, f in self.features.items() if f.schema_change}
+
+    @property
+    def dataset_reasons(self) -> list[str]:
+        return self.settings.dataset_reasons(len(self.drifted_features), len(self.features))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION,
@@ -128,6 +169,8 @@ class DriftReport:
             "drifted_features": self.drifted_features,
             "n_features": len(self.features),
             "n_drifted": len(self.drifted_features),
+            "dataset_drift_reasons": self.dataset_reasons,
+            "schema_changes": self.schema_changes,
             "features": {name: f.to_dict() for name, f in self.features.items()},
             "prediction": self.prediction.to_dict() if self.prediction else None,
             "target": self.target.to_dict() if self.target else None,

@@ -245,16 +245,16 @@ def test_target_drift_only_with_labels_on_both_sides() -> None:
 
 def test_bad_input_raises_drift_input_error() -> None:
     ref, cur = mixed(200, 1), mixed(100, 2)
-    with pytest.raises(DriftInputError, match=r"current.*missing.*colour"):
-        detect_drift(ref, cur.drop(columns="colour"), SPEC)
+    with pytest.raises(DriftInputError, match=r"reference.*missing.*colour"):
+        detect_drift(ref.drop(columns="colour"), cur, SPEC)
     with pytest.raises(DriftInputError, match="no rows"):
         detect_drift(ref, cur.iloc[:0], SPEC)
     wrong = cur.assign(normal=cur["normal"].astype(str))
     with pytest.raises(DriftInputError, match=r"'normal' has different types"):
         detect_drift(ref, wrong, SPEC, current_path="batch.parquet")
-    nulls = cur.assign(uniform=np.nan)
-    with pytest.raises(DriftInputError, match=r"'uniform' has only missing values"):
-        detect_drift(ref, nulls, SPEC)
+    nulls = ref.assign(uniform=np.nan)
+    with pytest.raises(DriftInputError, match=r"reference: column 'uniform' has only missing"):
+        detect_drift(nulls, cur, SPEC)
     with pytest.raises(DriftInputError, match="numeric in the feature spec"):
         detect_drift(ref, cur, FeatureSpec(numeric=["colour"]))
     assert issubclass(DriftInputError, RetrainError)
@@ -288,6 +288,7 @@ def test_read_drift_report_validates(tmp_path: Path) -> None:
         "drifted_features": [],
         "report_path": str(external),
         "source": "file",
+        "schema_changes": {},
     }
 
 
