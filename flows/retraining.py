@@ -46,6 +46,7 @@ from model.cycle.config import (
     MaxDaysSinceTraining,
     MinAuc,
     MinClassCount,
+    MinDriftedFeatures,
     MinHoursBetweenTrainings,
     MinNewSamples,
     NBootstrap,
@@ -61,6 +62,7 @@ from model.cycle.config import (
     TargetColumn,
     ThresholdType,
 )
+from model.cycle.evaluation import manifest_batches
 from model.cycle.locks import PROMOTION_TIMEOUT_S, CycleScratch, promotion_lock
 from model.cycle.params import check_parameters
 from model.errors import CycleLockError, ParameterError, RetrainError
@@ -234,6 +236,7 @@ def evaluate_and_promote(
                 baseline=summary["baseline_version"],
                 reasons=summary["reasons"],
                 reports=summary["reports"],
+                batches=manifest_batches(prepared_dir),  # judged: no re-trigger on these alone
                 run_id=run_id,
             )
     publish_comparison(summary, summary["markdown"])
@@ -255,6 +258,7 @@ def retraining(
     force_retrain: ForceRetrain = False,
     drift_report_path: DriftReportPath = None,
     dataset_drift_threshold: DatasetDriftThreshold = 0.5,
+    min_drifted_features: MinDriftedFeatures = None,
     max_days_since_training: MaxDaysSinceTraining = 30.0,
     min_hours_between_trainings: MinHoursBetweenTrainings = 24.0,
     retrain_on_schedule: RetrainOnSchedule = False,

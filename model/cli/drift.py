@@ -16,18 +16,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         "drift",
         help="Detect data drift of incoming batches against a reference",
         description=(
-            "Compare the current data (default: the newest incoming batch) with the reference "
+            "Compare the current data (default: every incoming batch production was not trained "
+            "on) with the reference "
             "(default: the production model's training data) and write drift.json, drift.md "
             "and drift.html. Exit code 0 whether or not drift was found."
         ),
     )
     p.add_argument("--reference", help="Reference data (Parquet file or folder, or CSV)")
     p.add_argument("--current", nargs="+", metavar="PATH", help="Current data (one or more paths)")
-    p.add_argument("--batches", type=int, default=1, help="Newest incoming batches (default 1)")
+    p.add_argument(
+        "--batches",
+        type=int,
+        default=None,
+        help="Only the newest N new batches (default: every batch production was not trained "
+        "on; with --reference: the newest 1)",
+    )
     p.add_argument("--out", help="Report folder (default: reports/drift/<timestamp>)")
     p.add_argument("--target", default="target", help="Target column (default: target)")
     p.add_argument("--id-column", help="Id column, not a feature (default: 'id' if present)")
     p.add_argument("--threshold", type=float, default=0.5, help="dataset_drift_threshold")
+    p.add_argument(
+        "--min-drifted-features",
+        type=int,
+        default=None,
+        help="Dataset drift also at this many drifted features (default: off)",
+    )
     p.add_argument("--alpha", type=float, default=0.05, help="Significance level (Holm)")
     p.add_argument("--psi-threshold", type=float, default=0.1)
     p.add_argument("--distance-threshold", type=float, default=0.1)
@@ -60,6 +73,7 @@ def run_drift(args: argparse.Namespace) -> int:
         psi_threshold=args.psi_threshold,
         distance_threshold=args.distance_threshold,
         dataset_drift_threshold=args.threshold,
+        min_drifted_features=args.min_drifted_features,
     )
     summary = monitor_drift(
         settings,
@@ -75,7 +89,7 @@ def run_drift(args: argparse.Namespace) -> int:
     if summary["status"] == "skipped":
         print(f"drift not computed: {summary['reason']}")
         return 0
-    if args.emit and summary["dataset_drift"]:
+    if args.emit and summary["dataset_drift"] and not summary.get("blocked"):
         from flows.drift_monitor import emit_drift_detected  # prefect only on this path
 
         event = emit_drift_detected(summary, flush=True)

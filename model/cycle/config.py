@@ -32,6 +32,14 @@ DriftReportPath = Annotated[
 DatasetDriftThreshold = Annotated[
     float, Field(ge=0.0, le=1.0, description="Share of drifted features that makes dataset drift.")
 ]
+MinDriftedFeatures = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        description="Dataset drift also when at least this many features drifted (each "
+        "Holm-corrected with an effect floor, so 1 keeps false alarms <= alpha); None = off.",
+    ),
+]
 MaxDaysSinceTraining = Annotated[
     float, Field(ge=0.0, le=3650.0, description="Retrain when production is this many days old.")
 ]
@@ -144,6 +152,7 @@ class RetrainingConfig(BaseModel):
     force_retrain: ForceRetrain
     drift_report_path: DriftReportPath
     dataset_drift_threshold: DatasetDriftThreshold
+    min_drifted_features: MinDriftedFeatures
     max_days_since_training: MaxDaysSinceTraining
     min_hours_between_trainings: MinHoursBetweenTrainings
     retrain_on_schedule: RetrainOnSchedule
@@ -368,7 +377,8 @@ def gather_trigger_state(
         settings,
         config.drift_report_path,
         config.dataset_drift_threshold,
-        current_paths=sources.all_batches[-1:] or None,
+        batches=sources.all_batches,
+        min_drifted_features=config.min_drifted_features,
     )
     state.drift = drift
     if drift is None:

@@ -62,7 +62,10 @@ def test_drift_for_trigger(settings, production, tmp_path: Path) -> None:  # typ
     from model.cycle.monitor import drift_for_trigger
     from model.data.demo import make_customers, write_parquet_atomic
 
-    assert drift_for_trigger(settings) == (None, "no incoming batch")
+    assert drift_for_trigger(settings) == (
+        None,
+        "no new data since production was trained (no incoming batch)",
+    )
     with pytest.raises(DriftInputError, match="not found"):
         drift_for_trigger(settings, tmp_path / "missing.json")
     batch = settings.incoming_dir / "date=2026-02-01" / "part-0.parquet"
