@@ -71,6 +71,8 @@ def reference_for_production(settings: Settings) -> tuple[Path, FeatureSpec]:
     return manifest.split_path("train"), spec
 
 
+ALL_BATCHES = 1_000_000
+"""``newest_batches(folder, ALL_BATCHES)``: every batch of an incoming folder."""
 NO_NEW_DATA = "no new data since production was trained"
 """The monitor's skip reason when production's training data holds every incoming batch."""
 
@@ -146,12 +148,13 @@ def select_batches(
     Production's training batches come from its prepared manifest; when that is unknown,
     the newest ``n_batches`` (default 1) batches are compared.
     """
-    from model.cycle.config import list_batches
     from model.cycle.evaluation import trained_batches
 
     found = _production_metadata(settings)
     every = (
-        [Path(b) for b in batches] if batches is not None else list_batches(settings.incoming_dir)
+        [Path(b) for b in batches]
+        if batches is not None
+        else newest_batches(settings.incoming_dir, ALL_BATCHES)
     )
     seen = trained_batches(settings, found[1]) if found is not None else None
     if seen is None:
@@ -178,13 +181,18 @@ def select_batches(
 
 
 def read_batches(paths: Sequence[Path]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """The batches concatenated, and each on its own (for the report's schema changes)."""
+    """The batches concatenated, and each on its own (for the report's schema changes).
+
+    A column a batch holds only missing values of is left out of that batch before the
+    concatenation, so its all-``None`` values do not turn the others' numbers into objects.
+    """
     import pandas as pd
 
     parts = {batch_name(p) if p.is_dir() else str(p): read_frame(p) for p in paths}
     if len(parts) == 1:
         return next(iter(parts.values())), parts
-    return pd.concat(list(parts.values()), ignore_index=True, sort=False), parts
+    frames = [f.drop(columns=[c for c in f.columns if f[c].isna().all()]) for f in parts.values()]
+    return pd.concat(frames, ignore_index=True, sort=False), parts
 
 
 def drift_for_production(
