@@ -80,7 +80,8 @@ class DriftSettings:
             )
         if self.min_drifted_features is not None and n_drifted >= self.min_drifted_features:
             reasons.append(
-                f"{n_drifted} drifted features >= min_drifted_features {self.min_drifted_features}"
+                f"{n_drifted} drifted feature{'' if n_drifted == 1 else 's'} >= "
+                f"min_drifted_features {self.min_drifted_features}"
             )
         return reasons
 
