@@ -188,7 +188,10 @@ def read_batches(paths: Sequence[Path]) -> tuple[pd.DataFrame, dict[str, pd.Data
     """
     import pandas as pd
 
-    parts = {batch_name(p) if p.is_dir() else str(p): read_frame(p) for p in paths}
+    parts: dict[str, pd.DataFrame] = {}
+    for p in paths:
+        label = batch_name(p) if p.is_dir() else str(p)
+        parts[label if label not in parts else str(p)] = read_frame(p)
     if len(parts) == 1:
         return next(iter(parts.values())), parts
     frames = [f.drop(columns=[c for c in f.columns if f[c].isna().all()]) for f in parts.values()]
