@@ -26,7 +26,7 @@ DriftReportPath = Annotated[
     str | None,
     Field(
         description="A drift report (ours, or any JSON with a boolean `dataset_drift`). "
-        "Without one, drift is computed on the newest incoming batch."
+        "Without one, drift is computed on the batches production was not trained on."
     ),
 ]
 DatasetDriftThreshold = Annotated[
