@@ -43,12 +43,12 @@ def main() -> int:
         "routed +0.02, alpha_1": ("routed", auc, auc + 0.02, plan(alpha=a1), "PROMOTE"),
     }
     results: dict[str, object] = {"runs": args.runs}
-    for i, (name, (mode, auc_b, auc_c, plan, target)) in enumerate(scenarios.items()):
+    for i, (name, (mode, auc_b, auc_c, the_plan, target)) in enumerate(scenarios.items()):
         seed = 26000 + i
         if mode == "paired":
-            counts, naive = sim._paired_runs(seed, auc_b, auc_c, plan)
+            counts, naive = sim._paired_runs(seed, auc_b, auc_c, the_plan)
         else:
-            counts, naive = sim._routed_runs(seed, auc_b, auc_c, plan), None
+            counts, naive = sim._routed_runs(seed, auc_b, auc_c, the_plan), None
         k = counts.get(target, 0)
         rate = k / args.runs
         se = math.sqrt(rate * (1 - rate) / args.runs)

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         start_date=today,
     )
 
-    _step(4, "drift monitor: newest batch vs production's training data")
+    _step(4, "drift monitor: the batches production has not seen vs its training data")
     drift = drift_monitor()
     print(
         f"dataset drift: {drift['dataset_drift']} (share {drift['drift_share']:.2f}); "

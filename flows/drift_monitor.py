@@ -1,6 +1,10 @@
-"""The ``drift-monitor`` flow: drift of the newest batch(es) against production's training data.
+"""The ``drift-monitor`` flow: drift of the data production has not seen against its training data.
 
-On dataset drift it emits ``retraining.drift.detected`` (resource
+The new data is every incoming batch that production's prepared manifest does not list (all
+of them, concatenated; the report's ``current.selection`` says which). With none, the run says
+"no new data since production was trained" and emits nothing; nor does it when a rejected or
+inconclusive candidate was already trained on every one of those batches (until a newer one
+arrives). On dataset drift it emits ``retraining.drift.detected`` (resource
 ``retraining.model.<model name>``, payload ``drift_share``, ``drifted_features``,
 ``report_path``), which the ``retraining/weekly`` deployment's trigger turns into a run.
 Run it as ``python -m flows.drift_monitor`` or through the ``drift-monitor/daily`` deployment.
@@ -87,11 +91,24 @@ def drift_monitor(
     ] = None,
     current_paths: Annotated[
         list[str] | None,
-        Field(description="Current data; default: the newest batch(es) of incoming_path."),
+        Field(description="Current data; default: the batches production was not trained on."),
     ] = None,
     newest_batches: Annotated[
-        int, Field(ge=1, le=366, description="How many newest incoming batches to compare.")
-    ] = 1,
+        int | None,
+        Field(
+            ge=1,
+            le=366,
+            description="Only the newest N of those batches (default: all of them; with a "
+            "reference_path: the newest 1).",
+        ),
+    ] = None,
+    min_drifted_features: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            description="Dataset drift also when at least this many features drifted (None = off).",
+        ),
+    ] = None,
     alpha: Annotated[
         float, Field(gt=0, lt=1, description="Significance level (Holm-corrected).")
     ] = 0.05,
@@ -118,6 +135,7 @@ def drift_monitor(
     explicit = {
         "incoming_path": incoming_path,
         "dataset_drift_threshold": dataset_drift_threshold,
+        "min_drifted_features": min_drifted_features,
         "target_column": None,
         "id_column": None,
     }
@@ -129,6 +147,7 @@ def drift_monitor(
         psi_threshold=psi_threshold,
         distance_threshold=distance_threshold,
         dataset_drift_threshold=values["dataset_drift_threshold"],
+        min_drifted_features=values["min_drifted_features"],
     )
     summary = compute_drift(
         reference_path,
@@ -146,7 +165,9 @@ def drift_monitor(
         return summary
     publish_drift_report(summary)
     summary["event"] = None
-    if summary["dataset_drift"] and emit:
+    if summary["dataset_drift"] and summary.get("blocked"):
+        logger.info("Dataset drift, no event: %s", summary["blocked"])
+    elif summary["dataset_drift"] and emit:
         event = emit_drift_detected(summary, model_name=name)
         summary["event"] = DRIFT_EVENT
         logger.info(
@@ -164,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--incoming", default=None, metavar="PATH", help="incoming_path")
     parser.add_argument("--reference", default=None)
     parser.add_argument("--current", nargs="+", default=None)
-    parser.add_argument("--batches", type=int, default=1)
+    parser.add_argument("--batches", type=int, default=None)
     parser.add_argument("--no-emit", action="store_true")
     args = parser.parse_args(argv)
     start_tied_ephemeral_server()  # killed, it leaves no orphaned Prefect server

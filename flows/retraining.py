@@ -73,6 +73,7 @@ from model.cycle.config import (
     TargetColumn,
     ThresholdType,
 )
+from model.cycle.evaluation import manifest_batches
 from model.cycle.locks import CycleScratch
 from model.cycle.models_config import (
     BUILTIN_DEFAULTS,
@@ -224,6 +225,7 @@ def evaluate_and_promote(
                 baseline=summary["baseline_version"],
                 reasons=summary["reasons"],
                 reports=summary["reports"],
+                batches=manifest_batches(prepared_dir),  # judged: no re-trigger on these alone
                 run_id=run_id,
             )
     publish_comparison(summary, summary["markdown"], cfg.model_name)

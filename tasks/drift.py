@@ -21,14 +21,14 @@ def compute_drift(
     reference_path: str | None,
     current_paths: list[str] | None,
     drift_settings: dict[str, Any],
-    n_batches: int = 1,
+    n_batches: int | None = None,
     with_model: bool = True,
     out_dir: str | None = None,
     incoming_path: str | None = None,
     target_column: str = "target",
     id_column: str | None = None,
 ) -> dict[str, Any]:
-    """Drift of the newest batch(es) against the reference; writes drift.{json,md,html}.
+    """Drift of the new batches against the reference; writes drift.{json,md,html}.
 
     Returns the summary of :func:`model.cycle.monitor.monitor_drift` (paths, not DataFrames).
     """
@@ -57,6 +57,11 @@ def compute_drift(
             summary["report_path"],
         )
         _log_estimate(summary.get("performance_estimate"))
+        extra = summary["current"].get("extra_columns")
+        if extra:
+            logger.warning("Columns not in the reference were ignored: %s", ", ".join(extra))
+        if summary.get("blocked"):
+            logger.info("No retraining trigger from this drift: %s", summary["blocked"])
     return summary
 
 

@@ -17,14 +17,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "drift",
         help="Detect data drift of incoming batches against a reference",
         description=(
-            "Compare the current data (default: the newest incoming batch) with the reference "
+            "Compare the current data (default: every incoming batch production was not trained "
+            "on) with the reference "
             "(default: the production model's training data) and write drift.json, drift.md "
             "and drift.html. Exit code 0 whether or not drift was found."
         ),
     )
     p.add_argument("--reference", help="Reference data (Parquet file or folder, or CSV)")
     p.add_argument("--current", nargs="+", metavar="PATH", help="Current data (one or more paths)")
-    p.add_argument("--batches", type=int, default=1, help="Newest incoming batches (default 1)")
+    p.add_argument(
+        "--batches",
+        type=int,
+        default=None,
+        help="Only the newest N new batches (default: every batch production was not trained "
+        "on; with --reference: the newest 1)",
+    )
     p.add_argument("--out", help="Report folder (default: reports/drift/<timestamp>)")
     p.add_argument(
         "--model",
@@ -39,6 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--threshold", type=float, help="dataset_drift_threshold (default: the model's, else 0.5)"
+    )
+    p.add_argument(
+        "--min-drifted-features",
+        type=int,
+        default=None,
+        help="Dataset drift also at this many drifted features (default: the model's, else off)",
     )
     p.add_argument("--alpha", type=float, default=0.05, help="Significance level (Holm)")
     p.add_argument("--psi-threshold", type=float, default=0.1)
@@ -74,6 +87,7 @@ def run_drift(args: argparse.Namespace) -> int:
         "target_column": args.target,
         "id_column": args.id_column,
         "dataset_drift_threshold": args.threshold,
+        "min_drifted_features": args.min_drifted_features,
     }
     values, _ = effective_parameters(explicit, name, root=settings.root)
     drift_settings = DriftSettings(
@@ -81,6 +95,7 @@ def run_drift(args: argparse.Namespace) -> int:
         psi_threshold=args.psi_threshold,
         distance_threshold=args.distance_threshold,
         dataset_drift_threshold=values["dataset_drift_threshold"],
+        min_drifted_features=values["min_drifted_features"],
     )
     summary = monitor_drift(
         settings,
@@ -97,7 +112,7 @@ def run_drift(args: argparse.Namespace) -> int:
     if summary["status"] == "skipped":
         print(f"drift not computed: {summary['reason']}")
         return 0
-    if args.emit and summary["dataset_drift"]:
+    if args.emit and summary["dataset_drift"] and not summary.get("blocked"):
         from flows.drift_monitor import emit_drift_detected  # prefect only on this path
 
         event = emit_drift_detected(summary, flush=True, model_name=name)

@@ -34,11 +34,19 @@ DriftReportPath = Annotated[
     str | None,
     Field(
         description="A drift report (ours, or any JSON with a boolean `dataset_drift`). "
-        "Without one, drift is computed on the newest incoming batch."
+        "Without one, drift is computed on the batches production was not trained on."
     ),
 ]
 DatasetDriftThreshold = Annotated[
     float, Field(ge=0.0, le=1.0, description="Share of drifted features that makes dataset drift.")
+]
+MinDriftedFeatures = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        description="Dataset drift also when at least this many features drifted (each "
+        "Holm-corrected with an effect floor, so 1 keeps false alarms <= alpha); None = off.",
+    ),
 ]
 MaxDaysSinceTraining = Annotated[
     float, Field(ge=0.0, le=3650.0, description="Retrain when production is this many days old.")
@@ -169,14 +177,6 @@ MaxImputedRowShare = Annotated[
         "fails naming the column.",
     ),
 ]
-MinDriftedFeatures = Annotated[
-    int | None,
-    Field(
-        ge=1,
-        le=100_000,
-        description="Dataset drift also when at least this many features drifted (None: off).",
-    ),
-]
 CudaBatchSize = Annotated[
     int | None,
     Field(
@@ -197,6 +197,7 @@ class RetrainingConfig(BaseModel):
     force_retrain: ForceRetrain
     drift_report_path: DriftReportPath
     dataset_drift_threshold: DatasetDriftThreshold
+    min_drifted_features: MinDriftedFeatures = None
     max_days_since_training: MaxDaysSinceTraining
     min_hours_between_trainings: MinHoursBetweenTrainings
     retrain_on_schedule: RetrainOnSchedule
@@ -213,7 +214,6 @@ class RetrainingConfig(BaseModel):
     numeric_columns: NumericColumns = None
     exclude_columns: ExcludeColumns = None
     max_imputed_row_share: MaxImputedRowShare = 0.2
-    min_drifted_features: MinDriftedFeatures = None
     cuda_batch_size: CudaBatchSize = None
     num_epochs: NumEpochs
     batch_size: BatchSize
@@ -431,7 +431,8 @@ def gather_trigger_state(
         settings,
         config.drift_report_path,
         config.dataset_drift_threshold,
-        current_paths=sources.all_batches[-1:] or None,
+        batches=sources.all_batches,
+        min_drifted_features=config.min_drifted_features,
     )
     state.drift = drift
     if drift is None:

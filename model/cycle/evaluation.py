@@ -22,10 +22,16 @@ def trained_batches(settings: Settings, meta: dict[str, Any]) -> set[str] | None
     if not ref:
         return None
     try:
-        manifest = load_manifest(settings.resolve(ref))
+        return set(manifest_batches(settings.resolve(ref)))
     except (OSError, DataValidationError):
         return None
-    return {part for s in manifest.sources for part in Path(s).parts if part.startswith("date=")}
+
+
+def manifest_batches(folder: str | Path) -> list[str]:
+    """``date=...`` partitions a prepared folder was made from (its manifest's sources)."""
+    manifest = load_manifest(folder)
+    parts = {part for s in manifest.sources for part in Path(s).parts if part.startswith("date=")}
+    return sorted(parts)
 
 
 def recent_rows(test: pd.DataFrame, seen: set[str] | None) -> np.ndarray | None:

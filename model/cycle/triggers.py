@@ -240,6 +240,11 @@ def _check_drift(p: TriggerParams, s: TriggerState) -> TriggerCheck:
     share_txt = f"drift share {share:.2f}" if isinstance(share, int | float) else "no drift share"
     features = d.get("drifted_features") or []
     feats = f"; drifted: {', '.join(map(str, features))}" if features else ""
+    changes = d.get("schema_changes") or {}
+    if changes:
+        feats += "; schema changes: " + ", ".join(
+            f"{name} ({str(kind).replace('_', ' ')})" for name, kind in changes.items()
+        )
     # A report file's own dataset_drift decides (an external job may use its own rule);
     # computed drift used dataset_drift_threshold already.
     rule = (
@@ -257,6 +262,7 @@ def _check_drift(p: TriggerParams, s: TriggerState) -> TriggerCheck:
         "threshold": p.dataset_drift_threshold,
         "source": source,
         "report_path": d.get("report_path"),
+        "schema_changes": dict(changes),
     }
     return TriggerCheck("drift", True, drifted, detail, values=values)
 

@@ -23,7 +23,10 @@ Holm-corrected over the features of the report, is below ``alpha`` AND its effec
 material (``psi >= psi_threshold`` or ``distance >= distance_threshold``). The test controls
 false alarms on small batches; the effect-size floor stops huge samples from flagging
 trivial shifts. The data set drifts when the share of drifted features reaches
-``dataset_drift_threshold``; the report's ``drift_share`` is the measured share.
+``dataset_drift_threshold``, or when at least ``min_drifted_features`` features drifted
+(None: off; Holm keeps ``min_drifted_features=1`` at or below ``alpha`` false alarms); the
+report's ``drift_share`` is the measured share. A feature missing from the current data, or
+holding only missing values there, is a schema change: drifted, without a test.
 
 May import: ``model.errors``, ``model.settings``, ``model.data``. Drift of the production
 model's data (reading the registry, loading the model) is :mod:`model.cycle.monitor`.

@@ -8,8 +8,10 @@ when available, without counting towards the drift share.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -18,8 +20,19 @@ import pandas as pd
 
 from model.drift.categorical import categorical_drift
 from model.drift.numeric import numeric_drift, numeric_values
-from model.drift.results import Correction, DriftReport, DriftSettings, FeatureDrift
+from model.drift.results import (
+    Correction,
+    DriftReport,
+    DriftSettings,
+    FeatureDrift,
+    SchemaChange,
+)
 from model.errors import DriftInputError
+
+logger = logging.getLogger(__name__)
+
+IGNORED_COLUMNS = ("date", "__batch__")
+"""The batch partition (``date=…`` folders) and the prepared splits' batch provenance."""
 
 if TYPE_CHECKING:
     from model.data import FeatureSpec
@@ -50,6 +63,9 @@ def _kind_of(series: pd.Series) -> str:
 def _check_inputs(
     reference: pd.DataFrame, current: pd.DataFrame, spec: FeatureSpec, labels: tuple[str, str]
 ) -> None:
+    """The reference must hold every feature with values; the current data may lack some
+    (a schema change, see :func:`schema_changes`), but what it holds must have the
+    reference's types."""
     ref_name, cur_name = labels
     features = spec.features
     if not features:
@@ -63,19 +79,70 @@ def _check_inputs(
     for col in features:
         if not reference[col].notna().any():
             raise DriftInputError(f"{ref_name}: column {col!r} has only missing values")
-        if schema_change(current, col) is not None:
-            continue  # reported as a schema change, not tested
-        k_ref, k_cur = _kind_of(reference[col]), _kind_of(current[col])
-        if k_ref != k_cur and col not in spec.categorical:  # categories compare as text
-            raise DriftInputError(
-                f"column {col!r} has different types: {ref_name} {reference[col].dtype} "
-                f"({k_ref}), {cur_name} {current[col].dtype} ({k_cur})"
-            )
-        if col in spec.numeric and k_ref not in ("numeric", "bool"):
+        if col in spec.numeric and _kind_of(reference[col]) not in ("numeric", "bool"):
             raise DriftInputError(
                 f"column {col!r} is numeric in the feature spec but {reference[col].dtype} "
                 f"in {ref_name}"
             )
+        if col not in current.columns or not current[col].notna().any():
+            continue  # a schema change, not a type error
+        k_ref, k_cur = _kind_of(reference[col]), _kind_of(current[col])
+        if k_ref != k_cur and col not in spec.categorical:  # categories compare as text
+            example = current[col].dropna().iloc[0]
+            raise DriftInputError(
+                f"column {col!r} has different types: {ref_name} {reference[col].dtype} "
+                f"({k_ref}), {cur_name} {current[col].dtype} ({k_cur}, e.g. "
+                f"{str(example)[:40]!r})"
+            )
+
+
+def schema_changes(
+    features: Sequence[str], parts: Mapping[str, pd.DataFrame]
+) -> dict[str, tuple[SchemaChange, list[str]]]:
+    """Features some part (batch) of the current data lacks or holds only missing values of:
+    ``{feature: ("missing" | "all_missing", [part labels])}`` (``missing`` wins when some
+    parts lack the column and others hold it empty)."""
+    out: dict[str, tuple[SchemaChange, list[str]]] = {}
+    for col in features:
+        lacking = [label for label, frame in parts.items() if col not in frame.columns]
+        empty = [
+            label
+            for label, frame in parts.items()
+            if col in frame.columns and not frame[col].notna().any()
+        ]
+        if lacking:
+            out[col] = ("missing", lacking + empty)
+        elif empty:
+            out[col] = ("all_missing", empty)
+    return out
+
+
+def extra_columns(reference: pd.DataFrame, current: pd.DataFrame, spec: FeatureSpec) -> list[str]:
+    """Columns of the current data that the reference does not have (ignored, with a
+    warning); the batch partition and provenance columns are not counted."""
+    known = {*reference.columns, *spec.features, spec.target, *IGNORED_COLUMNS}
+    known.update(c for c in (spec.id_column, spec.timestamp_column) if c is not None)
+    return [str(c) for c in current.columns if c not in known]
+
+
+def _schema_drift(
+    col: str, spec: FeatureSpec, reference: pd.DataFrame, change: tuple[SchemaChange, list[str]]
+) -> FeatureDrift:
+    kind: Literal["numeric", "categorical"] = "numeric" if col in spec.numeric else "categorical"
+    return FeatureDrift(
+        name=col,
+        kind=kind,
+        test="schema",
+        statistic=math.nan,
+        p_value=math.nan,
+        psi=math.nan,
+        distance=math.nan,
+        distance_name="wasserstein_norm" if kind == "numeric" else "jensen_shannon",
+        reference_missing=float(reference[col].isna().mean()),
+        current_missing=1.0,
+        schema_change=change[0],
+        schema_batches=list(change[1]),
+    )
 
 
 def category_text(series: pd.Series) -> pd.Series:
@@ -89,17 +156,6 @@ def category_text(series: pd.Series) -> pd.Series:
         if values.size and bool(np.all(np.mod(values, 1) == 0)):
             s = s.astype("Int64")
     return s.astype("string")
-
-
-def schema_change(current: pd.DataFrame, col: str) -> str | None:
-    """ "missing" / "all_missing" when ``current`` lacks feature ``col`` or has no value in it."""
-    if col not in current.columns:
-        return "missing"
-    if not current[col].notna().any():
-        return "all_missing"
-    if current[col].dtype == object and not current[col].astype(str).str.strip().ne("").any():
-        return "all_missing"
-    return None
 
 
 # --------------------------------------------------------------------------- detection
@@ -157,17 +213,17 @@ DRIFT_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 def _feature_drifts(
-    reference: pd.DataFrame, current: pd.DataFrame, spec: FeatureSpec, settings: DriftSettings
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    spec: FeatureSpec,
+    settings: DriftSettings,
+    changes: Mapping[str, tuple[SchemaChange, list[str]]],
 ) -> dict[str, FeatureDrift]:
     """One :class:`FeatureDrift` per feature, in the spec's order (computed in threads)."""
 
     def one(col: str) -> FeatureDrift:
-        change = schema_change(current, col)
-        if change is not None:
-            kind: Literal["numeric", "categorical"] = (
-                "numeric" if col in spec.numeric else "categorical"
-            )
-            return FeatureDrift.for_schema_change(col, kind, change)
+        if col in changes:
+            return _schema_drift(col, spec, reference, changes[col])
         if col in spec.numeric and _kind_of(reference[col]) == "numeric":
             return numeric_drift(
                 col, numeric_values(reference[col]), numeric_values(current[col]), settings.n_bins
@@ -195,6 +251,7 @@ def detect_drift(
     reference_path: PathArg = None,
     current_path: PathArg = None,
     model_info: dict[str, Any] | None = None,
+    current_parts: Mapping[str, pd.DataFrame] | None = None,
 ) -> DriftReport:
     """Compare ``current`` with ``reference`` feature by feature (see :mod:`model.drift`).
 
@@ -206,6 +263,12 @@ def detect_drift(
     each frame and its score distribution is compared too (``prediction``); when the target
     column is in both frames its distribution is compared (``target``). Neither counts
     towards ``drift_share``.
+
+    A feature the current data lacks, or holds only missing values of, is a schema change
+    (``FeatureDrift.schema_change``): drifted, without a test (and left out of the Holm
+    family). ``current_parts`` (label -> frame, e.g. one per batch, ``current`` being their
+    concatenation) finds the batches where that happens; columns the reference does not have
+    are ignored with a warning (``current["extra_columns"]``).
     """
     settings = settings or DriftSettings()
     if spec is None:
@@ -216,7 +279,11 @@ def detect_drift(
         f"current ({', '.join(cur_paths)})" if cur_paths else "current",
     )
     _check_inputs(reference, current, spec, labels)
-    features = _feature_drifts(reference, current, spec, settings)
+    changes = schema_changes(spec.features, current_parts or {labels[1]: current})
+    extra = extra_columns(reference, current, spec)
+    if extra:
+        logger.warning("%s: columns not in the reference are ignored: %s", labels[1], extra)
+    features = _feature_drifts(reference, current, spec, settings, changes)
     tested = [f for f in features.values() if f.schema_change is None]
     adjusted = _adjust([f.p_value for f in tested], settings.correction)
     for f, p_adj in zip(tested, adjusted, strict=True):
@@ -224,39 +291,33 @@ def detect_drift(
     for f in features.values():
         f.decide(settings)
     n_drifted = sum(f.drifted for f in features.values())
-    share = n_drifted / len(features)
-    # The count rule counts a feature only at half the level (Holm-adjusted p < alpha/2, effect
-    # floor met) or for a schema change: alone it alarms at most alpha/2 of the time on data
-    # that did not change; and either rule firing implies a Holm rejection at alpha, so the
-    # dataset decision as a whole stays within alpha.
-    counted = [
-        name
-        for name, f in features.items()
-        if f.drifted and (f.schema_change or f.p_value_adjusted < settings.alpha / 2)
-    ]
-    least = settings.min_drifted_features
-    enough = least is not None and len(counted) >= least
     report = DriftReport(
         features=features,
         reference={"paths": ref_paths, "rows": len(reference)},
-        current={"paths": cur_paths, "rows": len(current)},
+        current={"paths": cur_paths, "rows": len(current), "extra_columns": extra},
         settings=settings,
-        drift_share=share,
-        dataset_drift=share >= settings.dataset_drift_threshold or enough,
-        counted_features=counted if least is not None else [],
+        drift_share=n_drifted / len(features),
+        dataset_drift=bool(settings.dataset_reasons(n_drifted, len(features))),
         model=model_info,
     )
     if model is not None:
-        report.prediction = _prediction_drift(model, reference, current, settings)
+        report.prediction = _prediction_drift(model, reference, current, spec, settings)
     report.target = _target_drift(reference, current, spec.target, settings)
     return report
 
 
 def _prediction_drift(
-    model: Scorer, reference: pd.DataFrame, current: pd.DataFrame, settings: DriftSettings
+    model: Scorer,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    spec: FeatureSpec,
+    settings: DriftSettings,
 ) -> FeatureDrift:
     ref = _sample(reference, settings.max_model_rows, settings.seed)
     cur = _sample(current, settings.max_model_rows, settings.seed + 1)
+    absent = [c for c in spec.features if c not in cur.columns]
+    if absent:  # a schema change: scored as missing values (the model imputes them)
+        cur = cur.assign(**{c: np.nan for c in absent})
     r = np.asarray(model.predict_proba(ref), dtype=np.float64).ravel()
     c = np.asarray(model.predict_proba(cur), dtype=np.float64).ravel()
     fd = numeric_drift("prediction", r, c, settings.n_bins)

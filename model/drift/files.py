@@ -185,15 +185,19 @@ def summary_of(
 ) -> dict[str, Any]:
     """The small dict ``TriggerState.drift`` and the drift event use.
 
-    Keys: ``dataset_drift``, ``drift_share``, ``drifted_features``, ``report_path``, ``source``.
+    Keys: ``dataset_drift``, ``drift_share``, ``drifted_features``, ``report_path``,
+    ``source``, and ``schema_changes`` (feature -> ``missing`` | ``all_missing``; empty for a
+    report that has none or does not say).
     """
     d = report.to_dict() if isinstance(report, DriftReport) else report
+    changes = d.get("schema_changes")
     return {
         "dataset_drift": bool(d["dataset_drift"]),
         "drift_share": d.get("drift_share"),
         "drifted_features": list(d.get("drifted_features") or []),
         "report_path": report_path or d.get("report_path"),
         "source": source,
+        "schema_changes": dict(changes) if isinstance(changes, dict) else {},
     }
 
 

@@ -25,6 +25,37 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return f"{x:.{digits}f}"
 
 
+def _num(x: float, digits: int) -> float | None:
+    return None if math.isnan(x) else round(x, digits)
+
+
+def _sig(x: float) -> float | None:
+    return None if math.isnan(x) else float(f"{x:.3g}")
+
+
+def _rule(report: DriftReport) -> str:
+    """The data set rule in words."""
+    s = report.settings
+    rule = f"drift share ≥ {s.dataset_drift_threshold:.2f}"
+    if s.min_drifted_features is not None:
+        rule += f" or at least {s.min_drifted_features} drifted features"
+    return rule
+
+
+def _schema_lines(report: DriftReport) -> list[str]:
+    """One line per schema change, and the ignored extra columns."""
+    words = {"missing": "missing from", "all_missing": "only missing values in"}
+    lines = [
+        f"- {name}: {words[f.schema_change]} {', '.join(f.schema_batches) or 'the current data'}"
+        for name, f in report.features.items()
+        if f.schema_change
+    ]
+    extra = report.current.get("extra_columns") or []
+    if extra:
+        lines.append(f"- ignored (not in the reference): {', '.join(map(str, extra))}")
+    return lines
+
+
 def _rows(report: DriftReport) -> list[FeatureDrift]:
     extra = [f for f in (report.prediction, report.target) if f is not None]
     return [*report.features.values(), *extra]
@@ -43,15 +74,13 @@ def table_rows(report: DriftReport) -> list[dict[str, Any]]:
                 "role": role,
                 "kind": f.kind,
                 "test": f.test,
-                "schema_change": f.schema_change,
-                "statistic": None if math.isnan(f.statistic) else round(f.statistic, 4),
-                "p_value": None if math.isnan(f.p_value) else float(f"{f.p_value:.3g}"),
-                "p_adjusted": None
-                if math.isnan(f.p_value_adjusted)
-                else float(f"{f.p_value_adjusted:.3g}"),
-                "psi": None if math.isnan(f.psi) else round(f.psi, 4),
-                "distance": None if math.isnan(f.distance) else round(f.distance, 4),
+                "statistic": _num(f.statistic, 4),
+                "p_value": _sig(f.p_value),
+                "p_adjusted": _sig(f.p_value_adjusted),
+                "psi": _num(f.psi, 4),
+                "distance": _num(f.distance, 4),
                 "drifted": f.drifted,
+                "schema_change": f.schema_change,
             }
         )
     return rows
@@ -64,13 +93,7 @@ def to_markdown(report: DriftReport) -> str:
         "# Drift report",
         "",
         f"{verdict}: {len(report.drifted_features)} of {len(report.features)} features drifted "
-        f"(drift share {report.drift_share:.2f}, threshold {s.dataset_drift_threshold:.2f}"
-        + (
-            f", or at least {s.min_drifted_features} drifted features"
-            if s.min_drifted_features
-            else ""
-        )
-        + ").",
+        f"(drift share {report.drift_share:.2f}; dataset rule: {_rule(report)}).",
         "",
         f"Reference: {', '.join(report.reference['paths']) or 'in memory'} "
         f"({report.reference['rows']:,} rows). "
@@ -78,7 +101,8 @@ def to_markdown(report: DriftReport) -> str:
         f"({report.current['rows']:,} rows).",
         "",
         f"Rule: {s.correction}-corrected p < {s.alpha} and (PSI ≥ {s.psi_threshold} or "
-        f"distance ≥ {s.distance_threshold}).",
+        f"distance ≥ {s.distance_threshold}); a schema change (feature missing or all "
+        "missing) is drift of the feature.",
         "",
         "| Column | Kind | Test | Statistic | p (adj.) | PSI | Distance | Drifted |",
         "|---|---|---|---:|---:|---:|---:|:---:|",
@@ -88,11 +112,15 @@ def to_markdown(report: DriftReport) -> str:
         dist = f"{_fmt(f.distance)} ({'W1/std' if f.kind == 'numeric' else 'JS'})"
         p_adj = f.p_value if math.isnan(f.p_value_adjusted) else f.p_value_adjusted
         mark = "**yes**" if f.drifted else "no"
-        test = f"schema change: {f.schema_change.replace('_', '-')}" if f.schema_change else f.test
+        if f.schema_change:
+            mark = f"**yes** (schema: {f.schema_change.replace('_', ' ')})"
         lines.append(
-            f"| {name} | {f.kind} | {test} | {_fmt(f.statistic)} | {_fmt(p_adj)} | "
+            f"| {name} | {f.kind} | {f.test} | {_fmt(f.statistic)} | {_fmt(p_adj)} | "
             f"{_fmt(f.psi)} | {dist} | {mark} |"
         )
+    schema = _schema_lines(report)
+    if schema:
+        lines += ["", "Schema changes:", *schema]
     unseen = [f for f in report.features.values() if f.unseen_levels]
     if unseen:
         lines += ["", "Levels unseen in the reference:"]
@@ -196,6 +224,8 @@ def to_html(report: DriftReport) -> str:
         for f in drifted
     )
     verdict = "Dataset drift detected" if report.dataset_drift else "No dataset drift"
+    schema_items = "".join(f"<li>{html.escape(line[2:])}</li>" for line in _schema_lines(report))
+    schema = f"<p>Schema changes:</p><ul>{schema_items}</ul>" if schema_items else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Drift report</title>
 <style>
@@ -206,14 +236,16 @@ tr.drift{{background:#fde2e1}}.legend span{{display:inline-block;width:12px;heig
 </style></head><body>
 <h1>Drift report</h1>
 <p id="decision"><strong>{verdict}</strong>: {len(report.drifted_features)} of
-{len(report.features)} features drifted (share {report.drift_share:.2f}, threshold
-{report.settings.dataset_drift_threshold:.2f}). Created {html.escape(report.created_at)}.</p>
+{len(report.features)} features drifted (share {report.drift_share:.2f}; dataset rule:
+{html.escape(_rule(report))}). Created {html.escape(report.created_at)}.</p>
+{schema}
 <p>Reference: {html.escape(_where(report.reference))};
 current: {html.escape(_where(report.current))}.</p>
 <p>Rule: a feature drifts when its {html.escape(report.settings.correction)}-corrected p-value is
 below {report.settings.alpha:g} and (PSI ≥ {report.settings.psi_threshold:g} or distance ≥
 {report.settings.distance_threshold:g}); distance is Wasserstein / std for numeric columns,
-Jensen–Shannon for categorical ones. Prediction and target rows do not count towards the
+Jensen–Shannon for categorical ones; a feature missing or all missing in the current data
+is a schema change, counted as drifted. Prediction and target rows do not count towards the
 drift share.</p>
 <table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>
 <h2>Drifted columns</h2>

@@ -20,6 +20,9 @@ from model.errors import DriftInputError
 FORMAT_VERSION = 1
 
 Correction = Literal["holm", "bonferroni", "none"]
+SchemaChange = Literal["missing", "all_missing"]
+"""A feature the current data lacks (``missing``) or holds only missing values of
+(``all_missing``), in at least one of its batches: counts as a drifted feature."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,6 @@ class DriftSettings:
     n_bins: int = 10
     dataset_drift_threshold: float = 0.5
     min_drifted_features: int | None = None
-    """Dataset drift also when at least this many features drifted (None: off)."""
     max_model_rows: int = 200_000
     seed: int = 0
 
@@ -50,10 +52,12 @@ class DriftSettings:
                 "drift settings: dataset_drift_threshold must be in [0, 1], "
                 f"got {self.dataset_drift_threshold}"
             )
-        if self.min_drifted_features is not None and self.min_drifted_features < 1:
+        if self.min_drifted_features is not None and (
+            isinstance(self.min_drifted_features, bool) or self.min_drifted_features < 1
+        ):
             raise DriftInputError(
-                "drift settings: min_drifted_features must be >= 1 or None, "
-                f"got {self.min_drifted_features}"
+                "drift settings: min_drifted_features must be >= 1 or None (off), "
+                f"got {self.min_drifted_features!r}"
             )
         if self.n_bins < 2:
             raise DriftInputError(f"drift settings: n_bins must be >= 2, got {self.n_bins}")
@@ -64,6 +68,22 @@ class DriftSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def dataset_reasons(self, n_drifted: int, n_features: int) -> list[str]:
+        """Why the data set drifted (empty: it did not): the share rule, the count rule."""
+        share = n_drifted / n_features if n_features else 0.0
+        reasons = []
+        if share >= self.dataset_drift_threshold:
+            reasons.append(
+                f"drift share {share:.2f} >= dataset_drift_threshold "
+                f"{self.dataset_drift_threshold:.2f}"
+            )
+        if self.min_drifted_features is not None and n_drifted >= self.min_drifted_features:
+            reasons.append(
+                f"{n_drifted} drifted feature{'' if n_drifted == 1 else 's'} >= "
+                f"min_drifted_features {self.min_drifted_features}"
+            )
+        return reasons
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DriftSettings:
@@ -92,30 +112,12 @@ class FeatureDrift:
     unseen_examples: list[str] = field(default_factory=list)
     summary: dict[str, float] = field(default_factory=dict)
     histogram: dict[str, list[Any]] = field(default_factory=dict)
-    schema_change: Literal["missing", "all_missing"] | None = None
-    """The current data lacks the feature, or has only missing values for it: no test is
-    possible, and the feature counts as drifted."""
-
-    @classmethod
-    def for_schema_change(
-        cls, name: str, kind: Literal["numeric", "categorical"], change: str
-    ) -> FeatureDrift:
-        return cls(
-            name=name,
-            kind=kind,
-            test="schema",
-            statistic=math.nan,
-            p_value=math.nan,
-            psi=math.nan,
-            distance=math.nan,
-            distance_name="wasserstein_norm" if kind == "numeric" else "jensen_shannon",
-            drifted=True,
-            current_missing=1.0,
-            schema_change=change,  # type: ignore[arg-type]
-        )
+    schema_change: SchemaChange | None = None
+    schema_batches: list[str] = field(default_factory=list)
 
     def decide(self, settings: DriftSettings) -> None:
-        """Apply the drift rule (uses ``p_value_adjusted``; set it first)."""
+        """Apply the drift rule (uses ``p_value_adjusted``; set it first). A schema change
+        is drift of the feature, whatever its statistics."""
         if self.schema_change is not None:
             self.drifted = True
             return
@@ -142,8 +144,6 @@ class DriftReport:
     prediction: FeatureDrift | None = None
     target: FeatureDrift | None = None
     model: dict[str, Any] | None = None
-    counted_features: list[str] = field(default_factory=list)
-    """Features the ``min_drifted_features`` rule counted (drifted at level alpha/2)."""
     performance_estimate: dict[str, Any] | None = None  # CBPE (model.drift.cbpe), JSON form
     created_at: str = field(default_factory=lambda: _now_iso())
 
@@ -152,8 +152,13 @@ class DriftReport:
         return [name for name, f in self.features.items() if f.drifted]
 
     @property
-    def schema_changes(self) -> dict[str, str]:
+    def schema_changes(self) -> dict[str, SchemaChange]:
+        """Feature -> ``missing`` | ``all_missing`` in the current data."""
         return {n: f.schema_change for n, f in self.features.items() if f.schema_change}
+
+    @property
+    def dataset_reasons(self) -> list[str]:
+        return self.settings.dataset_reasons(len(self.drifted_features), len(self.features))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,8 +171,8 @@ class DriftReport:
             "drifted_features": self.drifted_features,
             "n_features": len(self.features),
             "n_drifted": len(self.drifted_features),
+            "dataset_drift_reasons": self.dataset_reasons,
             "schema_changes": self.schema_changes,
-            "counted_features": list(self.counted_features),
             "features": {name: f.to_dict() for name, f in self.features.items()},
             "prediction": self.prediction.to_dict() if self.prediction else None,
             "target": self.target.to_dict() if self.target else None,

@@ -62,7 +62,10 @@ def test_drift_for_trigger(settings, production, tmp_path: Path) -> None:  # typ
     from model.cycle.monitor import drift_for_trigger
     from model.data.demo import make_customers, write_parquet_atomic
 
-    assert drift_for_trigger(settings) == (None, "no incoming batch")
+    assert drift_for_trigger(settings) == (
+        None,
+        "no new data since production was trained (no incoming batch)",
+    )
     with pytest.raises(DriftInputError, match="not found"):
         drift_for_trigger(settings, tmp_path / "missing.json")
     batch = settings.incoming_dir / "date=2026-02-01" / "part-0.parquet"
@@ -75,3 +78,38 @@ def test_drift_for_trigger(settings, production, tmp_path: Path) -> None:  # typ
     assert again is not None and note.startswith("report")
     assert again["source"] == "file" and again["drift_share"] == drift["drift_share"]
     assert set(again["drifted_features"]) == set(drift["drifted_features"])
+
+
+def test_schema_changes_in_new_batches_are_reported_not_fatal(settings, production) -> None:  # type: ignore[no-untyped-def]
+    """One batch lacks a feature, another holds one only as missing values: the monitor
+    (production's model scoring too) names both in the report and the trigger summary."""
+    import json
+
+    from model.cycle.monitor import drift_for_trigger, monitor_drift
+    from model.cycle.triggers import TriggerParams, TriggerState, evaluate_triggers
+    from model.data.demo import make_customers, write_parquet_atomic
+
+    lacking = make_customers(800, 42, batch=1).drop(columns="income")
+    empty = make_customers(800, 42, batch=2).assign(region=None, coupon=1.0)
+    write_parquet_atomic(lacking, settings.incoming_dir / "date=2026-02-01" / "part-0.parquet")
+    write_parquet_atomic(empty, settings.incoming_dir / "date=2026-02-02" / "part-0.parquet")
+    summary = monitor_drift(settings)
+    assert summary["status"] == "ok"
+    assert summary["current"]["selection"]["batches"] == ["date=2026-02-01", "date=2026-02-02"]
+    assert summary["current"]["rows"] == 1600
+    assert summary["current"]["extra_columns"] == ["coupon"]
+    assert summary["schema_changes"] == {"income": "missing", "region": "all_missing"}
+    assert {"income", "region"} <= set(summary["drifted_features"])
+    report = json.loads(Path(summary["report_path"]).read_text())
+    assert report["features"]["income"]["schema_batches"] == ["date=2026-02-01"]
+    assert report["features"]["region"]["schema_batches"] == ["date=2026-02-02"]
+    assert report["prediction"] is not None  # production scored the batches anyway
+    md = Path(summary["reports"]["md"]).read_text()
+    assert "- income: missing from date=2026-02-01" in md
+    assert "- region: only missing values in date=2026-02-02" in md
+
+    drift, note = drift_for_trigger(settings, min_drifted_features=2, with_model=False)
+    assert note == "computed" and drift is not None and drift["dataset_drift"] is True
+    decision = evaluate_triggers(TriggerParams(), TriggerState(drift=drift))
+    detail = decision.check("drift").detail
+    assert "schema changes: income (missing), region (all missing)" in detail

@@ -288,6 +288,7 @@ def test_read_drift_report_validates(tmp_path: Path) -> None:
         "drifted_features": [],
         "report_path": str(external),
         "source": "file",
+        "schema_changes": {},
     }
 
 

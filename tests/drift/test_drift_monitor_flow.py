@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,22 @@ def test_cli_emit_sends_the_event(
     assert len(events) == 1
     assert events[0].resource.id == "retraining.model.demo"
     assert events[0].payload["report_path"] == str((out / "drift.json").resolve())
+
+
+def test_min_drifted_features_makes_one_drifted_feature_dataset_drift(
+    prefect_harness: None,
+    settings: Settings,
+    reference: Path,
+    asserting_events_worker: EventsWorker,  # noqa: F811
+    reset_worker_events: None,  # noqa: F811
+) -> None:
+    batch = customers(1000, 3)
+    write_batch(settings, "2026-01-01", batch.assign(age=batch["age"] + 8))  # 1 of 3 features
+    quiet = drift_monitor(reference_path=str(reference), with_model=False)
+    assert quiet["drifted_features"] == ["age"] and quiet["dataset_drift"] is False
+    assert drift_events(asserting_events_worker) == []
+    loud = drift_monitor(reference_path=str(reference), with_model=False, min_drifted_features=1)
+    assert loud["dataset_drift"] is True
+    report = json.loads(Path(loud["report_path"]).read_text())
+    assert report["dataset_drift_reasons"] == ["1 drifted feature >= min_drifted_features 1"]
+    assert len(drift_events(asserting_events_worker)) == 1
