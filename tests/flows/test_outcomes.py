@@ -82,3 +82,16 @@ def test_names_and_events_for_each_outcome(
     assert re.fullmatch(rf"retrain-force-{STAMP}-FAILED", name), name
     assert events[-1]["event"] == "retraining.cycle.failed"
     assert events[-1]["payload"]["error"]
+
+
+def test_inconclusive_outcome_is_named_and_sent(
+    prefect_harness: None, settings: Settings, events: list[dict[str, Any]]
+) -> None:
+    write_demo(settings, rows=2_500, seed=8)
+    _run(**FAST)
+    # another seed on the same data: no real difference, and far too few rows to decide on
+    params = {**FAST, "min_class_count": 1_000_000, "improvement_threshold": 0.0, "seed": 43}
+    name, _ = _run(force_retrain=True, **params)
+    assert re.fullmatch(rf"retrain-force-{STAMP}-INCONCLUSIVE-v0002", name), name
+    assert events[-1]["event"] == "retraining.model.inconclusive"
+    assert events[-1]["payload"]["version"] == "v0002"
