@@ -25,6 +25,7 @@ from flows.ephemeral import start_tied_ephemeral_server
 from flows.parameter_docs import MODEL_NAME_DEFAULT_TEXT, document_parameters
 from model.cycle.config import DatasetDriftThreshold, IncomingPath, ModelNameParameter
 from model.cycle.models_config import effective_parameters, select_model
+from model.cycle.naming import drift_run_name
 from model.drift import DriftSettings
 from model.errors import RetrainError
 from model.settings import check_model_name, get_settings
@@ -74,6 +75,20 @@ def emit_drift_detected(
 
         EventsWorker.instance().drain()  # send it before a short-lived process exits
     return event
+
+
+def _name_run(summary: dict[str, Any]) -> None:
+    """``drift-<date>-<verdict>`` (drift, no-drift, no-new-data, skipped) once it is known."""
+    import datetime as dt
+
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    if flow_run.id:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(
+                flow_run.id, name=drift_run_name(dt.datetime.now(dt.UTC), summary)
+            )
 
 
 DRIFT_SUMMARY = "Compute drift, write and publish the reports, and emit the event on dataset drift."
@@ -161,6 +176,7 @@ def drift_monitor(
     )
     summary["model_name"] = name
     summary["settings_sources"] = sources
+    _name_run(summary)
     if summary["status"] == "skipped":
         return summary
     publish_drift_report(summary)

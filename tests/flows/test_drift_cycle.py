@@ -6,8 +6,10 @@ Prefect's asserting events client: what was actually emitted."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+from prefect.client.orchestration import get_client
 from prefect.events.clients import AssertingEventsClient
 from prefect.events.worker import EventsWorker
 from prefect.testing.fixtures import (  # noqa: F401  (pytest fixtures)
@@ -68,8 +70,12 @@ def test_drift_clears_after_a_drift_triggered_promotion(
     assert result.status == "promoted", result.reasons
     assert result.production_version == "v0002"
 
-    second = drift_monitor()
+    state = drift_monitor(return_state=True)
+    second = state.result()
     assert second["status"] == "skipped"
+    with get_client(sync_client=True) as client:  # the run's name says what it found
+        name = client.read_flow_run(state.state_details.flow_run_id).name
+    assert re.fullmatch(r"drift-\d{4}-\d\d-\d\d-no-new-data", name), name
     assert second["reason"] == f"{NO_NEW_DATA} (its training data holds all 1)"
     assert len(drift_events(asserting_events_worker)) == 1  # nothing new emitted
     # and the retraining flow's own drift trigger agrees
