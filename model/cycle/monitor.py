@@ -34,14 +34,6 @@ if TYPE_CHECKING:
     from model.settings import Settings
 
 
-def list_batches(incoming: Path) -> list[Path]:
-    """The ``date=…`` batch folders of ``incoming``, oldest first (as
-    ``model.cycle.config.list_batches``, which imports this module)."""
-    if not incoming.is_dir():
-        return []
-    return sorted(p for p in incoming.iterdir() if p.is_dir() and p.name.startswith("date="))
-
-
 def _production_metadata(settings: Settings) -> tuple[Any, dict[str, Any]] | None:
     from model.registry import ModelRegistry
 
@@ -239,7 +231,7 @@ def drift_for_production(
     if _production_metadata(settings) is None:
         return None
     if batches is None and incoming is not None:
-        batches = list_batches(Path(incoming))
+        batches = newest_batches(incoming, ALL_BATCHES)
     if current_paths:
         selection = Selection([Path(p) for p in current_paths], "given")
     else:
@@ -306,7 +298,7 @@ def monitor_drift(
     """
     blocked = None
     if batches is None and incoming is not None:
-        batches = list_batches(Path(incoming))
+        batches = newest_batches(incoming, ALL_BATCHES)
     if reference is None:
         if _production_metadata(settings) is None:
             reason = "no production model (no reference)"

@@ -22,11 +22,10 @@ def stamp(at: dt.datetime) -> str:
 
 
 def suppressed_trigger(trigger: dict[str, Any]) -> str | None:
-    """The first trigger that fired but was suppressed by the cooldown, if any."""
-    for check in trigger.get("checks") or []:
-        if check.get("suppressed_by_cooldown"):
-            return str(check.get("name"))
-    return None
+    """The first trigger that fired but was suppressed by the cooldown, if any (the decision's
+    ``suppressed`` list, ``TriggerDecision.to_dict``)."""
+    suppressed = trigger.get("suppressed") or []
+    return str(suppressed[0]) if suppressed else None
 
 
 def skip_run_name(trigger: dict[str, Any], at: dt.datetime) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from model.data import load_split, prepare, read_table
@@ -64,8 +65,9 @@ def test_pandas_index_column_is_never_a_feature(tmp_path: Path, caplog) -> None:
     df = make_customers(800, seed=2).drop(columns="id")
     df.to_csv(tmp_path / "with_index.csv")  # pandas writes its unnamed index first
     pd.read_csv(tmp_path / "with_index.csv").to_csv(tmp_path / "twice.csv")  # 'Unnamed: 0' too
-    df.to_parquet(tmp_path / "indexed.parquet", index=True)  # '__index_level_0__'? no: a
-    df.set_axis(pd.RangeIndex(5, 805)).to_parquet(tmp_path / "idx.parquet")  # stored index
+    # a non-range index is stored as a column named '__index_level_0__' (a RangeIndex is not)
+    df.set_axis(pd.Index(np.arange(800) * 3)).to_parquet(tmp_path / "idx.parquet")
+    assert "__index_level_0__" in pq.read_schema(tmp_path / "idx.parquet").names
     with caplog.at_level(logging.WARNING, logger="model.data.read"):
         for name in ("with_index.csv", "twice.csv", "idx.parquet"):
             m = prepare(tmp_path / name, tmp_path / "out", detect_id=False)
