@@ -26,9 +26,10 @@ RESERVED_LOG_COLUMNS = (
     "__request_time__",
     "__served_version__",
     "__role__",
-    "__score__",
+    "__served_score__",
     "__shadow_version__",
     "__shadow_score__",
+    "__label__",
 )
 """The prediction log's own columns (``model.serving.log``): never features; a table that
 has them (a labelled batch from ``retrain labels add``) gets them as excluded columns."""

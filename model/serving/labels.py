@@ -7,6 +7,8 @@ served, the label (as the cycle's target column) and the served version. Every l
 accounted for: added, no id, no label, a duplicate of another row (same id, same label), a
 conflict (same id, different labels: none of its rows is used), never served (the id is not
 in the log) or already added by an earlier call (so re-adding a file adds nothing twice).
+The joined labels (id, label) also go to ``<log>/labels/``, where the live gate's adapter
+(:mod:`model.serving.labelled_log`) reads them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pyarrow.parquet as pq
 from model.data import RESERVED_LOG_COLUMNS, read_source
 from model.errors import DataValidationError
 from model.serving.features import id_text
-from model.serving.log import REQUEST_TIME, SERVED_VERSION, read_log
+from model.serving.log import LABEL, LABELS_FOLDER, REQUEST_TIME, SERVED_VERSION, read_log
 
 LABELS_PREFIX = "labels-"
 
@@ -152,6 +154,13 @@ def add_labels(
             "\n".join(f"{id_text(raw_ids[i])}\t{raw_labels[i]!r}" for i in sorted(picked)).encode()
         ).hexdigest()[:16]
         day = day or dt.datetime.now(dt.UTC).date()
+        joined = pa.table(
+            {
+                "id": pa.array([id_text(raw_ids[i]) for i in picked], pa.string()),
+                LABEL: table.column(label_column).take(pa.array(picked, pa.int64())),
+            }
+        )
+        _write_atomic(joined, log_folder / LABELS_FOLDER / f"{LABELS_PREFIX}{digest}.parquet")
         path = incoming_dir / f"date={day.isoformat()}" / f"{LABELS_PREFIX}{digest}.parquet"
         _write_atomic(batch, path)
         result.batch = path.as_posix()

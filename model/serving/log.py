@@ -35,7 +35,11 @@ from model.serving.models import Scored
 
 logger = logging.getLogger(__name__)
 
-REQUEST_TIME, SERVED_VERSION, ROLE, SCORE, SHADOW_VERSION, SHADOW_SCORE = RESERVED_LOG_COLUMNS
+REQUEST_TIME, SERVED_VERSION, ROLE, SCORE, SHADOW_VERSION, SHADOW_SCORE, LABEL = (
+    RESERVED_LOG_COLUMNS
+)
+LABELS_FOLDER = "labels"
+"""``<log>/labels/``: the labels ``retrain labels add`` joined (id, label), for the live gate."""
 PART_PREFIX = "part-"
 TMP_PREFIX = ".part-"
 DATE_PREFIX = "date="
@@ -258,9 +262,10 @@ def log_files(folder: Path, since: dt.date | None = None) -> list[Path]:
 def prediction_log_batches(
     predictions_dir: Path, model_name: str, since: dt.date | None = None
 ) -> list[Path]:
-    """The prediction-log files of ``model_name`` whose request date is after ``since``:
-    the drift monitor's "current" (unlabelled) data."""
-    return log_files(log_folder(predictions_dir, model_name), since)
+    """The prediction log's date folders (``date=YYYY-MM-DD``, each with at least one complete
+    file) of ``model_name`` whose request date is after ``since``, oldest first: the drift
+    monitor's "current" (unlabelled) data."""
+    return sorted({f.parent for f in log_files(log_folder(predictions_dir, model_name), since)})
 
 
 def read_log(folder: Path) -> pa.Table | None:
