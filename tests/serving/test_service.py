@@ -226,7 +226,7 @@ def test_api_key_is_required_when_configured_and_beyond_localhost(
 ) -> None:
     from deployments.scoring.app import ServeConfig, ServeConfigError
 
-    with pytest.raises(ServeConfigError, match="--host 0.0.0.0: binding beyond 127.0.0.1"):
+    with pytest.raises(ServeConfigError, match=r"--host 0\.0\.0\.0: binding beyond 127\.0\.0\.1"):
         ServeConfig(registry.root, tmp_path, host="0.0.0.0").check()
     ServeConfig(registry.root, tmp_path, host="0.0.0.0", api_key="k").check()
     client = make_client(api_key="sesame")
