@@ -24,14 +24,16 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from model.data import RESERVED_LOG_COLUMNS
-from model.serving.models import Scored
+
+if TYPE_CHECKING:
+    from model.serving.models import Scored
 
 logger = logging.getLogger(__name__)
 
