@@ -282,8 +282,8 @@ def drift_for_production(
 
 
 def prediction_log_current(settings: Settings, model_name: str) -> list[Path]:
-    """The scoring service's prediction-log days (``date=…`` folders) of ``model_name`` after
-    the day production was trained: unlabelled new data, by request date."""
+    """The scoring service's prediction-log days (``date=…`` folders) of ``model_name`` from
+    the day production was trained on: unlabelled new data, by request date."""
     import datetime as dt
 
     from model.serving.log import prediction_log_batches

@@ -197,7 +197,18 @@ def _batch_table(
     take = pa.array(picked, pa.int64())
     columns: dict[str, Any] = {id_column: labels.column(id_column).take(take)}
     for name in features:
-        columns[name] = served.column(name)
+        columns[name] = _as_logged(served.column(name))
     columns[target] = labels.column(label_column).take(take)
     columns[SERVED_VERSION] = served.column(SERVED_VERSION)
     return pa.table(columns)
+
+
+def _as_logged(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A categorical feature is logged as text; integer codes (the JSON sent 1, logged "1")
+    go back to integers, the type the training data has them in."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return column
+    present = pc.drop_null(column)
+    if len(present) == 0 or not pc.all(pc.match_substring_regex(present, r"^-?\d{1,18}$")).as_py():
+        return column
+    return pc.cast(column, pa.int64())

@@ -249,13 +249,13 @@ def _day(folder: Path) -> dt.date | None:
 
 def log_files(folder: Path, since: dt.date | None = None) -> list[Path]:
     """The complete log files of one model (``part-*.parquet``), oldest date first; with
-    ``since``, only those of request dates after it."""
+    ``since``, only those of request dates on or after it."""
     if not Path(folder).is_dir():
         return []
     out: list[Path] = []
     for sub in sorted(Path(folder).iterdir()):
         day = _day(sub)
-        if day is None or not sub.is_dir() or (since is not None and day <= since):
+        if day is None or not sub.is_dir() or (since is not None and day < since):
             continue
         out.extend(sorted(sub.glob(f"{PART_PREFIX}*.parquet")))
     return out
@@ -265,7 +265,7 @@ def prediction_log_batches(
     predictions_dir: Path, model_name: str, since: dt.date | None = None
 ) -> list[Path]:
     """The prediction log's date folders (``date=YYYY-MM-DD``, each with at least one complete
-    file) of ``model_name`` whose request date is after ``since``, oldest first: the drift
+    file) of ``model_name`` whose request date is ``since`` or later, oldest first: the drift
     monitor's "current" (unlabelled) data."""
     return sorted({f.parent for f in log_files(log_folder(predictions_dir, model_name), since)})
 

@@ -195,7 +195,7 @@ def test_prediction_log_batches_by_request_date_and_retention(home: Path) -> Non
     folder = home / "predictions" / "demo"
     days = [p.name for p in prediction_log_batches(home / "predictions", "demo")]
     assert days == ["date=2026-03-01", "date=2026-03-02"]
-    newer = prediction_log_batches(home / "predictions", "demo", since=dt.date(2026, 3, 1))
+    newer = prediction_log_batches(home / "predictions", "demo", since=dt.date(2026, 3, 2))
     assert [p.name for p in newer] == ["date=2026-03-02"]
     (folder / "date=2026-03-02" / ".part-dead.parquet.tmp").write_bytes(b"partial")
     assert len(log_files(folder)) == 2  # temporary names are never log files
