@@ -21,7 +21,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 from model.data.demo import make_customers, write_demo
