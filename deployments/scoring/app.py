@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import hmac
 import io
 import json
@@ -226,6 +227,7 @@ def create_app(config: ServeConfig, holder: ModelHolder | None = None) -> FastAP
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gc.freeze()  # the loaded modules and models: out of the collector's way (p99)
         if service.log is not None:
             service.log.start()
         tasks = [asyncio.create_task(_follow(service))]

@@ -163,26 +163,45 @@ class PredictionLog:
         logger.error("%s (%d row(s) dropped)", message, rows)
 
     def _table(self, entries: list[_Entry]) -> pa.Table:
-        tables = [self._entry_table(e) for e in entries]
-        return pa.concat_tables(tables, promote_options="permissive")
+        """One table for the buffered entries: runs of JSON entries (Python lists) are merged
+        before any Arrow array is built (one conversion per column, not per request)."""
+        tables: list[pa.Table] = []
+        run: list[_Entry] = []
+        for entry in entries:
+            if _is_arrow(entry):
+                if run:
+                    tables.append(self._run_table(run))
+                    run = []
+                tables.append(self._run_table([entry]))
+            else:
+                run.append(entry)
+        if run:
+            tables.append(self._run_table(run))
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
-    def _entry_table(self, entry: _Entry) -> pa.Table:
-        s = entry.scored
-        n = entry.rows
+    def _run_table(self, run: list[_Entry]) -> pa.Table:
+        counts = [e.rows for e in run]
+        times = np.repeat(np.array([e.time_ms for e in run], dtype="datetime64[ms]"), counts)
         cols: dict[str, Any] = {
-            REQUEST_TIME: pa.array(np.full(n, entry.time_ms, dtype="datetime64[ms]"), TIME_TYPE),
-            self.id_column: pa.array(s.batch.ids, pa.string()),
+            REQUEST_TIME: pa.array(times, TIME_TYPE),
+            self.id_column: pa.array(_chain(e.scored.batch.ids for e in run), pa.string()),
         }
-        for name in self.numeric:
-            cols[name] = _column(s.batch.features.get(name), n, pa.float64())
-        for name in self.categorical:
-            cols[name] = _column(s.batch.features.get(name), n, pa.string())
-        cols[SCORE] = pa.array(s.scores, pa.float64())
-        cols[SERVED_VERSION] = pa.array(s.versions, pa.string())
-        cols[ROLE] = pa.array(s.roles, pa.string())
-        cols[SHADOW_VERSION] = pa.array([s.shadow_version] * n, pa.string())
-        shadow = s.shadow_scores if s.shadow_scores is not None else [None] * n
-        cols[SHADOW_SCORE] = pa.array(shadow, pa.float64())
+        for names, kind in ((self.numeric, pa.float64()), (self.categorical, pa.string())):
+            for name in names:
+                parts = [e.scored.batch.features.get(name) for e in run]
+                cols[name] = _merged(parts, counts, kind)
+        cols[SCORE] = pa.array(np.concatenate([e.scored.scores for e in run]), pa.float64())
+        cols[SERVED_VERSION] = pa.array(_chain(e.scored.versions for e in run), pa.string())
+        cols[ROLE] = pa.array(_chain(e.scored.roles for e in run), pa.string())
+        shadow_versions = _chain([e.scored.shadow_version] * e.rows for e in run)
+        cols[SHADOW_VERSION] = pa.array(shadow_versions, pa.string())
+        shadow = [
+            e.scored.shadow_scores
+            if e.scored.shadow_scores is not None
+            else np.full(e.rows, np.nan)
+            for e in run
+        ]
+        cols[SHADOW_SCORE] = pa.array(np.concatenate(shadow), pa.float64(), from_pandas=True)
         return pa.table(cols)
 
     def _write(self, day: str, table: pa.Table) -> None:
@@ -206,11 +225,29 @@ class PredictionLog:
         self.counters.files += 1
 
 
-def _column(values: Any, n: int, kind: pa.DataType) -> pa.Array:
-    if values is None:
-        return pa.nulls(n, kind)
-    if isinstance(values, pa.Array | pa.ChunkedArray):
-        return values if values.type == kind else values.cast(kind)
+def _chain(parts: Any) -> list[Any]:
+    out: list[Any] = []
+    for part in parts:
+        out.extend(part)
+    return out
+
+
+def _is_arrow(entry: _Entry) -> bool:
+    return any(isinstance(v, pa.Array) for v in entry.scored.batch.features.values())
+
+
+def _merged(parts: list[Any], counts: list[int], kind: pa.DataType) -> pa.Array:
+    """One column from each entry's values (a list, an Arrow array, or None: all missing)."""
+    if len(parts) == 1 and isinstance(parts[0], pa.Array):
+        return parts[0] if parts[0].type == kind else parts[0].cast(kind)
+    values: list[Any] = []
+    for part, n in zip(parts, counts, strict=True):
+        if part is None:
+            values.extend([None] * n)
+        elif isinstance(part, pa.Array):
+            values.extend(part.to_pylist())
+        else:
+            values.extend(part)
     return pa.array(values, kind)
 
 

@@ -361,3 +361,25 @@ def test_a_log_that_cannot_write_drops_counted_and_the_service_answers(
     wait_for(dropped)
     assert "retrain_serve_log_rows_written_total 0" in client.get("/metrics").text
     assert client.post("/predict", json={"rows": ROWS}).status_code == 200
+
+
+def test_json_and_arrow_requests_flush_together_in_order(
+    make_client: Callable[..., Any], tmp_path: Path
+) -> None:
+    client = make_client(flush_seconds=60)
+    arrow = pa.table({"id": ["a1", "a2"], "x": [5.0, None], "c": ["b", "a"], "city": ["p", "q"]})
+    client.post("/predict", json={"rows": ROWS[:2]})
+    client.post(
+        "/predict",
+        content=arrow_body(arrow),
+        headers={"content-type": "application/vnd.apache.arrow.stream"},
+    )
+    client.post("/predict", json={"rows": ROWS[2:]})
+    client.__exit__(None, None, None)
+    files = list((tmp_path / "predictions" / "demo").rglob("part-*.parquet"))
+    assert len(files) == 1  # one flush, one file
+    table = read_log(tmp_path / "predictions" / "demo")
+    assert table is not None
+    assert table.column("id").to_pylist() == ["10", "11", "a1", "a2", "k-12", "13"]
+    assert table.column("x").to_pylist() == [1.5, None, 5.0, None, -3.0, 7.25]
+    assert table.column("c").to_pylist() == ["a", "b", "b", "a", None, "zz"]
