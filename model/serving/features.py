@@ -11,10 +11,10 @@ and the column; nothing is encoded for a refused request.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from model.data import MISSING_LEVEL, FeatureSpec
 from model.errors import DataValidationError
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+_NUMBER_TYPES = frozenset({int, float, type(None)})
 DEFAULT_ID_COLUMN = "id"
 """The id column of the log and the responses when the model's spec names none."""
 
@@ -56,7 +57,7 @@ class Batch:
     x_num: np.ndarray
     x_cat: np.ndarray
     ids: list[str]
-    features: dict[str, pa.Array | list[Any]]
+    features: dict[str, pa.Array | list[Any] | np.ndarray]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -91,71 +92,121 @@ class FeatureEncoder:
     # ------------------------------------------------------------------ JSON rows
 
     def from_rows(self, rows: Any) -> Batch:
-        """Encode ``rows`` (a list of JSON objects); RequestError names the first bad value."""
+        """Encode ``rows`` (a list of JSON objects) column by column; RequestError names the
+        first bad value (row, column)."""
         if not isinstance(rows, list):
             raise RequestError(f"'rows' must be a list of objects, got {type(rows).__name__}")
+        for i, row in enumerate(rows):
+            if type(row) is not dict:
+                raise RequestError(f"row {i}: expected an object, got {type(row).__name__}")
         n = len(rows)
         x_num = np.empty((n, len(self.numeric)), dtype=np.float32)
         x_cat = np.zeros((n, len(self.categorical)), dtype=np.int64)
-        num_cols: list[list[float | None]] = [[None] * n for _ in self.numeric]
-        cat_cols: list[list[str | None]] = [[None] * n for _ in self.categorical]
-        ids: list[str] = [""] * n
-        id_col = self.id_column
-        for i, row in enumerate(rows):
-            if not isinstance(row, dict):
-                raise RequestError(f"row {i}: expected an object, got {type(row).__name__}")
+        features: dict[str, pa.Array | list[Any] | np.ndarray] = {}
+        if self.numeric:
+            numbers = self._numbers(rows)
+            x_num[:] = numbers
             for j, name in enumerate(self.numeric):
-                try:
-                    value = row[name]
-                except KeyError:
-                    raise RequestError(f"row {i}: missing feature {name!r}") from None
-                if value is None:
-                    x_num[i, j] = np.nan
-                    continue
-                if type(value) is bool or not isinstance(value, int | float):
-                    raise RequestError(
-                        f"row {i}, column {name!r}: expected a number, got {_shown(value)}"
-                    )
-                number = float(value)
-                if not math.isfinite(number) or abs(number) > FLOAT32_MAX:
-                    raise RequestError(
-                        f"row {i}, column {name!r}: non-finite number {_shown(value)}"
-                    )
-                x_num[i, j] = number
-                num_cols[j][i] = number
-            for j, name in enumerate(self.categorical):
-                try:
-                    value = row[name]
-                except KeyError:
-                    raise RequestError(f"row {i}: missing feature {name!r}") from None
-                if value is None or value == "":
-                    x_cat[i, j] = self._missing_code[name]
-                    continue
-                if isinstance(value, float) and value.is_integer():
-                    value = int(value)
-                if isinstance(value, bool) or not isinstance(value, str | int):
-                    raise RequestError(
-                        f"row {i}, column {name!r}: expected a string, got {_shown(value)}"
-                    )
-                text = str(value)
-                x_cat[i, j] = self._codes[name].get(text, 0)
-                cat_cols[j][i] = text
+                features[name] = numbers[:, j]
+        for j, name in enumerate(self.categorical):
+            texts, codes = self._categories(rows, name)
+            x_cat[:, j] = codes
+            features[name] = texts
+        return Batch(x_num, x_cat, self._row_ids(rows), features)
+
+    @staticmethod
+    def _column(rows: list[dict[str, Any]], name: str) -> list[Any]:
+        try:
+            return [row[name] for row in rows]
+        except KeyError:
+            first = next(i for i, row in enumerate(rows) if name not in row)
+            raise RequestError(f"row {first}: missing feature {name!r}") from None
+
+    def _numbers(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        """The numeric features as a float64 matrix (NaN where null); anything but a finite
+        number within float32's range is refused, naming the first such value."""
+        names = self.numeric
+        width = len(names)
+        pick = itemgetter(*names)
+        try:
+            if width == 1:
+                flat = [pick(row) for row in rows]
+            else:
+                flat = [v for values in map(pick, rows) for v in values]
+        except KeyError:
+            i, name = next((i, c) for i, row in enumerate(rows) for c in names if c not in row)
+            raise RequestError(f"row {i}: missing feature {name!r}") from None
+        kinds = set(map(type, flat))
+        if not kinds <= _NUMBER_TYPES:
+            k = next(k for k, v in enumerate(flat) if type(v) not in _NUMBER_TYPES)
+            raise RequestError(
+                f"row {k // width}, column {names[k % width]!r}: expected a number, got "
+                f"{_shown(flat[k])}"
+            )
+        nulls = None
+        if type(None) in kinds:
+            nulls = np.fromiter((v is None for v in flat), dtype=bool, count=len(flat))
+            nan = float("nan")
+            flat = [nan if v is None else v for v in flat]
+        try:
+            array = np.array(flat, dtype=np.float64)
+        except OverflowError:  # an integer beyond float64
+            big = float("inf")
+            array = np.array(
+                [big if type(v) is int and abs(v) > 2**1023 else v for v in flat], np.float64
+            )
+        array = array.reshape(len(rows), width)
+        if nulls is not None:
+            nulls = nulls.reshape(len(rows), width)
+        with np.errstate(invalid="ignore"):
+            bad = (np.abs(array) > FLOAT32_MAX) | np.isinf(array)
+        bad |= np.isnan(array) if nulls is None else np.isnan(array) & ~nulls
+        if bad.any():
+            i, j = (int(k) for k in np.argwhere(bad)[0])
+            raise RequestError(
+                f"row {i}, column {names[j]!r}: non-finite number {_shown(rows[i][names[j]])}"
+            )
+        return array
+
+    def _categories(self, rows: list[dict[str, Any]], name: str) -> tuple[list[Any], np.ndarray]:
+        values = self._column(rows, name)
+        codes = self._codes[name]
+        missing = self._missing_code[name]
+        texts: list[str | None] = []
+        out = np.empty(len(values), dtype=np.int64)
+        for i, value in enumerate(values):
+            if value is None or value == "":
+                texts.append(None)
+                out[i] = missing
+                continue
+            if type(value) is float and value.is_integer():
+                value = int(value)
+            if type(value) is not str and type(value) is not int:
+                raise RequestError(
+                    f"row {i}, column {name!r}: expected a string, got {_shown(value)}"
+                )
+            text = str(value)
+            texts.append(text)
+            out[i] = codes.get(text, 0)
+        return texts, out
+
+    def _row_ids(self, rows: list[dict[str, Any]]) -> list[str]:
+        id_col = self.id_column
+        ids: list[str] = []
+        for i, row in enumerate(rows):
             ident = row.get(id_col)
             if ident is None:
-                ids[i] = uuid.uuid4().hex
-            elif isinstance(ident, bool) or not isinstance(ident, str | int | float):
+                ids.append(uuid.uuid4().hex)
+            elif type(ident) is str:
+                ids.append(ident)
+            elif type(ident) is int or type(ident) is float:
+                ids.append(id_text(ident))
+            else:
                 raise RequestError(
                     f"row {i}, column {id_col!r}: an id must be a string or an integer, got "
                     f"{_shown(ident)}"
                 )
-            else:
-                ids[i] = id_text(ident)
-        features: dict[str, pa.Array | list[Any]] = {}
-        for j, name in enumerate(self.numeric):
-            features[name] = num_cols[j]
-        for j, name in enumerate(self.categorical):
-            features[name] = cat_cols[j]
-        return Batch(x_num, x_cat, ids, features)
+        return ids
 
     # ------------------------------------------------------------------ Arrow tables
 
@@ -165,7 +216,7 @@ class FeatureEncoder:
         n = table.num_rows
         x_num = np.empty((n, len(self.numeric)), dtype=np.float32)
         x_cat = np.zeros((n, len(self.categorical)), dtype=np.int64)
-        features: dict[str, pa.Array | list[Any]] = {}
+        features: dict[str, pa.Array | list[Any] | np.ndarray] = {}
         for j, name in enumerate(self.numeric):
             if name not in names:
                 raise RequestError(f"column {name!r}: missing feature")

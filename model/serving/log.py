@@ -240,12 +240,17 @@ def _merged(parts: list[Any], counts: list[int], kind: pa.DataType) -> pa.Array:
     """One column from each entry's values (a list, an Arrow array, or None: all missing)."""
     if len(parts) == 1 and isinstance(parts[0], pa.Array):
         return parts[0] if parts[0].type == kind else parts[0].cast(kind)
+    if kind == pa.float64() and all(p is None or isinstance(p, np.ndarray) for p in parts):
+        arrays = [
+            np.full(n, np.nan) if p is None else p for p, n in zip(parts, counts, strict=True)
+        ]
+        return pa.array(np.concatenate(arrays), kind, from_pandas=True)  # NaN: a null sent
     values: list[Any] = []
     for part, n in zip(parts, counts, strict=True):
         if part is None:
             values.extend([None] * n)
-        elif isinstance(part, pa.Array):
-            values.extend(part.to_pylist())
+        elif isinstance(part, pa.Array | np.ndarray):
+            values.extend(part.tolist() if isinstance(part, np.ndarray) else part.to_pylist())
         else:
             values.extend(part)
     return pa.array(values, kind)

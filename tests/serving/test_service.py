@@ -157,6 +157,21 @@ BAD_REQUESTS = [
         ["row 1", "column 'x'", "non-finite number nan"],
     ),
     (
+        "NaN beside a null",
+        b'{"rows": [{"id": 1, "x": null, "c": "a", "city": "p"}, '
+        b'{"id": 2, "x": NaN, "c": "a", "city": "p"}]}',
+        JSON,
+        422,
+        ["row 1", "column 'x'", "non-finite number nan"],
+    ),
+    (
+        "huge integer",
+        b'{"rows": [{"id": 1, "x": 1' + b"0" * 400 + b', "c": "a", "city": "p"}]}',
+        JSON,
+        422,
+        ["row 0", "column 'x'", "non-finite"],
+    ),
+    (
         "beyond float32",
         {"rows": [{**ROWS[0], "x": 1e39}]},
         JSON,
