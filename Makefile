@@ -8,7 +8,9 @@ STAMP := $(VENV)/.installed-stamp
 export DO_NOT_TRACK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup run test test-fast check format bench clean stack-up stack-down
+PORT ?= 8000
+
+.PHONY: help setup run serve serve-demo test test-fast check format bench clean stack-up stack-down
 
 help:  ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS=":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -23,6 +25,12 @@ setup: $(STAMP)  ## Create or update the virtualenv (.venv)
 
 run: $(STAMP)  ## Run the whole retraining loop on demo data (embedded Prefect)
 	$(BIN)/python -m flows.demo
+
+serve: $(STAMP)  ## Scoring service on 127.0.0.1:$(PORT) (follows promotions; logs predictions)
+	$(BIN)/retrain serve --port $(PORT)
+
+serve-demo: $(STAMP)  ## Serve demo traffic, add its labels, and retrain on them
+	$(BIN)/python -m deployments.scoring.demo
 
 test: $(STAMP)  ## Run the whole test suite (unit, flow, end-to-end)
 	$(BIN)/python -m pytest

@@ -110,6 +110,11 @@ class Settings(BaseSettings):
         return self.root / "runs"
 
     @property
+    def predictions_dir(self) -> Path:
+        """The scoring service's prediction log, one folder per model name."""
+        return self.root / "predictions"
+
+    @property
     def prefect_home(self) -> Path:
         return self.root / "prefect"
 

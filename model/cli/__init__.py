@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "model.cli.drift",
     "model.cli.gate",
     "model.cli.live",
+    "model.cli.serving",
 )
 
 

@@ -62,6 +62,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="On dataset drift, emit retraining.drift.detected (needs PREFECT_API_URL)",
     )
+    p.add_argument(
+        "--prediction-log",
+        action="store_true",
+        help="Current data: the scoring service's prediction log since production was trained",
+    )
     p.add_argument("--json", action="store_true", help="Print the summary as JSON")
     p.set_defaults(func=run_drift)
 
@@ -108,6 +113,7 @@ def run_drift(args: argparse.Namespace) -> int:
         target=values["target_column"],
         id_column=values["id_column"],
         incoming=values["incoming_path"],
+        prediction_log=name if args.prediction_log else None,
     )
     if summary["status"] == "skipped":
         print(f"drift not computed: {summary['reason']}")

@@ -38,6 +38,7 @@ from model.cli.registry_views import (
 )
 from model.errors import RegistryError, RegistryWarning
 from model.registry import PRODUCTION_EVENTS, ModelRegistry
+from model.serving.log import prune_log
 from model.settings import get_settings
 
 # --------------------------------------------------------------------------- handlers
@@ -300,6 +301,13 @@ def _gc(args: argparse.Namespace) -> int:
         print(table(["VERSION", "ACTION", "WHY"], rows))
     verb = "would delete" if args.dry_run else "deleted"
     print(f"{verb} {len(result.delete)} version(s), kept {len(result.keep)}")
+    predictions = get_settings().predictions_dir
+    if predictions.is_dir():  # the scoring service's log: raw features, kept N days
+        pruned = prune_log(predictions, args.keep_predictions_days, dry_run=args.dry_run)
+        print(
+            f"prediction log: {verb} {len(pruned.deleted)} day folder(s) older than "
+            f"{args.keep_predictions_days} days, kept {pruned.kept}"
+        )
     return 0
 
 
@@ -367,6 +375,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also delete old versions that were once in production "
         "(never the current one or its predecessor)",
+    )
+    p.add_argument(
+        "--keep-predictions-days",
+        type=int,
+        default=30,
+        metavar="N",
+        help="delete the prediction log's day folders older than N days (default 30)",
     )
     p.set_defaults(func=_gc)
 

@@ -273,6 +273,22 @@ def drift_for_production(
     return report
 
 
+def prediction_log_current(settings: Settings, model_name: str) -> list[Path]:
+    """The scoring service's prediction-log days (``date=…`` folders) of ``model_name`` from
+    the day production was trained on: unlabelled new data, by request date."""
+    import datetime as dt
+
+    from model.serving.log import prediction_log_batches
+
+    found = _production_metadata(settings)
+    trained = str((found[1].get("trained_at") if found else None) or "")[:10]
+    try:
+        since = dt.date.fromisoformat(trained) if trained else None
+    except ValueError:
+        since = None
+    return prediction_log_batches(settings.predictions_dir, model_name, since)
+
+
 def monitor_drift(
     settings: Settings,
     reference: str | os.PathLike[str] | None = None,
@@ -286,6 +302,7 @@ def monitor_drift(
     id_column: str | None = None,
     incoming: str | os.PathLike[str] | None = None,
     batches: Sequence[str | os.PathLike[str]] | None = None,
+    prediction_log: str | None = None,
 ) -> dict[str, Any]:
     """Compute drift, write the reports, and return a JSON-able summary.
 
@@ -295,8 +312,15 @@ def monitor_drift(
     ``reference``: the newest ``n_batches`` (default 1) incoming batches. ``current`` overrides
     the batches. ``blocked`` (in the summary) says why an alarm must not trigger a retraining:
     a rejected or inconclusive candidate already trained on every compared batch.
+    ``prediction_log`` (a model name): the current data is that model's prediction log
+    since production was trained (:func:`prediction_log_current`), unless ``current``.
     """
     blocked = None
+    if prediction_log is not None and not current:
+        current = prediction_log_current(settings, prediction_log)
+        if not current:
+            why = "no prediction-log rows since production was trained"
+            return {"status": "skipped", "reason": why, "dataset_drift": False}
     if batches is None and incoming is not None:
         batches = newest_batches(incoming, ALL_BATCHES)
     if reference is None:

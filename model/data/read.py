@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from model.data.checks import _check_schemas_agree, _check_source
 from model.data.messages import brief, quote, quote_list
 from model.data.source import SourceTable
+from model.data.spec import RESERVED_LOG_COLUMNS
 from model.data.validate import _is_numeric_type, _is_string_type
 from model.errors import DataValidationError
 
@@ -265,7 +266,9 @@ def _common_type(folder: Path, name: str, types: dict[str, pa.DataType]) -> pa.D
 def _folder_schema(folder: Path, schemas: dict[Path, pa.Schema]) -> pa.Schema:
     """The schema every file of a folder is read with. The files must have the same columns:
     without this check the dataset takes the first file's schema, so a column only some files
-    have is imputed or dropped depending on which file sorts first."""
+    have is imputed or dropped depending on which file sorts first. The prediction log's
+    reserved columns (a labelled batch's ``__served_version__``) are the exception: null where
+    a file lacks them, and never features."""
     files = [f.relative_to(folder).as_posix() for f in schemas]
     columns: dict[str, dict[str, pa.DataType]] = {}
     for f, schema in zip(files, schemas.values(), strict=True):
@@ -274,7 +277,7 @@ def _folder_schema(folder: Path, schemas: dict[Path, pa.Schema]) -> pa.Schema:
     missing = {
         name: [f for f in files if f not in types]
         for name, types in sorted(columns.items())
-        if len(types) < len(files)
+        if len(types) < len(files) and name not in RESERVED_LOG_COLUMNS
     }
     if missing:
         parts = [f"{quote(n)} is missing from {_some(absent)}" for n, absent in missing.items()]

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from model.data.messages import quote
 from model.data.source import SourceTable
-from model.data.spec import FeatureSpec
+from model.data.spec import RESERVED_LOG_COLUMNS, FeatureSpec
 from model.errors import DataValidationError
 
 DEFAULT_MAX_IMPUTED_ROW_SHARE = 0.2
@@ -69,13 +69,16 @@ def find_schema_changes(parts: Sequence[SourceTable], spec: FeatureSpec) -> list
 
 def drop_extra_columns(table: pa.Table, parts: Sequence[SourceTable]) -> pa.Table:
     """Columns that only later sources have (not the first, the base data) are ignored, with a
-    warning naming them and where they appeared."""
+    warning naming them and where they appeared (none for the prediction log's reserved
+    columns, which a labelled batch from ``retrain labels add`` carries)."""
     if len(parts) < 2:
         return table
     base = set(parts[0].table.column_names)
     partitions = {c for p in parts for c in p.partition_columns}  # provenance, never features
     extra = [n for n in table.column_names if n not in base and n not in partitions]
     for name in extra:
+        if name in RESERVED_LOG_COLUMNS:  # a labelled batch's served version: expected
+            continue
         where = [p.label for p in parts[1:] if name in p.table.column_names]
         log.warning(
             "extra column %s in %s ignored (not in %s)",

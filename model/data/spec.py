@@ -22,6 +22,17 @@ MAX_LEVEL_CHARS = 1_000
 manifest and in ``model.json``: a 50 MB value must not become a 50 MB model file)."""
 MAX_NAME_CHARS = 1_000
 """A column name longer than this is an error (names are stored in the spec and model.json)."""
+RESERVED_LOG_COLUMNS = (
+    "__request_time__",
+    "__served_version__",
+    "__role__",
+    "__served_score__",
+    "__shadow_version__",
+    "__shadow_score__",
+    "__label__",
+)
+"""The prediction log's own columns (``model.serving.log``): never features; a table that
+has them (a labelled batch from ``retrain labels add``) gets them as excluded columns."""
 
 
 @dataclass
@@ -223,6 +234,7 @@ def _resolve_spec(
     if spec is not None:
         spec = FeatureSpec.from_dict(spec.to_dict())
         extra = [c for c in partition_columns if c not in spec.excluded and c not in spec.features]
+        extra += [c for c in RESERVED_LOG_COLUMNS if c in names and c not in spec.excluded]
         spec.excluded.extend(extra)
         return spec
     if target not in names:
@@ -248,7 +260,7 @@ def _resolve_spec(
         target=target,
         id_column=id_column,
         timestamp_column=timestamp_column,
-        exclude=[*partition_columns, *exclude],
+        exclude=[*partition_columns, *exclude, *(c for c in RESERVED_LOG_COLUMNS if c in names)],
         categorical_columns=categorical_columns,
         numeric_columns=numeric_columns,
     )

@@ -5,9 +5,13 @@ This package owns loading registered models for scoring (``loading``: production
 once from the registry, or one version; ``verify_loads``, the load check the entry layers
 give the registry) and the deterministic, salted-hash
 champion/challenger split (``router``), and ``labelled_log``: the one adapter from the
-prediction log's columns to the rows the live tests use. It may import :mod:`model.registry`,
-:mod:`model.artifact` (lazily: torch only when a model is loaded), :mod:`model.settings`
-and :mod:`model.errors`.
+prediction log's columns to the rows the live tests use. The scoring service's pure parts
+(``deployments/scoring`` is the app): ``features`` (request rows checked against a model's
+feature spec and encoded without pandas), ``models`` (the consistent model set and its
+atomic swap; imports torch), ``log`` (the buffered, crash-safe prediction-log writer, its
+readers and retention) and ``labels`` (late labels joined to the log into an incoming
+batch). It may import :mod:`model.registry`, :mod:`model.data`, :mod:`model.artifact`
+(lazily: torch only when a model is loaded), :mod:`model.settings` and :mod:`model.errors`.
 """
 
 from model.serving.loading import load_production, load_version, registry_root, verify_loads

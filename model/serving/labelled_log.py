@@ -8,17 +8,20 @@ sequential test needs, with the columns of :data:`PAIRED_COLUMNS` (shadow mode: 
 scored the same row) or :data:`ROUTED_COLUMNS` (routed mode: the rows each model served).
 Everything else (``model.cycle.live``, the flows, the tests) works on those frames.
 
-Expected log columns, one row per served row:
+Log columns, one row per served row (:mod:`model.serving.log` writes them; the reserved
+names are :data:`model.data.RESERVED_LOG_COLUMNS`, never features):
 
 ============================  ==========================================================
-``request_time``              when the row was scored (UTC timestamp)
+``__request_time__``          when the row was scored (UTC timestamp)
 ``id``                        the entity (customer) id the row is about
-``served_version``            the version whose score was returned
-``served_score``              its score
-``role``                      the served model's role: ``champion`` or ``challenger``
-``shadow_version``            the version that scored the row in shadow (null if none)
-``shadow_score``              its score (null if none)
-``label``                     0/1 once ``retrain labels add`` has joined it (null before)
+``__served_version__``        the version whose score was returned
+``__served_score__``          its score
+``__role__``                  the served model's role: ``production`` or ``challenger``
+``__shadow_version__``        the version that scored the row in shadow (null if none)
+``__shadow_score__``          its score (null if none)
+``__label__``                 0/1 once ``retrain labels add`` has joined it (null before):
+                              in the row, or in ``<log>/labels/labels-*.parquet`` (id,
+                              ``__label__``), joined here by id
 ============================  ==========================================================
 """
 
@@ -34,16 +37,17 @@ import pandas as pd
 from model.errors import DataValidationError
 
 # The log's columns (the single place to change when the service's log differs).
-REQUEST_TIME = "request_time"
+REQUEST_TIME = "__request_time__"
 ID = "id"
-SERVED_VERSION = "served_version"
-SERVED_SCORE = "served_score"
-ROLE = "role"
-SHADOW_VERSION = "shadow_version"
-SHADOW_SCORE = "shadow_score"
-LABEL = "label"
+SERVED_VERSION = "__served_version__"
+SERVED_SCORE = "__served_score__"
+ROLE = "__role__"
+SHADOW_VERSION = "__shadow_version__"
+SHADOW_SCORE = "__shadow_score__"
+LABEL = "__label__"
 LOG_COLUMNS = (REQUEST_TIME, ID, SERVED_VERSION, SERVED_SCORE, ROLE, SHADOW_VERSION, SHADOW_SCORE)
-ROLES = ("champion", "challenger")
+LABELS_FOLDER = "labels"
+ROLES = ("production", "challenger")
 
 # The adapter's output columns.
 BASELINE_SCORE = "baseline_score"
@@ -169,6 +173,34 @@ def load_labelled(
 ) -> pd.DataFrame:
     """The labelled rows of the log under ``folder`` whose label window has closed."""
     files = log_files(folder)
+    rows = join_labels(read_log(files), folder / LABELS_FOLDER)
     return labelled_rows(
-        read_log(files), as_of=as_of, label_window=label_window, since=since, source=str(folder)
+        rows, as_of=as_of, label_window=label_window, since=since, source=str(folder)
     )
+
+
+def _id_text(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def join_labels(log: pd.DataFrame, labels_folder: Path) -> pd.DataFrame:
+    """Fill the rows' missing labels from ``retrain labels add``'s files (id, label), by id."""
+    files = sorted(labels_folder.glob("labels-*.parquet")) if labels_folder.is_dir() else []
+    if not files or log.empty:
+        return log
+    known: dict[str, object] = {}
+    for path in files:
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises many types for a bad file
+            raise DataValidationError(f"{path}: unreadable labels file: {exc}") from exc
+        if ID not in frame.columns or LABEL not in frame.columns:
+            raise DataValidationError(f"{path}: a labels file needs columns {ID!r}, {LABEL!r}")
+        known.update(zip(map(_id_text, frame[ID]), frame[LABEL], strict=True))
+    out = log.copy()
+    missing = out[LABEL].isna()
+    found = out.loc[missing, ID].map(lambda v: known.get(_id_text(v)))
+    out.loc[missing, LABEL] = pd.to_numeric(found, errors="coerce")
+    return out

@@ -209,7 +209,7 @@ def test_the_log_is_read_from_its_files_and_bad_input_is_named(tmp_path: Path) -
     bad = rows.copy()
     bad[log.LABEL] = 2.0
     write_log(tmp_path / "bad", "demo", bad)
-    with pytest.raises(DataValidationError, match="'label' must be 0 or 1"):
+    with pytest.raises(DataValidationError, match=f"'{log.LABEL}' must be 0 or 1"):
         labelled(tmp_path / "bad", "demo", T0 + dt.timedelta(days=10), 0)
     write_log(tmp_path / "cols", "demo", rows.drop(columns=[log.SHADOW_SCORE]))
     with pytest.raises(DataValidationError, match=r"lacks column.*shadow_score"):

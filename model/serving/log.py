@@ -1,0 +1,352 @@
+"""The prediction log: every served row, appended as Parquet under
+``$RETRAIN_HOME/predictions/<model>/date=YYYY-MM-DD/part-<uuid>.parquet``.
+
+Rows are buffered in memory (a request appends its columns, no conversion on the hot path)
+and a background thread writes them every ``flush_seconds`` or ``flush_rows`` rows, and on
+:meth:`PredictionLog.close`. A file is written under a temporary name (``.part-….tmp``,
+never a ``*.parquet`` name), fsynced and renamed, so a crash loses at most the buffer and
+never leaves a partial Parquet file. A write that fails (full disk, permissions) drops that
+buffer's rows and counts them; the service keeps answering. Each row holds the request time,
+the id, the features as served, and the score and version of each model that scored it
+(served and shadow) with the role, under the reserved names of
+:data:`model.data.RESERVED_LOG_COLUMNS`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from model.data import RESERVED_LOG_COLUMNS
+
+if TYPE_CHECKING:
+    from model.serving.models import Scored
+
+logger = logging.getLogger(__name__)
+
+REQUEST_TIME, SERVED_VERSION, ROLE, SCORE, SHADOW_VERSION, SHADOW_SCORE, LABEL = (
+    RESERVED_LOG_COLUMNS
+)
+LABELS_FOLDER = "labels"
+"""``<log>/labels/``: the labels ``retrain labels add`` joined (id, label), for the live gate."""
+PART_PREFIX = "part-"
+TMP_PREFIX = ".part-"
+DATE_PREFIX = "date="
+TIME_TYPE = pa.timestamp("ms", tz="UTC")
+
+
+def log_folder(predictions_dir: Path, model_name: str) -> Path:
+    """``predictions_dir/<model>``: the log of one model."""
+    return Path(predictions_dir) / model_name
+
+
+@dataclass
+class _Entry:
+    time_ms: int
+    scored: Scored
+    rows: int
+
+
+@dataclass
+class LogCounters:
+    written: int = 0
+    dropped: int = 0
+    files: int = 0
+    errors: int = 0
+    last_error: str | None = None
+
+
+@dataclass
+class PredictionLog:
+    """Buffered, crash-safe Parquet writer of served rows (one per service process)."""
+
+    folder: Path
+    id_column: str
+    numeric: Sequence[str]
+    categorical: Sequence[str]
+    flush_rows: int = 10_000
+    flush_seconds: float = 5.0
+    max_buffer_rows: int = 200_000
+    pause_before_rename: float = 0.0
+    """Seconds to wait between writing a temporary file and renaming it (a fault-test hook)."""
+    counters: LogCounters = field(default_factory=LogCounters)
+
+    def __post_init__(self) -> None:
+        self._entries: list[_Entry] = []
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ hot path
+
+    def append(self, scored: Scored, when: float | None = None) -> None:
+        """Buffer one request's rows (no conversion here). A buffer already holding
+        ``max_buffer_rows`` (the disk cannot keep up) drops them, counted."""
+        rows = len(scored.batch)
+        entry = _Entry(int((time.time() if when is None else when) * 1000), scored, rows)
+        with self._lock:
+            if self._pending + rows > self.max_buffer_rows:
+                self.counters.dropped += rows
+                return
+            self._entries.append(entry)
+            self._pending += rows
+            if self._pending >= self.flush_rows:
+                self._wake.set()
+
+    # ------------------------------------------------------------------ background
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            self.flush()
+
+    def close(self) -> None:
+        """Stop the thread and write what is buffered (the SIGTERM path)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.flush()
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def flush(self) -> int:
+        """Write the buffered rows (one file per request date); return the rows written."""
+        with self._write_lock:
+            with self._lock:
+                entries, self._entries, self._pending = self._entries, [], 0
+            if not entries:
+                return 0
+            rows = sum(e.rows for e in entries)
+            try:
+                table = self._table(entries)
+            except Exception as exc:  # never crash the service for the log
+                self._failed(rows, f"log rows not converted: {type(exc).__name__}: {exc}")
+                return 0
+            written = 0
+            for day, part in _by_date(table):
+                try:
+                    self._write(day, part)
+                    written += part.num_rows
+                except Exception as exc:
+                    self._failed(part.num_rows, f"log rows not written to {self.folder}: {exc}")
+            self.counters.written += written
+            return written
+
+    def _failed(self, rows: int, message: str) -> None:
+        self.counters.dropped += rows
+        self.counters.errors += 1
+        self.counters.last_error = message
+        logger.error("%s (%d row(s) dropped)", message, rows)
+
+    def _table(self, entries: list[_Entry]) -> pa.Table:
+        """One table for the buffered entries: runs of JSON entries (Python lists) are merged
+        before any Arrow array is built (one conversion per column, not per request)."""
+        tables: list[pa.Table] = []
+        run: list[_Entry] = []
+        for entry in entries:
+            if _is_arrow(entry):
+                if run:
+                    tables.append(self._run_table(run))
+                    run = []
+                tables.append(self._run_table([entry]))
+            else:
+                run.append(entry)
+        if run:
+            tables.append(self._run_table(run))
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+    def _run_table(self, run: list[_Entry]) -> pa.Table:
+        counts = [e.rows for e in run]
+        times = np.repeat(np.array([e.time_ms for e in run], dtype="datetime64[ms]"), counts)
+        cols: dict[str, Any] = {
+            REQUEST_TIME: pa.array(times, TIME_TYPE),
+            self.id_column: pa.array(_chain(e.scored.batch.ids for e in run), pa.string()),
+        }
+        for names, kind in ((self.numeric, pa.float64()), (self.categorical, pa.string())):
+            for name in names:
+                parts = [e.scored.batch.features.get(name) for e in run]
+                cols[name] = _merged(parts, counts, kind)
+        cols[SCORE] = pa.array(np.concatenate([e.scored.scores for e in run]), pa.float64())
+        cols[SERVED_VERSION] = pa.array(_chain(e.scored.versions for e in run), pa.string())
+        cols[ROLE] = pa.array(_chain(e.scored.roles for e in run), pa.string())
+        shadow_versions = _chain([e.scored.shadow_version] * e.rows for e in run)
+        cols[SHADOW_VERSION] = pa.array(shadow_versions, pa.string())
+        shadow = [
+            e.scored.shadow_scores
+            if e.scored.shadow_scores is not None
+            else np.full(e.rows, np.nan)
+            for e in run
+        ]
+        cols[SHADOW_SCORE] = pa.array(np.concatenate(shadow), pa.float64(), from_pandas=True)
+        return pa.table(cols)
+
+    def _write(self, day: str, table: pa.Table) -> None:
+        folder = self.folder / f"{DATE_PREFIX}{day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{uuid.uuid4().hex}.parquet"
+        final = folder / f"{PART_PREFIX}{name}"
+        tmp = folder / f"{TMP_PREFIX}{name}.tmp"
+        try:
+            with open(tmp, "wb") as fh:
+                pq.write_table(table, fh, compression="zstd")
+                fh.flush()
+                os.fsync(fh.fileno())
+            if self.pause_before_rename:
+                time.sleep(self.pause_before_rename)
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(folder)
+        self.counters.files += 1
+
+
+def _chain(parts: Any) -> list[Any]:
+    out: list[Any] = []
+    for part in parts:
+        out.extend(part)
+    return out
+
+
+def _is_arrow(entry: _Entry) -> bool:
+    return any(isinstance(v, pa.Array) for v in entry.scored.batch.features.values())
+
+
+def _merged(parts: list[Any], counts: list[int], kind: pa.DataType) -> pa.Array:
+    """One column from each entry's values (a list, an Arrow array, or None: all missing)."""
+    if len(parts) == 1 and isinstance(parts[0], pa.Array):
+        return parts[0] if parts[0].type == kind else parts[0].cast(kind)
+    if kind == pa.float64() and all(p is None or isinstance(p, np.ndarray) for p in parts):
+        arrays = [
+            np.full(n, np.nan) if p is None else p for p, n in zip(parts, counts, strict=True)
+        ]
+        return pa.array(np.concatenate(arrays), kind, from_pandas=True)  # NaN: a null sent
+    values: list[Any] = []
+    for part, n in zip(parts, counts, strict=True):
+        if part is None:
+            values.extend([None] * n)
+        elif isinstance(part, pa.Array | np.ndarray):
+            values.extend(part.tolist() if isinstance(part, np.ndarray) else part.to_pylist())
+        else:
+            values.extend(part)
+    return pa.array(values, kind)
+
+
+def _by_date(table: pa.Table) -> list[tuple[str, pa.Table]]:
+    times = table.column(REQUEST_TIME).to_numpy().astype("datetime64[D]")
+    days = np.unique(times)
+    if len(days) == 1:
+        return [(str(days[0]), table)]
+    return [(str(d), table.filter(pa.array(times == d))) for d in days]
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def _day(folder: Path) -> dt.date | None:
+    if not folder.name.startswith(DATE_PREFIX):
+        return None
+    try:
+        return dt.date.fromisoformat(folder.name[len(DATE_PREFIX) :])
+    except ValueError:
+        return None
+
+
+def log_files(folder: Path, since: dt.date | None = None) -> list[Path]:
+    """The complete log files of one model (``part-*.parquet``), oldest date first; with
+    ``since``, only those of request dates on or after it."""
+    if not Path(folder).is_dir():
+        return []
+    out: list[Path] = []
+    for sub in sorted(Path(folder).iterdir()):
+        day = _day(sub)
+        if day is None or not sub.is_dir() or (since is not None and day < since):
+            continue
+        out.extend(sorted(sub.glob(f"{PART_PREFIX}*.parquet")))
+    return out
+
+
+def prediction_log_batches(
+    predictions_dir: Path, model_name: str, since: dt.date | None = None
+) -> list[Path]:
+    """The prediction log's date folders (``date=YYYY-MM-DD``, each with at least one complete
+    file) of ``model_name`` whose request date is ``since`` or later, oldest first: the drift
+    monitor's "current" (unlabelled) data."""
+    return sorted({f.parent for f in log_files(log_folder(predictions_dir, model_name), since)})
+
+
+def read_log(folder: Path) -> pa.Table | None:
+    """Every complete log file of one model as one table (None when there is none)."""
+    files = log_files(folder)
+    if not files:
+        return None
+    return pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
+
+
+@dataclass
+class PruneResult:
+    deleted: list[Path]
+    kept: int
+
+
+def prune_log(
+    predictions_dir: Path, keep_days: int, *, today: dt.date | None = None, dry_run: bool = False
+) -> PruneResult:
+    """Delete the date folders of every model's log older than ``keep_days`` days (and
+    temporary files a crash left in older folders)."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    cutoff = today - dt.timedelta(days=keep_days)
+    deleted: list[Path] = []
+    kept = 0
+    root = Path(predictions_dir)
+    if not root.is_dir():
+        return PruneResult([], 0)
+    for model_folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for sub in sorted(model_folder.iterdir()):
+            day = _day(sub)
+            if day is None:
+                continue
+            if day < cutoff:
+                deleted.append(sub)
+                if not dry_run:
+                    shutil.rmtree(sub, ignore_errors=True)
+            else:
+                kept += 1
+    return PruneResult(deleted, kept)

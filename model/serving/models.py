@@ -1,0 +1,306 @@
+"""The consistent set of models the scoring service serves, and its atomic swap.
+
+A :class:`ModelSet` is immutable: production, the challenger with its traffic share, and the
+shadow model (the challenger, or the previous production, scoring every row without its
+score being returned). :class:`ModelHolder` keeps the current set in one attribute; a
+request reads it once and scores with that set from start to end. :meth:`ModelHolder.refresh`
+reads the registry, loads and verifies (checksum, a probe row) any version the new set needs
+beside the old ones, then replaces the attribute in one assignment. A version that fails to
+load is logged and the old set keeps serving. Models already loaded are reused, and a set
+holds only the configured models, so memory stays flat over swaps.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from model.errors import ModelLoadError, RegistryError
+from model.registry import ModelRegistry
+from model.serving.features import Batch, FeatureEncoder, RequestError
+from model.serving.loading import load_version
+from model.serving.router import DEFAULT_SALT, challenger_share
+
+logger = logging.getLogger(__name__)
+ShadowMode = Literal["off", "challenger", "previous"]
+SHADOW_MODES: tuple[str, ...] = ("off", "challenger", "previous")
+PRODUCTION, CHALLENGER = "production", "challenger"
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    """One loaded version, ready to score encoded rows."""
+
+    version: str
+    sha256: str
+    threshold: float
+    net: Any
+    encoder: FeatureEncoder
+    loaded_at: float
+
+    @classmethod
+    def load(cls, root: Path, version: str) -> ScoringModel:
+        """Load ``version`` (checksum verified) and score a probe row; ModelLoadError if not."""
+        loaded = load_version(root, version)
+        pre = loaded.model.preprocessor
+        encoder = FeatureEncoder(loaded.spec, pre.levels, pre.numeric)
+        model = cls(
+            version,
+            loaded.sha256,
+            float(loaded.decision_threshold),
+            loaded.model.net,
+            encoder,
+            time.time(),
+        )
+        probe = Batch(
+            np.zeros((1, len(encoder.numeric)), np.float32),
+            np.zeros((1, len(encoder.categorical)), np.int64),
+            ["probe"],
+            {},
+        )
+        scores = model.score(probe)
+        if not np.isfinite(scores).all():
+            raise ModelLoadError(f"version {version}: scores a probe row as {scores[0]!r}")
+        return model
+
+    def score(self, batch: Batch) -> np.ndarray:
+        """Probability of class 1 per row (float64)."""
+        with torch.inference_mode():
+            logits = self.net(torch.from_numpy(batch.x_num), torch.from_numpy(batch.x_cat))
+            return torch.sigmoid(logits).double().numpy()
+
+
+@dataclass
+class Scored:
+    """What one request's rows got: the served score, label, version and role of each row,
+    and the shadow model's version and scores (None without a shadow)."""
+
+    batch: Batch
+    scores: np.ndarray
+    labels: np.ndarray
+    versions: list[str]
+    roles: list[str]
+    shadow_version: str | None = None
+    shadow_scores: np.ndarray | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    """Production, challenger (with its traffic percent) and shadow: one consistent set."""
+
+    production: ScoringModel
+    challenger: ScoringModel | None = None
+    traffic: float = 0.0
+    shadow: ScoringModel | None = None
+    loaded_at: float = field(default_factory=time.time)
+    salt: str = DEFAULT_SALT
+    problems: tuple[str, ...] = ()
+
+    def key(self) -> tuple[Any, ...]:
+        return (
+            self.production.version,
+            self.challenger.version if self.challenger else None,
+            self.traffic,
+            self.shadow.version if self.shadow else None,
+        )
+
+    def models(self) -> list[ScoringModel]:
+        found = [self.production, self.challenger, self.shadow]
+        return [m for m in found if m is not None]
+
+    def encode_rows(self, rows: Any) -> Batch:
+        return self.production.encoder.from_rows(rows)
+
+    def score(self, batch: Batch, raw: Any) -> Scored:
+        """Score ``batch`` (encoded for production) with this set. ``raw`` (the JSON rows or
+        the Arrow table) is re-encoded for a model whose feature layout differs."""
+        prod = self.production
+        n = len(batch)
+        scores = prod.score(batch)
+        versions = [prod.version] * n
+        roles = [PRODUCTION] * n
+        problems: list[str] = []
+        thresholds = np.full(n, prod.threshold)
+        chal = self.challenger
+        if chal is not None and self.traffic > 0:
+            mask = challenger_share(batch.ids, self.salt) < self.traffic
+            if mask.any():
+                try:
+                    sub = _subset(self._batch_for(chal, batch, raw), mask)
+                    scores[mask] = chal.score(sub)
+                    thresholds[mask] = chal.threshold
+                    for i in np.flatnonzero(mask):
+                        versions[i] = chal.version
+                        roles[i] = CHALLENGER
+                except RequestError as exc:  # the challenger's spec refuses the rows
+                    problems.append(f"challenger {chal.version}: {exc}")
+        labels = (scores >= thresholds).astype(np.int8)
+        out = Scored(batch, scores, labels, versions, roles, problems=problems)
+        if self.shadow is not None:
+            try:
+                out.shadow_scores = self.shadow.score(self._batch_for(self.shadow, batch, raw))
+                out.shadow_version = self.shadow.version
+            except RequestError as exc:
+                problems.append(f"shadow {self.shadow.version}: {exc}")
+        return out
+
+    def _batch_for(self, model: ScoringModel, batch: Batch, raw: Any) -> Batch:
+        if model.encoder.key() == self.production.encoder.key():
+            return batch
+        if isinstance(raw, list):
+            return model.encoder.from_rows(raw)
+        return model.encoder.from_table(raw)
+
+
+def _subset(batch: Batch, mask: np.ndarray) -> Batch:
+    ids = [batch.ids[i] for i in np.flatnonzero(mask)]
+    return Batch(batch.x_num[mask], batch.x_cat[mask], ids, {})
+
+
+Loader = Callable[[Path, str], ScoringModel]
+
+
+class ModelHolder:
+    """The current :class:`ModelSet` and how it follows the registry.
+
+    ``current`` is replaced in one assignment, never mutated: a request that read it keeps a
+    consistent set even while a swap happens.
+    """
+
+    def __init__(
+        self,
+        registry_root: Path,
+        *,
+        shadow: str = "off",
+        salt: str = DEFAULT_SALT,
+        loader: Loader = ScoringModel.load,
+    ) -> None:
+        if shadow not in SHADOW_MODES:
+            raise ModelLoadError(f"shadow mode {shadow!r}: choose one of {list(SHADOW_MODES)}")
+        self.root = Path(registry_root)
+        self.shadow_mode = shadow
+        self.salt = salt
+        self._loader = loader
+        self._lock = threading.Lock()
+        self._failed: dict[str, str] = {}
+        self.current: ModelSet | None = None
+        self.reloads = 0
+        self.reload_errors = 0
+        self.last_error: str | None = None
+
+    def _wanted(self, registry: ModelRegistry) -> tuple[str, str | None, float, list[str]]:
+        prod = registry.production()
+        if prod is None:
+            raise ModelLoadError(
+                f"{self.root}: no production model yet; register one with `retrain register` "
+                "and promote it with `retrain promote`"
+            )
+        problems: list[str] = []
+        try:
+            info = registry.challenger()
+        except RegistryError as exc:
+            info = None
+            problems.append(f"challenger not read: {exc}")
+        chal = info.version if info is not None and info.version != prod.version else None
+        traffic = info.traffic if chal is not None and info is not None else 0.0
+        return prod.version, chal, float(traffic), problems
+
+    def refresh(self) -> bool:
+        """Follow the registry: True when a new set was swapped in. Raises only when there
+        is no set yet (the service cannot start); afterwards failures keep the old set."""
+        with self._lock:
+            try:
+                return self._refresh()
+            except (ModelLoadError, RegistryError, OSError) as exc:
+                if self.current is None:
+                    raise ModelLoadError(str(exc)) from exc
+                self._error(f"registry not followed: {exc}")
+                return False
+
+    def _refresh(self) -> bool:
+        registry = ModelRegistry(self.root)
+        prod_version, chal_version, traffic, problems = self._wanted(registry)
+        current = self.current
+        if current is not None and prod_version in self._failed:
+            return False  # reported once; the old set keeps serving
+        if current is not None and current.production.version == prod_version:
+            shadow = current.shadow.version if current.shadow else None
+        else:
+            shadow = None
+        if self.shadow_mode == "challenger":
+            shadow, traffic_used, chal_used = chal_version, 0.0, None
+        else:
+            traffic_used, chal_used = traffic, chal_version
+            if self.shadow_mode == "previous" and (
+                current is None or current.production.version != prod_version
+            ):
+                shadow = (
+                    current.production.version
+                    if current is not None
+                    else registry.previous_production()
+                )
+        for version, what in ((chal_used, "challenger"), (shadow, "shadow")):
+            if version is not None and version in self._failed:
+                problems.append(f"{what} {version} not served: {self._failed[version]}")
+        chal_used = None if chal_used in self._failed else chal_used
+        shadow = None if shadow in self._failed else shadow
+        traffic_used = traffic_used if chal_used is not None else 0.0
+        wanted = (prod_version, chal_used, traffic_used, shadow)
+        if current is not None and current.key() == wanted:
+            return False
+        loaded = {m.version: m for m in current.models()} if current else {}
+        try:
+            production = loaded.get(prod_version) or self._loader(self.root, prod_version)
+        except ModelLoadError as exc:
+            if current is None:
+                raise
+            self._failed[prod_version] = str(exc)
+            self._error(
+                f"production {prod_version} failed to load, still serving "
+                f"{current.production.version}: {exc}"
+            )
+            return False
+        challenger = self._optional(loaded, chal_used, "challenger", problems)
+        shadow_model = self._optional(loaded, shadow, "shadow", problems)
+        self.current = ModelSet(
+            production,
+            challenger,
+            traffic_used if challenger is not None else 0.0,
+            shadow_model,
+            time.time(),
+            self.salt,
+            tuple(problems),
+        )
+        if current is not None:
+            self.reloads += 1
+            logger.info("serving %s (was %s)", wanted, current.key())
+        return True
+
+    def _optional(
+        self, loaded: dict[str, ScoringModel], version: str | None, what: str, problems: list[str]
+    ) -> ScoringModel | None:
+        if version is None:
+            return None
+        if version in loaded:
+            return loaded[version]
+        try:
+            return self._loader(self.root, version)
+        except ModelLoadError as exc:
+            self._failed[version] = str(exc)
+            problems.append(f"{what} {version} not served: {exc}")
+            self._error(problems[-1])
+            return None
+
+    def _error(self, message: str) -> None:
+        self.reload_errors += 1
+        self.last_error = message
+        logger.warning(message)

@@ -1,0 +1,36 @@
+"""The service wakes on ``retraining.model.promoted`` when a Prefect API is configured (one
+temporary Prefect server for the session: slow)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_promotion_event_wakes_the_follower(prefect_harness: None) -> None:
+    from prefect.events import emit_event
+
+    from deployments.scoring.app import PROMOTED_EVENT, _subscribe
+
+    async def scenario() -> bool:
+        service = SimpleNamespace(wake=asyncio.Event())
+        task = asyncio.create_task(_subscribe(service))  # type: ignore[arg-type]
+        try:
+            await asyncio.sleep(2.0)  # subscribed
+            for _ in range(20):
+                resource = {"prefect.resource.id": "retraining.model.demo"}
+                emit_event(PROMOTED_EVENT, resource=resource)
+                try:
+                    await asyncio.wait_for(service.wake.wait(), 1.0)
+                    return True
+                except TimeoutError:
+                    continue
+            return False
+        finally:
+            task.cancel()
+
+    assert asyncio.run(scenario())
