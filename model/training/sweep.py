@@ -32,9 +32,7 @@ class SweepError(RetrainError):
     """A sweep could not pick a winner (every candidate's validation AUC is undefined)."""
 
 
-Widths = Annotated[
-    list[Annotated[int, Field(ge=1, le=65_536)]], Field(min_length=1, max_length=16)
-]
+Widths = Annotated[list[Annotated[int, Field(ge=1, le=65_536)]], Field(min_length=1, max_length=16)]
 
 WidthsList = Annotated[list[Widths], Field(min_length=1, max_length=16)]
 Rates = Annotated[list[Annotated[float, Field(gt=0.0, le=10.0)]], Field(min_length=1)]
