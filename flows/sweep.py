@@ -151,7 +151,8 @@ def train_candidates(
     base = cfg.train_params()
     todo = candidates(spec, cfg.seed)
     workers = worker_count(spec, len(todo))
-    threads = threads_per_candidate(workers)
+    # a LocalCluster shares this machine's CPUs; a remote scheduler's workers keep their default
+    threads = None if settings.dask_address else threads_per_candidate(workers)
     params = [{"num_threads": threads, **c.params(base)} for c in todo]
     why = {
         "trigger": trigger["primary"],
@@ -162,11 +163,11 @@ def train_candidates(
     }
     api_url = parent_api_url()
     logger.info(
-        "sweep: %d candidate(s) (%s search) on %s, %d thread(s) each; Prefect API %s",
+        "sweep: %d candidate(s) (%s search) on %s, %s thread(s) each; Prefect API %s",
         len(todo),
         spec.search,
         settings.dask_address or f"a LocalCluster of {workers} worker(s)",
-        threads,
+        threads or "default",
         api_url or "none",
     )
     started = time.monotonic()
