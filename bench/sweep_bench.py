@@ -185,7 +185,11 @@ def main() -> None:
         },
         "data": f"{ROWS:,} synthetic rows x 10 features (prepared in {prepare_s:.1f} s)",
         "candidates": SWEEP,
-        "training": {"batch_size": 512, "epochs": epochs, "calibration_epoch_64_32_s": round(one_epoch, 2)},
+        "training": {
+            "batch_size": 512,
+            "epochs": epochs,
+            "calibration_epoch_64_32_s": round(one_epoch, 2),
+        },
         "sequential": sequential,
         "sweep_2_workers": sweep,
         "ratio_sequential_over_sweep": round(ratio, 2),
