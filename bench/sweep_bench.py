@@ -54,7 +54,7 @@ def _data(root: Path) -> str:
 
 
 def _candidates(epochs: int) -> list[dict[str, Any]]:
-    from model.training.sweep import SweepSpec, candidates
+    from model.cycle.sweep import SweepSpec, candidates
 
     base: dict[str, Any] = {"num_epochs": epochs, "batch_size": 512, "patience": None, "seed": 42}
     base |= {"hidden_sizes": [64, 32], "learning_rate": 0.01, "dropout": 0.2}

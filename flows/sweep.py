@@ -2,10 +2,10 @@
 has a ``sweep``.
 
 It prepares the data once, trains the sweep's K configurations
-(:func:`model.training.sweep.candidates`) as ``train_model`` tasks in parallel through
+(:func:`model.cycle.sweep.candidates`) as ``train_model`` tasks in parallel through
 ``DaskTaskRunner`` (``prefect-dask``): on a ``distributed.LocalCluster`` started for the
 sweep, or on the scheduler at ``RETRAIN_DASK_ADDRESS``. The winner is chosen on the
-validation split only (:func:`model.training.sweep.choose_winner`), gets the sweep's table in
+validation split only (:func:`model.cycle.sweep.choose_winner`), gets the sweep's table in
 its ``model.json`` and is the only candidate registered, so only it reaches the gate.
 
 The Dask workers report to the parent's Prefect API: without ``PREFECT_API_URL`` each worker
@@ -27,10 +27,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from model.cycle.config import RetrainingConfig
-from model.errors import ParameterError
-from model.registry import ModelRegistry
-from model.settings import get_settings
-from model.training.sweep import (
+from model.cycle.sweep import (
     CandidateResult,
     SweepSpec,
     candidates,
@@ -40,6 +37,9 @@ from model.training.sweep import (
     threads_per_candidate,
     worker_count,
 )
+from model.errors import ParameterError
+from model.registry import ModelRegistry
+from model.settings import get_settings
 from tasks.data import prepare_data
 from tasks.registry import register_model
 from tasks.training import train_model
@@ -62,7 +62,7 @@ def parent_api_url() -> str | None:
 
 def task_runner(spec: SweepSpec, k: int, api_url: str | None) -> Any:
     """A ``DaskTaskRunner``: on ``RETRAIN_DASK_ADDRESS``, else a LocalCluster of
-    :func:`~model.training.sweep.worker_count` single-threaded processes whose environment
+    :func:`~model.cycle.sweep.worker_count` single-threaded processes whose environment
     carries ``PREFECT_API_URL`` (no dashboard: no fixed port to collide on)."""
     from prefect_dask import DaskTaskRunner
 

@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from model.cycle.sweep import SweepSpec
 from model.errors import DataValidationError
 from model.settings import MODEL_NAME_RULE, Settings
-from model.training.sweep import SweepSpec
 
 # --- flow parameters: one annotated type each, shared by the flow signature and the config ---
 

@@ -102,7 +102,7 @@ def object_problem(err: Any) -> str:
     loc = [str(p) for p in err.get("loc") or ("?",)]
     message = str(err.get("msg", "")).removeprefix("Value error, ")
     if err.get("type") == "extra_forbidden" and len(loc) > 1:
-        from model.training.sweep import SweepSpec
+        from model.cycle.sweep import SweepSpec
 
         message = f"unknown key; known: {', '.join(SweepSpec.model_fields)}"
     elif err.get("type") != "value_error":

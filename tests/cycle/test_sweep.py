@@ -1,4 +1,4 @@
-"""Sweep candidates and the winner rule (plain Python, no Dask)."""
+"""Sweep candidates and the winner rule (plain Python, no Dask, no torch)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from model.training.sweep import (
+from model.cycle.sweep import (
     Candidate,
     CandidateResult,
     SweepError,
