@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Stop what stack-up.sh started (worker, then server), by the PIDs it recorded; nothing else.
+# Stop what stack-up.sh started (workers, then server, then PostgreSQL), by the PIDs it
+# recorded; nothing else. `--purge` also removes the PostgreSQL cluster's data directory.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 STATE="${RETRAIN_HOME:-var}/stack"
+PURGE=${1:-}
 
 stop() {
   local name=$1 pidfile="$STATE/$1.pid" pid
@@ -19,5 +21,14 @@ stop() {
   rm -f "$pidfile"
 }
 
-stop worker
+for pidfile in "$STATE"/worker.pid "$STATE"/worker-*.pid; do
+  [ -e "$pidfile" ] || continue
+  name=$(basename "$pidfile" .pid)
+  stop "$name"
+done
 stop server
+if [ -f "$STATE/postgres.dir" ]; then
+  # shellcheck source=deployments/stack-pg.sh
+  source deployments/stack-pg.sh
+  pg_down "$PURGE"
+fi

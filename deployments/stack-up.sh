@@ -1,12 +1,39 @@
 #!/usr/bin/env bash
-# Bring the local stack up, idempotently: a Prefect server on SQLite bound to 127.0.0.1,
-# the process work pool, the global concurrency limit, every deployment of prefect.yaml,
-# and a worker. Re-running it reuses whatever is already up. `stack-down.sh` stops it.
+# Bring the local stack up, idempotently: a Prefect server bound to 127.0.0.1 on SQLite (or on
+# a local PostgreSQL cluster: RETRAIN_STACK_DB=postgres, see stack-pg.sh), the process work
+# pool, the global concurrency limit, every deployment of prefect.yaml, and N process workers
+# on the pool. Re-running it reuses whatever is already up. `stack-down.sh` stops it.
 #
+# Usage: stack-up.sh [--workers N]
 # Environment: RETRAIN_PREFECT_PORT (default 4200), RETRAIN_HOME (default ./var),
-# PREFECT (the prefect executable; default .venv/bin/prefect).
+# RETRAIN_STACK_DB (sqlite | postgres; default sqlite), RETRAIN_STACK_WORKERS (default 1;
+# --workers wins), RETRAIN_STACK_WORKER_LIMIT (flow runs at once per worker; default: no limit),
+# RETRAIN_PG_PORT (default: a free port), RETRAIN_PG_BIN (default: the newest
+# /usr/lib/postgresql/*/bin), PREFECT (the prefect executable; default .venv/bin/prefect).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+DB=${RETRAIN_STACK_DB:-sqlite}
+WORKERS=${RETRAIN_STACK_WORKERS:-1}
+while [ $# -gt 0 ]; do
+  case $1 in
+    --workers) WORKERS=${2:-}; shift 2 || shift ;;
+    --workers=*) WORKERS=${1#*=}; shift ;;
+    *) echo "stack-up: unknown argument '$1' (accepted: --workers N)" >&2; exit 2 ;;
+  esac
+done
+if ! [[ $WORKERS =~ ^[0-9]+$ ]] || [ "$WORKERS" -lt 1 ] || [ "$WORKERS" -gt 64 ]; then
+  echo "stack-up: --workers / RETRAIN_STACK_WORKERS '$WORKERS' is not accepted; use 1 to 64" >&2
+  exit 2
+fi
+case $DB in
+  sqlite | postgres) ;;
+  *) echo "stack-up: RETRAIN_STACK_DB='$DB' is not accepted; use sqlite or postgres" >&2; exit 2 ;;
+esac
+LIMIT_ARGS=()
+if [ -n "${RETRAIN_STACK_WORKER_LIMIT:-}" ]; then
+  LIMIT_ARGS=(--limit "$RETRAIN_STACK_WORKER_LIMIT")
+fi
 
 PREFECT=${PREFECT:-.venv/bin/prefect}
 HOST=127.0.0.1
@@ -32,6 +59,12 @@ start() {  # name, command...: own session, so stack-down can stop the whole pro
   echo $! >"$STATE/$name.pid"
 }
 
+if [ "$DB" = postgres ]; then
+  # shellcheck source=deployments/stack-pg.sh
+  source deployments/stack-pg.sh
+  pg_up
+fi
+
 if alive server; then
   echo "server: already running (pid $(cat "$STATE/server.pid"))"
 else
@@ -51,16 +84,21 @@ echo "global concurrency limit: $LIMIT (1 slot)"
   || { cat "$STATE/deploy.log"; exit 1; }
 echo "deployments: retraining/weekly, drift-monitor/daily, challenger-evaluation/daily, post-promotion-watch/daily"
 
-if alive worker; then
-  echo "worker: already running (pid $(cat "$STATE/worker.pid"))"
-else
-  start worker "$PREFECT" worker start --pool "$POOL" --type process
-  echo "worker: started (pid $(cat "$STATE/worker.pid")), log $STATE/worker.log"
-fi
+for i in $(seq 1 "$WORKERS"); do  # worker 1's files are worker.pid/.log, then worker-2...
+  name=worker
+  [ "$i" -gt 1 ] && name="worker-$i"
+  if alive "$name"; then
+    echo "$name: already running (pid $(cat "$STATE/$name.pid"))"
+  else
+    start "$name" "$PREFECT" worker start --pool "$POOL" --type process \
+      --name "retraining-$name" "${LIMIT_ARGS[@]}"
+    echo "$name: started (pid $(cat "$STATE/$name.pid")), log $STATE/$name.log"
+  fi
+done
 
 cat <<TXT
 
-Prefect UI: http://$HOST:$PORT
+Prefect UI: http://$HOST:$PORT (database: $DB, workers: $WORKERS)
 In this shell:  export PREFECT_API_URL=$PREFECT_API_URL
 Then e.g.:      prefect deployment run retraining/weekly -p force_retrain=true --watch
 Stop it all:    make stack-down

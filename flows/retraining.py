@@ -30,6 +30,7 @@ from flows.promotion import (  # noqa: F401  (re-exported: tests and callers use
     promotion_guard,
     uses_api_server,
 )
+from flows.sweep import train_candidates
 from model.cycle.config import (
     BatchSize,
     CalibrationMargin,
@@ -70,6 +71,7 @@ from model.cycle.config import (
     RetrainOnSchedule,
     Seed,
     SignificanceLevel,
+    Sweep,
     TargetColumn,
     ThresholdType,
 )
@@ -282,6 +284,7 @@ def retraining(
     dropout: Dropout | None = None,
     seed: Seed | None = None,
     device: Device | None = None,
+    sweep: Sweep = None,
 ) -> RetrainingResult:
     """Retrain when a trigger fires, and promote the candidate only if it is better.
 
@@ -382,7 +385,8 @@ def _cycle(
     previous = registry.production()
     out_dir = str(scratch.new_folder("candidate"))
     brief = {k: trigger.get(k) for k in ("primary", "reasons", "drift_report_path")}
-    trained = train_candidate(cfg.model_dump(), brief, trigger["sources"], out_dir)
+    trainer = train_candidate if cfg.sweep is None else train_candidates  # flows/sweep.py
+    trained = trainer(cfg.model_dump(), brief, trigger["sources"], out_dir)
     candidate = state["candidate"] = trained["version"]
     summary = evaluate_and_promote(cfg.model_dump(), candidate, trained["prepared_dir"])
     _rename_run(retrain_run_name(trigger["primary"], started, summary["decision"], candidate))

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
         f"resource ids; its table in retraining.toml): {MODEL_NAME_RULE}.",
     )
 
+    dask_address: str | None = Field(
+        default=None,
+        description="A running Dask scheduler for candidate sweeps (e.g. tcp://10.0.0.5:8786); "
+        "unset: a distributed.LocalCluster started for the sweep.",
+    )
+
     @field_validator("model_name")
     @classmethod
     def _model_name_rule(cls, value: str) -> str:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from model.cycle.sweep import SweepSpec
 from model.errors import DataValidationError
 from model.settings import MODEL_NAME_RULE, Settings
 
@@ -186,6 +187,14 @@ CudaBatchSize = Annotated[
         "batch_size everywhere).",
     ),
 ]
+Sweep = Annotated[
+    SweepSpec | None,
+    Field(
+        description="Train K candidate configurations in parallel on Dask and keep the best "
+        'on validation AUC, e.g. {"hidden_sizes": [[64, 32], [128, 64]], "learning_rate": '
+        '[0.01, 0.003], "search": "grid"} (None: one candidate, no Dask).'
+    ),
+]
 
 
 class RetrainingConfig(BaseModel):
@@ -232,6 +241,7 @@ class RetrainingConfig(BaseModel):
     min_class_count: MinClassCount
     calibration_margin: CalibrationMargin
     guardrails: Guardrails
+    sweep: Sweep = None
 
     def train_params(self) -> dict[str, Any]:
         """The training parameters (``model.training.TrainParams`` fields)."""

@@ -28,7 +28,7 @@ from typing import Annotated, Any
 from pydantic import TypeAdapter, ValidationError
 
 from model.cycle.config import RetrainingConfig
-from model.cycle.params import accepted, check_parameters
+from model.cycle.params import OBJECT_PARAMETERS, accepted, check_parameters, object_problem
 from model.errors import ModelConfigError, ModelNameError, ParameterError
 from model.settings import Settings, check_model_name
 
@@ -184,7 +184,10 @@ def _checked(file: Path, model: str, key: str, value: Any) -> Any:
     adapter: TypeAdapter[Any] = TypeAdapter(Annotated[info.annotation, info])  # type: ignore[arg-type]
     try:
         value = adapter.validate_python(value, strict=True)
-    except ValidationError:
+    except ValidationError as exc:
+        if key in OBJECT_PARAMETERS:  # name the key inside the object, and what is wrong
+            detail = object_problem({**exc.errors()[0], "loc": (key, *exc.errors()[0]["loc"])})
+            raise ModelConfigError(f"{file}: [models.{model}] {detail}") from None
         shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:79] + "…"
         raise ModelConfigError(
             f"{where}: {shown} is not accepted; accepted: {accepted(key)}"

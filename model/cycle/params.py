@@ -75,7 +75,9 @@ def _describe(exc: ValidationError, values: Mapping[str, Any]) -> str:
     for err in exc.errors():
         loc = err.get("loc") or ("?",)
         name = str(loc[0])
-        if err.get("type") == "missing":
+        if name in OBJECT_PARAMETERS:
+            problems.append(f"parameter {object_problem(err)}")
+        elif err.get("type") == "missing":
             problems.append(f"parameter {name} is required ({accepted(name)})")
         elif err.get("type") == "extra_forbidden":
             problems.append(f"unknown parameter {name!r}; known: {', '.join(known_parameters())}")
@@ -89,6 +91,23 @@ def _describe(exc: ValidationError, values: Mapping[str, Any]) -> str:
         if p not in seen:
             seen.append(p)
     return "; ".join(seen)
+
+
+OBJECT_PARAMETERS = frozenset({"sweep"})
+"""Parameters whose value is an object: a problem is named by its key inside it."""
+
+
+def object_problem(err: Any) -> str:
+    """``sweep.learning_rate.0: ...``: where inside an object parameter, and what is wrong."""
+    loc = [str(p) for p in err.get("loc") or ("?",)]
+    message = str(err.get("msg", "")).removeprefix("Value error, ")
+    if err.get("type") == "extra_forbidden" and len(loc) > 1:
+        from model.cycle.sweep import SweepSpec
+
+        message = f"unknown key; known: {', '.join(SweepSpec.model_fields)}"
+    elif err.get("type") != "value_error":
+        message += f" (got {_quote(repr(err.get('input')))})"
+    return f"{'.'.join(loc)}: {message}"
 
 
 def _quote(text: str, limit: int = MAX_QUOTE) -> str:
