@@ -41,7 +41,7 @@ PORT=${RETRAIN_PREFECT_PORT:-4200}
 HOME_DIR=${RETRAIN_HOME:-var}
 STATE="$HOME_DIR/stack"
 POOL=retraining-pool
-LIMIT=retraining-promotion
+
 export PREFECT_API_URL="http://$HOST:$PORT/api"
 export DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
 # Concurrency leases on disk (under PREFECT_HOME), not in the server's memory: a slot of the
@@ -76,13 +76,13 @@ fi
 "$PREFECT" work-pool inspect "$POOL" >/dev/null 2>&1 \
   || "$PREFECT" work-pool create "$POOL" --type process >/dev/null
 echo "work pool: $POOL"
-"$PREFECT" gcl inspect "$LIMIT" >/dev/null 2>&1 \
-  || "$PREFECT" gcl create "$LIMIT" --limit 1 >/dev/null
-echo "global concurrency limit: $LIMIT (1 slot)"
 
 "$PREFECT" --no-prompt deploy --all >"$STATE/deploy.log" 2>&1 \
   || { cat "$STATE/deploy.log"; exit 1; }
 echo "deployments: retraining/weekly, drift-monitor/daily, challenger-evaluation/daily, post-promotion-watch/daily"
+# one schedule per model of retraining.toml, concurrency limit = number of models; each
+# model's global promotion limit (retraining-promotion-<model>) is made by its first cycle
+"${PYTHON_BIN:-.venv/bin/python}" -m deployments.schedules
 
 for i in $(seq 1 "$WORKERS"); do  # worker 1's files are worker.pid/.log, then worker-2...
   name=worker

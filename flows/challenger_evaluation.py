@@ -20,6 +20,7 @@ from prefect.runtime import flow_run
 
 from flows.ephemeral import start_tied_ephemeral_server
 from flows.retraining import promotion_guard
+from model.cycle.config import ModelNameParameter
 from model.cycle.live import LiveSettings
 from model.cycle.live_params import (
     AsOf,
@@ -32,7 +33,9 @@ from model.cycle.live_params import (
     NMax,
     Spending,
 )
+from model.cycle.models_config import select_model
 from model.errors import RetrainError
+from model.settings import get_settings, model_scope
 from tasks.events import emit_promoted_event
 from tasks.live import (
     REJECTED_EVENT,
@@ -46,6 +49,7 @@ from tasks.reporting import publish_leaderboard
 
 @flow(name="challenger-evaluation")
 def challenger_evaluation(
+    model_name: ModelNameParameter = None,
     significance_level: LiveAlpha = 0.05,
     n_max: NMax = 5000,
     improvement_threshold: LiveThreshold = 0.0,
@@ -59,6 +63,9 @@ def challenger_evaluation(
     """One look of the challenger's sequential evaluation on the labelled prediction log.
 
     Args:
+        model_name: The model this run is for: its [models.<name>] table in retraining.toml
+            and its event resource retraining.model.<name> (1 to 63 characters from a-z, 0-9
+            and '-').
         significance_level: Challenger: the family's error budget (this evaluation spends
             alpha_k); watch: the level of the rollback test.
         n_max: Maximum labelled rows: the final decision is made there.
@@ -85,33 +92,38 @@ def challenger_evaluation(
     )
     logger = get_run_logger()
     run_id = str(flow_run.id) if flow_run.id else None
-    if labels_path:
-        logger.info("Triggered by labelled rows in %s", labels_path)
-    with promotion_guard():
-        outcome = look_at_challenger(asdict(cfg), as_of)
-        act_on_evaluation(outcome, run_id)
-    publish_live_report(outcome)
-    decision = outcome["decision"]
-    if outcome["status"] == "looked" and decision == "PROMOTE":
-        look = outcome["look"] or {}
-        emit_promoted_event(outcome["candidate_version"], {"auc": look.get("auc_candidate")})
-        publish_leaderboard()
-    elif outcome["status"] == "looked" and decision == "REJECT":
-        emit_live_event(REJECTED_EVENT, outcome)
-        publish_leaderboard()
-    logger.info("%s: %s", decision or outcome["status"], "; ".join(outcome["reasons"]))
-    return outcome
+    name = select_model(model_name, get_settings(), "flow parameter model_name")
+    with model_scope(name):
+        if labels_path:
+            logger.info("Triggered by labelled rows in %s", labels_path)
+        with promotion_guard():
+            outcome = look_at_challenger(asdict(cfg), as_of)
+            act_on_evaluation(outcome, run_id)
+        publish_live_report(outcome)
+        decision = outcome["decision"]
+        if outcome["status"] == "looked" and decision == "PROMOTE":
+            look = outcome["look"] or {}
+            emit_promoted_event(outcome["candidate_version"], {"auc": look.get("auc_candidate")})
+            publish_leaderboard()
+        elif outcome["status"] == "looked" and decision == "REJECT":
+            emit_live_event(REJECTED_EVENT, outcome)
+            publish_leaderboard()
+        logger.info("%s: %s", decision or outcome["status"], "; ".join(outcome["reasons"]))
+        return outcome
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m flows.challenger_evaluation [--routed]``: exit 0, or 2 for bad input."""
     parser = argparse.ArgumentParser(description=challenger_evaluation.description)
+    parser.add_argument("--model", default=None, metavar="NAME", help="model_name")
     parser.add_argument("--routed", action="store_true", help="mode=routed (default shadow)")
     parser.add_argument("--n-max", type=int, default=5000)
     args = parser.parse_args(argv)
     start_tied_ephemeral_server()
     try:
-        out = challenger_evaluation(mode="routed" if args.routed else "shadow", n_max=args.n_max)
+        out = challenger_evaluation(
+            model_name=args.model, mode="routed" if args.routed else "shadow", n_max=args.n_max
+        )
     except RetrainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

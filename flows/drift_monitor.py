@@ -28,7 +28,7 @@ from model.cycle.models_config import effective_parameters, select_model
 from model.cycle.naming import drift_run_name
 from model.drift import DriftSettings
 from model.errors import RetrainError
-from model.settings import check_model_name, get_settings
+from model.settings import check_model_name, get_settings, model_scope
 from tasks.drift import compute_drift, publish_drift_report
 
 DRIFT_EVENT = "retraining.drift.detected"
@@ -147,52 +147,54 @@ def drift_monitor(
     logger = get_run_logger()
     settings = get_settings()
     name = select_model(model_name, settings, "flow parameter model_name")
-    explicit = {
-        "incoming_path": incoming_path,
-        "dataset_drift_threshold": dataset_drift_threshold,
-        "min_drifted_features": min_drifted_features,
-        "target_column": None,
-        "id_column": None,
-    }
-    values, sources = effective_parameters(explicit, name, root=settings.root)
-    for key, source in sources.items():
-        logger.info("%s = %r (from %s)", key, values[key], source)
-    drift_settings = DriftSettings(
-        alpha=alpha,
-        psi_threshold=psi_threshold,
-        distance_threshold=distance_threshold,
-        dataset_drift_threshold=values["dataset_drift_threshold"],
-        min_drifted_features=values["min_drifted_features"],
-    )
-    summary = compute_drift(
-        reference_path,
-        current_paths,
-        drift_settings.to_dict(),
-        newest_batches,
-        with_model,
-        incoming_path=values["incoming_path"],
-        target_column=values["target_column"],
-        id_column=values["id_column"],
-    )
-    summary["model_name"] = name
-    summary["settings_sources"] = sources
-    _name_run(summary)
-    if summary["status"] == "skipped":
-        return summary
-    publish_drift_report(summary)
-    summary["event"] = None
-    if summary["dataset_drift"] and summary.get("blocked"):
-        logger.info("Dataset drift, no event: %s", summary["blocked"])
-    elif summary["dataset_drift"] and emit:
-        event = emit_drift_detected(summary, model_name=name)
-        summary["event"] = DRIFT_EVENT
-        logger.info(
-            "Emitted %s for retraining.model.%s (event id %s)",
-            DRIFT_EVENT,
-            name,
-            event.id if event else "not sent",
+    with model_scope(name):
+        settings = settings.for_model(name)
+        explicit = {
+            "incoming_path": incoming_path,
+            "dataset_drift_threshold": dataset_drift_threshold,
+            "min_drifted_features": min_drifted_features,
+            "target_column": None,
+            "id_column": None,
+        }
+        values, sources = effective_parameters(explicit, name, root=settings.root)
+        for key, source in sources.items():
+            logger.info("%s = %r (from %s)", key, values[key], source)
+        drift_settings = DriftSettings(
+            alpha=alpha,
+            psi_threshold=psi_threshold,
+            distance_threshold=distance_threshold,
+            dataset_drift_threshold=values["dataset_drift_threshold"],
+            min_drifted_features=values["min_drifted_features"],
         )
-    return summary
+        summary = compute_drift(
+            reference_path,
+            current_paths,
+            drift_settings.to_dict(),
+            newest_batches,
+            with_model,
+            incoming_path=values["incoming_path"],
+            target_column=values["target_column"],
+            id_column=values["id_column"],
+        )
+        summary["model_name"] = name
+        summary["settings_sources"] = sources
+        _name_run(summary)
+        if summary["status"] == "skipped":
+            return summary
+        publish_drift_report(summary)
+        summary["event"] = None
+        if summary["dataset_drift"] and summary.get("blocked"):
+            logger.info("Dataset drift, no event: %s", summary["blocked"])
+        elif summary["dataset_drift"] and emit:
+            event = emit_drift_detected(summary, model_name=name)
+            summary["event"] = DRIFT_EVENT
+            logger.info(
+                "Emitted %s for retraining.model.%s (event id %s)",
+                DRIFT_EVENT,
+                name,
+                event.id if event else "not sent",
+            )
+        return summary
 
 
 def main(argv: list[str] | None = None) -> int:

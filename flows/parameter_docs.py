@@ -25,8 +25,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 FROM_CONFIG = "default: from the model's configuration"
 MODEL_NAME_DEFAULT_TEXT = 'RETRAIN_MODEL_NAME, else "demo"'
 NONE_MEANS = {
-    "data_path": "data/raw/customers.parquet under RETRAIN_HOME",
-    "incoming_path": "data/incoming under RETRAIN_HOME",
+    "data_path": "data/<model>/raw/customers.parquet under RETRAIN_HOME",
+    "incoming_path": "data/<model>/incoming under RETRAIN_HOME",
     "newest_batches": "all batches",
     "id_column": "a hash of the row",
 }

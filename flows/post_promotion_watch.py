@@ -22,6 +22,7 @@ from prefect.runtime import flow_run
 
 from flows.ephemeral import start_tied_ephemeral_server
 from flows.retraining import promotion_guard
+from model.cycle.config import ModelNameParameter
 from model.cycle.live import LiveSettings
 from model.cycle.live_params import (
     AsOf,
@@ -34,7 +35,9 @@ from model.cycle.live_params import (
     WatchMargin,
     WatchRows,
 )
+from model.cycle.models_config import select_model
 from model.errors import RetrainError
+from model.settings import get_settings, model_scope
 from tasks.live import (
     ROLLED_BACK_EVENT,
     act_on_watch,
@@ -47,6 +50,7 @@ from tasks.reporting import publish_leaderboard
 
 @flow(name="post-promotion-watch")
 def post_promotion_watch(
+    model_name: ModelNameParameter = None,
     significance_level: LiveAlpha = 0.05,
     watch_margin: WatchMargin = 0.01,
     watch_days: WatchDays = 14.0,
@@ -60,6 +64,9 @@ def post_promotion_watch(
     """One look of the watch over the newest promotion; roll back when shown worse.
 
     Args:
+        model_name: The model this run is for: its [models.<name>] table in retraining.toml
+            and its event resource retraining.model.<name> (1 to 63 characters from a-z, 0-9
+            and '-').
         significance_level: Challenger: the family's error budget (this evaluation spends
             alpha_k); watch: the level of the rollback test.
         watch_margin: Roll back only when the new production is worse by more than this AUC.
@@ -85,31 +92,34 @@ def post_promotion_watch(
     )
     logger = get_run_logger()
     run_id = str(flow_run.id) if flow_run.id else None
-    if labels_path:
-        logger.info("Triggered by labelled rows in %s", labels_path)
-    with promotion_guard():
-        outcome = look_at_watch(asdict(cfg), as_of)
-        restored = act_on_watch(outcome, run_id)
-    publish_live_report(outcome)
-    outcome["restored"] = restored
-    if restored:
-        emit_live_event(ROLLED_BACK_EVENT, outcome, version=restored)
-        publish_leaderboard()
-        logger.warning("Rolled back to %s: %s", restored, "; ".join(outcome["reasons"]))
-    else:
-        logger.info(
-            "%s: %s", outcome["decision"] or outcome["status"], "; ".join(outcome["reasons"])
-        )
-    return outcome
+    name = select_model(model_name, get_settings(), "flow parameter model_name")
+    with model_scope(name):
+        if labels_path:
+            logger.info("Triggered by labelled rows in %s", labels_path)
+        with promotion_guard():
+            outcome = look_at_watch(asdict(cfg), as_of)
+            restored = act_on_watch(outcome, run_id)
+        publish_live_report(outcome)
+        outcome["restored"] = restored
+        if restored:
+            emit_live_event(ROLLED_BACK_EVENT, outcome, version=restored)
+            publish_leaderboard()
+            logger.warning("Rolled back to %s: %s", restored, "; ".join(outcome["reasons"]))
+        else:
+            logger.info(
+                "%s: %s", outcome["decision"] or outcome["status"], "; ".join(outcome["reasons"])
+            )
+        return outcome
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m flows.post_promotion_watch``: exit 0, or 2 for bad input."""
     parser = argparse.ArgumentParser(description=post_promotion_watch.description)
-    parser.parse_args(argv)
+    parser.add_argument("--model", default=None, metavar="NAME", help="model_name")
+    args = parser.parse_args(argv)
     start_tied_ephemeral_server()
     try:
-        out = post_promotion_watch()
+        out = post_promotion_watch(model_name=args.model)
     except RetrainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

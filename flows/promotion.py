@@ -15,15 +15,25 @@ from model.errors import CycleLockError
 from model.settings import get_settings
 
 PROMOTION_LIMIT = "retraining-promotion"
+"""Prefix of each model's global limit: ``retraining-promotion-<model>``."""
 PROMOTION_LEASE_S = 60.0
 """Lease of the global limit's slot: the shortest the server accepts. A holder that dies stops
 renewing it; the server frees the slot within about 75 s (60 s + its 15 s sweep)."""
 
 
-def ensure_promotion_limit() -> None:
-    """Create the global concurrency limit (1 slot) if it does not exist; idempotent."""
+def promotion_limit(model_name: str | None = None) -> str:
+    """The global concurrency limit of ``model_name`` (default: the current model's): one per
+    model, so two models promote in parallel and one model never twice at once."""
+    return f"{PROMOTION_LIMIT}-{model_name or get_settings().model_name}"
+
+
+def ensure_promotion_limit(model_name: str | None = None) -> str:
+    """Create the model's global concurrency limit (1 slot) if it does not exist; idempotent.
+    Returns its name."""
+    name = promotion_limit(model_name)
     with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name(PROMOTION_LIMIT, 1)
+        client.upsert_global_concurrency_limit_by_name(name, 1)
+    return name
 
 
 def uses_api_server() -> bool:
@@ -34,21 +44,22 @@ def uses_api_server() -> bool:
 
 @contextlib.contextmanager
 def promotion_guard(timeout: float = PROMOTION_TIMEOUT_S) -> Iterator[None]:
-    """Serialize compare-and-promote across every cycle on this registry.
+    """Serialize compare-and-promote across every cycle on the current model's registry.
 
-    The guarantee is the OS lock ``models/.promotion.lock`` (the kernel frees it when its
-    holder dies). With a configured server, the global limit ``retraining-promotion`` is also
-    held (lease 60 s, so a dead holder's slot frees within ~75 s); the ephemeral server of a
-    plain ``python -m flows.retraining`` does not take it: its leases die with the process
-    and would leave the slot taken in the database for good.
+    The guarantee is the OS lock ``models/<model>/.promotion.lock`` (the kernel frees it when
+    its holder dies). With a configured server, the global limit
+    ``retraining-promotion-<model>`` is also held (lease 60 s, so a dead holder's slot frees
+    within ~75 s); the ephemeral server of a plain ``python -m flows.retraining`` does not take
+    it: its leases die with the process and would leave the slot taken in the database for
+    good.
     """
     with promotion_lock(get_settings().models_dir, timeout), contextlib.ExitStack() as stack:
         if uses_api_server():
-            ensure_promotion_limit()
+            limit = ensure_promotion_limit()
             try:
                 stack.enter_context(
                     concurrency(
-                        PROMOTION_LIMIT,
+                        limit,
                         occupy=1,
                         strict=True,
                         lease_duration=PROMOTION_LEASE_S,
@@ -57,9 +68,9 @@ def promotion_guard(timeout: float = PROMOTION_TIMEOUT_S) -> Iterator[None]:
                 )
             except TimeoutError:
                 raise CycleLockError(
-                    f"the global concurrency limit {PROMOTION_LIMIT!r} stayed taken for "
+                    f"the global concurrency limit {limit!r} stayed taken for "
                     f"{timeout:.0f} s; a dead run's slot frees when its {PROMOTION_LEASE_S:.0f} s "
                     "lease expires, a slot no lease holds (lost in a server restart) with "
-                    f"`prefect gcl update {PROMOTION_LIMIT} --active-slots 0`"
+                    f"`prefect gcl update {limit} --active-slots 0`"
                 ) from None
         yield

@@ -14,6 +14,7 @@ import json
 import shutil
 import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, tags
@@ -76,7 +77,7 @@ from model.cycle.config import (
     ThresholdType,
 )
 from model.cycle.evaluation import manifest_batches
-from model.cycle.locks import CycleScratch
+from model.cycle.locks import CycleScratch, model_lock
 from model.cycle.models_config import (
     BUILTIN_DEFAULTS,
     DEFAULT_MODEL,
@@ -86,7 +87,7 @@ from model.cycle.models_config import (
 from model.cycle.naming import retrain_run_name, skip_run_name, suppressed_trigger
 from model.errors import ParameterError, RetrainError
 from model.registry import ModelRegistry
-from model.settings import get_settings
+from model.settings import get_settings, model_scope
 from tasks.compare import compare_models, history_summary
 from tasks.cycle import recover_dead_cycles_task
 from tasks.data import prepare_data
@@ -157,46 +158,51 @@ def train_candidate(
     the registry holds its copy.
     """
     cfg = RetrainingConfig(**config)
-    settings = get_settings()
-    run_id = _cycle_run_id()
-    paths = [*([sources["base"]] if sources["base"] else []), *sources["batches"]]
-    prepared = prepare_data(
-        paths,
-        cfg.target_column,
-        cfg.id_column,
-        sources["selection"],
-        roles={
-            "categorical_columns": cfg.categorical_columns or [],
-            "numeric_columns": cfg.numeric_columns or [],
-            "exclude": cfg.exclude_columns or [],
-        },
-        max_imputed_row_share=cfg.max_imputed_row_share,
-    )
-    scratch = settings.runs_dir / (run_id or uuid.uuid4().hex) / f"candidate-{uuid.uuid4().hex[:8]}"
-    out = out_dir or str(scratch)
-    why = {
-        "trigger": trigger["primary"],
-        "reasons": trigger["reasons"],
-        "drift_report_path": trigger.get("drift_report_path"),
-        "sources": sources,
-        "flow_run_id": run_id,
-    }
-    try:
-        model_dir = train_model(
-            prepared,
-            out,
-            cfg.train_params(),
-            extra_metadata={"training_reason": why},
-            model_name=cfg.model_name,
+    with model_scope(cfg.model_name):
+        settings = get_settings()
+        run_id = _cycle_run_id()
+        paths = [*([sources["base"]] if sources["base"] else []), *sources["batches"]]
+        prepared = prepare_data(
+            paths,
+            cfg.target_column,
+            cfg.id_column,
+            sources["selection"],
+            roles={
+                "categorical_columns": cfg.categorical_columns or [],
+                "numeric_columns": cfg.numeric_columns or [],
+                "exclude": cfg.exclude_columns or [],
+            },
+            max_imputed_row_share=cfg.max_imputed_row_share,
         )
-        version = register_model(model_dir, reason=why, run_id=run_id)
-        get_run_logger().info(
-            "Registered %s at %s", version, ModelRegistry(settings.models_dir).version_path(version)
+        scratch = (
+            settings.runs_dir / (run_id or uuid.uuid4().hex) / f"candidate-{uuid.uuid4().hex[:8]}"
         )
-        kill_point("registering")
-    finally:  # the registry holds its own copy; a killed run's is removed by the next cycle
-        shutil.rmtree(out, ignore_errors=True)
-    return {"version": version, "prepared_dir": prepared}
+        out = out_dir or str(scratch)
+        why = {
+            "trigger": trigger["primary"],
+            "reasons": trigger["reasons"],
+            "drift_report_path": trigger.get("drift_report_path"),
+            "sources": sources,
+            "flow_run_id": run_id,
+        }
+        try:
+            model_dir = train_model(
+                prepared,
+                out,
+                cfg.train_params(),
+                extra_metadata={"training_reason": why},
+                model_name=cfg.model_name,
+            )
+            version = register_model(model_dir, reason=why, run_id=run_id)
+            get_run_logger().info(
+                "Registered %s at %s",
+                version,
+                ModelRegistry(settings.models_dir).version_path(version),
+            )
+            kill_point("registering")
+        finally:  # the registry holds its own copy; a killed run's is removed by the next cycle
+            shutil.rmtree(out, ignore_errors=True)
+        return {"version": version, "prepared_dir": prepared}
 
 
 @flow(name="evaluate-and-promote", flow_run_name="evaluate-{candidate_version}")
@@ -210,33 +216,36 @@ def evaluate_and_promote(
     leaves.
     """
     cfg = RetrainingConfig(**config)
-    logger = get_run_logger()
-    run_id = _cycle_run_id()
-    with promotion_guard():
-        summary = compare_models(candidate_version, prepared_dir, cfg.comparator_params(), run_id)
-        decision = summary["decision"]
-        reason = "; ".join(summary["reasons"])
-        if decision == "PROMOTE":
-            kill_point("promoting")
-            comparison = history_summary(summary)
-            promote_model(candidate_version, reason, comparison=comparison, run_id=run_id)
-        else:
-            record_event(
-                DECISION_EVENTS[decision],
-                version=candidate_version,
-                baseline=summary["baseline_version"],
-                reasons=summary["reasons"],
-                reports=summary["reports"],
-                batches=manifest_batches(prepared_dir),  # judged: no re-trigger on these alone
-                run_id=run_id,
+    with model_scope(cfg.model_name):
+        logger = get_run_logger()
+        run_id = _cycle_run_id()
+        with promotion_guard():
+            summary = compare_models(
+                candidate_version, prepared_dir, cfg.comparator_params(), run_id
             )
-    publish_comparison(summary, summary["markdown"], cfg.model_name)
-    emit_outcome_event(cfg.model_name, summary, run_id)
-    if decision == "PROMOTE":
-        logger.info("Promoted %s: %s", candidate_version, reason)
-    else:
-        logger.info("%s %s: %s", decision, candidate_version, reason)
-    return summary
+            decision = summary["decision"]
+            reason = "; ".join(summary["reasons"])
+            if decision == "PROMOTE":
+                kill_point("promoting")
+                comparison = history_summary(summary)
+                promote_model(candidate_version, reason, comparison=comparison, run_id=run_id)
+            else:
+                record_event(
+                    DECISION_EVENTS[decision],
+                    version=candidate_version,
+                    baseline=summary["baseline_version"],
+                    reasons=summary["reasons"],
+                    reports=summary["reports"],
+                    batches=manifest_batches(prepared_dir),  # judged: no re-trigger on these alone
+                    run_id=run_id,
+                )
+        publish_comparison(summary, summary["markdown"], cfg.model_name)
+        emit_outcome_event(cfg.model_name, summary, run_id)
+        if decision == "PROMOTE":
+            logger.info("Promoted %s: %s", candidate_version, reason)
+        else:
+            logger.info("%s %s: %s", decision, candidate_version, reason)
+        return summary
 
 
 RETRAINING_SUMMARY = "Retrain when a trigger fires, and promote the candidate only if it is better."
@@ -297,40 +306,49 @@ def retraining(
     explicit = dict(locals())
     settings = get_settings()
     cfg, sources = resolve_run(explicit, settings)
-    registry = ModelRegistry(settings.models_dir)
-    run_id = str(flow_run.id) if flow_run.id else None
-    cycle_id = _cycle_run_id() or uuid.uuid4().hex
-    started = dt.datetime.now(dt.UTC)
-    _log_sources(sources)
-    settings_md = sources_markdown(cfg.model_dump(), sources)
-    with CycleScratch(settings.runs_dir, cycle_id) as scratch:
-        state: dict[str, str | None] = {"candidate": None, "primary": None}
-        try:
-            with tags("retraining", f"model:{cfg.model_name}"):
-                recovered = recover_dead_cycles_task(cycle_id)
-                for dead in recovered["failed_events"]:  # a killed run could not say it died
+    with model_scope(cfg.model_name):
+        settings = settings.for_model(cfg.model_name)
+        registry = ModelRegistry(settings.models_dir)
+        run_id = str(flow_run.id) if flow_run.id else None
+        cycle_id = _cycle_run_id() or uuid.uuid4().hex
+        started = dt.datetime.now(dt.UTC)
+        _log_sources(sources)
+        settings_md = sources_markdown(cfg.model_dump(), sources)
+        with CycleScratch(settings.runs_dir, cycle_id) as scratch:
+            state: dict[str, str | None] = {"candidate": None, "primary": None}
+            try:
+                with tags("retraining", f"model:{cfg.model_name}"):
+                    recovered = recover_dead_cycles_task(cycle_id)
+                    for dead in recovered["failed_events"]:  # a killed run could not say it died
+                        emit_cycle_event(
+                            cfg.model_name,
+                            FAILED_EVENT,
+                            version=dead["version"],
+                            error=dead["error"],
+                            run_id=dead["run_id"],
+                        )
+                    with model_lock(settings.models_dir, on_wait=_tell_waiting):
+                        return _cycle(cfg, registry, run_id, scratch, state, started, settings_md)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                registry.record("failed", version=state["candidate"], error=error, run_id=run_id)
+                get_run_logger().error("Retraining failed (production untouched): %s", exc)
+                _rename_run(retrain_run_name(state.get("primary") or _why(), started, "FAILED"))
+                with contextlib.suppress(Exception):  # the failure is what the run reports
                     emit_cycle_event(
                         cfg.model_name,
                         FAILED_EVENT,
-                        version=dead["version"],
-                        error=dead["error"],
-                        run_id=dead["run_id"],
+                        version=state["candidate"],
+                        error=error,
+                        run_id=run_id,
                     )
-                return _cycle(cfg, registry, run_id, scratch, state, started, settings_md)
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            registry.record("failed", version=state["candidate"], error=error, run_id=run_id)
-            get_run_logger().error("Retraining failed (production untouched): %s", exc)
-            _rename_run(retrain_run_name(state.get("primary") or _why(), started, "FAILED"))
-            with contextlib.suppress(Exception):  # the failure is what the run reports
-                emit_cycle_event(
-                    cfg.model_name,
-                    FAILED_EVENT,
-                    version=state["candidate"],
-                    error=error,
-                    run_id=run_id,
-                )
-            raise
+                raise
+
+
+def _tell_waiting(path: Path) -> None:
+    get_run_logger().info(
+        "Waiting for this model's running cycle to finish (%s): one cycle per model at once", path
+    )
 
 
 def _log_sources(sources: dict[str, str]) -> None:

@@ -39,7 +39,7 @@ from model.cycle.sweep import (
 )
 from model.errors import ParameterError
 from model.registry import ModelRegistry
-from model.settings import get_settings
+from model.settings import get_settings, model_scope
 from tasks.data import prepare_data
 from tasks.registry import register_model
 from tasks.training import train_model
@@ -129,70 +129,73 @@ def train_candidates(
     if cfg.sweep is None:
         raise ParameterError("train-candidates: parameter sweep is not set (use train-candidate)")
     spec = cfg.sweep
-    settings = get_settings()
-    logger = get_run_logger()
-    from prefect.runtime import flow_run
+    with model_scope(cfg.model_name):
+        settings = get_settings()
+        logger = get_run_logger()
+        from prefect.runtime import flow_run
 
-    run_id = str(flow_run.root_flow_run_id) if flow_run.id else None
-    paths = [*([sources["base"]] if sources["base"] else []), *sources["batches"]]
-    prepared = prepare_data(
-        paths,
-        cfg.target_column,
-        cfg.id_column,
-        sources["selection"],
-        roles={
-            "categorical_columns": cfg.categorical_columns or [],
-            "numeric_columns": cfg.numeric_columns or [],
-            "exclude": cfg.exclude_columns or [],
-        },
-        max_imputed_row_share=cfg.max_imputed_row_share,
-    )
-    out = Path(out_dir or settings.runs_dir / (run_id or uuid.uuid4().hex)) / "sweep"
-    base = cfg.train_params()
-    todo = candidates(spec, cfg.seed)
-    workers = worker_count(spec, len(todo))
-    # a LocalCluster shares this machine's CPUs; a remote scheduler's workers keep their default
-    threads = None if settings.dask_address else threads_per_candidate(workers)
-    params = [{"num_threads": threads, **c.params(base)} for c in todo]
-    why = {
-        "trigger": trigger["primary"],
-        "reasons": trigger["reasons"],
-        "drift_report_path": trigger.get("drift_report_path"),
-        "sources": sources,
-        "flow_run_id": run_id,
-    }
-    api_url = parent_api_url()
-    logger.info(
-        "sweep: %d candidate(s) (%s search) on %s, %s thread(s) each; Prefect API %s",
-        len(todo),
-        spec.search,
-        settings.dask_address or f"a LocalCluster of {workers} worker(s)",
-        threads or "default",
-        api_url or "none",
-    )
-    started = time.monotonic()
-    try:
-        runner = task_runner(spec, len(todo), api_url)
-        # the tasks carry this settings context to the workers: the parent's API, not theirs
-        with temporary_settings({PREFECT_API_URL: api_url} if api_url else {}):
-            folders = train_all.with_options(task_runner=runner)(
-                prepared, str(out), params, {"training_reason": why}, cfg.model_name
-            )
-        results = [CandidateResult.from_folder(c, f) for c, f in zip(todo, folders, strict=True)]
-        winner = choose_winner(results)
-        rows = leaderboard_rows(results, winner, base)
-        record_sweep(winner.folder, rows, spec)
-        version = register_model(winner.folder, reason=why, run_id=run_id)
-    finally:  # the registry holds the winner's copy; the others are not kept
-        shutil.rmtree(out, ignore_errors=True)
-    publish_sweep_leaderboard(rows, cfg.model_name)
-    logger.info(
-        "sweep: candidate %d of %d won on validation AUC %.4f (%.1f s); registered %s at %s",
-        winner.candidate.number,
-        len(todo),
-        winner.val_auc,
-        time.monotonic() - started,
-        version,
-        ModelRegistry(settings.models_dir).version_path(version),
-    )
-    return {"version": version, "prepared_dir": prepared, "sweep": rows}
+        run_id = str(flow_run.root_flow_run_id) if flow_run.id else None
+        paths = [*([sources["base"]] if sources["base"] else []), *sources["batches"]]
+        prepared = prepare_data(
+            paths,
+            cfg.target_column,
+            cfg.id_column,
+            sources["selection"],
+            roles={
+                "categorical_columns": cfg.categorical_columns or [],
+                "numeric_columns": cfg.numeric_columns or [],
+                "exclude": cfg.exclude_columns or [],
+            },
+            max_imputed_row_share=cfg.max_imputed_row_share,
+        )
+        out = Path(out_dir or settings.runs_dir / (run_id or uuid.uuid4().hex)) / "sweep"
+        base = cfg.train_params()
+        todo = candidates(spec, cfg.seed)
+        workers = worker_count(spec, len(todo))
+        # a LocalCluster shares this machine's CPUs; a remote scheduler's workers keep their default
+        threads = None if settings.dask_address else threads_per_candidate(workers)
+        params = [{"num_threads": threads, **c.params(base)} for c in todo]
+        why = {
+            "trigger": trigger["primary"],
+            "reasons": trigger["reasons"],
+            "drift_report_path": trigger.get("drift_report_path"),
+            "sources": sources,
+            "flow_run_id": run_id,
+        }
+        api_url = parent_api_url()
+        logger.info(
+            "sweep: %d candidate(s) (%s search) on %s, %s thread(s) each; Prefect API %s",
+            len(todo),
+            spec.search,
+            settings.dask_address or f"a LocalCluster of {workers} worker(s)",
+            threads or "default",
+            api_url or "none",
+        )
+        started = time.monotonic()
+        try:
+            runner = task_runner(spec, len(todo), api_url)
+            # the tasks carry this settings context to the workers: the parent's API, not theirs
+            with temporary_settings({PREFECT_API_URL: api_url} if api_url else {}):
+                folders = train_all.with_options(task_runner=runner)(
+                    prepared, str(out), params, {"training_reason": why}, cfg.model_name
+                )
+            results = [
+                CandidateResult.from_folder(c, f) for c, f in zip(todo, folders, strict=True)
+            ]
+            winner = choose_winner(results)
+            rows = leaderboard_rows(results, winner, base)
+            record_sweep(winner.folder, rows, spec)
+            version = register_model(winner.folder, reason=why, run_id=run_id)
+        finally:  # the registry holds the winner's copy; the others are not kept
+            shutil.rmtree(out, ignore_errors=True)
+        publish_sweep_leaderboard(rows, cfg.model_name)
+        logger.info(
+            "sweep: candidate %d of %d won on validation AUC %.4f (%.1f s); registered %s at %s",
+            winner.candidate.number,
+            len(todo),
+            winner.val_auc,
+            time.monotonic() - started,
+            version,
+            ModelRegistry(settings.models_dir).version_path(version),
+        )
+        return {"version": version, "prepared_dir": prepared, "sweep": rows}

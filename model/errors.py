@@ -41,6 +41,11 @@ class SettingsError(RetrainError):
     """A setting (``RETRAIN_HOME``, ``RETRAIN_MODEL_NAME``, ...) is unusable."""
 
 
+class LayoutError(SettingsError):
+    """The working root's folders are not in the per-model layout (``<kind>/<model>/``), or a
+    layout migration cannot proceed."""
+
+
 class ParameterError(RetrainError, ValueError):
     """A flow parameter is unknown or outside its accepted values (checked before any work)."""
 

@@ -4,18 +4,32 @@ Nothing is read at import time: call :func:`get_settings` (or build
 ``Settings(...)`` yourself, e.g. with a temporary ``home`` in tests). Settings make no folders;
 they refuse a ``home`` that cannot be one (it, or a folder above it, is a file), and
 :func:`get_settings` turns a bad variable into a one-line :class:`SettingsError`.
+
+One working root holds many models, each in its own folders: ``<home>/<kind>/<model>/`` for
+``models`` (the registry), ``data`` (base data, incoming batches, prepared splits),
+``reports``, ``runs`` and ``predictions``; the Prefect home is shared. Which model a call is
+for: an explicit ``model_name``, else the innermost :func:`model_scope` (a flow run or a CLI
+command opens one for its model, so every task and helper below it reads that model's
+folders), else ``RETRAIN_MODEL_NAME``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import stat
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.errors import ModelNameError, SettingsError
+
+LEGACY_MARKER = Path("models") / "registry.json"
+"""A registry directly under ``<home>/models``: the single-model layout of earlier releases."""
+_SCOPE: ContextVar[str | None] = ContextVar("retrain_model_scope", default=None)
 
 MODEL_NAME_RULE = "1 to 63 characters from a-z, 0-9 and '-'"
 """Model names end up in Prefect artifact keys and event resource ids: this is the one rule."""
@@ -41,8 +55,8 @@ class Settings(BaseSettings):
     )
     model_name: str = Field(
         default="demo",
-        description="Name of the model this working root retrains (its registry; event "
-        f"resource ids; its table in retraining.toml): {MODEL_NAME_RULE}.",
+        description="The model a command or run is for when none is named (its folders, "
+        f"event resource ids, its table in retraining.toml): {MODEL_NAME_RULE}.",
     )
 
     dask_address: str | None = Field(
@@ -81,9 +95,20 @@ class Settings(BaseSettings):
         """``home`` as an absolute path (resolved against the current directory)."""
         return self.home.expanduser().resolve()
 
+    def for_model(self, name: str) -> Settings:
+        """These settings for model ``name`` (its folders; the same working root)."""
+        return self.model_copy(update={"model_name": check_model_name(name, "model name")})
+
+    @property
+    def legacy_layout(self) -> bool:
+        """True when the working root still has one registry directly under ``models/``
+        (the single-model layout): ``retrain migrate-layout`` moves it to ``models/<name>/``."""
+        return (self.root / LEGACY_MARKER).is_file()
+
     @property
     def data_dir(self) -> Path:
-        return self.root / "data"
+        """This model's data: ``raw/``, ``incoming/`` and ``prepared/``."""
+        return self.root / "data" / self.model_name
 
     @property
     def raw_data_path(self) -> Path:
@@ -102,22 +127,23 @@ class Settings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
-        """The model registry root."""
-        return self.root / "models"
+        """This model's registry."""
+        return self.root / "models" / self.model_name
 
     @property
     def reports_dir(self) -> Path:
-        """Comparison and drift reports."""
-        return self.root / "reports"
+        """This model's comparison and drift reports."""
+        return self.root / "reports" / self.model_name
 
     @property
     def runs_dir(self) -> Path:
-        """Scratch space for candidate models before registration."""
-        return self.root / "runs"
+        """This model's scratch space for candidates before registration."""
+        return self.root / "runs" / self.model_name
 
     @property
     def predictions_dir(self) -> Path:
-        """The scoring service's prediction log, one folder per model name."""
+        """The scoring services' prediction logs, one folder per model name (see
+        :func:`model.serving.log.log_folder`)."""
         return self.root / "predictions"
 
     @property
@@ -142,10 +168,30 @@ class Settings(BaseSettings):
         return p if p.is_absolute() else self.root / p
 
 
+@contextlib.contextmanager
+def model_scope(name: str) -> Iterator[str]:
+    """Within this block (and the Prefect tasks it submits: their threads copy the context),
+    :func:`get_settings` is model ``name``'s unless told otherwise."""
+    token = _SCOPE.set(check_model_name(name, "model name"))
+    try:
+        yield name
+    finally:
+        _SCOPE.reset(token)
+
+
+def scoped_model() -> str | None:
+    """The model of the innermost :func:`model_scope`, or None outside any."""
+    return _SCOPE.get()
+
+
 def get_settings(**overrides: object) -> Settings:
-    """Read settings from the environment, with explicit overrides on top.
+    """Read settings from the environment, with explicit overrides on top; the model is the
+    innermost :func:`model_scope`'s unless ``model_name`` is given.
 
     Raises :class:`SettingsError` (one line, naming the variable) for a bad value."""
+    scoped = _SCOPE.get()
+    if scoped is not None and "model_name" not in overrides:
+        overrides["model_name"] = scoped
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -18,6 +18,8 @@ from typing import Any
 from prefect import task
 from prefect.events import emit_event
 
+from model.settings import get_settings
+
 OUTCOME_EVENTS = {
     "PROMOTE": "retraining.model.promoted",
     "REJECT": "retraining.model.rejected",
@@ -25,6 +27,7 @@ OUTCOME_EVENTS = {
 }
 SKIPPED_EVENT = "retraining.cycle.skipped"
 FAILED_EVENT = "retraining.cycle.failed"
+LABELS_ADDED_EVENT = "retraining.labels.added"
 
 
 def model_resource(model_name: str) -> dict[str, str]:
@@ -79,11 +82,32 @@ def emit_cycle_event(
 
 
 @task(name="emit_promoted_event")
-def emit_promoted_event(version: str, metrics: dict[str, Any], model_name: str = "demo") -> None:
+def emit_promoted_event(
+    version: str, metrics: dict[str, Any], model_name: str | None = None
+) -> None:
     """``retraining.model.promoted`` for a promotion outside a retraining cycle (the challenger
-    evaluation), so a serving system reloads."""
+    evaluation), so a serving system reloads; for the current model by default."""
     emit_event(
         event=OUTCOME_EVENTS["PROMOTE"],
-        resource=model_resource(model_name),
+        resource=model_resource(model_name or get_settings().model_name),
         payload={"version": version, "metrics": metrics},
     )
+
+
+def emit_labels_added(model_name: str, result: dict[str, Any]) -> bool:
+    """``retraining.labels.added`` after ``retrain labels add`` wrote a labelled batch: the
+    challenger evaluation and the post-promotion watch deployments run on it. Sent (and
+    drained, the CLI is short-lived) only when a Prefect server is configured; returns whether
+    it was."""
+    from prefect.events.worker import EventsWorker
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        return False
+    emit_event(
+        event=LABELS_ADDED_EVENT,
+        resource=model_resource(model_name),
+        payload={"report_path": result.get("batch"), "added": result.get("added")},
+    )
+    EventsWorker.instance().drain()
+    return True

@@ -27,6 +27,11 @@ COMMAND_MODULES = (
     "model.cli.gate",
     "model.cli.live",
     "model.cli.serving",
+    "model.cli.layout",
+)
+MODEL_HELP = (
+    "the model this command is for (default: RETRAIN_MODEL_NAME, else the first table of "
+    "retraining.toml, else demo); its folders are <RETRAIN_HOME>/<kind>/<model>/"
 )
 
 
@@ -35,10 +40,37 @@ def build_parser() -> argparse.ArgumentParser:
         prog="retrain",
         description="Automated, statistically gated retraining of tabular binary classifiers.",
     )
+    parser.add_argument("--model", metavar="NAME", default=None, help=MODEL_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _add_model_option(sub)
     return parser
+
+
+def _add_model_option(sub: argparse._SubParsersAction) -> None:
+    """Every command also takes ``--model`` after its name (``retrain history --model X``):
+    SUPPRESS keeps a value given before the command (``retrain --model X history``)."""
+    for parser in sub.choices.values():
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        for group in nested:
+            _add_model_option(group)
+        if not nested and "--model" not in parser._option_string_actions:
+            parser.add_argument(
+                "--model", metavar="NAME", default=argparse.SUPPRESS, help=MODEL_HELP
+            )
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, inside its model's scope: every path it reads is that model's."""
+    from model.cycle.models_config import select_model
+    from model.settings import get_settings, model_scope
+
+    given = getattr(args, "model", None)
+    layout = not getattr(args, "layout_free", False)
+    name = select_model(given, get_settings(), "--model", layout=layout)
+    with model_scope(name):
+        return int(args.func(args) or 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        return _run(args)
     except RetrainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from model.cycle.models_config import effective_parameters, select_model
+from model.cycle.models_config import effective_parameters
 from model.cycle.monitor import monitor_drift
 from model.drift import DriftSettings
 from model.errors import DriftInputError
@@ -33,12 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "on; with --reference: the newest 1)",
     )
     p.add_argument("--out", help="Report folder (default: reports/drift/<timestamp>)")
-    p.add_argument(
-        "--model",
-        metavar="NAME",
-        help="Model whose retraining.toml table gives the defaults below (default: "
-        "RETRAIN_MODEL_NAME, else demo)",
-    )
     p.add_argument("--incoming", metavar="PATH", help="incoming_path (default: the model's)")
     p.add_argument("--target", help="Target column (default: the model's, else target)")
     p.add_argument(
@@ -84,9 +78,8 @@ def run_drift(args: argparse.Namespace) -> int:
             "--emit needs a running Prefect server: set PREFECT_API_URL "
             "(e.g. http://127.0.0.1:4200/api)"
         )
-    settings = get_settings()
-    where = "--model" if args.model is not None else "RETRAIN_MODEL_NAME"
-    name = select_model(args.model, settings, where)
+    settings = get_settings()  # --model: this command's model (model/cli/__init__.py)
+    name = settings.model_name
     explicit = {
         "incoming_path": args.incoming,
         "target_column": args.target,

@@ -11,21 +11,12 @@ import argparse
 import datetime as dt
 import json
 import os
-import re
 from pathlib import Path
 
 from model.errors import DataValidationError
 from model.serving.labels import add_labels
 from model.serving.log import log_folder
 from model.settings import get_settings
-
-MODEL_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
-
-
-def _model_name(text: str) -> str:
-    if not MODEL_NAME.match(text):
-        raise argparse.ArgumentTypeError(f"model names are [a-z0-9-], got {text!r}")
-    return text
 
 
 def _positive_int(text: str) -> int:
@@ -56,7 +47,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = ServeConfig(
         registry=Path(args.registry) if args.registry else settings.models_dir,
         predictions_dir=settings.predictions_dir,
-        model_name=args.model,
+        model_name=settings.model_name,
         host=args.host,
         port=args.port,
         api_key=args.api_key or os.environ.get("RETRAIN_SERVE_API_KEY") or None,
@@ -84,13 +75,17 @@ def _labels_add(args: argparse.Namespace) -> int:
             raise DataValidationError(f"--date {args.date!r}: expected YYYY-MM-DD") from None
     result = add_labels(
         args.file,
-        log_folder=log_folder(settings.predictions_dir, args.model),
+        log_folder=log_folder(settings.predictions_dir, settings.model_name),
         incoming_dir=settings.incoming_dir,
         id_column=args.id_column,
         label_column=args.label_column,
         target=args.target,
         day=day,
     )
+    if result.batch:
+        from tasks.events import emit_labels_added  # prefect only on this path
+
+        emit_labels_added(settings.model_name, result.to_dict())
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
@@ -117,7 +112,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "production (and challenger) without a restart; every served row goes to "
         "$RETRAIN_HOME/predictions/<model>/.",
     )
-    p.add_argument("--model", type=_model_name, default="demo", help="model name (default demo)")
     p.add_argument("--registry", metavar="DIR", help="registry (default $RETRAIN_HOME/models)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -164,7 +158,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("file", help="labels: a CSV or Parquet file")
     a.add_argument("--id-column", required=True, help="the id column of the labels file")
     a.add_argument("--label-column", required=True, help="the label column")
-    a.add_argument("--model", type=_model_name, default="demo", help="model name (default demo)")
     a.add_argument("--target", default="target", help="target column of the batch")
     a.add_argument("--date", help="batch date YYYY-MM-DD (default today, UTC)")
     a.add_argument("--json", action="store_true", help="print the counts as JSON")

@@ -5,6 +5,9 @@ holding process dies, even by SIGKILL, so a crashed cycle never blocks the next 
   promote: a cycle compares against the production the previous cycle left, and two cycles
   never promote at once. It is separate from the registry's ``.lock`` (held only for each short
   write). Waiting for it ends with :class:`~model.errors.CycleLockError` after ``timeout``.
+- The **model lock**, ``<registry>/.model.lock``, exclusive, held from a cycle's trigger check
+  to its decision: one model never runs two cycles at once (a second drift event waits, then
+  sees the first's training and its cooldown), while other models' cycles run in parallel.
 - The **cycle lock**, ``<runs>/<run id>/.cycle.lock``, shared, held for a cycle's whole life in
   its scratch folder ``<runs>/<run id>/``: a lock that can be taken exclusively has no live
   holder, so that cycle died (or ended) and its scratch folder can go.
@@ -19,13 +22,16 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
 from model.errors import CycleLockError
 
 PROMOTION_LOCK_NAME = ".promotion.lock"
+MODEL_LOCK_NAME = ".model.lock"
+MODEL_TIMEOUT_S = 6 * 3600.0
+"""How long a cycle waits for the same model's live cycle to finish (training included)."""
 CYCLE_LOCK_NAME = ".cycle.lock"
 PROMOTION_TIMEOUT_S = 1800.0
 """How long a cycle waits for another *live* cycle's comparison and promotion (a dead one's
@@ -73,21 +79,48 @@ def promotion_lock(
     registry_root: Path, timeout: float | None = PROMOTION_TIMEOUT_S
 ) -> Iterator[Path]:
     """Hold ``<registry_root>/.promotion.lock`` exclusively; wait at most ``timeout`` s."""
-    path = Path(registry_root) / PROMOTION_LOCK_NAME
+    with _exclusive(Path(registry_root) / PROMOTION_LOCK_NAME, timeout, "comparing or promoting"):
+        yield Path(registry_root) / PROMOTION_LOCK_NAME
+
+
+@contextlib.contextmanager
+def model_lock(
+    registry_root: Path,
+    timeout: float | None = MODEL_TIMEOUT_S,
+    on_wait: Callable[[Path], None] | None = None,
+) -> Iterator[Path]:
+    """Hold ``<registry_root>/.model.lock`` exclusively for one cycle of this model; wait at
+    most ``timeout`` s for another live cycle of it (``on_wait`` is told once when waiting)."""
+    path = Path(registry_root) / MODEL_LOCK_NAME
+    with _exclusive(path, timeout, "running a cycle of this model", on_wait):
+        yield path
+
+
+@contextlib.contextmanager
+def _exclusive(
+    path: Path,
+    timeout: float | None,
+    doing: str,
+    on_wait: Callable[[Path], None] | None = None,
+) -> Iterator[None]:
     fd = _open(path)
     try:
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.01
+        told = False
         while not _try_lock(fd, fcntl.LOCK_EX):
             if deadline is not None and time.monotonic() >= deadline:
                 raise CycleLockError(
-                    f"{path}: another retraining cycle has been comparing or promoting for "
+                    f"{path}: another retraining cycle has been {doing} for "
                     f"more than {timeout:.0f} s (only a live process can hold this lock; "
                     "try again when it has finished)"
                 )
+            if on_wait is not None and not told:
+                on_wait(path)
+                told = True
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
-        yield path
+        yield
     finally:
         os.close(fd)
 

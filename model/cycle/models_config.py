@@ -29,10 +29,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from model.cycle.config import RetrainingConfig
 from model.cycle.params import OBJECT_PARAMETERS, accepted, check_parameters, object_problem
-from model.errors import ModelConfigError, ModelNameError, ParameterError
-from model.settings import Settings, check_model_name
+from model.errors import LayoutError, ModelConfigError, ModelNameError
+from model.settings import Settings, check_model_name, scoped_model
 
 CONFIG_ENV = "RETRAIN_CONFIG"
+MODEL_ENV = "RETRAIN_MODEL_NAME"
 CONFIG_NAME = "retraining.toml"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = "demo"
@@ -120,6 +121,11 @@ class ModelsConfig:
     def names(self) -> list[str]:
         return sorted(self.models) if self.path else [DEFAULT_MODEL]
 
+    @property
+    def names_in_order(self) -> list[str]:
+        """The models in the file's order (the first is the default model)."""
+        return list(self.models) if self.path else [DEFAULT_MODEL]
+
     def table(self, name: str) -> dict[str, Any]:
         """The configuration of model ``name`` (empty for the demo when there is no file)."""
         if self.path is None:
@@ -195,30 +201,50 @@ def _checked(file: Path, model: str, key: str, value: Any) -> Any:
     return value
 
 
-def resolve_model_name(value: str | None, default: str, where: str) -> str:
-    """The model a run is for: ``value`` (checked against the name rule) or ``default``."""
-    return check_model_name(default if value is None else value, where)
+def default_model(config: ModelsConfig | None = None) -> tuple[str, str]:
+    """The model a run or command is for when none is named, and where that came from: the
+    innermost :func:`~model.settings.model_scope`, else ``RETRAIN_MODEL_NAME``, else the
+    configuration file's first table, else the built-in :data:`DEFAULT_MODEL`."""
+    scoped = scoped_model()
+    if scoped is not None:
+        return scoped, "the calling run's model"
+    env = os.environ.get(MODEL_ENV)
+    if env:
+        return check_model_name(env, MODEL_ENV), MODEL_ENV
+    cfg = config if config is not None else load_models_config()
+    if cfg.path is not None and cfg.models:
+        return cfg.names_in_order[0], f"{cfg.path}: its first model"
+    return DEFAULT_MODEL, SOURCE_BUILTIN
 
 
 def select_model(
-    value: str | None, settings: Settings, where: str, config: ModelsConfig | None = None
+    value: str | None,
+    settings: Settings,
+    where: str,
+    config: ModelsConfig | None = None,
+    *,
+    layout: bool = True,
 ) -> str:
-    """The model a run is for (``value``, else ``RETRAIN_MODEL_NAME``), checked in this order:
-    the name rule, a table for it in the configuration, and that this working root is its."""
-    name = resolve_model_name(value, settings.model_name, where)
-    (config if config is not None else load_models_config()).table(name)
-    check_model_home(name, settings)
+    """The model a run is for (``value``, else :func:`default_model`), checked in this order:
+    the name rule, a table for it in the configuration, and that the working root has the
+    per-model layout (not the single-model one of earlier releases; ``layout=False`` skips
+    that, for the command that migrates it)."""
+    config = config if config is not None else load_models_config()
+    name = check_model_name(value, where) if value is not None else default_model(config)[0]
+    config.table(name)
+    if layout:
+        check_layout(settings)
     return name
 
 
-def check_model_home(name: str, settings: Settings) -> None:
-    """A working root holds one model's registry (``RETRAIN_MODEL_NAME``): a run for another
-    model is refused before any work, so it never compares with another model's production."""
-    if name != settings.model_name:
-        raise ParameterError(
-            f"model {name!r}: this working root ({settings.root}) holds model "
-            f"{settings.model_name!r} (RETRAIN_MODEL_NAME); run each model with its own "
-            "RETRAIN_HOME and RETRAIN_MODEL_NAME"
+def check_layout(settings: Settings) -> None:
+    """Refuse a working root with the single-model layout (``models/registry.json``): its
+    files must first move to one folder per model, with ``retrain migrate-layout``."""
+    if settings.legacy_layout:
+        raise LayoutError(
+            f"RETRAIN_HOME={settings.root}: has the single-model layout of earlier releases "
+            "(models/registry.json); move it to one folder per model once with "
+            "`retrain migrate-layout --model NAME` (see the README, Many models)"
         )
 
 
@@ -233,13 +259,14 @@ def resolve_run(
     out-of-range parameter: a one-line RetrainError before any work."""
     params = dict(explicit)
     config = config if config is not None else load_models_config()
-    name = select_model(params.pop("model_name", None), settings, where, config)
+    given = params.pop("model_name", None)
+    name = select_model(given, settings, where, config)
     keys = [k for k in RetrainingConfig.model_fields if k != "model_name"]
     keys += [k for k in params if k not in keys]  # unknown names: refused by check_parameters
     values, sources = effective_parameters(params, name, keys, config, root=settings.root)
     cfg = check_parameters({"model_name": name, **values})
     return cfg, {
-        "model_name": SOURCE_PARAMETER if explicit.get("model_name") else "RETRAIN_MODEL_NAME",
+        "model_name": SOURCE_PARAMETER if given is not None else default_model(config)[1],
         **sources,
     }
 

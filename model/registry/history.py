@@ -41,6 +41,7 @@ EVENTS = (
     "gate_reset",
     "challenger_evaluated",
     "watch_checked",
+    "migrated",
 )
 #: Events callers may append with :meth:`ModelRegistry.record`; the others are written
 #: only by the registry operation they describe, so the history cannot lie about them.
@@ -53,6 +54,7 @@ RECORDABLE_EVENTS = (
     "gate_reset",
     "challenger_evaluated",  # one look of a challenger's sequential evaluation (live labels)
     "watch_checked",  # one look of the post-promotion watch
+    "migrated",  # the registry moved to the per-model layout (retrain migrate-layout)
 )
 PRODUCTION_EVENTS = ("promoted", "forced", "rolled_back", "recovered")
 RESERVED_FIELDS = ("event", "time", "id")

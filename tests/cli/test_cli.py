@@ -22,7 +22,7 @@ def test_every_command_group_registers_its_commands() -> None:
     expected = {"demo-data", "prepare", "train", "compare", "drift", "status", "history", "gate"}
     expected |= {"watch", "challenger", "serve", "labels"}
     assert expected <= names
-    assert len(COMMAND_MODULES) == 8
+    assert len(COMMAND_MODULES) == 9
 
 
 def test_gate_status_and_reset_follow_the_history(

@@ -26,7 +26,7 @@ def _config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> Path:
     [
         (["--model", "Demo"], "error: --model: model name 'Demo' is not accepted; use 1 to 63"),
         (["--model", "fraud"], "error: {path}: no table [models.fraud]; known models: churn, demo"),
-        (["--model", "churn"], "error: model 'churn': this working root"),
+        (["--model", "churn"], "error: RETRAIN_HOME={root}: has the single-model layout"),
     ],
 )
 @pytest.mark.parametrize("command", ["retraining", "drift"])
@@ -40,10 +40,13 @@ def test_bad_model_is_one_line_exit_2(
     command: str,
 ) -> None:
     path = _config(tmp_path, monkeypatch, "[models.demo]\n[models.churn]\n")
+    if argv[-1] == "churn":  # a known model in a working root of the single-model layout
+        (settings.root / "models").mkdir(parents=True)
+        (settings.root / "models" / "registry.json").write_text("{}")
     code = retraining_main(argv) if command == "retraining" else retrain(["drift", *argv])
     err = capsys.readouterr().err
     assert code == 2
-    assert err.startswith(expected.format(path=path)), err
+    assert err.startswith(expected.format(path=path, root=settings.root)), err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not settings.models_dir.exists() and not settings.reports_dir.exists()
 

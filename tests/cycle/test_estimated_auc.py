@@ -151,7 +151,7 @@ def test_real_model_trigger_fires_on_a_covariate_shift_and_not_without(
     )
     state = gather_trigger_state(settings, cfg, select_sources(settings, cfg), is_scheduled=False)
     est = state.estimated_auc
-    assert est is not None and est["paths"] == ["data/incoming/date=2026-02-02"]
+    assert est is not None and est["paths"] == ["data/demo/incoming/date=2026-02-02"]
     assert est["realised_auc"] < production["holdout"]["ci_low"] - 0.05  # the shift bit
     assert abs(est["auc"] - est["realised_auc"]) <= 0.03
     decision = evaluate_triggers(TriggerParams(estimated_auc_margin=0.03), state)

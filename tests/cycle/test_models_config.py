@@ -127,13 +127,21 @@ def test_resolve_run_reads_the_model_table(tmp_path: Path, settings: Settings) -
         resolve_run({"num_epochs": 0}, settings, config=config)
 
 
-def test_a_run_for_another_model_is_refused(tmp_path: Path, settings: Settings) -> None:
-    """One working root holds one model's registry: never compare against another model's."""
-    config = load_models_config(_write(tmp_path, "[models.demo]\n[models.churn]\n"))
-    with pytest.raises(
-        ParameterError, match=r"^model 'churn': this working root .* holds model 'demo'"
-    ):
-        resolve_run({"model_name": "churn"}, settings, config=config)
+def test_a_run_for_another_model_takes_its_table_and_its_source_is_named(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """One working root holds every configured model: a run for another model takes that
+    model's table, and says where its name came from."""
+    text = "[models.demo]\nnum_epochs = 7\n[models.churn]\nnum_epochs = 9\n"
+    config = load_models_config(_write(tmp_path, text))
+    cfg, sources = resolve_run({"model_name": "churn"}, settings, config=config)
+    assert (cfg.model_name, cfg.num_epochs, sources["model_name"]) == ("churn", 9, "parameter")
+    cfg, sources = resolve_run({}, settings, config=config)  # RETRAIN_MODEL_NAME=demo
+    assert (cfg.model_name, cfg.num_epochs, sources["model_name"]) == (
+        "demo",
+        7,
+        "RETRAIN_MODEL_NAME",
+    )
 
 
 @pytest.mark.parametrize("name", ["demo", "churn-2", "a", "x" * 63, "0"])
@@ -162,8 +170,7 @@ def test_model_name_rule_in_settings_and_flow_parameter(
 def test_the_shipped_file_is_valid_and_has_the_demo() -> None:
     config = load_models_config(REPO_ROOT / "retraining.toml")
     demo = config.table("demo")
-    assert demo["data_path"] == "data/raw/customers.parquet"
-    assert demo["incoming_path"] == "data/incoming"
+    assert "data_path" not in demo and "incoming_path" not in demo  # the model's own folders
     assert (demo["target_column"], demo["id_column"]) == ("target", "id")
 
 

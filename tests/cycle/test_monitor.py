@@ -50,9 +50,9 @@ def test_drift_for_production_uses_training_data_and_scores(settings, production
     report = drift_for_production(settings)
     assert report is not None and report.dataset_drift
     assert report.prediction is not None  # the production model scored both sides
-    assert report.model == {"version": production, "path": f"models/versions/{production}"}
+    assert report.model == {"version": production, "path": f"models/demo/versions/{production}"}
     assert report.reference["paths"] == [settings.relative(ref_path)]
-    assert report.current["paths"] == ["data/incoming/date=2026-02-01"]
+    assert report.current["paths"] == ["data/demo/incoming/date=2026-02-01"]
     summary = monitor_drift(settings)
     assert summary["status"] == "ok" and summary["dataset_drift"]
     assert Path(summary["report_path"]).parent.parent == settings.reports_dir / "drift"

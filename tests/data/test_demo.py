@@ -134,7 +134,7 @@ def test_cli_demo_data_then_prepare(settings: Settings, capsys: pytest.CaptureFi
     capsys.readouterr()
     assert main(["prepare", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    manifest = load_manifest(settings.root / "data" / "prepared" / doc["sha256"][:16])
+    manifest = load_manifest(settings.root / "data" / "demo" / "prepared" / doc["sha256"][:16])
     assert manifest.rows == 3_000 and "date" in manifest.spec.excluded
     assert manifest.spec.numeric == DEMO_FEATURES and manifest.spec.id_column == "id"
     assert main(["demo-data", "--drift", "2"]) == 2

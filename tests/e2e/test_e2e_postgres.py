@@ -1,12 +1,13 @@
 """End to end on a production-shaped stack: PostgreSQL, a Prefect server on it, two process
-workers, the deployments of prefect.yaml; concurrent retraining runs and a drift event.
+workers, the deployments of prefect.yaml, two models in one working root.
 
 `deployments/stack-up.sh` with RETRAIN_STACK_DB=postgres and `--workers 2` (each worker one
-flow run at a time, so two concurrent runs land on both) in a tmp folder; always stopped by
-`stack-down.sh --purge` (by PID) and the recorded process groups.
-
-Models are handled through :class:`ModelRuns` (start a run, emit a drift event, read its
-registry) so that a second model can be added once a working root holds several.
+flow run at a time, so two concurrent runs land on both) in a tmp folder, with a
+retraining.toml of two models (``demo`` and ``churn``); always stopped by
+`stack-down.sh --purge` (by PID) and the recorded process groups. Drift events for both models
+at once, and a second one for ``demo``: each model retrains for its first event, the second
+ends ``skip-cooldown-…``, the two models promote at the same time (each promotion holds its
+lock 12 s: ``RETRAIN_TEST_PAUSE_AT``), one model never twice at once.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ BIN = Path(sys.executable).parent
 POLL_TIMEOUT = 240.0
 DEMO_DRIFT = ["--batch-rows", "1000", "--drift", "0.6"]
 FAST = {"num_epochs": 4, "n_bootstrap": 200, "batch_size": 256}
+MODELS = ("demo", "churn")
+PROMOTION_PAUSE_S = 12
 
 
 def _free_port() -> int:
@@ -70,10 +73,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         pytest.skip("PostgreSQL's server programs are not installed (.ci/run installs them)")
     tmp = tmp_path_factory.mktemp("e2e-pg")
     port = _free_port()
+    config = tmp / "retraining.toml"
+    fast = "\n".join(f"{k} = {v}" for k, v in FAST.items())
+    config.write_text("".join(f"[models.{m}]\n{fast}\n\n" for m in MODELS))
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "RETRAIN_MODEL_NAME"},
         "RETRAIN_HOME": str(tmp / "home"),
-        "RETRAIN_MODEL_NAME": "demo",
+        "RETRAIN_CONFIG": str(config),
+        "RETRAIN_TEST_PAUSE_AT": f"promoting:{PROMOTION_PAUSE_S}",
         "RETRAIN_PREFECT_PORT": str(port),
         "RETRAIN_STACK_DB": "postgres",
         "RETRAIN_STACK_WORKER_LIMIT": "1",
@@ -86,14 +93,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     }
     state = tmp / "home" / "stack"
     try:
-        subprocess.run(
-            [str(BIN / "retrain"), "demo-data", "--rows", "3000", "--batches", "1", *DEMO_DRIFT],
-            cwd=REPO_ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        for seed, model in enumerate(MODELS):
+            args = ["--model", model, "demo-data", "--rows", "3000", "--batches", "1"]
+            subprocess.run(
+                [str(BIN / "retrain"), *args, "--seed", str(seed), *DEMO_DRIFT],
+                cwd=REPO_ROOT,
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
         up = subprocess.run(
             ["bash", "deployments/stack-up.sh", "--workers", "2"],
             cwd=REPO_ROOT,
@@ -172,6 +181,7 @@ with get_client(sync_client=True) as c:
         inside = [t for t in tasks if t.name.rsplit("-", 1)[0] in
                   ("compare_models", "promote_model", "record_event")]
         spans.append({"run": str(run.id), "name": run.name,
+                      "model": run.parameters["config"]["model_name"],
                       "start": min(t.start_time for t in inside).isoformat(),
                       "end": max(t.end_time for t in inside).isoformat(),
                       "tasks": sorted(t.name for t in inside)})
@@ -210,8 +220,8 @@ class ModelRuns:
 
     @property
     def registry(self) -> Path:
-        """Today one working root holds one model's registry (``$RETRAIN_HOME/models``)."""
-        return Path(self.stack["env"]["RETRAIN_HOME"]) / "models"
+        """This model's registry: ``$RETRAIN_HOME/models/<model>``."""
+        return Path(self.stack["env"]["RETRAIN_HOME"]) / "models" / self.name
 
     def history(self) -> list[dict[str, Any]]:
         text = (self.registry / "history.jsonl").read_text()
@@ -238,30 +248,65 @@ def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return start < end
 
 
-def test_postgres_stack_two_workers_concurrent_runs(stack: dict[str, Any]) -> None:
-    # One deployment, several runs at once (the many-models work raises the yaml's limit).
-    _py(
-        stack,
-        "import json\nfrom prefect.client.orchestration import get_client\n"
-        "from prefect.client.schemas.actions import DeploymentUpdate\n"
-        "with get_client(sync_client=True) as c:\n"
-        "    d = c.read_deployment_by_name('retraining/weekly')\n"
-        "    c.update_deployment(d.id, DeploymentUpdate(concurrency_limit=3))\n"
-        "    print(json.dumps(c.read_deployment(d.id).concurrency_limit))\n",
-    )
-    demo = ModelRuns(stack, "demo")
-    report = str(stack["tmp"] / f"drift-{uuid.uuid4().hex}.json")
-    Path(report).write_text(json.dumps({"dataset_drift": True, "drift_share": 0.7}))
-    forced = [demo.start_retraining(force_retrain=True, **FAST) for _ in range(2)]
-    demo.emit_drift({"report_path": report, "drift_share": 0.7})
+SCHEDULES = """
+import json
+from prefect.client.orchestration import get_client
+with get_client(sync_client=True) as c:
+    out = {}
+    for name in ("retraining/weekly", "drift-monitor/daily"):
+        d = c.read_deployment_by_name(name)
+        gcl = d.global_concurrency_limit
+        out[name] = {"limit": gcl.limit if gcl else None,
+                     "schedules": sorted((s.slug, s.parameters.get("model_name"))
+                                         for s in c.read_deployment_schedules(d.id))}
+    print(json.dumps(out))
+"""
+
+
+def test_postgres_stack_two_models_two_workers(stack: dict[str, Any]) -> None:
+    # The stack gave each model its schedules, and the deployments one slot per model.
+    schedules = _py(stack, SCHEDULES)
+    for name in ("retraining/weekly", "drift-monitor/daily"):
+        assert schedules[name]["limit"] == len(MODELS), schedules
+        assert schedules[name]["schedules"] == sorted([f"model-{m}", m] for m in MODELS)
+
+    demo, churn = ModelRuns(stack, "demo"), ModelRuns(stack, "churn")
+    reports = {}
+    for model in MODELS:
+        reports[model] = str(stack["tmp"] / f"drift-{model}-{uuid.uuid4().hex}.json")
+        Path(reports[model]).write_text(json.dumps({"dataset_drift": True, "drift_share": 0.7}))
+    demo.emit_drift({"report_path": reports["demo"], "drift_share": 0.7})
+    churn.emit_drift({"report_path": reports["churn"], "drift_share": 0.7})
+    demo.emit_drift({"report_path": reports["demo"], "drift_share": 0.7})
 
     runs = _wait_final(stack, 3)
     assert len(runs) == 3, runs
-    assert {r["id"] for r in runs} >= set(forced)
     assert all(r["state"] == "COMPLETED" for r in runs), runs
-    drift_runs = [r for r in runs if r["id"] not in forced]
-    assert drift_runs[0]["params"]["drift_report_path"] == report
-    assert drift_runs[0]["params"]["model_name"] == "demo"
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_model.setdefault(run["params"]["model_name"], []).append(run)
+        assert run["params"]["drift_report_path"] == reports[run["params"]["model_name"]]
+    assert {m: len(r) for m, r in by_model.items()} == {"demo": 2, "churn": 1}, runs
+
+    # Each model's registry: demo trained once and skipped its second event on the cooldown,
+    # churn trained once; both promoted (no production before); every run's events are there.
+    for model, expected in (
+        (demo, [["registered", "compared", "promoted"], ["skipped"]]),
+        (churn, [["registered", "compared", "promoted"]]),
+    ):
+        history = model.history()
+        by_run: dict[str, list[str]] = {}
+        for event in history:
+            by_run.setdefault(event.get("run_id"), []).append(event["event"])
+        assert set(by_run) == {r["id"] for r in by_model[model.name]}, by_run
+        assert sorted(by_run.values()) == sorted(expected), by_run
+        promoted = [e["version"] for e in history if e["event"] == "promoted"]
+        pointer = json.loads((model.registry / "production.json").read_text())
+        assert pointer["version"] == promoted[-1] == "v0001"
+        skipped = [e for e in history if e["event"] == "skipped"]
+        assert all("cooldown" in " ".join(e["reasons"]) for e in skipped), skipped
+    names = sorted(r["name"] for r in by_model["demo"])
+    assert any(n.startswith("skip-cooldown-") for n in names), names
 
     # Both workers took runs: the worker's "submitting" line is in the server's log table.
     taken = _sql(
@@ -282,27 +327,10 @@ def test_postgres_stack_two_workers_concurrent_runs(stack: dict[str, Any]) -> No
     )
     assert {(r[0], r[1]) for r in rows} == {(r["id"], "COMPLETED") for r in runs}
 
-    # No two compare-and-promote spans of the model overlapped (the promotion lock).
+    # The two models' compare-and-promote spans overlapped (each model has its own lock); no
+    # model's two spans did (one model never promotes twice at once).
     spans = _py(stack, LOCKED_SPANS)
-    trained = [e for e in demo.history() if e["event"] == "registered"]
-    assert len(spans) == len(trained) >= 2, (spans, trained)
-    for i, a in enumerate(spans):
-        for b in spans[i + 1 :]:
-            assert not _overlap(a, b), (a, b)
-
-    # The registry's history is complete: every run has its events, every candidate its
-    # decision; production is the last promoted version.
-    history = demo.history()
-    by_run: dict[str, list[str]] = {}
-    for event in history:
-        by_run.setdefault(event.get("run_id"), []).append(event["event"])
-    assert set(by_run) == {r["id"] for r in runs}, by_run
-    for run_id, events in by_run.items():
-        if events == ["skipped"]:
-            assert run_id not in forced
-            continue
-        assert events[:2] == ["registered", "compared"], events
-        assert events[2] in {"promoted", "rejected", "inconclusive"}, events
-    promoted = [e["version"] for e in history if e["event"] == "promoted"]
-    pointer = json.loads((demo.registry / "production.json").read_text())
-    assert promoted and pointer["version"] == promoted[-1]
+    assert sorted(s["model"] for s in spans) == ["churn", "demo"], spans
+    assert _overlap(spans[0], spans[1]), spans
+    for a in spans:
+        assert "promote_model" in " ".join(a["tasks"]), a

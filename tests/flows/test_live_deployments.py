@@ -30,9 +30,12 @@ def test_live_deployment_is_scheduled_and_triggered_by_labels(entrypoint: str) -
     (trigger,) = dep["triggers"]
     assert trigger["expect"] == ["retraining.labels.added"]
     assert trigger["match"]["prefect.resource.id"] == "retraining.model.*"
+    # the event's model (its resource name, not the whole resource id) and payload fields
+    assert trigger["parameters"]["model_name"] == "{{ event.resource.name | default(None) }}"
     for key, template in trigger["parameters"].items():
         assert key in params
-        assert re.fullmatch(r"\{\{ event\.payload\.\w+ \| default\(None\) \}\}", template)
+        field = r"(resource\.name|payload\.\w+)"
+        assert re.fullmatch(rf"\{{\{{ event\.{field} \| default\(None\) \}}\}}", template)
 
 
 @pytest.mark.parametrize("entrypoint", ENTRYPOINTS)

@@ -12,10 +12,13 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 
 import flows.promotion as retraining_module
-from flows.retraining import PROMOTION_LIMIT, ensure_promotion_limit, promotion_guard
+from flows.promotion import promotion_limit
+from flows.retraining import ensure_promotion_limit, promotion_guard
 from model.cycle.locks import PROMOTION_LOCK_NAME, is_locked
 from model.errors import CycleLockError
 from model.settings import Settings
+
+PROMOTION_LIMIT = promotion_limit("demo")
 
 
 def _active_slots() -> int:

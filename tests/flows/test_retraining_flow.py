@@ -13,7 +13,8 @@ import pytest
 from prefect.artifacts import Artifact
 from prefect.concurrency.sync import concurrency
 
-from flows.retraining import PROMOTION_LIMIT, ensure_promotion_limit, retraining
+from flows.promotion import promotion_limit
+from flows.retraining import ensure_promotion_limit, retraining
 from model.data import load_manifest
 from model.data.demo import write_demo
 from model.registry import ModelRegistry
@@ -187,7 +188,7 @@ def test_promotions_serialize(prefect_harness: None) -> None:
     spans: list[tuple[float, float]] = []
 
     def hold() -> None:
-        with concurrency(PROMOTION_LIMIT, occupy=1, strict=True):
+        with concurrency(promotion_limit("demo"), occupy=1, strict=True):
             start = time.monotonic()
             time.sleep(1.0)
             spans.append((start, time.monotonic()))

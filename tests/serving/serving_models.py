@@ -25,11 +25,12 @@ TRAIN = pd.DataFrame(
 )
 
 
-def build_registry(root: Path, versions: int = 3) -> ModelRegistry:
-    """A registry with v0001..v000N (different weights), v0001 in production."""
+def build_registry(root: Path, versions: int = 3, model: str = "demo") -> ModelRegistry:
+    """A registry with v0001..v000N (different weights), v0001 in production, where the
+    working root ``root`` keeps model ``model``'s registry (``models/<model>``)."""
     spec = infer_spec(TRAIN, id_column="id")
     pre = Preprocessor.fit(TRAIN, spec)
-    reg = ModelRegistry(root / "models", verify=verify_loads)
+    reg = ModelRegistry(root / "models" / model, verify=verify_loads)
     for seed in range(1, versions + 1):
         torch.manual_seed(seed)
         folder = root / "runs" / f"m{seed}"

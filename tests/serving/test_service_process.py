@@ -128,7 +128,7 @@ def test_follows_a_promotion_under_traffic_and_sigterm_flushes_everything(home: 
     try:
         sender.start()
         time.sleep(1.0)
-        ModelRegistry(home / "models").promote("v0002", "e2e", force=True)
+        ModelRegistry(home / "models" / "demo").promote("v0002", "e2e", force=True)
         deadline = time.monotonic() + 30
         while not any(
             a[1].get("predictions", [{}])[0].get("version") == "v0002" for a in answers[-5:]

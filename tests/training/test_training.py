@@ -217,7 +217,7 @@ def test_train_prepared_records_the_data(settings, tmp_path, data) -> None:  # t
         prepared, tmp_path / "m", FAST, extra_metadata={"training_reason": "test"}
     )
     meta = json.loads((folder / "model.json").read_text())
-    assert meta["data_manifest"] == {"sha256": None, "path": "data/prepared/abc"}
+    assert meta["data_manifest"] == {"sha256": None, "path": "data/demo/prepared/abc"}
     assert meta["training_reason"] == "test"
     assert meta["training_params"]["num_epochs"] == 3
     assert "id" not in result.model.spec.features

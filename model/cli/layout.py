@@ -1,0 +1,32 @@
+"""``retrain migrate-layout``: move a single-model working root to one folder per model."""
+
+from __future__ import annotations
+
+import argparse
+
+from model.cycle.migrate_layout import migrate_layout
+from model.settings import get_settings
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    settings = get_settings()  # the model comes from --model (the command's scope)
+    result = migrate_layout(settings, settings.model_name)
+    new = settings.for_model(result.model_name)
+    for kind in result.moved:
+        print(f"moved {kind}/ -> {kind}/{result.model_name}/")
+    if not result.moved:
+        print("nothing left to move")
+    print(f"rewrote the data path of {len(result.rewritten)} version(s) in {new.models_dir}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "migrate-layout",
+        help="move a single-model RETRAIN_HOME (models/registry.json) to models/<name>/ etc.",
+        description="Earlier releases kept one model per RETRAIN_HOME. This moves its models/, "
+        "data/, reports/ and runs/ into <kind>/<name>/ (renames only; run it again to finish a "
+        "migration that was stopped), rewrites each version's prepared-data path and records a "
+        "'migrated' event. Stop the workers first: it refuses while a cycle is running.",
+    )
+    p.set_defaults(func=_migrate, layout_free=True)
