@@ -325,7 +325,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             stop(proc)
 
     port = free_port()
+    # the bare serving path (no watch shadow after the promotions below: one model per row)
     service = [sys.executable, "-m", "model.cli", "serve", "--port", str(port), "--no-events"]
+    service += ["--shadow", "off"]
     proc = start(service, env, port, log)
     try:
         wrk(port, scripts["one"], 2, 8)

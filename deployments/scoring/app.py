@@ -5,8 +5,8 @@ the current model set (read once per request), appends the rows to the predictio
 answers per row ``id``, ``score``, ``label``, ``version``, ``role`` (JSON; Arrow IPC when the
 request accepts ``application/vnd.apache.arrow.stream``). ``GET /health``, ``GET /version``,
 ``GET /metrics``. A background task follows the registry (poll, and a Prefect
-``retraining.model.promoted`` event when a Prefect API is configured). The hot path is
-orjson + NumPy + torch: no pydantic, no pandas.
+``retraining.model.promoted`` or ``rolled_back`` event when a Prefect API is configured). The
+hot path is orjson + NumPy + torch: no pydantic, no pandas.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from deployments.scoring.metrics import Metrics
 from model.errors import RetrainError
 from model.serving.features import RequestError, check_limits
 from model.serving.log import PredictionLog, log_folder
-from model.serving.models import ModelHolder, ModelSet, Scored
+from model.serving.models import DEFAULT_WATCH_DAYS, ModelHolder, ModelSet, Scored
 
 logger = logging.getLogger("retrain.serve")
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -45,6 +45,8 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 ARROW_FILE = "application/vnd.apache.arrow.file"
 PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet")
 PROMOTED_EVENT = "retraining.model.promoted"
+ROLLED_BACK_EVENT = "retraining.model.rolled_back"
+FOLLOWED_EVENTS = (PROMOTED_EVENT, ROLLED_BACK_EVENT)  # production changes that wake the poll
 
 
 @dataclass
@@ -60,7 +62,8 @@ class ServeConfig:
     max_rows: int = 10_000
     max_bytes: int = 16 * 2**20
     poll_seconds: float = 2.0
-    shadow: str = "off"
+    shadow: str = "watch"
+    watch_days: float = DEFAULT_WATCH_DAYS
     log_enabled: bool = True
     flush_rows: int = 10_000
     flush_seconds: float = 5.0
@@ -79,6 +82,8 @@ class ServeConfig:
                 raise ServeConfigError(f"--{name.replace('_', '-')} must be at least 1")
         if self.poll_seconds <= 0 or self.flush_seconds <= 0:
             raise ServeConfigError("--poll-seconds and --flush-seconds must be positive")
+        if not 0 < self.watch_days <= 366:
+            raise ServeConfigError(f"--watch-days must be in (0, 366], got {self.watch_days}")
 
 
 class ServeConfigError(RetrainError):
@@ -95,7 +100,9 @@ class Service:
     def __init__(self, config: ServeConfig, holder: ModelHolder | None = None) -> None:
         config.check()
         self.config = config
-        self.holder = holder or ModelHolder(config.registry, shadow=config.shadow)
+        self.holder = holder or ModelHolder(
+            config.registry, shadow=config.shadow, watch_days=config.watch_days
+        )
         self.holder.refresh()  # raises ModelLoadError when nothing can serve
         self.metrics = Metrics()
         self.started = time.time()
@@ -355,7 +362,8 @@ async def _follow(service: Service) -> None:
 
 
 async def _subscribe(service: Service) -> None:
-    """Wake the follower on ``retraining.model.promoted`` when a Prefect API is configured."""
+    """Wake the follower on ``retraining.model.promoted`` and ``retraining.model.rolled_back``
+    (the post-promotion watch's rollback) when a Prefect API is configured."""
     try:
         from prefect.settings import PREFECT_API_URL
 
@@ -364,9 +372,9 @@ async def _subscribe(service: Service) -> None:
         from prefect.events.clients import get_events_subscriber
         from prefect.events.filters import EventFilter, EventNameFilter
 
-        event_filter = EventFilter(event=EventNameFilter(name=[PROMOTED_EVENT]))
+        event_filter = EventFilter(event=EventNameFilter(name=list(FOLLOWED_EVENTS)))
         async with get_events_subscriber(filter=event_filter) as subscriber:
-            logger.info("listening for %s events", PROMOTED_EVENT)
+            logger.info("listening for %s events", ", ".join(FOLLOWED_EVENTS))
             async for _event in subscriber:
                 service.wake.set()
     except asyncio.CancelledError:

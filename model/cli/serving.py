@@ -55,6 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_bytes=args.max_bytes,
         poll_seconds=args.poll_seconds,
         shadow=args.shadow,
+        watch_days=args.watch_days,
         log_enabled=not args.no_log,
         flush_rows=args.flush_rows,
         flush_seconds=args.flush_seconds,
@@ -129,10 +130,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--shadow",
-        choices=("off", "challenger", "previous"),
-        default="off",
-        help="a model that scores every row unreturned: the challenger (instead of routing "
-        "traffic to it) or the previous production after a promotion",
+        choices=("watch", "off", "challenger", "previous"),
+        default="watch",
+        help="a model that scores every row unreturned: watch (default): the previous "
+        "production while the post-promotion watch of the newest promotion is open; "
+        "challenger (instead of routing traffic to it); previous: the previous production "
+        "after a promotion, always; off",
+    )
+    p.add_argument(
+        "--watch-days",
+        type=_positive_float,
+        default=14.0,
+        help="--shadow watch: days after a promotion the previous production scores in "
+        "shadow (default 14, the post-promotion-watch flow's window)",
     )
     p.add_argument("--no-log", action="store_true", help="do not write the prediction log")
     p.add_argument(

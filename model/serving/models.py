@@ -2,7 +2,10 @@
 
 A :class:`ModelSet` is immutable: production, the challenger with its traffic share, and the
 shadow model (the challenger, or the previous production, scoring every row without its
-score being returned). :class:`ModelHolder` keeps the current set in one attribute; a
+score being returned). In ``watch`` mode (the service's default) the previous production is the
+shadow while the post-promotion watch of the newest promotion is open (:func:`watched_previous`),
+so the watch has paired rows to judge; after a rollback, a manual change or the watch's end,
+there is no shadow. :class:`ModelHolder` keeps the current set in one attribute; a
 request reads it once and scores with that set from start to end. :meth:`ModelHolder.refresh`
 reads the registry, loads and verifies (checksum, a probe row) any version the new set needs
 beside the old ones, then replaces the attribute in one assignment. A version that fails to
@@ -12,10 +15,11 @@ holds only the configured models, so memory stays flat over swaps.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,8 +34,11 @@ from model.serving.loading import load_version
 from model.serving.router import DEFAULT_SALT, challenger_share
 
 logger = logging.getLogger(__name__)
-ShadowMode = Literal["off", "challenger", "previous"]
-SHADOW_MODES: tuple[str, ...] = ("off", "challenger", "previous")
+ShadowMode = Literal["off", "challenger", "previous", "watch"]
+SHADOW_MODES: tuple[str, ...] = ("off", "challenger", "previous", "watch")
+DEFAULT_WATCH_DAYS = 14.0  # the post-promotion-watch flow's default window
+PRODUCTION_CHANGES = ("promoted", "forced", "rolled_back")
+WATCH_ENDS = ("ROLLBACK", "KEEP")  # a watch look with one of these decisions ends the watch
 PRODUCTION, CHALLENGER = "production", "challenger"
 
 
@@ -169,6 +176,35 @@ def _subset(batch: Batch, mask: np.ndarray) -> Batch:
 Loader = Callable[[Path, str], ScoringModel]
 
 
+def watched_previous(
+    events: Sequence[Mapping[str, Any]], production: str, now: dt.datetime, watch_days: float
+) -> str | None:
+    """The previous production while the watch of the newest promotion is open: that event
+    (``promoted`` or ``forced``, naming a ``previous``) made ``production`` the production,
+    is less than ``watch_days`` old, and no ``watch_checked`` look of it ended the watch
+    (ROLLBACK or KEEP). None otherwise: no promotion yet, the first production model, a
+    rollback or manual change since, the window closed."""
+    ended = {
+        str(ev.get("promotion"))
+        for ev in events
+        if ev.get("event") == "watch_checked" and ev.get("decision") in WATCH_ENDS
+    }
+    last = next((ev for ev in reversed(events) if ev.get("event") in PRODUCTION_CHANGES), None)
+    if last is None or last.get("event") == "rolled_back" or not last.get("previous"):
+        return None
+    if last.get("version") != production or str(last.get("id")) in ended:
+        return None
+    try:
+        started = dt.datetime.fromisoformat(str(last.get("time")))
+    except ValueError:
+        return None
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=dt.UTC)
+    if now - started >= dt.timedelta(days=watch_days):
+        return None
+    return str(last["previous"])
+
+
 class ModelHolder:
     """The current :class:`ModelSet` and how it follows the registry.
 
@@ -183,11 +219,13 @@ class ModelHolder:
         shadow: str = "off",
         salt: str = DEFAULT_SALT,
         loader: Loader = ScoringModel.load,
+        watch_days: float = DEFAULT_WATCH_DAYS,
     ) -> None:
         if shadow not in SHADOW_MODES:
             raise ModelLoadError(f"shadow mode {shadow!r}: choose one of {list(SHADOW_MODES)}")
         self.root = Path(registry_root)
         self.shadow_mode = shadow
+        self.watch_days = watch_days
         self.salt = salt
         self._loader = loader
         self._lock = threading.Lock()
@@ -248,6 +286,14 @@ class ModelHolder:
                     if current is not None
                     else registry.previous_production()
                 )
+            elif self.shadow_mode == "watch":
+                try:
+                    events = registry.history()
+                except RegistryError as exc:
+                    events = []
+                    problems.append(f"no watch shadow: history not read: {exc}")
+                now = dt.datetime.now(dt.UTC)
+                shadow = watched_previous(events, prod_version, now, self.watch_days)
         for version, what in ((chal_used, "challenger"), (shadow, "shadow")):
             if version is not None and version in self._failed:
                 problems.append(f"{what} {version} not served: {self._failed[version]}")

@@ -1,5 +1,6 @@
-"""The service wakes on ``retraining.model.promoted`` when a Prefect API is configured (one
-temporary Prefect server for the session: slow)."""
+"""The service wakes on ``retraining.model.promoted`` and ``retraining.model.rolled_back`` (the
+post-promotion watch's rollback) when a Prefect API is configured (one temporary Prefect server
+for the session: slow)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_a_promotion_event_wakes_the_follower(prefect_harness: None) -> None:
+@pytest.mark.parametrize("name", ["retraining.model.promoted", "retraining.model.rolled_back"])
+def test_a_production_change_event_wakes_the_follower(prefect_harness: None, name: str) -> None:
     from prefect.events import emit_event
 
-    from deployments.scoring.app import PROMOTED_EVENT, _subscribe
+    from deployments.scoring.app import _subscribe
 
     async def scenario() -> bool:
         service = SimpleNamespace(wake=asyncio.Event())
@@ -23,7 +25,7 @@ def test_a_promotion_event_wakes_the_follower(prefect_harness: None) -> None:
             await asyncio.sleep(2.0)  # subscribed
             for _ in range(20):
                 resource = {"prefect.resource.id": "retraining.model.demo"}
-                emit_event(PROMOTED_EVENT, resource=resource)
+                emit_event(name, resource=resource)
                 try:
                     await asyncio.wait_for(service.wake.wait(), 1.0)
                     return True
