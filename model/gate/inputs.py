@@ -120,9 +120,21 @@ def check_scores(scores: Any, n: int, who: str) -> np.ndarray:
 
 
 def score(model: Any, df: pd.DataFrame, who: str) -> np.ndarray:
+    """The ``who`` model's scores of ``df``, checked. A model that cannot score the holdout (a
+    column it reads is missing, say) is a one-line ComparisonInputError naming the model and
+    its error, not a traceback from inside the model."""
     if not hasattr(model, "predict_proba"):
         raise ComparisonInputError(f"the {who} model has no predict_proba(df)")
-    return check_scores(model.predict_proba(df), len(df), who)
+    try:
+        scores = model.predict_proba(df)
+    except RetrainError:
+        raise
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        detail = str(exc) if len(str(exc)) <= 160 else str(exc)[:159] + "…"
+        raise ComparisonInputError(
+            f"the {who} model could not score the holdout ({type(exc).__name__}: {detail})"
+        ) from exc
+    return check_scores(scores, len(df), who)
 
 
 def read_test_data(source: str | Path) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from fakes import time_limit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -99,3 +100,12 @@ def test_any_holdout_gives_a_decision_or_a_short_error(
         assert result.lower_bound is not None
         assert result.lower_bound > result.threshold_absolute
     assert result.to_dict()["decision"] == result.decision
+
+
+def test_a_model_that_cannot_score_the_holdout_is_a_one_line_error() -> None:
+    """Hypothesis found it: a holdout without the column a model reads raised the model's own
+    KeyError from inside the gate."""
+    frame = pd.DataFrame({"f": [0.0, 1.0], "target": [0, 1], "c": [0.2, 0.8]})
+    gate = ModelComparator(n_bootstrap=20, n_jobs=1, min_class_count=2)
+    with pytest.raises(RetrainError, match=r"^the baseline model could not score the holdout "):
+        gate.compare(Scored("b"), Scored("c"), frame)
