@@ -1,9 +1,13 @@
 """The prediction log: every served row, appended as Parquet under
 ``$RETRAIN_HOME/predictions/<model>/date=YYYY-MM-DD/part-<uuid>.parquet``.
 
-Rows are buffered in memory (a request appends its columns, no conversion on the hot path)
-and a background thread writes them every ``flush_seconds`` or ``flush_rows`` rows, and on
-:meth:`PredictionLog.close`. A file is written under a temporary name (``.part-….tmp``,
+Rows are buffered in memory as columns: a JSON request extends one Python list per column
+(a C-level copy; no object per request outlives the request, so the buffer adds nothing for
+the garbage collector to walk), an Arrow request is kept as its own chunk of Arrow arrays.
+A background thread writes them every ``flush_seconds`` or ``flush_rows`` rows, and on
+:meth:`PredictionLog.close`; a flush is one ``pa.array`` per column (C loops) and a Parquet
+write that releases the GIL, so it never holds the event loop up for long (the p99 of the
+service). A file is written under a temporary name (``.part-….tmp``,
 never a ``*.parquet`` name), fsynced and renamed, so a crash loses at most the buffer and
 never leaves a partial Parquet file. A write that fails (full disk, permissions) drops that
 buffer's rows and counts them; the service keeps answering. Each row holds the request time,
@@ -53,11 +57,76 @@ def log_folder(predictions_dir: Path, model_name: str) -> Path:
     return Path(predictions_dir) / model_name
 
 
+class _JsonRows:
+    """A run of JSON requests' rows, one Python list per column: :meth:`add` only extends
+    lists (the served values, no conversion), :meth:`table` converts each list once."""
+
+    def __init__(self, numeric: Sequence[str], categorical: Sequence[str]) -> None:
+        self.rows = 0
+        self.times: list[int] = []
+        self.ids: list[str] = []
+        self.numeric: dict[str, list[Any]] = {name: [] for name in numeric}
+        self.categorical: dict[str, list[Any]] = {name: [] for name in categorical}
+        self.scores: list[float] = []
+        self.versions: list[str] = []
+        self.roles: list[str] = []
+        self.shadow_versions: list[str | None] = []
+        self.shadow_scores: list[float | None] = []
+
+    def add(self, scored: Scored, time_ms: int, rows: int) -> None:
+        features = scored.batch.features
+        self.rows += rows
+        self.times.extend([time_ms] * rows)
+        self.ids.extend(scored.batch.ids)
+        for columns in (self.numeric, self.categorical):
+            for name, values in columns.items():
+                _extend(values, features.get(name), rows)
+        self.scores.extend(scored.scores.tolist())
+        self.versions.extend(scored.versions)
+        self.roles.extend(scored.roles)
+        self.shadow_versions.extend([scored.shadow_version] * rows)
+        _extend(self.shadow_scores, scored.shadow_scores, rows)
+
+    def table(self, id_column: str) -> pa.Table:
+        cols: dict[str, Any] = {
+            REQUEST_TIME: pa.array(self.times, TIME_TYPE),
+            id_column: pa.array(self.ids, pa.string()),
+        }
+        for columns, kind in ((self.numeric, pa.float64()), (self.categorical, pa.string())):
+            for name, values in columns.items():
+                cols[name] = pa.array(values, kind, from_pandas=True)  # NaN: a null sent
+        cols[SCORE] = pa.array(self.scores, pa.float64())
+        cols[SERVED_VERSION] = pa.array(self.versions, pa.string())
+        cols[ROLE] = pa.array(self.roles, pa.string())
+        cols[SHADOW_VERSION] = pa.array(self.shadow_versions, pa.string())
+        cols[SHADOW_SCORE] = pa.array(self.shadow_scores, pa.float64(), from_pandas=True)
+        return pa.table(cols)
+
+
 @dataclass
-class _Entry:
-    time_ms: int
+class _ArrowRows:
+    """One Arrow request's rows (its feature columns are Arrow arrays already)."""
+
     scored: Scored
+    time_ms: int
     rows: int
+
+    def table(self, id_column: str, numeric: Sequence[str], categorical: Sequence[str]) -> pa.Table:
+        scored, n = self.scored, self.rows
+        features = scored.batch.features
+        cols: dict[str, Any] = {
+            REQUEST_TIME: pa.array(np.full(n, self.time_ms, "datetime64[ms]"), TIME_TYPE),
+            id_column: pa.array(scored.batch.ids, pa.string()),
+        }
+        for names, kind in ((numeric, pa.float64()), (categorical, pa.string())):
+            for name in names:
+                cols[name] = _column(features.get(name), n, kind)
+        cols[SCORE] = pa.array(scored.scores, pa.float64())
+        cols[SERVED_VERSION] = pa.array(scored.versions, pa.string())
+        cols[ROLE] = pa.array(scored.roles, pa.string())
+        cols[SHADOW_VERSION] = pa.array([scored.shadow_version] * n, pa.string())
+        cols[SHADOW_SCORE] = _column(scored.shadow_scores, n, pa.float64())
+        return pa.table(cols)
 
 
 @dataclass
@@ -85,7 +154,7 @@ class PredictionLog:
     counters: LogCounters = field(default_factory=LogCounters)
 
     def __post_init__(self) -> None:
-        self._entries: list[_Entry] = []
+        self._chunks: list[_JsonRows | _ArrowRows] = []
         self._pending = 0
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -96,15 +165,22 @@ class PredictionLog:
     # ------------------------------------------------------------------ hot path
 
     def append(self, scored: Scored, when: float | None = None) -> None:
-        """Buffer one request's rows (no conversion here). A buffer already holding
-        ``max_buffer_rows`` (the disk cannot keep up) drops them, counted."""
+        """Buffer one request's rows (list extensions, no conversion here). A buffer already
+        holding ``max_buffer_rows`` (the disk cannot keep up) drops them, counted."""
         rows = len(scored.batch)
-        entry = _Entry(int((time.time() if when is None else when) * 1000), scored, rows)
+        time_ms = int((time.time() if when is None else when) * 1000)
+        arrow = _is_arrow(scored)
         with self._lock:
             if self._pending + rows > self.max_buffer_rows:
                 self.counters.dropped += rows
                 return
-            self._entries.append(entry)
+            chunks = self._chunks
+            if arrow:
+                chunks.append(_ArrowRows(scored, time_ms, rows))
+            else:
+                if not chunks or not isinstance(chunks[-1], _JsonRows):
+                    chunks.append(_JsonRows(self.numeric, self.categorical))
+                chunks[-1].add(scored, time_ms, rows)
             self._pending += rows
             if self._pending >= self.flush_rows:
                 self._wake.set()
@@ -137,12 +213,12 @@ class PredictionLog:
         """Write the buffered rows (one file per request date); return the rows written."""
         with self._write_lock:
             with self._lock:
-                entries, self._entries, self._pending = self._entries, [], 0
-            if not entries:
+                chunks, self._chunks, self._pending = self._chunks, [], 0
+            if not chunks:
                 return 0
-            rows = sum(e.rows for e in entries)
+            rows = sum(c.rows for c in chunks)
             try:
-                table = self._table(entries)
+                table = self._table(chunks)
             except Exception as exc:  # never crash the service for the log
                 self._failed(rows, f"log rows not converted: {type(exc).__name__}: {exc}")
                 return 0
@@ -162,47 +238,15 @@ class PredictionLog:
         self.counters.last_error = message
         logger.error("%s (%d row(s) dropped)", message, rows)
 
-    def _table(self, entries: list[_Entry]) -> pa.Table:
-        """One table for the buffered entries: runs of JSON entries (Python lists) are merged
-        before any Arrow array is built (one conversion per column, not per request)."""
-        tables: list[pa.Table] = []
-        run: list[_Entry] = []
-        for entry in entries:
-            if _is_arrow(entry):
-                if run:
-                    tables.append(self._run_table(run))
-                    run = []
-                tables.append(self._run_table([entry]))
-            else:
-                run.append(entry)
-        if run:
-            tables.append(self._run_table(run))
-        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-
-    def _run_table(self, run: list[_Entry]) -> pa.Table:
-        counts = [e.rows for e in run]
-        times = np.repeat(np.array([e.time_ms for e in run], dtype="datetime64[ms]"), counts)
-        cols: dict[str, Any] = {
-            REQUEST_TIME: pa.array(times, TIME_TYPE),
-            self.id_column: pa.array(_chain(e.scored.batch.ids for e in run), pa.string()),
-        }
-        for names, kind in ((self.numeric, pa.float64()), (self.categorical, pa.string())):
-            for name in names:
-                parts = [e.scored.batch.features.get(name) for e in run]
-                cols[name] = _merged(parts, counts, kind)
-        cols[SCORE] = pa.array(np.concatenate([e.scored.scores for e in run]), pa.float64())
-        cols[SERVED_VERSION] = pa.array(_chain(e.scored.versions for e in run), pa.string())
-        cols[ROLE] = pa.array(_chain(e.scored.roles for e in run), pa.string())
-        shadow_versions = _chain([e.scored.shadow_version] * e.rows for e in run)
-        cols[SHADOW_VERSION] = pa.array(shadow_versions, pa.string())
-        shadow = [
-            e.scored.shadow_scores
-            if e.scored.shadow_scores is not None
-            else np.full(e.rows, np.nan)
-            for e in run
+    def _table(self, chunks: list[_JsonRows | _ArrowRows]) -> pa.Table:
+        """One table for the buffered chunks, in the order the requests came."""
+        tables = [
+            c.table(self.id_column)
+            if isinstance(c, _JsonRows)
+            else c.table(self.id_column, self.numeric, self.categorical)
+            for c in chunks
         ]
-        cols[SHADOW_SCORE] = pa.array(np.concatenate(shadow), pa.float64(), from_pandas=True)
-        return pa.table(cols)
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
     def _write(self, day: str, table: pa.Table) -> None:
         folder = self.folder / f"{DATE_PREFIX}{day}"
@@ -225,35 +269,30 @@ class PredictionLog:
         self.counters.files += 1
 
 
-def _chain(parts: Any) -> list[Any]:
-    out: list[Any] = []
-    for part in parts:
-        out.extend(part)
-    return out
+def _is_arrow(scored: Scored) -> bool:
+    return any(isinstance(v, pa.Array) for v in scored.batch.features.values())
 
 
-def _is_arrow(entry: _Entry) -> bool:
-    return any(isinstance(v, pa.Array) for v in entry.scored.batch.features.values())
+def _extend(values: list[Any], part: Any, rows: int) -> None:
+    """Append one request's values of a column (a list, a NumPy array, or None: all
+    missing) to the column's list."""
+    if part is None:
+        values.extend([None] * rows)
+    elif isinstance(part, np.ndarray):
+        values.extend(part.tolist())
+    elif isinstance(part, pa.Array):
+        values.extend(part.to_pylist())
+    else:
+        values.extend(part)
 
 
-def _merged(parts: list[Any], counts: list[int], kind: pa.DataType) -> pa.Array:
-    """One column from each entry's values (a list, an Arrow array, or None: all missing)."""
-    if len(parts) == 1 and isinstance(parts[0], pa.Array):
-        return parts[0] if parts[0].type == kind else parts[0].cast(kind)
-    if kind == pa.float64() and all(p is None or isinstance(p, np.ndarray) for p in parts):
-        arrays = [
-            np.full(n, np.nan) if p is None else p for p, n in zip(parts, counts, strict=True)
-        ]
-        return pa.array(np.concatenate(arrays), kind, from_pandas=True)  # NaN: a null sent
-    values: list[Any] = []
-    for part, n in zip(parts, counts, strict=True):
-        if part is None:
-            values.extend([None] * n)
-        elif isinstance(part, pa.Array | np.ndarray):
-            values.extend(part.tolist() if isinstance(part, np.ndarray) else part.to_pylist())
-        else:
-            values.extend(part)
-    return pa.array(values, kind)
+def _column(part: Any, rows: int, kind: pa.DataType) -> pa.Array:
+    """One request's column as an Arrow array of ``kind`` (NaN: a null sent)."""
+    if part is None:
+        return pa.nulls(rows, kind)
+    if isinstance(part, pa.Array):
+        return part if part.type == kind else part.cast(kind)
+    return pa.array(part, kind, from_pandas=True)
 
 
 def _by_date(table: pa.Table) -> list[tuple[str, pa.Table]]:
