@@ -89,17 +89,18 @@ def _sweep(prepared: str, out: Path, epochs: int) -> dict[str, Any]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect_dask import DaskTaskRunner
 
-    from flows.sweep import parent_api_url, train_all
+    from flows.sweep import parent_api_url, train_all, worker_environment
 
     api_url = parent_api_url()
     t0 = time.perf_counter()
-    cluster = LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        env={"PREFECT_API_URL": api_url} if api_url else {},
-    )
+    with worker_environment():  # the workers' environment the sweep gives them
+        cluster = LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env={"PREFECT_API_URL": api_url} if api_url else {},
+        )
     startup = time.perf_counter() - t0
     params = [{"num_threads": 1, **p} for p in _candidates(epochs)]
     try:
