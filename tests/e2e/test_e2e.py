@@ -184,7 +184,7 @@ def test_deploy_run_and_drift_events(stack: dict[str, Any]) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     runs = _py(stack, RUNS_OF_WEEKLY)  # the cron schedule adds future SCHEDULED runs
     assert [r["state"] for r in runs if r["state"] != "SCHEDULED"] == ["COMPLETED"]
-    registry = Path(env["RETRAIN_HOME"]) / "models"
+    registry = Path(env["RETRAIN_HOME"]) / "models" / "demo"
     assert (registry / "production" / "model.pt").is_file()
     history = [json.loads(line) for line in (registry / "history.jsonl").read_text().splitlines()]
     assert "promoted" in [e["event"] for e in history]
