@@ -3,10 +3,9 @@
 ``prefect deploy --all`` creates the deployments of ``prefect.yaml`` with one schedule each,
 which runs the default model. This replaces each scheduled deployment's schedules by the same
 cron once per model of ``retraining.toml``, with ``parameters={"model_name": <model>}`` and the
-slug ``model-<model>`` (so the UI shows whose schedule it is), and sets each deployment's
-``concurrency_limit`` to the number of models: one deployment serves every model, models run in
-parallel, and one model's cycles never overlap (the flow's per-model lock). Idempotent: run it
-after every change of the configuration (``make stack-up`` runs it after deploying).
+slug ``model-<model>`` (so the UI shows whose schedule it is): one deployment serves every
+model. Idempotent: run it after every ``prefect deploy`` (which puts back the yaml's single
+schedule) and every change of the configuration; ``make stack-up`` runs it after deploying.
 
     python -m deployments.schedules            # against PREFECT_API_URL
 """
@@ -18,7 +17,7 @@ import sys
 from dataclasses import dataclass
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.actions import DeploymentScheduleCreate, DeploymentUpdate
+from prefect.client.schemas.actions import DeploymentScheduleCreate
 from prefect.client.schemas.schedules import CronSchedule
 
 from model.cycle.models_config import load_models_config
@@ -38,14 +37,13 @@ class Synced:
     deployment: str
     cron: str
     models: list[str]
-    concurrency_limit: int
 
 
 def sync_schedules(
     models: list[str], deployments: tuple[str, ...] = SCHEDULED_DEPLOYMENTS
 ) -> list[Synced]:
-    """Give each deployment one schedule per model (its current cron) and a concurrency limit
-    of ``len(models)``; a deployment that is missing or has no cron schedule is an error."""
+    """Give each deployment one schedule per model (its current cron); a deployment that is
+    missing or has no cron schedule is an error."""
     if not models:
         raise RetrainError("no models to schedule: retraining.toml has no [models.<name>] table")
     done: list[Synced] = []
@@ -56,6 +54,9 @@ def sync_schedules(
 
 
 def _sync_one(client: SyncPrefectClient, name: str, models: list[str]) -> Synced:
+    """Create the missing per-model schedules first, then delete the others (the yaml's
+    unnamed one, a removed model's): a failure never leaves the deployment unscheduled, and a
+    model's schedule that exists keeps its cron and its active flag (paused stays paused)."""
     try:
         deployment = client.read_deployment_by_name(name)
     except Exception as exc:  # ObjectNotFound, or the server refused
@@ -63,27 +64,33 @@ def _sync_one(client: SyncPrefectClient, name: str, models: list[str]) -> Synced
             f"deployment {name}: not found ({type(exc).__name__}); deploy first"
         ) from None
     current = client.read_deployment_schedules(deployment.id)
-    crons = [s.schedule for s in current if isinstance(s.schedule, CronSchedule)]
-    if not crons:
+    crons = [s for s in current if isinstance(s.schedule, CronSchedule)]
+    yaml_schedule = next((s for s in crons if not (s.slug or "").startswith(SLUG_PREFIX)), None)
+    base = yaml_schedule or (crons[0] if crons else None)
+    if base is None:
         raise RetrainError(f"deployment {name}: has no cron schedule to copy per model")
-    cron = crons[0]
-    active = next(s.active for s in current if s.schedule is cron)
+    cron = base.schedule
+    assert isinstance(cron, CronSchedule)
+    wanted = {f"{SLUG_PREFIX}{model}": model for model in models}
+    have = {s.slug for s in current}
+    missing = [slug for slug in wanted if slug not in have]
+    if missing:
+        client.create_deployment_schedules(
+            deployment.id,
+            [
+                DeploymentScheduleCreate(
+                    schedule=CronSchedule(cron=cron.cron, timezone=cron.timezone),
+                    active=yaml_schedule.active if yaml_schedule else True,
+                    parameters={"model_name": wanted[slug]},
+                    slug=slug,
+                )
+                for slug in missing
+            ],
+        )
     for schedule in current:
-        client.delete_deployment_schedule(deployment.id, schedule.id)
-    client.create_deployment_schedules(
-        deployment.id,
-        [
-            DeploymentScheduleCreate(
-                schedule=CronSchedule(cron=cron.cron, timezone=cron.timezone),
-                active=active,
-                parameters={"model_name": model},
-                slug=f"{SLUG_PREFIX}{model}",
-            )
-            for model in models
-        ],
-    )
-    client.update_deployment(deployment.id, DeploymentUpdate(concurrency_limit=len(models)))
-    return Synced(name, cron.cron, list(models), len(models))
+        if schedule.slug not in wanted:
+            client.delete_deployment_schedule(deployment.id, schedule.id)
+    return Synced(name, cron.cron, list(models))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,10 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for item in done:
-        print(
-            f"{item.deployment}: '{item.cron}' for {', '.join(item.models)} "
-            f"(concurrency limit {item.concurrency_limit})"
-        )
+        print(f"{item.deployment}: '{item.cron}' for {', '.join(item.models)}")
     return 0
 
 

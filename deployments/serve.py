@@ -3,8 +3,9 @@
 ``python -m deployments.serve`` registers the same two deployments as ``prefect.yaml``
 (``retraining/weekly`` with its cron and drift trigger, ``drift-monitor/daily``) against the
 Prefect API in ``PREFECT_API_URL`` and executes their runs in this process until stopped:
-one cron schedule per model of ``retraining.toml`` (parameter ``model_name``), a concurrency
-limit of one run per model, and the drift trigger that names its model.
+one cron schedule per model of ``retraining.toml`` (parameter ``model_name``) and the drift
+trigger that names its model; no concurrency limit on the retraining deployment (the flow's
+per-model lock keeps one cycle per model at a time).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ def main() -> None:
     weekly = retraining.to_deployment(
         name="weekly",
         schedules=_per_model(WEEKLY_CRON, models),
-        concurrency_limit=len(models),
         tags=["retraining"],
         triggers=[
             DeploymentEventTrigger(

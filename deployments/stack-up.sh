@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bring the local stack up, idempotently: a Prefect server bound to 127.0.0.1 on SQLite (or on
 # a local PostgreSQL cluster: RETRAIN_STACK_DB=postgres, see stack-pg.sh), the process work
-# pool, the global concurrency limit, every deployment of prefect.yaml, and N process workers
+# pool, every deployment of prefect.yaml with one schedule per model, and N process workers
 # on the pool. Re-running it reuses whatever is already up. `stack-down.sh` stops it.
 #
 # Usage: stack-up.sh [--workers N]

@@ -19,8 +19,9 @@ from typing import Any
 from flows.drift_monitor import drift_monitor
 from flows.ephemeral import start_tied_ephemeral_server
 from flows.retraining import retraining
+from model.cycle.models_config import select_model
 from model.data.demo import write_demo
-from model.settings import get_settings
+from model.settings import get_settings, model_scope
 
 FAST: dict[str, Any] = {"min_hours_between_trainings": 0.0, "id_column": "id"}
 
@@ -32,6 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drift", type=float, default=0.6, help="drift of the new batch (0-1)")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
+    # the default model (RETRAIN_MODEL_NAME, else retraining.toml's first): its folders are
+    # the ones written here and the ones the flows read
+    name = select_model(None, get_settings(), "RETRAIN_MODEL_NAME")
+    with model_scope(name):
+        return _demo(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
     settings = get_settings()
     start_tied_ephemeral_server()  # a killed demo leaves no orphaned Prefect server
 

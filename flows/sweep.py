@@ -196,6 +196,8 @@ def train_candidates(
         try:
             runner = task_runner(spec, len(todo), api_url)
             # the tasks carry this settings context to the workers: the parent's API, not theirs
+            # the model scope (a context variable) does not reach the Dask workers: everything
+            # model-specific a candidate needs is passed explicitly (folders, model name)
             api = {PREFECT_API_URL: api_url} if api_url else {}
             with temporary_settings(api), worker_environment():
                 folders = train_all.with_options(task_runner=runner)(

@@ -27,6 +27,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.errors import ModelNameError, SettingsError
 
+MIGRATION_JOURNAL = ".migrate-layout.json"
+"""A migration's journal (``model.cycle.migrate_layout``): present while one is unfinished."""
 LEGACY_MARKER = Path("models") / "registry.json"
 """A registry directly under ``<home>/models``: the single-model layout of earlier releases."""
 _SCOPE: ContextVar[str | None] = ContextVar("retrain_model_scope", default=None)
@@ -102,8 +104,9 @@ class Settings(BaseSettings):
     @property
     def legacy_layout(self) -> bool:
         """True when the working root still has one registry directly under ``models/``
-        (the single-model layout): ``retrain migrate-layout`` moves it to ``models/<name>/``."""
-        return (self.root / LEGACY_MARKER).is_file()
+        (the single-model layout), or a migration of it is unfinished: ``retrain
+        migrate-layout`` moves it to ``models/<name>/``."""
+        return (self.root / LEGACY_MARKER).is_file() or (self.root / MIGRATION_JOURNAL).exists()
 
     @property
     def data_dir(self) -> Path:

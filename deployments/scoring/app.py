@@ -370,9 +370,12 @@ async def _subscribe(service: Service) -> None:
         if not PREFECT_API_URL.value():
             return
         from prefect.events.clients import get_events_subscriber
-        from prefect.events.filters import EventFilter, EventNameFilter
+        from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
-        event_filter = EventFilter(event=EventNameFilter(name=list(FOLLOWED_EVENTS)))
+        event_filter = EventFilter(  # this model's events only
+            event=EventNameFilter(name=list(FOLLOWED_EVENTS)),
+            resource=EventResourceFilter(id=[f"retraining.model.{service.config.model_name}"]),
+        )
         async with get_events_subscriber(filter=event_filter) as subscriber:
             logger.info("listening for %s events", ", ".join(FOLLOWED_EVENTS))
             async for _event in subscriber:

@@ -44,7 +44,8 @@ def start_service(settings: Settings, *extra: str) -> tuple[subprocess.Popen[byt
     """``retrain serve`` on a free port; returns (process, port) once /health answers."""
     port = _free_port()
     env = {**os.environ, "RETRAIN_HOME": str(settings.root)}
-    command = [sys.executable, "-m", "model.cli", "serve", "--port", str(port), "--no-events"]
+    command = [sys.executable, "-m", "model.cli", "--model", settings.model_name, "serve"]
+    command += ["--port", str(port), "--no-events"]
     proc = subprocess.Popen([*command, *extra], env=env)
     deadline = time.monotonic() + 120
     while True:
@@ -142,9 +143,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from flows.ephemeral import start_tied_ephemeral_server
     from flows.retraining import retraining
+    from model.cycle.models_config import select_model
+    from model.settings import model_scope
 
-    settings = get_settings()
-    start_tied_ephemeral_server()
+    # the default model's folders, for the data written here and the flows alike
+    with model_scope(select_model(None, get_settings(), "RETRAIN_MODEL_NAME")):
+        settings = get_settings()
+        return _demo(settings, args, retraining, start_tied_ephemeral_server)
+
+
+def _demo(settings: Settings, args: argparse.Namespace, retraining: Any, start: Any) -> int:
+    start()
     if ModelRegistry(settings.models_dir).production() is None:
         print("=== [1/7] no production model: demo data and a first cycle", flush=True)
         write_demo(settings, rows=10_000, seed=42, drift=0.0, batches=0)

@@ -55,7 +55,7 @@ def _add_model_option(sub: argparse._SubParsersAction) -> None:
         nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         for group in nested:
             _add_model_option(group)
-        if not nested and "--model" not in parser._option_string_actions:
+        if "--model" not in parser._option_string_actions:  # groups too: `gate --model X show`
             parser.add_argument(
                 "--model", metavar="NAME", default=argparse.SUPPRESS, help=MODEL_HELP
             )

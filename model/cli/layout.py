@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from model.cycle.migrate_layout import migrate_layout
+from model.cycle.models_config import PATH_KEYS, load_models_config
 from model.settings import get_settings
 
 
@@ -17,7 +18,27 @@ def _migrate(args: argparse.Namespace) -> int:
     if not result.moved:
         print("nothing left to move")
     print(f"rewrote the data path of {len(result.rewritten)} version(s) in {new.models_dir}")
+    for note in stale_config_paths(result.model_name):
+        print(note)
     return 0
+
+
+def stale_config_paths(name: str) -> list[str]:
+    """A line for each path of the model's table that still names a single-model folder
+    (``data/raw/...``, ``data/incoming``): the migration moved it to ``data/<name>/``."""
+    config = load_models_config()
+    table = config.table(name)
+    notes = []
+    for key in sorted(PATH_KEYS):
+        value = table.get(key)
+        old = isinstance(value, str) and value.startswith("data/")
+        if old and not str(value).startswith(f"data/{name}/"):
+            moved = f"data/{name}/{str(value).removeprefix('data/')}"
+            notes.append(
+                f"note: {config.describe(name)} {key} = {value!r} names the old folder; "
+                f"change it to {moved!r} (or remove it: the default is the model's own)"
+            )
+    return notes
 
 
 def register(sub: argparse._SubParsersAction) -> None:

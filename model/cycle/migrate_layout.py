@@ -3,8 +3,9 @@
 Earlier releases kept one model per ``RETRAIN_HOME``: ``models/`` was its registry, ``data/``
 its data, ``reports/`` and ``runs/`` its files. Now every kind of folder holds one folder per
 model (``models/<name>/``, ``data/<name>/``, ...; see :mod:`model.settings`). Each kind is moved
-with renames (``<kind>`` → ``.<kind>.migrating`` → ``<kind>/<name>``): no file is copied, and a
-migration stopped half-way is finished by running it again. The prepared-data path recorded in
+with renames (``<kind>`` → ``.<kind>.migrating`` → ``<kind>/<name>``): no file is copied. A
+journal records each step, so a migration stopped half-way is finished by running it again, and
+until then every flow and command refuses the working root. The prepared-data path recorded in
 each version's ``model.json`` (``data/prepared/<hash>``, relative to the working root) is
 rewritten to the new folder (the only stored path that moves; the model file and its checksum
 are untouched), and the history gains a ``migrated`` event.
@@ -14,6 +15,7 @@ It refuses while a cycle or a promotion holds its lock: stop the workers first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -23,11 +25,19 @@ from model.cycle.locks import CYCLE_LOCK_NAME, is_locked, promotion_lock
 from model.errors import CycleLockError, LayoutError
 from model.registry import ModelRegistry
 from model.registry.versions import META_FILE
-from model.settings import LEGACY_MARKER, Settings, check_model_name
+from model.settings import LEGACY_MARKER, MIGRATION_JOURNAL, Settings, check_model_name
 
-KINDS = ("models", "data", "reports", "runs")
-"""The folders that held one model's files directly in the single-model layout."""
+KINDS = ("data", "reports", "runs", "models")
+"""The folders that held one model's files directly in the single-model layout, in the order
+they move: ``models/`` (which holds the marker, ``models/registry.json``) last."""
 PENDING = ".{kind}.migrating"
+JOURNAL = MIGRATION_JOURNAL
+"""``<root>/.migrate-layout.json``: the model and the steps done, written before the first
+rename and removed after the last step, so a stopped migration resumes where it stopped (and
+every flow and command refuses the root until it has)."""
+RESERVED_NAMES = frozenset({"raw", "incoming", "prepared"})
+"""Names of the single-model ``data/`` sub-folders: a model of that name would make
+``data/<name>/`` ambiguous while the paths are rewritten."""
 
 
 @dataclass
@@ -42,57 +52,99 @@ class MigrationResult:
 def migrate_layout(settings: Settings, name: str) -> MigrationResult:
     """Move the single-model layout under ``settings.root`` to model ``name``'s folders.
 
-    A :class:`LayoutError` when there is nothing to migrate (no ``models/registry.json`` and no
-    migration left half-way) or when a target folder already exists; a
-    :class:`CycleLockError` while a cycle or a promotion is running."""
+    Steps, each recorded in the journal: rewrite each version's data path (while the registry
+    is still in ``models/``), move ``data``, ``reports``, ``runs``, then ``models``, record the
+    ``migrated`` event, remove the journal. A :class:`LayoutError` when there is nothing to
+    migrate, when a target folder already exists, or when a stopped migration was for another
+    model; a :class:`CycleLockError` while a cycle or a promotion is running."""
     check_model_name(name, "--model")
     root = settings.root
-    pending = [k for k in KINDS if (root / PENDING.format(kind=k)).exists()]
-    if not (root / LEGACY_MARKER).is_file() and not pending:
+    journal = root / JOURNAL
+    if journal.exists():
+        state = json.loads(journal.read_text(encoding="utf-8"))
+        if state["model"] != name:
+            raise LayoutError(
+                f"{journal}: a migration to model {state['model']!r} was stopped half-way; "
+                f"finish it with `retrain migrate-layout --model {state['model']}`"
+            )
+    elif not (root / LEGACY_MARKER).is_file():
         raise LayoutError(
             f"{root}: nothing to migrate (no {LEGACY_MARKER.as_posix()}: the layout is already "
             "one folder per model)"
         )
-    for kind in KINDS:
-        target = root / kind / name
-        if kind not in pending and (root / kind).is_dir() and target.exists():
-            raise LayoutError(f"{target}: already exists; the single-model files are not moved")
-    _check_idle(root, pending)
-    result = MigrationResult(name)
-    lock_dir = root / "models" if "models" not in pending else root / PENDING.format(kind="models")
-    with promotion_lock(lock_dir, 0.0):
+    else:
+        if name in RESERVED_NAMES:
+            raise LayoutError(
+                f"--model {name}: collides with the single-model folder data/{name}/; "
+                "migrate under another model name"
+            )
         for kind in KINDS:
-            moved = _move(root, kind, name)
-            if moved:
-                result.moved[kind] = moved
-    new = settings.for_model(name)
-    result.rewritten = _rewrite_data_paths(new.models_dir, name)
-    ModelRegistry(new.models_dir).record(
+            if (root / kind / name).exists():
+                raise LayoutError(
+                    f"{root / kind / name}: already exists in the single-model {kind}/ folder; "
+                    "migrate under another model name (nothing was moved)"
+                )
+        state = {"model": name, "rewritten": None, "moved": []}
+    _check_idle(root, state["moved"])
+    result = MigrationResult(name)
+    with contextlib.ExitStack() as stack:
+        if (root / LEGACY_MARKER).is_file():  # the registry has not moved: no cycle may promote
+            stack.enter_context(promotion_lock(root / "models", 0.0))
+        _save(journal, state)
+        if state["rewritten"] is None:
+            state["rewritten"] = _rewrite_data_paths(root / "models", name)
+            _save(journal, state)
+        for kind in KINDS:
+            if kind in state["moved"]:
+                continue
+            if _move(root, kind, name):
+                result.moved[kind] = kind
+            state["moved"].append(kind)
+            _save(journal, state)
+    result.rewritten = list(state["rewritten"])
+    ModelRegistry(settings.for_model(name).models_dir).record(
         "migrated",
         reason=f"single-model layout moved to the per-model folders of {name!r}",
-        moved=result.moved,
+        moved=list(state["moved"]),
         rewritten=len(result.rewritten),
     )
+    journal.unlink()
+    _fsync(root)
     return result
 
 
-def _check_idle(root: Path, pending: list[str]) -> None:
+def _save(journal: Path, state: dict[str, object]) -> None:
+    tmp = journal.with_name(journal.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(state, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, journal)
+    _fsync(journal.parent)
+
+
+def _check_idle(root: Path, moved: list[str]) -> None:
     """Refuse while a cycle holds its lock in the old ``runs/`` (a live run would lose its
     folders under it)."""
-    runs = root / ("runs" if "runs" not in pending else PENDING.format(kind="runs"))
-    if not runs.is_dir():
-        return
-    for folder in sorted(runs.iterdir()):
-        if is_locked(folder / CYCLE_LOCK_NAME):
-            raise CycleLockError(
-                f"{folder}: a retraining cycle is running; stop the workers before migrating"
-            )
+    runs = root / "runs" if "runs" not in moved else None
+    for folder in (runs, root / PENDING.format(kind="runs")):
+        if folder is None:
+            continue
+        if not folder.is_dir():
+            continue
+        for run in sorted(folder.iterdir()):
+            if is_locked(run / CYCLE_LOCK_NAME):
+                raise CycleLockError(
+                    f"{run}: a retraining cycle is running; stop the workers before migrating"
+                )
 
 
 def _move(root: Path, kind: str, name: str) -> str | None:
     """``<kind>`` → ``.<kind>.migrating`` → ``<kind>/<name>``; the old folder's relative path,
     or None when this kind has nothing to move."""
     folder, parked = root / kind, root / PENDING.format(kind=kind)
+    if not parked.exists() and (folder / name).exists():
+        return kind  # moved before a stop (the single-model folder had no such entry: checked)
     if not parked.exists():
         if not folder.is_dir():
             return None
@@ -116,7 +168,7 @@ def _rewrite_data_paths(models_dir: Path, name: str) -> list[str]:
         path = ref.get("path")
         if not isinstance(path, str) or not path.startswith("data/"):
             continue
-        if path.startswith(f"data/{name}/") and not path.startswith("data/prepared/"):
+        if path.startswith(f"data/{name}/"):
             continue  # already rewritten (a second run after a stop half-way)
         ref["path"] = f"data/{name}/{path.removeprefix('data/')}"
         _replace_read_only(meta_path, json.dumps(meta, indent=2) + "\n")

@@ -186,6 +186,60 @@ def test_an_interrupted_migration_is_finished_by_running_it_again(tmp_path: Path
     assert not (root / ".reports.migrating").exists()
 
 
+@pytest.mark.parametrize("fail_at", range(1, 9))
+def test_a_migration_stopped_at_any_rename_is_refused_then_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: int
+) -> None:
+    """Each kind takes two renames (park, then into <kind>/<name>): stop at each in turn, as a
+    crash or a refused rename would; the root is refused until a rerun finishes the migration
+    with every file in place and the data path rewritten."""
+    import model.cycle.migrate_layout as migration
+
+    root = tmp_path / "home"
+    before = _legacy_root(root)
+    settings = Settings(home=root, model_name="a")
+    config = load_models_config(_config(tmp_path, "a"))
+    calls = {"n": 0}
+    real_rename = os.rename
+
+    def rename(src: object, dst: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == fail_at:
+            raise OSError(18, "Invalid cross-device link")
+        real_rename(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(migration.os, "rename", rename)
+    with pytest.raises(OSError):
+        migrate_layout(settings, "a")
+    with pytest.raises(LayoutError, match="single-model layout"):
+        select_model("a", settings, "--model", config)
+    with pytest.raises(LayoutError, match=r"stopped half-way; finish it with .*--model a"):
+        migrate_layout(settings, "b")
+    monkeypatch.setattr(migration.os, "rename", real_rename)
+
+    migrate_layout(settings, "a")
+
+    assert select_model("a", settings, "--model", config) == "a"
+    assert sorted(p.name for p in root.iterdir()) == [*sorted(KINDS), "staging"]
+    for kind in KINDS:
+        assert [p.name for p in (root / kind).iterdir()] == ["a"]
+    assert (root / "data/a/raw/customers.parquet").read_bytes() == b"PAR1"
+    meta = ModelRegistry(settings.models_dir).metadata(before["version"])
+    assert meta["data_manifest"]["path"] == "data/a/prepared/abc123"
+    assert [e["event"] for e in ModelRegistry(settings.models_dir).history()][-1] == "migrated"
+
+
+def test_a_model_name_that_collides_with_a_single_model_folder_is_refused(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "home"
+    _legacy_root(root)
+    for name, folder in (("prepared", "data/prepared"), ("drift", "reports/drift")):
+        with pytest.raises(LayoutError, match="another model name"):
+            migrate_layout(Settings(home=root, model_name=name), name)
+        assert (root / folder).is_dir() and (root / "models" / "registry.json").is_file()
+
+
 def test_migrate_layout_refuses_while_a_cycle_runs(tmp_path: Path) -> None:
     root = tmp_path / "home"
     _legacy_root(root)
@@ -211,8 +265,14 @@ def test_the_cli_names_the_model_before_or_after_the_command_and_migrates(
 
     assert retrain(["history"]) == 2
     assert "single-model layout" in capsys.readouterr().err
+    config = Path(os.environ["RETRAIN_CONFIG"])
+    config.write_text(config.read_text() + 'incoming_path = "data/incoming"\n')  # in [models.b]
     assert retrain(["migrate-layout", "--model", "b"]) == 0
-    assert "moved models/ -> models/b/" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "moved models/ -> models/b/" in out
+    assert "incoming_path = 'data/incoming' names the old folder; change it to " in out
+    assert "'data/b/incoming'" in out
+    config.write_text(config.read_text().replace('incoming_path = "data/incoming"\n', ""))
 
     assert retrain(["--model", "b", "history"]) == 0
     assert before["version"] in capsys.readouterr().out
@@ -220,5 +280,9 @@ def test_the_cli_names_the_model_before_or_after_the_command_and_migrates(
     assert before["version"] in capsys.readouterr().out
     assert retrain(["history"]) == 0  # the default model (the file's first, a): empty
     assert before["version"] not in capsys.readouterr().out
+    assert retrain(["challenger", "--model", "b", "show"]) == 0  # between a group and its action
+    capsys.readouterr()
+    assert retrain(["challenger", "--model", "c", "show"]) == 2  # ... and read there
+    assert "no table [models.c]" in capsys.readouterr().err
     assert retrain(["history", "--model", "c"]) == 2
     assert "no table [models.c]" in capsys.readouterr().err

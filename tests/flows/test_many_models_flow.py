@@ -44,16 +44,37 @@ def two_models(
     return models
 
 
+def _tree(model: Settings) -> dict[str, int]:
+    """Every file of the model's folders with its size."""
+    folders = (model.data_dir, model.models_dir, model.reports_dir, model.runs_dir)
+    return {
+        str(p): p.stat().st_size
+        for folder in folders
+        if folder.exists()
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.endswith(".lock")
+    }
+
+
 def test_each_model_runs_in_its_own_folders(
     prefect_harness: None, two_models: dict[str, Settings]
 ) -> None:
     alpha, beta = two_models["alpha"], two_models["beta"]
     first = retraining()  # no model named: the file's first table
+    beta_before = _tree(beta)
     assert first.status == "promoted" and first.registry == str(alpha.models_dir)
+    assert _tree(beta) == beta_before  # alpha's run left beta's folders as they were
+    alpha_after = _tree(alpha)
     second = retraining(model_name="beta")
     assert second.status == "promoted" and second.registry == str(beta.models_dir)
+    assert _tree(alpha) == alpha_after
+    # nothing in the single-model places
+    root = alpha.root
+    assert not (root / "models" / "registry.json").exists()
+    assert sorted(p.name for p in (root / "data").iterdir()) == ["alpha", "beta"]
+    assert sorted(p.name for p in (root / "reports").iterdir()) == ["alpha", "beta"]
 
-    for model, other in ((alpha, beta), (beta, alpha)):
+    for model in (alpha, beta):
         registry = ModelRegistry(model.models_dir)
         assert [e["event"] for e in registry.history()] == ["registered", "compared", "promoted"]
         meta = registry.metadata("v0001")
@@ -62,8 +83,7 @@ def test_each_model_runs_in_its_own_folders(
         assert model.resolve(meta["data_manifest"]["path"]).parent == model.prepared_dir
         assert not any(model.runs_dir.glob("*/candidate-*"))
         assert Artifact.get(f"trigger-decision-{model.model_name}") is not None
-        reports = [p for p in model.reports_dir.rglob("*.json")]
-        assert reports and not any(str(other.reports_dir) in str(p) for p in reports)
+        assert any(model.reports_dir.rglob("comparison.json"))
     # beta's table sets hidden_sizes, alpha's not: each run read its own table
     assert ModelRegistry(beta.models_dir).metadata("v0001")["architecture"]["hidden_sizes"] == [8]
     assert ModelRegistry(alpha.models_dir).metadata("v0001")["architecture"]["hidden_sizes"] == [
@@ -98,23 +118,35 @@ def _probe(model_name: str | None = None) -> str | None:
     return model_name
 
 
-def test_one_schedule_per_model_and_a_slot_per_model(prefect_harness: None) -> None:
+def test_one_schedule_per_model_created_before_the_old_ones_go(prefect_harness: None) -> None:
     deployment = _probe.to_deployment(
         name="weekly", schedules=[CronSchedule(cron="0 3 * * 1", timezone="UTC")]
     )
     dep_id = deployment.apply()
+
+    def schedules() -> list[tuple[str | None, str, str, bool]]:
+        with get_client(sync_client=True) as client:
+            found = client.read_deployment_schedules(dep_id)
+        return sorted(
+            (s.slug, json.dumps(s.parameters), s.schedule.cron, s.active)  # type: ignore[union-attr]
+            for s in found
+        )
+
     for _ in range(2):  # idempotent
         done = sync_schedules(["alpha", "beta"], ("schedule-probe/weekly",))
-        assert [(d.cron, d.models, d.concurrency_limit) for d in done] == [
-            ("0 3 * * 1", ["alpha", "beta"], 2)
+        assert [(d.cron, d.models) for d in done] == [("0 3 * * 1", ["alpha", "beta"])]
+        assert schedules() == [
+            ("model-alpha", '{"model_name": "alpha"}', "0 3 * * 1", True),
+            ("model-beta", '{"model_name": "beta"}', "0 3 * * 1", True),
         ]
-        with get_client(sync_client=True) as client:
-            schedules = client.read_deployment_schedules(dep_id)
-            gcl = client.read_deployment(dep_id).global_concurrency_limit
-            limit = gcl.limit if gcl else None
-        got = sorted((s.slug, json.dumps(s.parameters), s.schedule.cron) for s in schedules)
-        assert got == [
-            ("model-alpha", '{"model_name": "alpha"}', "0 3 * * 1"),
-            ("model-beta", '{"model_name": "beta"}', "0 3 * * 1"),
-        ]
-        assert limit == 2
+    # a paused model stays paused; a removed model's schedule goes; a new one is added
+    with get_client(sync_client=True) as client:
+        beta = next(s for s in client.read_deployment_schedules(dep_id) if s.slug == "model-beta")
+        client.update_deployment_schedule(
+            dep_id, beta.id, active=False, parameters=beta.parameters, slug=beta.slug
+        )
+    sync_schedules(["beta", "gamma"], ("schedule-probe/weekly",))
+    assert schedules() == [
+        ("model-beta", '{"model_name": "beta"}', "0 3 * * 1", False),
+        ("model-gamma", '{"model_name": "gamma"}', "0 3 * * 1", True),
+    ]
