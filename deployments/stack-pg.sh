@@ -6,8 +6,9 @@
 #
 # PostgreSQL refuses to run as root: as root, initdb and pg_ctl run through
 # `runuser -u postgres`, and the data directory must be reachable by that user. It is
-# $STATE/postgres when postgres can traverse every folder above it; otherwise (a 0700 /root,
-# /tmp/pytest-of-root, /work) it is /var/tmp/retraining-pg-<hash of $STATE>, recorded in
+# $STATE/postgres when postgres can traverse every folder above it; otherwise (a 0700 home,
+# pytest's temporary folder) it is $RETRAIN_PG_DATA_ROOT/retraining-pg-<hash of $STATE>
+# (RETRAIN_PG_DATA_ROOT: a folder every user can traverse, default /var/tmp), recorded in
 # $STATE/postgres.dir so stack-down finds it. It is stopped with `pg_ctl stop`, which signals
 # the PID in its postmaster.pid; nothing is stopped by name.
 
@@ -34,7 +35,7 @@ pg_data_dir() {  # where the cluster lives (see above); remembered in $STATE/pos
   state_abs=$(cd "$STATE" && pwd -P)
   dir="$state_abs/postgres"
   if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$state_abs" 2>/dev/null; then
-    dir="/var/tmp/retraining-pg-$(printf %s "$state_abs" | sha256sum | cut -c1-12)"
+    dir="${RETRAIN_PG_DATA_ROOT:-/var/tmp}/retraining-pg-$(printf %s "$state_abs" | sha256sum | cut -c1-12)"
   fi
   echo "$dir" >"$STATE/postgres.dir"
   echo "$dir"
