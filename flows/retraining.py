@@ -90,7 +90,7 @@ from model.registry import ModelRegistry
 from model.settings import get_settings, model_scope
 from tasks.compare import compare_models, history_summary
 from tasks.cycle import recover_dead_cycles_task
-from tasks.data import prepare_data
+from tasks.data import prepare_cycle_data
 from tasks.events import FAILED_EVENT, SKIPPED_EVENT, emit_cycle_event, emit_outcome_event
 from tasks.faults import kill_point
 from tasks.registry import promote_model, record_event, register_model
@@ -161,19 +161,7 @@ def train_candidate(
     with model_scope(cfg.model_name):
         settings = get_settings()
         run_id = _cycle_run_id()
-        paths = [*([sources["base"]] if sources["base"] else []), *sources["batches"]]
-        prepared = prepare_data(
-            paths,
-            cfg.target_column,
-            cfg.id_column,
-            sources["selection"],
-            roles={
-                "categorical_columns": cfg.categorical_columns or [],
-                "numeric_columns": cfg.numeric_columns or [],
-                "exclude": cfg.exclude_columns or [],
-            },
-            max_imputed_row_share=cfg.max_imputed_row_share,
-        )
+        prepared = prepare_cycle_data(cfg, sources)
         scratch = (
             settings.runs_dir / (run_id or uuid.uuid4().hex) / f"candidate-{uuid.uuid4().hex[:8]}"
         )

@@ -42,7 +42,7 @@ from model.cycle.sweep import (
 from model.errors import ParameterError
 from model.registry import ModelRegistry
 from model.settings import get_settings, model_scope
-from tasks.data import prepare_data
+from tasks.data import prepare_cycle_data
 from tasks.registry import register_model
 from tasks.training import train_model
 
@@ -156,19 +156,7 @@ def train_candidates(
         from prefect.runtime import flow_run
 
         run_id = str(flow_run.root_flow_run_id) if flow_run.id else None
-        paths = [*([sources["base"]] if sources["base"] else []), *sources["batches"]]
-        prepared = prepare_data(
-            paths,
-            cfg.target_column,
-            cfg.id_column,
-            sources["selection"],
-            roles={
-                "categorical_columns": cfg.categorical_columns or [],
-                "numeric_columns": cfg.numeric_columns or [],
-                "exclude": cfg.exclude_columns or [],
-            },
-            max_imputed_row_share=cfg.max_imputed_row_share,
-        )
+        prepared = prepare_cycle_data(cfg, sources)
         out = Path(out_dir or settings.runs_dir / (run_id or uuid.uuid4().hex)) / "sweep"
         base = cfg.train_params()
         todo = candidates(spec, cfg.seed)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from prefect import get_run_logger, task
 
+from model.cycle.config import RetrainingConfig
 from model.cycle.monitor import production_medians
 from model.data import ALL_SOURCES, prepare
 from model.data.schema import DEFAULT_MAX_IMPUTED_ROW_SHARE
@@ -63,3 +65,21 @@ def prepare_data(
     counts = {name: info.rows for name, info in manifest.splits.items()}
     logger.info("Prepared %s from %d source(s): %s", manifest.path, len(sources), counts)
     return str(manifest.path)
+
+
+def prepare_cycle_data(cfg: RetrainingConfig, sources: dict[str, Any]) -> str:
+    """The ``prepare_data`` task for one cycle: its base data (when any) then its batches, with
+    the model's column roles and schema-change limit (``train-candidate`` and the sweep)."""
+    paths = [*([sources["base"]] if sources["base"] else []), *sources["batches"]]
+    return prepare_data(
+        paths,
+        cfg.target_column,
+        cfg.id_column,
+        sources["selection"],
+        roles={
+            "categorical_columns": cfg.categorical_columns or [],
+            "numeric_columns": cfg.numeric_columns or [],
+            "exclude": cfg.exclude_columns or [],
+        },
+        max_imputed_row_share=cfg.max_imputed_row_share,
+    )

@@ -7,7 +7,8 @@ with renames (``<kind>`` → ``.<kind>.migrating`` → ``<kind>/<name>``): no fi
 journal records each step, so a migration stopped half-way is finished by running it again, and
 until then every flow and command refuses the working root. The prepared-data path recorded in
 each version's ``model.json`` (``data/prepared/<hash>``, relative to the working root) is
-rewritten to the new folder (the only stored path that moves; the model file and its checksum
+rewritten to the new folder: the one stored path the system reads back (older records, such as
+the report paths in the history, keep the paths of their time; the model file and its checksum
 are untouched), and the history gains a ``migrated`` event.
 
 It refuses while a cycle or a promotion holds its lock: stop the workers first.

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +19,7 @@ from typing import Any
 
 import pytest
 from fakes import REPO_ROOT
+from stack_tools import free_port, kill_group, run_snippet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -29,33 +28,10 @@ BIN = Path(sys.executable).parent
 POLL_TIMEOUT = 300.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _kill_group(pid_file: Path) -> None:
-    if not pid_file.exists():
-        return
-    pid = int(pid_file.read_text())
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        for _ in range(50):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("e2e")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "RETRAIN_HOME": str(tmp / "home"),
@@ -109,21 +85,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             timeout=60,
         )
         for name in ("worker", "server"):  # in case stack-down itself failed
-            _kill_group(state / f"{name}.pid")
-
-
-def _py(stack: dict[str, Any], code: str, timeout: float = 120) -> Any:
-    """Run a snippet against the stack's API in a fresh interpreter; return its JSON output."""
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO_ROOT,
-        env=stack["env"],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+            kill_group(state / f"{name}.pid")
 
 
 RUNS_OF_WEEKLY = """
@@ -142,7 +104,7 @@ def _wait_for_run(stack: dict[str, Any], known: set[str]) -> dict[str, Any]:
     """Poll until a new run of retraining/weekly reaches a final state; return it."""
     deadline = time.monotonic() + POLL_TIMEOUT
     while time.monotonic() < deadline:
-        for run in _py(stack, RUNS_OF_WEEKLY):
+        for run in run_snippet(stack["env"], RUNS_OF_WEEKLY):
             if run["id"] not in known and run["state"] in {"COMPLETED", "FAILED", "CRASHED"}:
                 return run
         time.sleep(3)
@@ -158,7 +120,7 @@ def _emit(stack: dict[str, Any], payload: dict[str, Any]) -> None:
         "EventsWorker.drain_all()\n"
         "import json; print(json.dumps(str(e.id) if e else None))\n"
     )
-    assert _py(stack, code) is not None
+    assert run_snippet(stack["env"], code) is not None
 
 
 def test_deploy_run_and_drift_events(stack: dict[str, Any]) -> None:
@@ -182,15 +144,15 @@ def test_deploy_run_and_drift_events(stack: dict[str, Any]) -> None:
         timeout=POLL_TIMEOUT,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    runs = _py(stack, RUNS_OF_WEEKLY)  # the cron schedule adds future SCHEDULED runs
+    runs = run_snippet(stack["env"], RUNS_OF_WEEKLY)  # the cron schedule adds future SCHEDULED runs
     assert [r["state"] for r in runs if r["state"] != "SCHEDULED"] == ["COMPLETED"]
     registry = Path(env["RETRAIN_HOME"]) / "models" / "demo"
     assert (registry / "production" / "model.pt").is_file()
     history = [json.loads(line) for line in (registry / "history.jsonl").read_text().splitlines()]
     assert "promoted" in [e["event"] for e in history]
 
-    automations = _py(
-        stack,
+    automations = run_snippet(
+        stack["env"],
         "import json\nfrom prefect.client.orchestration import get_client\n"
         "with get_client(sync_client=True) as c:\n"
         "    print(json.dumps([a.name for a in c.read_automations()]))\n",

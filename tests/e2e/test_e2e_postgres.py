@@ -15,8 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +26,7 @@ from typing import Any
 
 import pytest
 from fakes import REPO_ROOT
+from stack_tools import free_port, kill_group, run_snippet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -39,32 +38,9 @@ MODELS = ("demo", "churn")
 PROMOTION_PAUSE_S = 12
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _pg_bin() -> Path | None:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     return found[-1].parent if found else None
-
-
-def _kill_group(pid_file: Path) -> None:
-    if not pid_file.exists():
-        return
-    pid = int(pid_file.read_text())
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        for _ in range(50):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +48,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     if _pg_bin() is None:
         pytest.skip("PostgreSQL's server programs are not installed (.ci/run installs them)")
     tmp = tmp_path_factory.mktemp("e2e-pg")
-    port = _free_port()
+    port = free_port()
     config = tmp / "retraining.toml"
     fast = "\n".join(f"{k} = {v}" for k, v in FAST.items())
     # churn has no cooldown: its two cycles both train and compare (one after the other)
@@ -125,21 +101,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             timeout=120,
         )
         for name in ("worker", "worker-2", "server"):  # in case stack-down itself failed
-            _kill_group(state / f"{name}.pid")
-
-
-def _py(stack: dict[str, Any], code: str, timeout: float = 120) -> Any:
-    """Run a snippet against the stack's API in a fresh interpreter; return its JSON output."""
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO_ROOT,
-        env=stack["env"],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+            kill_group(state / f"{name}.pid")
 
 
 def _sql(stack: dict[str, Any], query: str) -> list[list[str]]:
@@ -205,7 +167,7 @@ class ModelRuns:
             f"r = run_deployment('retraining/weekly', parameters={params!r}, timeout=0)\n"
             "print(json.dumps(str(r.id)))\n"
         )
-        return str(_py(self.stack, code))
+        return str(run_snippet(self.stack["env"], code))
 
     def emit_drift(self, payload: dict[str, Any]) -> None:
         resource = {"prefect.resource.id": f"retraining.model.{self.name}"}
@@ -218,7 +180,7 @@ class ModelRuns:
             "EventsWorker.drain_all()\n"
             "import json; print(json.dumps(str(e.id) if e else None))\n"
         )
-        assert _py(self.stack, code) is not None
+        assert run_snippet(self.stack["env"], code) is not None
 
     @property
     def registry(self) -> Path:
@@ -236,7 +198,7 @@ def _wait_final(stack: dict[str, Any], count: int) -> list[dict[str, Any]]:
     deadline = time.monotonic() + POLL_TIMEOUT
     runs: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        runs = [r for r in _py(stack, RUNS) if r["state"] != "SCHEDULED"]
+        runs = [r for r in run_snippet(stack["env"], RUNS) if r["state"] != "SCHEDULED"]
         final = [r for r in runs if r["state"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}]
         if len(final) >= count and len(final) == len(runs):
             return runs
@@ -268,7 +230,7 @@ with get_client(sync_client=True) as c:
 def test_postgres_stack_two_models_two_workers(stack: dict[str, Any]) -> None:
     # The stack gave each model its schedules; the retraining deployment has no run limit (the
     # flow's per-model lock serializes one model's cycles).
-    schedules = _py(stack, SCHEDULES)
+    schedules = run_snippet(stack["env"], SCHEDULES)
     assert schedules["retraining/weekly"]["limit"] is None, schedules
     for name in ("retraining/weekly", "drift-monitor/daily"):
         assert schedules[name]["schedules"] == sorted([f"model-{m}", m] for m in MODELS)
@@ -339,7 +301,7 @@ def test_postgres_stack_two_models_two_workers(stack: dict[str, Any]) -> None:
     # Compare-and-promote spans (each holds its promotion lock 12 s): demo's overlaps one of
     # churn's (each model has its own lock), churn's two never overlap (one model never
     # compares and promotes twice at once).
-    spans = _py(stack, LOCKED_SPANS)
+    spans = run_snippet(stack["env"], LOCKED_SPANS)
     by_span: dict[str, list[dict[str, Any]]] = {}
     for span in spans:
         by_span.setdefault(span["model"], []).append(span)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fakes import REPO_ROOT
+from stack_tools import free_port
 
 from model.cli import main as retrain
 from model.data.demo import make_customers
@@ -53,12 +53,6 @@ def wait_for(what: str, check: Callable[[], Any], seconds: float = DEADLINE) -> 
             return found
         assert time.monotonic() < deadline, f"gave up waiting: {what}"
         time.sleep(0.2)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Service:

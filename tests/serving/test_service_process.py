@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,17 +21,12 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from serving_models import build_registry
+from stack_tools import free_port
 
 from model.serving.log import log_files, read_log
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def post(port: int, rows: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
