@@ -20,7 +20,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "gate")]
 import test_sequential_simulation as sim  # noqa: E402
 
 from model.gate.budget import alpha_for  # noqa: E402
-from model.gate.sequential import SequentialPlan  # noqa: E402
+from model.live.sequential import SequentialPlan  # noqa: E402
 
 
 def main() -> int:

@@ -1,6 +1,6 @@
 """The ``challenger-evaluation`` flow: judge the challenger on live, labelled traffic.
 
-Each run is one look of a group-sequential test (:mod:`model.gate.sequential`) over the
+Each run is one look of a group-sequential test (:mod:`model.live.sequential`) over the
 labelled rows of the prediction log: PROMOTE promotes the challenger (the evaluation is its
 comparison), REJECT clears it, INCONCLUSIVE keeps collecting. Deployed as
 ``challenger-evaluation/daily`` (prefect.yaml): daily, and on every ``retraining.labels.added``
@@ -21,8 +21,10 @@ from prefect.runtime import flow_run
 from flows.ephemeral import start_tied_ephemeral_server
 from flows.retraining import promotion_guard
 from model.cycle.config import ModelNameParameter
-from model.cycle.live import LiveSettings
-from model.cycle.live_params import (
+from model.cycle.models_config import select_model
+from model.errors import RetrainError
+from model.live.outcome import LiveSettings
+from model.live.params import (
     AsOf,
     LabelsPath,
     LabelWindowHours,
@@ -33,8 +35,6 @@ from model.cycle.live_params import (
     NMax,
     Spending,
 )
-from model.cycle.models_config import select_model
-from model.errors import RetrainError
 from model.settings import get_settings, model_scope
 from tasks.events import emit_promoted_event
 from tasks.live import (

@@ -1,7 +1,7 @@
 """The ``post-promotion-watch`` flow: roll a new production back when it does worse live.
 
 After every promotion the previous production keeps scoring in shadow; each run is one look of
-a one-sided group-sequential test (:mod:`model.gate.sequential`) of "the new production is
+a one-sided group-sequential test (:mod:`model.live.sequential`) of "the new production is
 worse than the previous by more than ``watch_margin`` AUC" on the labelled rows since the
 promotion. ROLLBACK restores the previous version (``registry.rollback``, the evidence as
 reason) and emits ``retraining.model.rolled_back``, which the scoring service follows. The
@@ -23,8 +23,10 @@ from prefect.runtime import flow_run
 from flows.ephemeral import start_tied_ephemeral_server
 from flows.retraining import promotion_guard
 from model.cycle.config import ModelNameParameter
-from model.cycle.live import LiveSettings
-from model.cycle.live_params import (
+from model.cycle.models_config import select_model
+from model.errors import RetrainError
+from model.live.outcome import LiveSettings
+from model.live.params import (
     AsOf,
     LabelsPath,
     LabelWindowHours,
@@ -35,8 +37,6 @@ from model.cycle.live_params import (
     WatchMargin,
     WatchRows,
 )
-from model.cycle.models_config import select_model
-from model.errors import RetrainError
 from model.settings import get_settings, model_scope
 from tasks.live import (
     ROLLED_BACK_EVENT,

@@ -1,6 +1,6 @@
 """``retrain challenger evaluate`` and ``retrain watch status | check``: the live tests.
 
-Both run the same domain functions as the flows (:mod:`model.cycle.live`), without Prefect:
+Both run the same domain functions as the flows (:mod:`model.live`), without Prefect:
 one look on the labelled prediction log, recorded in the history and acted on (promote, clear,
 roll back) under the promotion lock, reports under ``reports/live/``. ``--dry-run`` looks
 without recording or acting. Exit codes: 0 PROMOTE (or a look that decided nothing to act
@@ -14,22 +14,19 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-from model.cycle.live import (
+from model.cycle.locks import promotion_lock
+from model.errors import ParameterError, RegistryError
+from model.live.challenger import apply_evaluation, evaluate_challenger
+from model.live.outcome import (
     EVALUATED,
     WATCHED,
     LiveOutcome,
     LiveSettings,
-    apply_evaluation,
-    apply_watch,
-    check_watch,
-    current_watch,
-    evaluate_challenger,
     labelled,
     write_outcome_reports,
 )
-from model.cycle.locks import promotion_lock
-from model.errors import ParameterError, RegistryError
-from model.gate.sequential_report import to_text
+from model.live.report import to_text
+from model.live.watch import apply_watch, check_watch, current_watch
 from model.registry import ModelRegistry
 from model.settings import get_settings
 

@@ -9,11 +9,10 @@ name's checks, and each parameter's effective value: explicit > configuration > 
 ``monitor`` (drift of the production model's data: the registry gives the reference and the
 model; ``monitor_drift``, ``drift_for_trigger``), ``estimate`` (production's label-free
 performance estimate on new data, CBPE calibrated on its validation split), ``naming`` (run
-names that say how a run ended), ``live`` (the challenger's evaluation and the post-promotion
-watch on live labels, with ``live_params``), ``locks`` (the promotion lock and the cycle lock,
+names that say how a run ended), ``locks`` (the promotion lock and the cycle lock,
 OS locks the kernel frees when their holder dies) and ``recovery`` (what a dead cycle left: its
 candidate's ``failed`` outcome, its scratch folder). This is the layer where the capability
-packages meet: it may import data, training, gate, registry, drift and serving; only the flows
+packages meet: it may import data, training, gate, registry, drift, serving and live; only the flows
 (through ``tasks/``) and the CLI import it.
 """
 

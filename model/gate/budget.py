@@ -43,7 +43,7 @@ RESET_EVENT = "gate_reset"
 EVALUATION_EVENT = "challenger_evaluated"
 """One look of a challenger's sequential evaluation on live labels; all the looks of one
 evaluation (same ``evaluation`` id) are one comparison of the family: together they spend its
-α_k (:mod:`model.gate.sequential`)."""
+α_k (:mod:`model.live.sequential`)."""
 
 
 def comparisons_so_far(events: Iterable[Mapping[str, Any]]) -> int:

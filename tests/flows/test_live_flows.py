@@ -23,8 +23,8 @@ from prefect.artifacts import Artifact
 from flows.challenger_evaluation import challenger_evaluation
 from flows.post_promotion_watch import post_promotion_watch
 from model.data.demo import make_customers
+from model.live import labelled_log as log
 from model.registry import ModelRegistry
-from model.serving import labelled_log as log
 from model.serving.loading import load_production
 from model.settings import Settings
 from model.training import TrainParams

@@ -6,7 +6,7 @@ add`` joins the labels by id. This module is the only place that knows the log's
 (the constants below): it reads the labelled rows and turns them into the frames the
 sequential test needs, with the columns of :data:`PAIRED_COLUMNS` (shadow mode: both models
 scored the same row) or :data:`ROUTED_COLUMNS` (routed mode: the rows each model served).
-Everything else (``model.cycle.live``, the flows, the tests) works on those frames.
+Everything else (``model.live``, the flows, the tests) works on those frames.
 
 Log columns, one row per served row (:mod:`model.serving.log` writes them; the reserved
 names are :data:`model.data.RESERVED_LOG_COLUMNS`, never features):

@@ -1,6 +1,6 @@
 """The flat parameters of the live flows (``challenger-evaluation``, ``post-promotion-watch``),
 each typed and bounded so Prefect validates it and builds the run form; the flows gather them
-into one :class:`model.cycle.live.LiveSettings`, which checks them again (one line each)."""
+into one :class:`model.live.outcome.LiveSettings`, which checks them again (one line each)."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from model.gate.sequential import Estimate, SequentialPlan, SequentialState
-from model.gate.sequential_report import to_html, to_markdown, to_text, write_reports
+from model.live.report import to_html, to_markdown, to_text, write_reports
+from model.live.sequential import Estimate, SequentialPlan, SequentialState
 
 
 def _outcome() -> dict:

@@ -13,19 +13,13 @@ import pytest
 from fakes import make_model
 from prediction_log import shadow_rows, write_log
 
-from model.cycle.live import (
-    LiveSettings,
-    apply_evaluation,
-    apply_watch,
-    check_watch,
-    current_watch,
-    evaluate_challenger,
-    labelled,
-)
 from model.errors import DataValidationError, ParameterError
 from model.gate.budget import alpha_for, next_comparison
+from model.live import labelled_log as log
+from model.live.challenger import apply_evaluation, evaluate_challenger
+from model.live.outcome import LiveSettings, labelled
+from model.live.watch import apply_watch, check_watch, current_watch
 from model.registry import ModelRegistry
-from model.serving import labelled_log as log
 
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 

@@ -3,7 +3,7 @@
 Shadow (paired) mode: binormal calibrated scores (:mod:`model.gate.simulation`), a share of
 positives drawn per run in [30 %, 50 %], within-class correlation 0.8 between the models,
 labels arriving in 30 equal daily chunks up to N_max = 5,000, threshold T = 0. Each run is
-the real :class:`~model.gate.sequential.SequentialState` looking after every chunk.
+the real :class:`~model.live.sequential.SequentialState` looking after every chunk.
 
 Margins: 200 runs per scenario, fixed seeds. A bound "≤ 18/200" on a rule whose true rate is
 at most α = 5 % fails by chance with probability P(Bin(200, 0.05) ≥ 19) = 0.25 %; "≥ 180/200"
@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from model.gate.budget import alpha_for
-from model.gate.sequential import (
+from model.gate.simulation import binormal_scores
+from model.live.sequential import (
     Estimate,
     SequentialPlan,
     SequentialState,
@@ -27,7 +28,6 @@ from model.gate.sequential import (
     paired_difference,
     unpaired_difference,
 )
-from model.gate.simulation import binormal_scores
 
 pytestmark = pytest.mark.slow
 
