@@ -1,7 +1,8 @@
 """One retraining cycle, without Prefect: configuration, data sources, trigger state and decision.
 
 Owns ``config`` (``RetrainingConfig``, the flat flow parameters validated in one object;
-``select_sources``; ``gather_trigger_state``, which reads the registry, the batches and drift),
+``select_sources``), ``state`` (``gather_trigger_state``, which reads the registry, the batches
+and drift),
 ``params`` (``check_parameters``: every flow parameter checked before any work),
 ``models_config`` (``retraining.toml``, one table per model: loading and checking it, the model
 name's checks, and each parameter's effective value: explicit > configuration > built-in),
@@ -21,13 +22,12 @@ from model.cycle.config import (
     RetrainingConfig,
     RetrainingResult,
     auc_or_none,
-    gather_trigger_state,
     list_batches,
-    parquet_rows,
     parse_time,
     select_sources,
     utcnow,
 )
+from model.cycle.state import gather_trigger_state, parquet_rows
 
 __all__ = [
     "DataSources",

@@ -17,7 +17,6 @@ from typing import Any
 
 import pandas as pd
 
-from model.gate.budget import alpha_for, next_comparison
 from model.live.outcome import (
     EVALUATED,
     LiveOutcome,
@@ -45,16 +44,13 @@ def evaluate_challenger(
     if open_ev is not None:
         test_id, state = open_ev
     else:
-        k = next_comparison(events)
         plan = SequentialPlan(
             kind="challenger",
-            alpha=alpha_for(k, cfg.alpha),
+            alpha=cfg.alpha,  # live labels are fresh rows: the full level at any age
             n_max=cfg.n_max,
             spending=cfg.spending,  # type: ignore[arg-type]
             min_class_count=cfg.min_class_count,
             threshold=cfg.improvement_threshold,
-            comparison=k,
-            budget=cfg.alpha,
         )
         test_id, state = uuid.uuid4().hex, SequentialState(plan)
     if cfg.mode == "routed":

@@ -3,9 +3,12 @@
 After a promotion (``promoted`` or ``forced`` with a previous production) the previous version
 keeps scoring in shadow; each run is one look (``watch_checked``) of a one-sided
 group-sequential test (:mod:`model.live.sequential`) of "the new production is worse than the
-previous by more than ``watch_margin``" at level ``alpha``. ROLLBACK → ``registry.rollback``
-to the previous version. The watch belongs to the promotion event that started it: any later
-production change (a manual promotion or rollback) ends it.
+previous by more than ``watch_margin``" at level ``watch_alpha``, spent over the labelled rows
+up to ``watch_rows``. The watch ends by evidence: ROLLBACK (harm shown: ``registry.rollback`` to
+the previous version), or KEEP at ``watch_rows`` labelled rows; ``watch_max_days`` after the
+promotion is only a maximum age (that look spends what is left), for a model whose labels
+arrive too slowly to ever reach ``watch_rows``. The watch belongs to the promotion event that
+started it: any later production change (a manual promotion or rollback) ends it.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ def check_watch(
     watch, why = current_watch(events)
     if watch is None:
         return LiveOutcome("watch", "skipped", None, [f"nothing to watch: {why}"])
-    ends = watch.started + dt.timedelta(days=cfg.watch_days)
+    ends = watch.started + dt.timedelta(days=cfg.watch_max_days)
     base: dict[str, Any] = {
         "baseline_version": watch.previous,
         "candidate_version": watch.new,
@@ -90,7 +93,7 @@ def check_watch(
     state = found or SequentialState(
         SequentialPlan(
             kind="watch",
-            alpha=cfg.alpha,
+            alpha=cfg.watch_alpha,
             n_max=cfg.watch_rows,
             spending=cfg.spending,  # type: ignore[arg-type]
             min_class_count=cfg.min_class_count,

@@ -36,7 +36,10 @@ from model.serving.router import DEFAULT_SALT, challenger_share
 logger = logging.getLogger(__name__)
 ShadowMode = Literal["off", "challenger", "previous", "watch"]
 SHADOW_MODES: tuple[str, ...] = ("off", "challenger", "previous", "watch")
-DEFAULT_WATCH_DAYS = 14.0  # the post-promotion-watch flow's default window
+DEFAULT_WATCH_MAX_DAYS = 60.0
+"""The watch's maximum age, as :data:`model.live.outcome.DEFAULT_WATCH_MAX_DAYS` (a test keeps
+them equal): the previous production scores in shadow until the watch ends by evidence
+(ROLLBACK, or KEEP at its row count) or this many days after the promotion."""
 PRODUCTION_CHANGES = ("promoted", "forced", "rolled_back")
 WATCH_ENDS = ("ROLLBACK", "KEEP")  # a watch look with one of these decisions ends the watch
 PRODUCTION, CHALLENGER = "production", "challenger"
@@ -177,11 +180,11 @@ Loader = Callable[[Path, str], ScoringModel]
 
 
 def watched_previous(
-    events: Sequence[Mapping[str, Any]], production: str, now: dt.datetime, watch_days: float
+    events: Sequence[Mapping[str, Any]], production: str, now: dt.datetime, watch_max_days: float
 ) -> str | None:
     """The previous production while the watch of the newest promotion is open: that event
     (``promoted`` or ``forced``, naming a ``previous``) made ``production`` the production,
-    is less than ``watch_days`` old, and no ``watch_checked`` look of it ended the watch
+    is less than ``watch_max_days`` old, and no ``watch_checked`` look of it ended the watch
     (ROLLBACK or KEEP). None otherwise: no promotion yet, the first production model, a
     rollback or manual change since, the window closed."""
     ended = {
@@ -200,7 +203,7 @@ def watched_previous(
         return None
     if started.tzinfo is None:
         started = started.replace(tzinfo=dt.UTC)
-    if now - started >= dt.timedelta(days=watch_days):
+    if now - started >= dt.timedelta(days=watch_max_days):
         return None
     return str(last["previous"])
 
@@ -219,13 +222,13 @@ class ModelHolder:
         shadow: str = "off",
         salt: str = DEFAULT_SALT,
         loader: Loader = ScoringModel.load,
-        watch_days: float = DEFAULT_WATCH_DAYS,
+        watch_max_days: float = DEFAULT_WATCH_MAX_DAYS,
     ) -> None:
         if shadow not in SHADOW_MODES:
             raise ModelLoadError(f"shadow mode {shadow!r}: choose one of {list(SHADOW_MODES)}")
         self.root = Path(registry_root)
         self.shadow_mode = shadow
-        self.watch_days = watch_days
+        self.watch_max_days = watch_max_days
         self.salt = salt
         self._loader = loader
         self._lock = threading.Lock()
@@ -293,7 +296,7 @@ class ModelHolder:
                     events = []
                     problems.append(f"no watch shadow: history not read: {exc}")
                 now = dt.datetime.now(dt.UTC)
-                shadow = watched_previous(events, prod_version, now, self.watch_days)
+                shadow = watched_previous(events, prod_version, now, self.watch_max_days)
         for version, what in ((chal_used, "challenger"), (shadow, "shadow")):
             if version is not None and version in self._failed:
                 problems.append(f"{what} {version} not served: {self._failed[version]}")

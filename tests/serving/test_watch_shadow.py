@@ -101,7 +101,7 @@ def test_holder_shadows_the_previous_production_only_while_the_watch_is_open(
 
 def test_holder_watch_window_is_configurable(registry: ModelRegistry) -> None:
     registry.promote("v0002", "t", force=True)
-    holder = ModelHolder(registry.root, shadow="watch", watch_days=1e-9)  # already closed
+    holder = ModelHolder(registry.root, shadow="watch", watch_max_days=1e-9)  # already closed
     holder.refresh()
     assert holder.current is not None and holder.current.shadow is None
 
