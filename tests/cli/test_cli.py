@@ -30,8 +30,9 @@ def test_gate_status_accounts_by_rows_and_reset_explains_it_is_gone(
 ) -> None:
     registry = ModelRegistry(settings.models_dir)
     rows = {"batches": ["date=2026-01-01"], "uses": 1}
-    registry.record("compared", decision="PROMOTE", baseline=None, alpha_spent=0.0, evidence=rows)
-    registry.record("compared", decision="REJECT", baseline="v0001", alpha_spent=0.05, evidence=rows)
+    record = registry.record
+    record("compared", decision="PROMOTE", baseline=None, alpha_spent=0.0, evidence=rows)
+    record("compared", decision="REJECT", baseline="v0001", alpha_spent=0.05, evidence=rows)
     registry.record("compared", decision="REJECT", baseline="v0001")  # written before evidence
     for day in ("2026-01-01", "2026-01-02"):
         (settings.incoming_dir / f"date={day}").mkdir(parents=True)

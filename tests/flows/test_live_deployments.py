@@ -55,6 +55,7 @@ def test_the_run_form_shows_each_parameters_field_description(entrypoint: str) -
         assert text and prop["description"].startswith(text.rstrip(".")), pname
         assert "(default" in prop["description"], pname
     if name == "challenger_evaluation":  # the gate's T and alpha come from the model's table
-        assert "from the model's configuration, else 0.005" in props["improvement_threshold"][
-            "description"
-        ]
+        assert (
+            "from the model's configuration, else 0.005"
+            in props["improvement_threshold"]["description"]
+        )

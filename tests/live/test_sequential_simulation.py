@@ -79,8 +79,9 @@ def _towards_h1(est: Estimate, plan: SequentialPlan) -> Estimate:
 
 
 def test_equal_challenger_is_promoted_at_most_18_of_200_and_naive_peeking_far_more() -> None:
-    """Equal AUCs, total α = 0.05: the sequential rule promotes ≤ 18/200; the naive rule (p < 0.05 on any of the 30 looks)
-    promotes about 21 % — at least 30/200 here (P(Bin(200, 0.21) ≤ 29) < 0.1 %)."""
+    """Equal AUCs, total α = 0.05: the sequential rule promotes ≤ 18/200; the naive rule
+    (p < 0.05 on any of the 30 looks) promotes about 21 % — at least 30/200 here
+    (P(Bin(200, 0.21) ≤ 29) < 0.1 %)."""
     plan = SequentialPlan(kind="challenger", alpha=ALPHA, n_max=N_MAX, threshold=0.0)
     counts, naive = _paired_runs(16001, AUC, AUC, plan)
     print(f"equal challenger: {counts}, naive daily peeking promoted {naive}/{RUNS}")
