@@ -305,6 +305,7 @@ def create_app(config: ServeConfig, holder: ModelHolder | None = None) -> FastAP
             "challenger": describe(models.challenger),
             "traffic": models.traffic,
             "shadow": describe(models.shadow),
+            "shadow2": describe(models.shadow2),
             "shadow_mode": config.shadow,
             "set_loaded_at": _iso(models.loaded_at),
             "problems": list(models.problems),
