@@ -130,7 +130,7 @@ def labelled_rows(
     return out.sort_values(REQUEST_TIME, kind="stable").reset_index(drop=True)
 
 
-def _score_of(rows: pd.DataFrame, version: str) -> pd.Series:
+def score_of(rows: pd.DataFrame, version: str) -> pd.Series:
     """Each row's score by ``version`` in whichever slot it scored the row (served, shadow or
     second shadow); NaN where it did not score it."""
     out = pd.Series(np.nan, index=rows.index, dtype=float)
@@ -146,7 +146,7 @@ def _score_of(rows: pd.DataFrame, version: str) -> pd.Series:
 def paired_rows(rows: pd.DataFrame, baseline: str, candidate: str) -> pd.DataFrame:
     """Shadow mode: rows both versions scored (one served and the other in shadow, or both in
     shadow slots), with each version's score whatever its role (:data:`PAIRED_COLUMNS`)."""
-    b_score, c_score = _score_of(rows, baseline), _score_of(rows, candidate)
+    b_score, c_score = score_of(rows, baseline), score_of(rows, candidate)
     both = b_score.notna() & c_score.notna()
     out = pd.DataFrame(
         {
