@@ -12,9 +12,9 @@ correlation 0.6, 30 % positives, α = 0.05, shadow mode (both models score every
   defaults: watch_rows 10,000, watch_max_days 60, watch_alpha 0.10.
 
 Margins (200 runs each, fixed seeds): "≤ 18/200" at a true rate ≤ 0.05: P(Bin(200, 0.05) > 18)
-< 0.03; "≥ 160/200" at a true power ≥ 0.9: P(Bin(200, 0.9) < 160) < 1e-5; "≥ 130/200" at the
-measured 0.71 (1,000 runs, bench/live_rates.py): P(Bin(200, 0.71) < 130) < 0.04; "≥ 120/200" at
-the measured 0.73: P(Bin(200, 0.73) < 120) < 0.001.
+< 0.03; "≥ 160/200" at a true power ≥ 0.9: P(Bin(200, 0.9) < 160) < 1e-5; "≥ 130/200" at a
+power of 0.71 (measured on 300 independent runs while designing: 0.71 ± 0.05):
+P(Bin(200, 0.71) < 130) < 0.04; "≥ 120/200" at 0.73 (300 runs): P(Bin(200, 0.73) < 120) < 0.001.
 """
 
 from __future__ import annotations
