@@ -33,7 +33,7 @@ RUNS = 200
 
 
 def _pool() -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1))
+    return ProcessPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
 
 
 @pytest.fixture(scope="module")

@@ -93,7 +93,7 @@ def _challenger(args: tuple[int, Path, Path, float, float]) -> str:
 
 
 def _pool() -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1))
+    return ProcessPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
 
 
 def _challenger_runs(tmp: Path, seed: int, gain: float, threshold: float) -> Counter:
