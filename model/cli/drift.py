@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from model.cycle.models_config import effective_parameters
-from model.cycle.monitor import monitor_drift
-from model.drift import DriftSettings
 from model.errors import DriftInputError
 from model.settings import get_settings
 
@@ -78,6 +75,10 @@ def run_drift(args: argparse.Namespace) -> int:
             "--emit needs a running Prefect server: set PREFECT_API_URL "
             "(e.g. http://127.0.0.1:4200/api)"
         )
+    from model.cycle.models_config import effective_parameters
+    from model.cycle.monitor import monitor_drift  # pandas, scipy: only when computing drift
+    from model.drift import DriftSettings
+
     settings = get_settings()  # --model: this command's model (model/cli/__init__.py)
     name = settings.model_name
     explicit = {

@@ -13,25 +13,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from model.cycle.live import (
-    EVALUATED,
-    WATCHED,
-    LiveOutcome,
-    LiveSettings,
-    apply_evaluation,
-    apply_watch,
-    check_watch,
-    current_watch,
-    evaluate_challenger,
-    labelled,
-    write_outcome_reports,
-)
-from model.cycle.locks import promotion_lock
 from model.errors import ParameterError, RegistryError
-from model.gate.sequential_report import to_text
 from model.registry import ModelRegistry
 from model.settings import get_settings
+
+if TYPE_CHECKING:  # the live tests load pandas and scipy: imported inside the commands
+    from model.cycle.live import LiveOutcome, LiveSettings
 
 EXIT = {"PROMOTE": 0, "REJECT": 3, "INCONCLUSIVE": 4, "KEEP": 0, "ROLLBACK": 5}
 
@@ -99,6 +88,8 @@ def _registry(args: argparse.Namespace) -> ModelRegistry:
 
 
 def _settings(args: argparse.Namespace, **extra: object) -> LiveSettings:
+    from model.cycle.live import LiveSettings
+
     return LiveSettings(
         alpha=args.alpha,
         spending=args.spending,
@@ -109,6 +100,8 @@ def _settings(args: argparse.Namespace, **extra: object) -> LiveSettings:
 
 
 def _show(outcome: LiveOutcome, dry_run: bool) -> None:
+    from model.gate.sequential_report import to_text
+
     print(to_text(outcome.to_dict()), end="")
     if outcome.reports:
         print("Reports: " + ", ".join(outcome.reports.values()))
@@ -117,6 +110,14 @@ def _show(outcome: LiveOutcome, dry_run: bool) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from model.cycle.live import (
+        apply_evaluation,
+        evaluate_challenger,
+        labelled,
+        write_outcome_reports,
+    )
+    from model.cycle.locks import promotion_lock
+
     cfg = _settings(args, mode=args.mode, n_max=args.n_max, improvement_threshold=args.threshold)
     settings, reg, now = get_settings(), _registry(args), _now(args.as_of)
     with promotion_lock(reg.root):
@@ -132,6 +133,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _watch_check(args: argparse.Namespace) -> int:
+    from model.cycle.live import apply_watch, check_watch, labelled, write_outcome_reports
+    from model.cycle.locks import promotion_lock
+
     cfg = _settings(args, watch_margin=args.margin, watch_days=args.days, watch_rows=args.rows)
     settings, reg, now = get_settings(), _registry(args), _now(args.as_of)
     with promotion_lock(reg.root):
@@ -148,6 +152,8 @@ def _watch_check(args: argparse.Namespace) -> int:
 
 
 def _watch_status(args: argparse.Namespace) -> int:
+    from model.cycle.live import EVALUATED, WATCHED, current_watch
+
     root = Path(args.registry) if args.registry else get_settings().models_dir
     events = ModelRegistry(root).history()
     watch, why = current_watch(events)
