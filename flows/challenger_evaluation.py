@@ -15,11 +15,12 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
 
-from flows.ephemeral import start_tied_ephemeral_server
+from flows.ephemeral import connect_cli_run
 from flows.retraining import promotion_guard
+from flows.run_labels import label_run, live_namer, model_tag
 from model.cycle.config import ModelNameParameter
 from model.cycle.live import LiveSettings
 from model.cycle.live_params import (
@@ -47,7 +48,7 @@ from tasks.live import (
 from tasks.reporting import publish_leaderboard
 
 
-@flow(name="challenger-evaluation")
+@flow(name="challenger-evaluation", flow_run_name=live_namer("challenger-evaluation"))
 def challenger_evaluation(
     model_name: ModelNameParameter = None,
     significance_level: LiveAlpha = 0.05,
@@ -63,9 +64,9 @@ def challenger_evaluation(
     """One look of the challenger's sequential evaluation on the labelled prediction log.
 
     Args:
-        model_name: The model this run is for: its [models.<name>] table in retraining.toml
-            and its event resource retraining.model.<name> (1 to 63 characters from a-z, 0-9
-            and '-').
+        model_name: The model this run is for: its `[models.<name>]` table in
+            retraining.toml and its event resource `retraining.model.<name>` (1 to 63
+            characters from a-z, 0-9 and '-').
         significance_level: Challenger: the family's error budget (this evaluation spends
             alpha_k); watch: the level of the rollback test.
         n_max: Maximum labelled rows: the final decision is made there.
@@ -93,7 +94,8 @@ def challenger_evaluation(
     logger = get_run_logger()
     run_id = str(flow_run.id) if flow_run.id else None
     name = select_model(model_name, get_settings(), "flow parameter model_name")
-    with model_scope(name):
+    with model_scope(name), tags(model_tag(name)):
+        label_run(name)  # the tag model:<name> on this run itself
         if labels_path:
             logger.info("Triggered by labelled rows in %s", labels_path)
         with promotion_guard():
@@ -119,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--routed", action="store_true", help="mode=routed (default shadow)")
     parser.add_argument("--n-max", type=int, default=5000)
     args = parser.parse_args(argv)
-    start_tied_ephemeral_server()
     try:
+        connect_cli_run()  # a running `make stack-up` server, else a temporary one
         out = challenger_evaluation(
             model_name=args.model, mode="routed" if args.routed else "shadow", n_max=args.n_max
         )

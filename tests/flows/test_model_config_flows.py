@@ -87,8 +87,8 @@ def test_model_name_alone_runs_with_the_demo_settings_then_cooldown_shows(
     skipped = state.result()
     assert skipped.status == "skipped"
     name = _run_name(state)
-    assert name.startswith("skip-cooldown-drift-20"), name
-    assert len(name) == len("skip-cooldown-drift-2026-11-28T031502")
+    assert name.startswith("demo · skip-cooldown-drift-20"), name
+    assert len(name) == len("demo · skip-cooldown-drift-2026-11-28T031502")
     decision = _artifact("trigger-decision-demo")
     assert "**Cooldown**: drift fired but suppressed by the cooldown" in decision
     assert "min_hours_between_trainings 24 h" in decision and " until 20" in decision
@@ -97,7 +97,7 @@ def test_model_name_alone_runs_with_the_demo_settings_then_cooldown_shows(
     # A plain skip (nothing fired) keeps its plain name.
     state = retraining(model_name="demo", return_state=True)
     assert state.result().status == "skipped"
-    assert re.fullmatch(r"skip-\d{4}-\d\d-\d\dT\d{6}", _run_name(state))
+    assert re.fullmatch(r"demo · skip-\d{4}-\d\d-\d\dT\d{6}", _run_name(state))
 
 
 def test_drift_monitor_reads_incoming_path(
