@@ -24,10 +24,11 @@ from pydantic import Field
 
 from flows.ephemeral import connect_cli_run
 from flows.parameter_docs import MODEL_NAME_DEFAULT_TEXT, document_parameters
+from flows.promotion import uses_api_server
 from flows.run_labels import label_run, model_tag
 from model.cycle.config import DatasetDriftThreshold, IncomingPath, ModelNameParameter
 from model.cycle.models_config import effective_parameters, select_model
-from model.cycle.naming import drift_run_name
+from model.cycle.naming import drift_run_name, retrain_command
 from model.drift import DriftSettings
 from model.errors import RetrainError
 from model.settings import check_model_name, get_settings, model_scope
@@ -181,6 +182,13 @@ def drift_monitor(
         summary["event"] = None
         if summary["dataset_drift"] and summary.get("blocked"):
             logger.info("Dataset drift, no event: %s", summary["blocked"])
+        elif summary["dataset_drift"] and emit and not uses_api_server():
+            summary["retrain_command"] = retrain_command(name, summary["report_path"])
+            logger.warning(
+                "Dataset drift, no event: no Prefect server is configured (PREFECT_API_URL), "
+                "so no deployment would react. Retrain on this report: %s",
+                summary["retrain_command"],
+            )
         elif summary["dataset_drift"] and emit:
             event = emit_drift_detected(summary, model_name=name)
             summary["event"] = DRIFT_EVENT
@@ -216,6 +224,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({k: v for k, v in summary.items() if k != "table"}, indent=2))
+    if summary.get("retrain_command"):
+        print(
+            "note: dataset drift, but no Prefect server is running, so no deployment will "
+            f"retrain. Retrain on this report: {summary['retrain_command']} "
+            "(or: retrain drift --then-retrain)",
+            file=sys.stderr,
+        )
     return 0
 
 

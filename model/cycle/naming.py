@@ -58,6 +58,12 @@ def user_run_name(chosen: str, outcome: str | None) -> str:
     return f"{chosen}{MODEL_SEPARATOR}{outcome}" if outcome else chosen
 
 
+def retrain_command(model: str, report: str) -> str:
+    """The command that retrains ``model`` given a drift report, as a deployment's run would:
+    what a drift run without a listening server tells its user."""
+    return f"python -m flows.retraining --model {model} -p drift_report_path={report}"
+
+
 def live_run_name(kind: str, at: dt.datetime, decision: str | None = None) -> str:
     """``challenger-evaluation-<UTC time>`` (or ``post-promotion-watch-``), then its decision."""
     name = f"{kind}-{stamp(at)}"
