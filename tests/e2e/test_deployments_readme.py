@@ -18,6 +18,7 @@ PREFECT_HOME under tmp_path, a configuration with two models: the repository's `
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
