@@ -197,7 +197,8 @@ def test_readme_deployments_then_models_then_stack_down(stack: dict[str, Any]) -
     # a run in flight, then the README's last command
     state = stack["state"]
     started = {int((state / f"{n}.pid").read_text()) for n in ("server", "worker")}
-    bash(f"{run} -p num_epochs=2000 -p patience=null -p model_name=demo", api)
+    long = "-p num_epochs=5000 -p patience=5000 -p batch_size=32"  # minutes of training
+    bash(f"{prefect} deployment run retraining/weekly -p force_retrain=true {long}", api)
     deadline = time.monotonic() + 300
     flight: dict[str, Any] = {}
     while time.monotonic() < deadline:
@@ -209,6 +210,8 @@ def test_readme_deployments_then_models_then_stack_down(stack: dict[str, Any]) -
         time.sleep(2)
     assert flight.get("pid"), "the long run never started"
     time.sleep(5)  # into training
+    now = next(r for r in run_snippet(api, RUNS) if r["id"] == flight["id"])
+    assert now["state"] == "RUNNING", now
     pids = started | descendants(started)
     assert int(str(flight["pid"]).rsplit(":", 1)[-1]) in pids
     down = bash(commands[-1], env)
