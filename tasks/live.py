@@ -1,4 +1,4 @@
-"""Prefect tasks over the live tests (:mod:`model.cycle.live`): look, act, report, announce.
+"""Prefect tasks over the live tests (:mod:`model.live`): look, act, report, announce.
 
 A look reads the labelled prediction log and the registry and writes its reports; acting
 records the look in the history and promotes, clears or rolls back. The flows hold the
@@ -15,17 +15,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
-from model.cycle.live import (
-    LiveOutcome,
-    LiveSettings,
-    apply_evaluation,
-    apply_watch,
-    check_watch,
-    evaluate_challenger,
-    labelled,
-    write_outcome_reports,
-)
-from model.gate.sequential_report import to_markdown
+from model.live.challenger import apply_evaluation, evaluate_challenger
+from model.live.outcome import LiveOutcome, LiveSettings, labelled, write_outcome_reports
+from model.live.report import to_markdown
+from model.live.watch import apply_watch, check_watch
 from model.registry import ModelRegistry
 from model.serving.loading import verify_loads
 from model.settings import get_settings
