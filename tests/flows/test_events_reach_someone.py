@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 from fakes import REPO_ROOT
-from prefect.events.clients import AssertingEventsClient
 from prefect.events.worker import EventsWorker
 from prefect.testing.fixtures import (  # noqa: F401  (pytest fixtures)
     asserting_events_worker,
     reset_worker_events,
 )
+from test_drift_cycle import FAST, drift_events, history  # the drift loop's own helpers
 
 import flows.drift_monitor
 from flows.drift_monitor import DRIFT_EVENT, drift_monitor
@@ -32,27 +32,6 @@ from flows.retraining import retraining
 from model.cli import main
 from model.data.demo import write_demo
 from model.settings import Settings
-
-FAST: dict[str, Any] = {
-    "num_epochs": 3,
-    "batch_size": 256,
-    "patience": None,
-    "n_bootstrap": 200,
-    "id_column": "id",
-    "min_hours_between_trainings": 0.0,
-}
-
-
-def drift_events(worker: EventsWorker) -> list[Any]:
-    worker.wait_until_empty()
-    client = worker._client
-    assert isinstance(client, AssertingEventsClient)
-    return [e for e in client.events if e.event == DRIFT_EVENT]
-
-
-def history(settings: Settings) -> list[dict[str, Any]]:
-    lines = (settings.models_dir / "history.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines]
 
 
 def test_drift_without_a_server_sends_nothing_and_names_the_command(
