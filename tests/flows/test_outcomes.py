@@ -62,8 +62,17 @@ def test_names_and_events_for_each_outcome(
     assert events[-1]["event"] == "retraining.model.rejected"
     assert events[-1]["payload"]["version"] == "v0002" and events[-1]["payload"]["reasons"]
 
-    name, _ = _run(**FAST)  # nothing new: skipped
+    name, state = _run(**FAST)  # nothing new: skipped
     assert re.fullmatch(rf"demo · skip-{STAMP}", name), name
+    with get_client(sync_client=True) as client:  # the model's tag, on the run itself
+        run = client.read_flow_run(state.state_details.flow_run_id)  # type: ignore[arg-type]
+    assert "model:demo" in run.tags, run.tags
+
+    # a name the user chose is kept, with the outcome appended
+    chosen = retraining.with_options(flow_run_name="nightly-check")(**FAST, return_state=True)
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(chosen.state_details.flow_run_id)  # type: ignore[arg-type]
+    assert run.name == "nightly-check · skipped" and "model:demo" in run.tags, run
     assert events[-1]["event"] == "retraining.cycle.skipped"
     assert events[-1]["payload"]["suppressed"] is None
 
