@@ -6,7 +6,9 @@ of them, concatenated; the report's ``current.selection`` says which). With none
 inconclusive candidate was already trained on every one of those batches (until a newer one
 arrives). On dataset drift it emits ``retraining.drift.detected`` (resource
 ``retraining.model.<model name>``, payload ``drift_share``, ``drifted_features``,
-``report_path``), which the ``retraining/weekly`` deployment's trigger turns into a run.
+``report_path``), which the ``retraining/weekly`` deployment's trigger turns into a run; with
+no server configured (a temporary one, which nothing listens to) it emits nothing and logs,
+and returns as ``retrain_command``, the command that retrains on the report.
 Run it as ``python -m flows.drift_monitor`` or through the ``drift-monitor/daily`` deployment.
 """
 

@@ -16,7 +16,7 @@ from prefect.artifacts import Artifact
 from prefect.client.orchestration import get_client
 
 from flows.drift_monitor import drift_monitor
-from flows.parameter_docs import FROM_CONFIG
+from flows.parameter_docs import FROM_CONFIG, literal_angles
 from flows.retraining import retraining
 from model.cycle.config import RetrainingConfig
 from model.cycle.models_config import CONFIG_ENV, configurable_keys
@@ -146,7 +146,8 @@ def test_deployed_parameter_schema_has_every_description_and_default(
             shared = name in CONFIG_TYPED if flow_obj is drift_monitor else True
             field = RetrainingConfig.model_fields.get(name) if shared else None
             if field is not None:  # independent reference: the field's own description
-                assert description.startswith(str(field.description).rstrip(".")), name
+                expected = literal_angles(str(field.description).rstrip("."))  # <x> as code
+                assert description.startswith(expected), name
             if param.default is None and name in configurable_keys():
                 assert FROM_CONFIG in description, name
             elif name != "model_name":
