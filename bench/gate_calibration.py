@@ -88,7 +88,7 @@ def family(runs: int, control: bool, cycles: int = 12) -> dict[str, Any]:
                 break
     row = {
         "name": f"{cycles} cycles of equal candidates, T=0, 1000/1000, "
-        + ("holdout_uses = 1..12" if control else "every comparison at alpha_1"),
+        + ("holdout_uses = 1..12" if control else "every comparison at alpha"),
         "runs": runs,
         "sequences_with_a_promotion": hits,
     }

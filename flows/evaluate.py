@@ -80,11 +80,12 @@ def evaluate_and_promote(
 
 def _goes_live(decision: str, summary: dict[str, Any], cfg: RetrainingConfig) -> bool:
     """An INCONCLUSIVE candidate against a production model becomes the shadow challenger
-    (``inconclusive_challenger``), so the evidence goes on accumulating on live labels; not
-    when a guardrail was not shown, since the live test judges the AUC only."""
+    (``inconclusive_challenger``), so the evidence on its gain goes on accumulating on live
+    labels; not when the gain was shown and a guardrail held it back, since the live test
+    judges the gain only."""
     return (
         decision == "INCONCLUSIVE"
         and cfg.inconclusive_challenger
         and summary.get("baseline_version") is not None
-        and bool(summary.get("guardrails_shown", True))
+        and not summary.get("primary_shown", False)
     )

@@ -47,9 +47,11 @@ from model.live.params import (
 )
 from model.live.sequential import DEFAULT_MIN_CLASS_COUNT, DEFAULT_WATCH_MARGIN
 from model.settings import get_settings, model_scope
+from tasks.events import emit_estimate_missed
 from tasks.live import (
     ROLLED_BACK_EVENT,
     act_on_watch,
+    check_estimates,
     emit_live_event,
     look_at_watch,
     publish_live_report,
@@ -71,7 +73,8 @@ def post_promotion_watch(
     labels_path: LabelsPath = None,
     as_of: AsOf = None,
 ) -> dict[str, Any]:
-    """One look of the watch over the newest promotion; roll back when shown worse."""
+    """One look of the watch over the newest promotion; roll back when shown worse. Then
+    production's label-free estimates whose rows now have labels are held against them."""
     cfg = LiveSettings(
         spending=spending,
         min_class_count=min_class_count,
@@ -93,6 +96,10 @@ def post_promotion_watch(
             restored = act_on_watch(outcome, run_id)
         publish_live_report(outcome)
         outcome["restored"] = restored
+        outcome["estimates_checked"] = check_estimates(as_of, label_window_hours)
+        for checked in outcome["estimates_checked"]:
+            if checked.get("missed"):
+                emit_estimate_missed(name, checked)
         if restored:
             emit_live_event(ROLLED_BACK_EVENT, outcome, version=restored)
             publish_leaderboard()

@@ -80,7 +80,7 @@ def compare_models(
         "alpha_spent": result.alpha_spent,
         "untested": result.untested,
         "evidence": result.evidence,
-        "guardrails_shown": all(g.ok for g in result.guardrails),
+        "primary_shown": result.primary_shown,
         "candidate_auc": event.get("candidate_auc"),
         "populations": event.get("populations", {}),
     }

@@ -89,6 +89,37 @@ def act_on_watch(outcome: dict[str, Any], run_id: str | None = None) -> str | No
     return apply_watch(_registry(), LiveOutcome(**outcome), run_id=run_id)
 
 
+@task(
+    name="check_estimates",
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=retry_unless_bad_input,
+)
+def check_estimates(as_of: str | None = None, label_window_hours: float = 0.0) -> list[dict]:
+    """Hold production's recorded label-free estimates against the labels that arrived (each
+    checked once, :func:`model.cycle.estimate.check_pending_estimates`); the new checks."""
+    from model.cycle.estimate import check_pending_estimates
+
+    settings = get_settings()
+    now = _now(as_of)
+    rows = labelled(settings.root, settings.model_name, now, label_window_hours)
+    checked = check_pending_estimates(settings, rows, now=now)
+    for ev in checked:
+        check = ev.get("check") or {}
+        get_run_logger().log(
+            30 if ev.get("missed") else 20,
+            "Label-free estimate of %s on %s: realised AUC %.3f, estimated %.3f [%.3f, %.3f]%s",
+            ev.get("version"),
+            ", ".join(ev.get("days") or []),
+            check.get("realised_auc"),
+            check.get("expected_auc"),
+            check.get("ci_low"),
+            check.get("ci_high"),
+            ": MISSED (unreliable until production changes)" if ev.get("missed") else "",
+        )
+    return checked
+
+
 @task(name="publish_live_report")
 def publish_live_report(outcome: dict[str, Any]) -> None:
     """The look's decision and every look so far, as artifacts of the run."""

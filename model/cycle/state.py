@@ -73,6 +73,12 @@ def gather_trigger_state(
             new = [b for b in sources.all_batches if b.name not in trained]
             state.new_rows_since_training = sum(parquet_rows(b) for b in new)
         _measure_recent_auc(state, config, sources, registry, prod.version)
+        if config.estimated_auc_margin is not None:  # labels that arrived check old estimates
+            from model.cycle.estimate import check_pending_estimates
+
+            for checked in check_pending_estimates(settings, now=state.now):
+                if checked.get("missed"):
+                    state.estimates_missed.append(checked)
         estimate_for_trigger(state, settings, config, sources.all_batches[-1:], prod.version)
     drift, note = drift_for_trigger(
         settings,

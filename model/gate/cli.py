@@ -44,16 +44,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="alpha",
         type=float,
         default=0.05,
-        help="the error budget of the model's whole family of comparisons: comparison k "
-        "(--holdout-uses) tests at alpha*6/(pi^2 k^2), so the chance that any comparison ever "
-        "promotes a candidate not better by the threshold stays below alpha (default 0.05)",
+        help="the level of a decision on rows no earlier decision used, and of every guardrail "
+        "(default 0.05); the j-th decision on the same rows (--holdout-uses) tests at "
+        "alpha*6/(pi^2 j^2)",
     )
     parser.add_argument(
         "--holdout-uses",
         type=int,
         default=1,
-        metavar="K",
-        help="this comparison's number k in the model's family of comparisons (default 1)",
+        metavar="J",
+        help="this decision's number j among decisions on these same test rows (default 1: "
+        "fresh rows, the full alpha)",
     )
     parser.add_argument(
         "--min-class-count",
@@ -67,15 +68,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=RULES,
         default="threshold",
         help="threshold (default): lower bound > threshold; lab: improvement >= threshold and "
-        "p(improvement > 0) < alpha_k (lenient: promotes ~50%% of candidates whose gain is "
+        "p(improvement > 0) < the level (lenient: promotes ~50%% of candidates whose gain is "
         "exactly the threshold)",
     )
     parser.add_argument(
         "--calibration-margin",
         type=float,
         default=DEFAULT_CALIBRATION_MARGIN,
-        help="log loss may be worse by at most this, shown at alpha_k (default 0.01; "
-        "negative: off)",
+        help="log loss may be worse by at most this, shown at alpha (default 0.01; negative: off)",
     )
     parser.add_argument("--n-bootstrap", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=42)
@@ -92,7 +92,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="METRIC=MARGIN",
         help="largest allowed worsening, e.g. recall=0.01 (repeatable)",
     )
-    parser.add_argument("--guardrail-mode", choices=("harm", "non_inferiority"), default="harm")
+    parser.add_argument(
+        "--guardrail-mode",
+        choices=("non_inferiority", "harm"),
+        default="non_inferiority",
+        help="non_inferiority (default): each guardrail must be shown not worse by more than "
+        "its margin; harm: only a shown breach blocks",
+    )
     parser.add_argument(
         "--policy",
         action="append",

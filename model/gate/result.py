@@ -311,6 +311,13 @@ class ComparisonResult:
         return self.population.bootstrap_deltas
 
     @property
+    def primary_shown(self) -> bool:
+        """The primary test cleared the threshold (L > T): whatever blocked the promotion was
+        a guardrail or a policy, which live labels do not test."""
+        low = self.lower_bound
+        return not self.untested and low is not None and low > self.threshold_absolute
+
+    @property
     def alpha_spent(self) -> float:
         """What this decision spent: its level when the primary test was carried out, 0 when
         it tested nothing (:attr:`untested` says why)."""

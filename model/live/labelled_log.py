@@ -130,23 +130,25 @@ def labelled_rows(
     return out.sort_values(REQUEST_TIME, kind="stable").reset_index(drop=True)
 
 
-def _score_of(rows: pd.DataFrame, version: str) -> pd.Series:
+def score_of(rows: pd.DataFrame, version: str) -> pd.Series:
     """Each row's score by ``version`` in whichever slot it scored the row (served, shadow or
     second shadow); NaN where it did not score it."""
-    out = pd.Series(np.nan, index=rows.index, dtype=float)
+    out = np.full(len(rows), np.nan)
     slots = [(SERVED_VERSION, SERVED_SCORE), (SHADOW_VERSION, SHADOW_SCORE)]
     if SHADOW2_VERSION in rows.columns and SHADOW2_SCORE in rows.columns:
         slots.append((SHADOW2_VERSION, SHADOW2_SCORE))
     for version_col, score_col in slots:
-        here = (rows[version_col] == version) & out.isna()
-        out[here] = pd.to_numeric(rows.loc[here, score_col], errors="coerce")
-    return out
+        here = (rows[version_col].to_numpy() == version) & np.isnan(out)
+        if here.any():
+            scores = pd.to_numeric(rows[score_col], errors="coerce").to_numpy(float)
+            out[here] = scores[here]
+    return pd.Series(out, index=rows.index)
 
 
 def paired_rows(rows: pd.DataFrame, baseline: str, candidate: str) -> pd.DataFrame:
     """Shadow mode: rows both versions scored (one served and the other in shadow, or both in
     shadow slots), with each version's score whatever its role (:data:`PAIRED_COLUMNS`)."""
-    b_score, c_score = _score_of(rows, baseline), _score_of(rows, candidate)
+    b_score, c_score = score_of(rows, baseline), score_of(rows, candidate)
     both = b_score.notna() & c_score.notna()
     out = pd.DataFrame(
         {

@@ -146,7 +146,8 @@ def take_look(out: LiveOutcome, state: SequentialState, est: Estimate, final: bo
         return out
     look = state.look(est, final=final)
     out.decision, out.reasons = look.decision, [look.reason]
-    out.state, out.look = state.to_dict(), state.to_dict()["looks"][-1]
+    out.state = state.to_dict()
+    out.look = out.state["looks"][-1]
     return out
 
 
@@ -178,15 +179,36 @@ def states_in_history(
 ) -> dict[str, SequentialState]:
     """The newest state of each test (by its id field ``key``) in the history."""
     states: dict[str, SequentialState] = {}
-    for ev in events:
-        if ev.get("event") == kind and ev.get(key) and isinstance(ev.get("state"), dict):
-            try:
-                states[str(ev[key])] = SequentialState.from_dict(ev["state"])
-            except Exception as exc:
-                raise RegistryError(
-                    f"history event {ev.get('id')} ({kind}): unreadable state: {exc}"
-                ) from exc
+    for ev in reversed(events):  # each event carries its test's whole state: read the newest
+        test = ev.get(key)
+        if ev.get("event") == kind and test and str(test) not in states:
+            found = state_of(ev, kind)
+            if found is not None:
+                states[str(test)] = found
     return states
+
+
+def newest_state(
+    events: Sequence[Mapping[str, Any]], kind: str, key: str, test_id: str
+) -> SequentialState | None:
+    """The newest state of test ``test_id`` in the history (only that event is parsed)."""
+    for ev in reversed(events):
+        if ev.get("event") == kind and str(ev.get(key)) == test_id:
+            found = state_of(ev, kind)
+            if found is not None:
+                return found
+    return None
+
+
+def state_of(ev: Mapping[str, Any], kind: str) -> SequentialState | None:
+    if not isinstance(ev.get("state"), dict):
+        return None
+    try:
+        return SequentialState.from_dict(ev["state"])
+    except Exception as exc:
+        raise RegistryError(
+            f"history event {ev.get('id')} ({kind}): unreadable state: {exc}"
+        ) from exc
 
 
 def write_outcome_reports(outcome: LiveOutcome, reports_dir: Path) -> LiveOutcome:

@@ -25,8 +25,8 @@ from model.live.outcome import (
     WATCHED,
     LiveOutcome,
     LiveSettings,
+    newest_state,
     paired_estimate,
-    states_in_history,
     take_look,
 )
 from model.live.sequential import SequentialPlan, SequentialState
@@ -80,7 +80,7 @@ def check_watch(
         "started_at": watch.started.isoformat(),
         "window_ends": ends.isoformat(),
     }
-    found = states_in_history(events, WATCHED, "promotion").get(watch.promotion)
+    found = newest_state(events, WATCHED, "promotion", watch.promotion)
     if found is not None and found.done:
         return LiveOutcome(
             "watch",

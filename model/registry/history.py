@@ -42,6 +42,8 @@ EVENTS = (
     "challenger_evaluated",
     "watch_checked",
     "migrated",
+    "estimated",
+    "estimate_checked",
 )
 #: Events callers may append with :meth:`ModelRegistry.record`; the others are written
 #: only by the registry operation they describe, so the history cannot lie about them.
@@ -55,6 +57,8 @@ RECORDABLE_EVENTS = (
     "challenger_evaluated",  # one look of a challenger's sequential evaluation (live labels)
     "watch_checked",  # one look of the post-promotion watch
     "migrated",  # the registry moved to the per-model layout (retrain migrate-layout)
+    "estimated",  # a label-free estimate of production on the prediction log (its days)
+    "estimate_checked",  # that estimate held against the labels that came later (once)
 )
 PRODUCTION_EVENTS = ("promoted", "forced", "rolled_back", "recovered")
 RESERVED_FIELDS = ("event", "time", "id")
