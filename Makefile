@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)  ## Create or update the virtualenv (.venv)
 
-run: $(STAMP)  ## Run the whole retraining loop on demo data (embedded Prefect)
+run: $(STAMP)  ## Run the whole retraining loop on demo data (again: a new batch each run)
 	$(BIN)/python -m flows.demo
 
 serve: $(STAMP)  ## Scoring service on 127.0.0.1:$(PORT) (follows promotions; logs predictions)
@@ -50,10 +50,10 @@ format: $(STAMP)  ## Apply ruff's fixes and formatting
 bench: $(STAMP)  ## Run every benchmark; JSON goes to bench/results/
 	@for b in bench/*_bench.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-stack-up: $(STAMP)  ## Local Prefect server + work pool + deployments + worker
+stack-up: $(STAMP)  ## Local Prefect server (RETRAIN_PREFECT_PORT, default 4200) + pool + deployments + worker
 	bash deployments/stack-up.sh
 
-stack-down:  ## Stop what stack-up started
+stack-down:  ## Cancel the runs in flight, then stop what stack-up started
 	bash deployments/stack-down.sh
 
 clean:  ## Empty the working root var/ (data, registry, reports, Prefect home)

@@ -4,8 +4,9 @@
 # pool, every deployment of prefect.yaml with one schedule per model, and N process workers
 # on the pool. Re-running it reuses whatever is already up. `stack-down.sh` stops it.
 #
-# Usage: stack-up.sh [--workers N]
-# Environment: RETRAIN_PREFECT_PORT (default 4200), RETRAIN_HOME (default ./var),
+# Usage: stack-up.sh [--workers N] [--port PORT]
+# Environment: RETRAIN_PREFECT_PORT (the server's port on 127.0.0.1, default 4200; --port wins),
+# RETRAIN_HOME (default ./var),
 # RETRAIN_STACK_DB (sqlite | postgres; default sqlite), RETRAIN_STACK_WORKERS (default 1;
 # --workers wins), RETRAIN_STACK_WORKER_LIMIT (flow runs at once per worker; default: no limit),
 # RETRAIN_PG_PORT (default: a free port), RETRAIN_PG_BIN (default: the newest
@@ -15,13 +16,20 @@ cd "$(dirname "$0")/.."
 
 DB=${RETRAIN_STACK_DB:-sqlite}
 WORKERS=${RETRAIN_STACK_WORKERS:-1}
+PORT=${RETRAIN_PREFECT_PORT:-4200}
 while [ $# -gt 0 ]; do
   case $1 in
     --workers) WORKERS=${2:-}; shift 2 || shift ;;
     --workers=*) WORKERS=${1#*=}; shift ;;
-    *) echo "stack-up: unknown argument '$1' (accepted: --workers N)" >&2; exit 2 ;;
+    --port) PORT=${2:-}; shift 2 || shift ;;
+    --port=*) PORT=${1#*=}; shift ;;
+    *) echo "stack-up: unknown argument '$1' (accepted: --workers N, --port PORT)" >&2; exit 2 ;;
   esac
 done
+if ! [[ $PORT =~ ^[0-9]+$ ]] || [ "$PORT" -lt 1024 ] || [ "$PORT" -gt 65535 ]; then
+  echo "stack-up: --port / RETRAIN_PREFECT_PORT '$PORT' is not accepted; use 1024 to 65535" >&2
+  exit 2
+fi
 if ! [[ $WORKERS =~ ^[0-9]+$ ]] || [ "$WORKERS" -lt 1 ] || [ "$WORKERS" -gt 64 ]; then
   echo "stack-up: --workers / RETRAIN_STACK_WORKERS '$WORKERS' is not accepted; use 1 to 64" >&2
   exit 2
@@ -37,7 +45,6 @@ fi
 
 PREFECT=${PREFECT:-.venv/bin/prefect}
 HOST=127.0.0.1
-PORT=${RETRAIN_PREFECT_PORT:-4200}
 HOME_DIR=${RETRAIN_HOME:-var}
 STATE="$HOME_DIR/stack"
 POOL=retraining-pool
@@ -67,11 +74,22 @@ fi
 
 if alive server; then
   echo "server: already running (pid $(cat "$STATE/server.pid"))"
+  if [ -f "$STATE/api_url" ] && [ "$(cat "$STATE/api_url")" != "$PREFECT_API_URL" ]; then
+    echo "stack-up: the running server serves $(cat "$STATE/api_url"), not port $PORT;" \
+      "run make stack-down first to move it" >&2
+    exit 2
+  fi
 else
+  if (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; then
+    echo "stack-up: port $PORT on $HOST is already in use; choose another with" \
+      "RETRAIN_PREFECT_PORT=PORT make stack-up" >&2
+    exit 2
+  fi
   start server "$PREFECT" server start --host "$HOST" --port "$PORT"
   echo "server: started (pid $(cat "$STATE/server.pid")), log $STATE/server.log"
 fi
 "$PREFECT" server status --wait --timeout 120 >/dev/null
+echo "$PREFECT_API_URL" >"$STATE/api_url"  # CLI flows use this server (flows/ephemeral.py)
 
 "$PREFECT" work-pool inspect "$POOL" >/dev/null 2>&1 \
   || "$PREFECT" work-pool create "$POOL" --type process >/dev/null
@@ -100,6 +118,6 @@ cat <<TXT
 
 Prefect UI: http://$HOST:$PORT (database: $DB, workers: $WORKERS)
 In this shell:  export PREFECT_API_URL=$PREFECT_API_URL
-Then e.g.:      prefect deployment run retraining/weekly -p force_retrain=true --watch
+Then e.g.:      $PREFECT deployment run retraining/weekly -p force_retrain=true --watch
 Stop it all:    make stack-down
 TXT

@@ -15,12 +15,13 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
 
-from flows.ephemeral import start_tied_ephemeral_server
+from flows.ephemeral import connect_cli_run
 from flows.parameter_docs import MODEL_NAME_DEFAULT_TEXT, document_parameters
 from flows.retraining import promotion_guard
+from flows.run_labels import label_run, live_namer, model_tag
 from model.cycle.config import ModelNameParameter
 from model.cycle.models_config import effective_parameters, select_model
 from model.errors import RetrainError
@@ -49,7 +50,7 @@ from tasks.live import (
 from tasks.reporting import publish_leaderboard
 
 
-@flow(name="challenger-evaluation")
+@flow(name="challenger-evaluation", flow_run_name=live_namer("challenger-evaluation"))
 @document_parameters(
     config_filled=("significance_level", "improvement_threshold"),
     shown_defaults={"model_name": MODEL_NAME_DEFAULT_TEXT},
@@ -83,7 +84,8 @@ def challenger_evaluation(
     )
     logger = get_run_logger()
     run_id = str(flow_run.id) if flow_run.id else None
-    with model_scope(name):
+    with model_scope(name), tags(model_tag(name)):
+        label_run(name)  # the tag model:<name> on this run itself
         if labels_path:
             logger.info("Triggered by labelled rows in %s", labels_path)
         with promotion_guard():
@@ -109,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--routed", action="store_true", help="mode=routed (default shadow)")
     parser.add_argument("--n-max", type=int, default=DEFAULT_N_MAX)
     args = parser.parse_args(argv)
-    start_tied_ephemeral_server()
     try:
+        connect_cli_run()  # a running `make stack-up` server, else a temporary one
         out = challenger_evaluation(
             model_name=args.model, mode="routed" if args.routed else "shadow", n_max=args.n_max
         )

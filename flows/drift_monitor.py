@@ -6,26 +6,31 @@ of them, concatenated; the report's ``current.selection`` says which). With none
 inconclusive candidate was already trained on every one of those batches (until a newer one
 arrives). On dataset drift it emits ``retraining.drift.detected`` (resource
 ``retraining.model.<model name>``, payload ``drift_share``, ``drifted_features``,
-``report_path``), which the ``retraining/weekly`` deployment's trigger turns into a run.
+``report_path``), which the ``retraining/weekly`` deployment's trigger turns into a run; with
+no server configured (a temporary one, which nothing listens to) it emits nothing and logs,
+and returns as ``retrain_command``, the command that retrains on the report.
 Run it as ``python -m flows.drift_monitor`` or through the ``drift-monitor/daily`` deployment.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from typing import Annotated, Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, tags
 from prefect.events import Event, emit_event
 from pydantic import Field
 
-from flows.ephemeral import start_tied_ephemeral_server
+from flows.ephemeral import connect_cli_run
 from flows.parameter_docs import MODEL_NAME_DEFAULT_TEXT, document_parameters
+from flows.promotion import uses_api_server
+from flows.run_labels import label_run, model_tag
 from model.cycle.config import DatasetDriftThreshold, IncomingPath, ModelNameParameter
 from model.cycle.models_config import effective_parameters, select_model
-from model.cycle.naming import drift_run_name
+from model.cycle.naming import drift_run_name, retrain_command
 from model.drift import DriftSettings
 from model.errors import RetrainError
 from model.settings import check_model_name, get_settings, model_scope
@@ -77,18 +82,11 @@ def emit_drift_detected(
     return event
 
 
-def _name_run(summary: dict[str, Any]) -> None:
-    """``drift-<date>-<verdict>`` (drift, no-drift, no-new-data, skipped) once it is known."""
-    import datetime as dt
-
-    from prefect.client.orchestration import get_client
-    from prefect.runtime import flow_run
-
-    if flow_run.id:
-        with get_client(sync_client=True) as client:
-            client.update_flow_run(
-                flow_run.id, name=drift_run_name(dt.datetime.now(dt.UTC), summary)
-            )
+def _name_run(model_name: str, summary: dict[str, Any]) -> None:
+    """``<model> · drift-<date>-<verdict>`` (drift, no-drift, no-new-data, skipped) once it
+    is known (or the name the user chose, with the verdict appended)."""
+    name = drift_run_name(dt.datetime.now(dt.UTC), summary)
+    label_run(model_name, name, name.split("-", 4)[-1])
 
 
 DRIFT_SUMMARY = "Compute drift, write and publish the reports, and emit the event on dataset drift."
@@ -147,7 +145,8 @@ def drift_monitor(
     logger = get_run_logger()
     settings = get_settings()
     name = select_model(model_name, settings, "flow parameter model_name")
-    with model_scope(name):
+    with model_scope(name), tags(model_tag(name)):
+        label_run(name)  # the tag model:<name> on this run itself
         settings = settings.for_model(name)
         explicit = {
             "incoming_path": incoming_path,
@@ -178,13 +177,20 @@ def drift_monitor(
         )
         summary["model_name"] = name
         summary["settings_sources"] = sources
-        _name_run(summary)
+        _name_run(name, summary)
         if summary["status"] == "skipped":
             return summary
         publish_drift_report(summary)
         summary["event"] = None
         if summary["dataset_drift"] and summary.get("blocked"):
             logger.info("Dataset drift, no event: %s", summary["blocked"])
+        elif summary["dataset_drift"] and emit and not uses_api_server():
+            summary["retrain_command"] = retrain_command(name, summary["report_path"])
+            logger.warning(
+                "Dataset drift, no event: no Prefect server is configured (PREFECT_API_URL), "
+                "so no deployment would react. Retrain on this report: %s",
+                summary["retrain_command"],
+            )
         elif summary["dataset_drift"] and emit:
             event = emit_drift_detected(summary, model_name=name)
             summary["event"] = DRIFT_EVENT
@@ -206,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=None)
     parser.add_argument("--no-emit", action="store_true")
     args = parser.parse_args(argv)
-    start_tied_ephemeral_server()  # killed, it leaves no orphaned Prefect server
     try:
+        connect_cli_run()  # a running `make stack-up` server, else a temporary one
         summary = drift_monitor(
             model_name=args.model,
             incoming_path=args.incoming,
@@ -220,6 +226,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({k: v for k, v in summary.items() if k != "table"}, indent=2))
+    if summary.get("retrain_command"):
+        print(
+            "note: dataset drift, but no Prefect server is running, so no deployment will "
+            f"retrain. Retrain on this report: {summary['retrain_command']} "
+            "(or: retrain drift --then-retrain)",
+            file=sys.stderr,
+        )
     return 0
 
 

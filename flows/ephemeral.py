@@ -1,4 +1,17 @@
-"""The ephemeral Prefect server of a command-line run, tied to the process that starts it.
+"""The Prefect server of a command-line run: a running one when there is, else a temporary
+one tied to the process that starts it.
+
+:func:`connect_cli_run` decides, before a command-line run's first flow
+(``python -m flows.retraining``, ``flows.drift_monitor``, ``flows.demo``, the live flows,
+``retrain drift --then-retrain``):
+
+1. ``PREFECT_API_URL`` set: that server;
+2. else, with ``RETRAIN_PREFECT_SERVER=auto`` (the default), the server ``make stack-up``
+   started for this working root (it records its API address in ``<RETRAIN_HOME>/stack/``)
+   when its process is alive and ``/health`` answers: runs, logs and events go there, and the
+   20-25 s start of a temporary server is saved;
+3. else (or with ``RETRAIN_PREFECT_SERVER=temporary``) a temporary server, tied to this
+   process as below.
 
 Without ``PREFECT_API_URL``, Prefect starts a temporary server as a child process (``uvicorn``)
 and stops it at exit; a process killed with SIGKILL never runs that exit, and the server
@@ -17,9 +30,61 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Any
+import urllib.request
+from pathlib import Path
+from typing import Any, Literal
 
 PR_SET_PDEATHSIG = 1
+SERVER_ENV = "RETRAIN_PREFECT_SERVER"
+SERVER_CHOICES = ("auto", "temporary")
+STACK_API_FILE = "api_url"
+"""``<RETRAIN_HOME>/stack/api_url``: the API address ``deployments/stack-up.sh`` serves on."""
+Connection = Literal["configured", "stack", "temporary"]
+
+
+def stack_api_url(stack_dir: Path, timeout: float = 2.0) -> str | None:
+    """The API address of the server ``make stack-up`` started (``stack_dir``:
+    ``<RETRAIN_HOME>/stack``), when its recorded process is alive and ``/health`` answers."""
+    try:
+        url = (stack_dir / STACK_API_FILE).read_text(encoding="utf-8").strip()
+        pid = int((stack_dir / "server.pid").read_text(encoding="utf-8").strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    if not url.startswith("http://127.0.0.1:"):  # only the loopback server stack-up starts
+        return None
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout) as reply:
+            return url if reply.status == 200 else None
+    except (OSError, ValueError):
+        return None
+
+
+def connect_cli_run(stack_dir: Path | None = None) -> Connection:
+    """Point this process's Prefect at the server its flows should use (see the module's
+    docstring); call it early in ``main()``, before any flow runs. Returns which it chose."""
+    from prefect.context import refresh_global_settings_context
+    from prefect.settings import PREFECT_API_URL
+
+    from model.errors import ParameterError
+    from model.settings import get_settings
+
+    if PREFECT_API_URL.value():
+        return "configured"
+    choice = os.environ.get(SERVER_ENV, "auto").strip().lower() or "auto"
+    if choice not in SERVER_CHOICES:
+        raise ParameterError(
+            f"{SERVER_ENV}={choice!r} is not accepted; use auto (a running `make stack-up` "
+            "server, else a temporary one) or temporary"
+        )
+    if choice == "auto":
+        url = stack_api_url(stack_dir or get_settings().root / "stack")
+        if url:
+            os.environ["PREFECT_API_URL"] = url  # seen by every thread and child process
+            refresh_global_settings_context()
+            return "stack"
+    start_tied_ephemeral_server()
+    return "temporary"
 
 
 def _die_with(parent: int) -> Any:

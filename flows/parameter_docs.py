@@ -6,12 +6,17 @@ that section from the annotations, so the types stay the one source of truth: ea
 the ``Field`` description plus the default, "default: from the model's configuration, else
 <built-in>" for a parameter the configuration fills (``None`` in the signature), else the
 default as it is.
+
+The run form renders descriptions as Markdown, where ``<name>`` is an HTML tag and vanishes:
+every word with an angle-bracketed part (``[models.<name>]``, ``data/<model>/incoming``) is
+written as a code span (:func:`literal_angles`), which shows it as text.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -31,6 +36,19 @@ NONE_MEANS = {
     "id_column": "a hash of the row",
 }
 """What a built-in default of None means, where "null" would not say (else: off)."""
+ANGLED_WORD = re.compile(r"[\w.\[\]/:=-]*<[\w-]+>(?:[\w\[\]/:=<>-]|\.(?=[\w\[<]))*")
+"""A word with an ``<angle-bracketed>`` part; a sentence's closing full stop is not in it."""
+CODE_SPAN = re.compile(r"(`+[^`]*`+)")
+
+
+def literal_angles(text: str) -> str:
+    """``text`` with each word that has an angle-bracketed part as a Markdown code span
+    (code spans already there are left as they are)."""
+    parts = CODE_SPAN.split(text)  # odd items: code spans
+    return "".join(
+        part if i % 2 else ANGLED_WORD.sub(lambda m: f"`{m.group(0)}`", part)
+        for i, part in enumerate(parts)
+    )
 
 
 def annotation_description(annotation: Any) -> str | None:
@@ -84,7 +102,7 @@ def parameter_descriptions(
             out[name] = f"{text} (required)"
         else:
             out[name] = f"{text} (default: {show_default(param.default)})"
-    return out
+    return {name: literal_angles(text) for name, text in out.items()}
 
 
 def args_section(descriptions: dict[str, str]) -> str:

@@ -18,12 +18,13 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
 
-from flows.ephemeral import start_tied_ephemeral_server
+from flows.ephemeral import connect_cli_run
 from flows.parameter_docs import MODEL_NAME_DEFAULT_TEXT, document_parameters
 from flows.retraining import promotion_guard
+from flows.run_labels import label_run, live_namer, model_tag
 from model.cycle.config import ModelNameParameter
 from model.cycle.models_config import select_model
 from model.errors import RetrainError
@@ -58,7 +59,7 @@ from tasks.live import (
 from tasks.reporting import publish_leaderboard
 
 
-@flow(name="post-promotion-watch")
+@flow(name="post-promotion-watch", flow_run_name=live_namer("post-promotion-watch"))
 @document_parameters(config_filled=(), shown_defaults={"model_name": MODEL_NAME_DEFAULT_TEXT})
 def post_promotion_watch(
     model_name: ModelNameParameter = None,
@@ -86,7 +87,8 @@ def post_promotion_watch(
     logger = get_run_logger()
     run_id = str(flow_run.id) if flow_run.id else None
     name = select_model(model_name, get_settings(), "flow parameter model_name")
-    with model_scope(name):
+    with model_scope(name), tags(model_tag(name)):
+        label_run(name)  # the tag model:<name> on this run itself
         if labels_path:
             logger.info("Triggered by labelled rows in %s", labels_path)
         with promotion_guard():
@@ -114,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=post_promotion_watch.description)
     parser.add_argument("--model", default=None, metavar="NAME", help="model_name")
     args = parser.parse_args(argv)
-    start_tied_ephemeral_server()
     try:
+        connect_cli_run()  # a running `make stack-up` server, else a temporary one
         out = post_promotion_watch(model_name=args.model)
     except RetrainError as exc:
         print(f"error: {exc}", file=sys.stderr)

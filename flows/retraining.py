@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, tags
-from prefect.client.orchestration import get_client
 from prefect.context import get_run_context
 from prefect.runtime import flow_run
 
-from flows.ephemeral import start_tied_ephemeral_server
+from flows.ephemeral import connect_cli_run
 from flows.evaluate import cycle_run_id, evaluate_and_promote
 from flows.parameter_docs import MODEL_NAME_DEFAULT_TEXT, document_parameters
 from flows.promotion import (  # noqa: F401  (re-exported: tests and callers use these names)
@@ -32,6 +31,7 @@ from flows.promotion import (  # noqa: F401  (re-exported: tests and callers use
     promotion_guard,
     uses_api_server,
 )
+from flows.run_labels import label_run, model_of_run, run_name
 from flows.sweep import train_candidates
 from model.cycle.config import (
     BatchSize,
@@ -87,7 +87,7 @@ from model.cycle.models_config import (
     resolve_run,
     sources_markdown,
 )
-from model.cycle.naming import retrain_run_name, skip_run_name, suppressed_trigger
+from model.cycle.naming import outcome_text, retrain_run_name, skip_run_name, suppressed_trigger
 from model.errors import ParameterError, RetrainError
 from model.registry import ModelRegistry
 from model.settings import get_settings, model_scope
@@ -118,12 +118,10 @@ def _why() -> str:
 
 
 def _run_name() -> str:
-    """Say why the run happened: ``retrain-force-…``, ``retrain-drift-…``, ``retrain-schedule-…``.
-
-    Renamed once the triggers are evaluated, and again with the outcome
-    (``model.cycle.naming``).
-    """
-    return f"retrain-{_why()}-{dt.datetime.now(dt.UTC):%Y-%m-%dT%H%M%S}"
+    """``<model> · retrain-<why>-<time>`` (why: force, drift, schedule, check), or the name
+    the user chose. Renamed once the triggers are evaluated, and again with the outcome
+    (``model.cycle.naming``, ``flows.run_labels``)."""
+    return run_name(model_of_run(), f"retrain-{_why()}-{dt.datetime.now(dt.UTC):%Y-%m-%dT%H%M%S}")
 
 
 def _is_scheduled() -> bool:
@@ -131,13 +129,6 @@ def _is_scheduled() -> bool:
         return bool(get_run_context().flow_run.auto_scheduled)  # type: ignore[union-attr]
     except Exception:  # no run context: a plain call
         return False
-
-
-def _rename_run(name: str) -> None:
-    run_id = flow_run.id
-    if run_id:
-        with get_client(sync_client=True) as client:
-            client.update_flow_run(run_id, name=name)
 
 
 @flow(name="train-candidate", flow_run_name="train-candidate-{trigger[primary]}")
@@ -257,6 +248,7 @@ def retraining(
         started = dt.datetime.now(dt.UTC)
         _log_sources(sources)
         settings_md = sources_markdown(cfg.model_dump(), sources)
+        label_run(cfg.model_name)  # the tag model:<name> on this run itself
         with CycleScratch(settings.runs_dir, cycle_id) as scratch:
             state: dict[str, str | None] = {"candidate": None, "primary": None}
             try:
@@ -276,7 +268,8 @@ def retraining(
                 error = f"{type(exc).__name__}: {exc}"
                 registry.record("failed", version=state["candidate"], error=error, run_id=run_id)
                 get_run_logger().error("Retraining failed (production untouched): %s", exc)
-                _rename_run(retrain_run_name(state.get("primary") or _why(), started, "FAILED"))
+                name = retrain_run_name(state.get("primary") or _why(), started, "FAILED")
+                label_run(cfg.model_name, name, "FAILED")
                 with contextlib.suppress(Exception):  # the failure is what the run reports
                     emit_cycle_event(
                         cfg.model_name,
@@ -322,7 +315,7 @@ def _cycle(
         f"{trigger['markdown']}\n{settings_md}", trigger["checks"], cfg.model_name
     )
     if not trigger["should_retrain"]:
-        _rename_run(skip_run_name(trigger, started))
+        label_run(cfg.model_name, skip_run_name(trigger, started), "skipped")
         record_event("skipped", reasons=trigger["reasons"], checks=trigger["checks"], run_id=run_id)
         emit_cycle_event(
             cfg.model_name,
@@ -342,7 +335,7 @@ def _cycle(
             registry=str(settings.models_dir),
         )
     state["primary"] = trigger["primary"]
-    _rename_run(retrain_run_name(trigger["primary"], started))
+    label_run(cfg.model_name, retrain_run_name(trigger["primary"], started))
     previous = registry.production()
     out_dir = str(scratch.new_folder("candidate"))
     brief = {k: trigger.get(k) for k in ("primary", "reasons", "drift_report_path")}
@@ -350,7 +343,8 @@ def _cycle(
     trained = trainer(cfg.model_dump(), brief, trigger["sources"], out_dir)
     candidate = state["candidate"] = trained["version"]
     summary = evaluate_and_promote(cfg.model_dump(), candidate, trained["prepared_dir"])
-    _rename_run(retrain_run_name(trigger["primary"], started, summary["decision"], candidate))
+    name = retrain_run_name(trigger["primary"], started, summary["decision"], candidate)
+    label_run(cfg.model_name, name, outcome_text(summary["decision"], candidate))
     logger.info(
         "%s %s: %s (report: %s)",
         summary["decision"],
@@ -422,10 +416,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.model is not None:
             kwargs["model_name"] = args.model
         resolve_run(kwargs, get_settings(), "--model" if args.model is not None else "model_name")
+        connect_cli_run()  # a running `make stack-up` server, else a temporary one
     except RetrainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    start_tied_ephemeral_server()
     try:
         result = retraining(**kwargs)
     except RetrainError as exc:

@@ -12,9 +12,11 @@ from model.cycle.monitor import monitor_drift
 from model.drift import DriftSettings
 from model.settings import get_settings
 from tasks.events import emit_estimate_missed
+from tasks.reporting import artifact_key
 
 DRIFT_REPORT_KEY = "drift-report"
 DRIFT_TABLE_KEY = "drift-features"
+"""Artifact keys end in ``-<model name>`` (:func:`tasks.reporting.artifact_key`)."""
 
 
 @task(name="compute_drift")
@@ -96,14 +98,17 @@ def _log_estimate(est: dict[str, Any] | None) -> None:
 @task(name="publish_drift_report")
 def publish_drift_report(summary: dict[str, Any]) -> None:
     """Markdown summary (with where the reports are) and a per-column table artifact."""
+    model = summary.get("model_name") or get_settings().model_name
     markdown = Path(summary["reports"]["md"]).read_text(encoding="utf-8")
     links = "\n".join(f"- {kind}: `{path}`" for kind, path in summary["reports"].items())
     verdict = "dataset drift" if summary["dataset_drift"] else "no dataset drift"
     create_markdown_artifact(
         f"{markdown}\n### Reports\n{links}\n",
-        key=DRIFT_REPORT_KEY,
+        key=artifact_key(DRIFT_REPORT_KEY, model),
         description=f"Drift share {summary['drift_share']:.2f}: {verdict}",
     )
     create_table_artifact(
-        summary["table"], key=DRIFT_TABLE_KEY, description="Drift statistics per column"
+        summary["table"],
+        key=artifact_key(DRIFT_TABLE_KEY, model),
+        description="Drift statistics per column",
     )

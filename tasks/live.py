@@ -124,6 +124,7 @@ def check_estimates(as_of: str | None = None, label_window_hours: float = 0.0) -
 def publish_live_report(outcome: dict[str, Any]) -> None:
     """The look's decision and every look so far, as artifacts of the run."""
     key = "challenger-evaluation" if outcome["kind"] == "challenger" else "post-promotion-watch"
+    key = f"{key}-{get_settings().model_name}"  # every artifact key names its model
     links = "\n".join(f"- {k}: `{v}`" for k, v in (outcome.get("reports") or {}).items())
     create_markdown_artifact(
         to_markdown(outcome) + (f"\n### Reports\n{links}\n" if links else ""),

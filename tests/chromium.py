@@ -71,8 +71,9 @@ class Page:
 
 
 @contextmanager
-def open_page(path: Path, width: int = 1200, height: int = 900) -> Iterator[Page]:
-    """Open ``path`` (a local HTML file) in headless Chromium; stop the browser afterwards."""
+def open_page(path: Path | str, width: int = 1200, height: int = 900) -> Iterator[Page]:
+    """Open ``path`` (a local HTML file, or an http:// address on this machine) in headless
+    Chromium; stop the browser afterwards."""
     from websockets.sync.client import connect
 
     exe = find_chromium()
@@ -102,7 +103,8 @@ def open_page(path: Path, width: int = 1200, height: int = 900) -> Iterator[Page
         with connect(page["webSocketDebuggerUrl"], max_size=64 * 2**20) as ws:
             tab = Page(ws)
             tab.call("Page.enable")
-            tab.call("Page.navigate", url=path.resolve().as_uri())
+            url = path if isinstance(path, str) else path.resolve().as_uri()
+            tab.call("Page.navigate", url=url)
             _wait_loaded(tab)
             yield tab
     finally:

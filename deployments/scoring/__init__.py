@@ -10,10 +10,28 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 from deployments.scoring.app import ServeConfig, create_app
 
 __all__ = ["ServeConfig", "create_app", "run"]
+
+
+def startup_line(config: ServeConfig, models: Any) -> str:
+    """What ``retrain serve`` says once its models are loaded: where, which model, which
+    version(s), where the log goes."""
+    prod = models.production.version if models.production else "none yet"
+    extra = ""
+    if models.challenger is not None:
+        extra += f", challenger {models.challenger.version} at {models.traffic:g}%"
+    if models.shadow is not None:
+        extra += f", shadow {models.shadow.version}"
+    log = f"prediction log {config.predictions_dir}" if config.log_enabled else "no prediction log"
+    return (
+        f"retrain serve: model {config.model_name}, production {prod}{extra}; "
+        f"http://{config.host}:{config.port} (POST /predict, GET /health /version /metrics); "
+        f"{log}"
+    )
 
 
 def run(config: ServeConfig) -> None:
@@ -24,6 +42,7 @@ def run(config: ServeConfig) -> None:
     torch.set_num_threads(int(os.environ.get("RETRAIN_SERVE_TORCH_THREADS", "1")))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = create_app(config)
+    print(startup_line(config, app.state.service._models()), flush=True)
     uvicorn.run(
         app,
         host=config.host,

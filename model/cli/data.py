@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from model.data import DEFAULT_SPLIT, FeatureSpec, Manifest, default_sources, prepare
-from model.data.demo import write_demo
-from model.data.messages import brief, quote
 from model.errors import DataValidationError
 from model.settings import get_settings
+
+if TYPE_CHECKING:  # pandas and pyarrow: imported inside the commands
+    from model.data import FeatureSpec, Manifest
+
+DEFAULT_SPLIT_TEXT = "0.7,0.15,0.15"
+"""``model.data.DEFAULT_SPLIT`` as ``--split`` writes it (a test keeps the two in step)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     prep.add_argument("--spec", type=Path, default=None, help="feature spec JSON to enforce")
     prep.add_argument(
         "--split",
-        default=",".join(str(x) for x in DEFAULT_SPLIT),
+        default=DEFAULT_SPLIT_TEXT,
         help="train,val,test fractions (default 0.7,0.15,0.15)",
     )
     prep.add_argument("--out", type=Path, default=None, help="prepared root (default: settings)")
@@ -70,6 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from model.data.demo import write_demo
+
     settings = get_settings()
     paths = write_demo(
         settings,
@@ -92,12 +98,17 @@ def _parse_split(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(x) for x in text.split(","))
     except ValueError as exc:
+        from model.data.messages import quote
+
         raise DataValidationError(f"--split: expected three fractions, got {quote(text)}") from exc
 
 
 def _read_spec(path: Path | None) -> FeatureSpec | None:
     if path is None:
         return None
+    from model.data import FeatureSpec
+    from model.data.messages import brief
+
     try:
         return FeatureSpec.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, json.JSONDecodeError) as exc:
@@ -117,6 +128,8 @@ def summary(manifest: Manifest) -> str:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
+    from model.data import default_sources, prepare
+
     settings = get_settings()
     sources = args.data or default_sources(settings.raw_data_path, settings.incoming_dir)
     manifest = prepare(

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from typing import Any
 
-from model.cycle.models_config import effective_parameters
-from model.cycle.monitor import monitor_drift
-from model.drift import DriftSettings
 from model.errors import DriftInputError
 from model.settings import get_settings
 
@@ -32,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Only the newest N new batches (default: every batch production was not trained "
         "on; with --reference: the newest 1)",
     )
-    p.add_argument("--out", help="Report folder (default: reports/drift/<timestamp>)")
+    p.add_argument("--out", help="Report folder (default: reports/<model>/drift/<timestamp>)")
     p.add_argument("--incoming", metavar="PATH", help="incoming_path (default: the model's)")
     p.add_argument("--target", help="Target column (default: the model's, else target)")
     p.add_argument(
@@ -61,8 +60,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="Current data: the scoring service's prediction log since production was trained",
     )
+    p.add_argument(
+        "--then-retrain",
+        action="store_true",
+        help="On dataset drift, run the retraining cycle here, given the report just written "
+        "(no second drift computation; uses a running `make stack-up` server, else a "
+        "temporary one)",
+    )
     p.add_argument("--json", action="store_true", help="Print the summary as JSON")
     p.set_defaults(func=run_drift)
+
+
+def no_listener_note(model: str, report: str) -> str:
+    """What to tell a user whose drift reached no deployment."""
+    from model.cycle.naming import retrain_command
+
+    return (
+        "dataset drift, but no event was sent, so no deployment will retrain. To retrain on "
+        f"this report: retrain --model {model} drift --then-retrain, or "
+        f"{retrain_command(model, report)}"
+    )
 
 
 def _api_url() -> str | None:
@@ -73,11 +90,20 @@ def _api_url() -> str | None:
 
 
 def run_drift(args: argparse.Namespace) -> int:
+    if args.emit and args.then_retrain:
+        raise DriftInputError(
+            "--emit and --then-retrain: choose one (--emit lets the deployment retrain, "
+            "--then-retrain retrains in this process)"
+        )
     if args.emit and not _api_url():
         raise DriftInputError(
             "--emit needs a running Prefect server: set PREFECT_API_URL "
             "(e.g. http://127.0.0.1:4200/api)"
         )
+    from model.cycle.models_config import effective_parameters
+    from model.cycle.monitor import monitor_drift  # pandas, scipy: only when computing drift
+    from model.drift import DriftSettings
+
     settings = get_settings()  # --model: this command's model (model/cli/__init__.py)
     name = settings.model_name
     explicit = {
@@ -123,4 +149,27 @@ def run_drift(args: argparse.Namespace) -> int:
             print(fh.read())
         for kind, path in summary["reports"].items():
             print(f"{kind}: {path}")
+    actionable = summary["dataset_drift"] and not summary.get("blocked")
+    if args.then_retrain:
+        return _retrain_on(name, summary) if actionable else _nothing_to_retrain(summary)
+    if actionable and not args.emit:
+        print(f"note: {no_listener_note(name, summary['report_path'])}", file=sys.stderr)
+    return 0
+
+
+def _nothing_to_retrain(summary: dict[str, Any]) -> int:
+    why = summary.get("blocked") or "no dataset drift"
+    print(f"not retraining: {why}")
+    return 0
+
+
+def _retrain_on(name: str, summary: dict[str, Any]) -> int:
+    """The retraining cycle in this process, given the report just written."""
+    from flows.ephemeral import connect_cli_run  # prefect only on this path
+    from flows.retraining import retraining
+
+    connect_cli_run()
+    print(f"retraining {name} on {summary['report_path']}", flush=True)
+    result = retraining(model_name=name, drift_report_path=summary["report_path"])
+    print(result.summary())
     return 0

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from model.cycle.migrate_layout import migrate_layout
-from model.cycle.models_config import PATH_KEYS, load_models_config
 from model.settings import get_settings
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    from model.cycle.migrate_layout import migrate_layout
+
     settings = get_settings()  # the model comes from --model (the command's scope)
     result = migrate_layout(settings, settings.model_name)
     new = settings.for_model(result.model_name)
@@ -26,6 +26,8 @@ def _migrate(args: argparse.Namespace) -> int:
 def stale_config_paths(name: str) -> list[str]:
     """A line for each path of the model's table that still names a single-model folder
     (``data/raw/...``, ``data/incoming``): the migration moved it to ``data/<name>/``."""
+    from model.cycle.models_config import PATH_KEYS, load_models_config
+
     config = load_models_config()
     table = config.table(name)
     notes = []

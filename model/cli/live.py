@@ -13,25 +13,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from model.cycle.locks import promotion_lock
 from model.errors import ParameterError, RegistryError
-from model.live.challenger import apply_evaluation, evaluate_challenger
-from model.live.outcome import (
-    DEFAULT_WATCH_ALPHA,
-    DEFAULT_WATCH_MAX_DAYS,
-    DEFAULT_WATCH_ROWS,
-    EVALUATED,
-    WATCHED,
-    LiveOutcome,
-    LiveSettings,
-    labelled,
-    write_outcome_reports,
-)
-from model.live.report import to_text
-from model.live.watch import apply_watch, check_watch, current_watch
 from model.registry import ModelRegistry
 from model.settings import get_settings
+
+if TYPE_CHECKING:  # model.live loads pandas and SciPy: imported inside the commands
+    from model.live.outcome import LiveOutcome, LiveSettings
 
 EXIT = {"PROMOTE": 0, "REJECT": 3, "INCONCLUSIVE": 4, "KEEP": 0, "ROLLBACK": 5}
 
@@ -75,13 +64,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--days",
         dest="max_days",
         type=float,
-        default=DEFAULT_WATCH_MAX_DAYS,
+        default=None,  # model.live.outcome.DEFAULT_WATCH_MAX_DAYS (its help: a test)
         help="the watch's maximum age in days (default 60): it ends earlier by evidence",
     )
     check.add_argument(
         "--rows",
         type=int,
-        default=DEFAULT_WATCH_ROWS,
+        default=None,  # model.live.outcome.DEFAULT_WATCH_ROWS
         help="labelled rows at which the watch ends (default 10,000)",
     )
     check.set_defaults(func=_watch_check)
@@ -94,7 +83,7 @@ def _options() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="the test's level (default: the model's significance_level for a challenger, "
-        f"{DEFAULT_WATCH_ALPHA:g} for the watch)",
+        "0.1 for the watch)",  # model.live.outcome.DEFAULT_WATCH_ALPHA
     )
     p.add_argument("--spending", choices=("obrien_fleming", "pocock"), default="obrien_fleming")
     p.add_argument("--min-class-count", type=int, default=100)
@@ -130,6 +119,8 @@ def _model_value(name: str) -> float:
 
 
 def _settings(args: argparse.Namespace, **extra: object) -> LiveSettings:
+    from model.live.outcome import DEFAULT_WATCH_ALPHA, LiveSettings
+
     if "watch_margin" in extra:
         extra["watch_alpha"] = DEFAULT_WATCH_ALPHA if args.alpha is None else args.alpha
         alpha = _model_value("significance_level")
@@ -147,6 +138,8 @@ def _settings(args: argparse.Namespace, **extra: object) -> LiveSettings:
 
 
 def _show(outcome: LiveOutcome, dry_run: bool) -> None:
+    from model.live.report import to_text
+
     print(to_text(outcome.to_dict()), end="")
     if outcome.reports:
         print("Reports: " + ", ".join(outcome.reports.values()))
@@ -155,6 +148,10 @@ def _show(outcome: LiveOutcome, dry_run: bool) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from model.cycle.locks import promotion_lock
+    from model.live.challenger import apply_evaluation, evaluate_challenger
+    from model.live.outcome import labelled, write_outcome_reports
+
     cfg = _settings(args, mode=args.mode, n_max=args.n_max, improvement_threshold=args.threshold)
     settings, reg, now = get_settings(), _registry(args), _now(args.as_of)
     with promotion_lock(reg.root):
@@ -170,9 +167,18 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _watch_check(args: argparse.Namespace) -> int:
-    cfg = _settings(
-        args, watch_margin=args.margin, watch_max_days=args.max_days, watch_rows=args.rows
+    from model.cycle.locks import promotion_lock
+    from model.live.outcome import (
+        DEFAULT_WATCH_MAX_DAYS,
+        DEFAULT_WATCH_ROWS,
+        labelled,
+        write_outcome_reports,
     )
+    from model.live.watch import apply_watch, check_watch
+
+    days = DEFAULT_WATCH_MAX_DAYS if args.max_days is None else args.max_days
+    rows_at = DEFAULT_WATCH_ROWS if args.rows is None else args.rows
+    cfg = _settings(args, watch_margin=args.margin, watch_max_days=days, watch_rows=rows_at)
     settings, reg, now = get_settings(), _registry(args), _now(args.as_of)
     with promotion_lock(reg.root):
         rows = labelled(settings.root, settings.model_name, now, cfg.label_window_hours)
@@ -188,6 +194,9 @@ def _watch_check(args: argparse.Namespace) -> int:
 
 
 def _watch_status(args: argparse.Namespace) -> int:
+    from model.live.outcome import EVALUATED, WATCHED
+    from model.live.watch import current_watch
+
     root = Path(args.registry) if args.registry else get_settings().models_dir
     events = ModelRegistry(root).history()
     watch, why = current_watch(events)

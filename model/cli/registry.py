@@ -38,7 +38,6 @@ from model.cli.registry_views import (
 )
 from model.errors import RegistryError, RegistryWarning
 from model.registry import PRODUCTION_EVENTS, ModelRegistry
-from model.serving.log import prune_log
 from model.settings import get_settings
 
 # --------------------------------------------------------------------------- handlers
@@ -302,7 +301,10 @@ def _gc(args: argparse.Namespace) -> int:
     verb = "would delete" if args.dry_run else "deleted"
     print(f"{verb} {len(result.delete)} version(s), kept {len(result.keep)}")
     predictions = get_settings().predictions_dir
-    if predictions.is_dir():  # the scoring service's log: raw features, kept N days
+    if predictions.is_dir():
+        from model.serving.log import prune_log  # pandas only when there is a log to prune
+
+        # the scoring service's log: raw features, kept N days
         pruned = prune_log(predictions, args.keep_predictions_days, dry_run=args.dry_run)
         print(
             f"prediction log: {verb} {len(pruned.deleted)} day folder(s) older than "

@@ -14,8 +14,6 @@ import os
 from pathlib import Path
 
 from model.errors import DataValidationError
-from model.serving.labels import add_labels
-from model.serving.log import log_folder
 from model.settings import get_settings
 
 
@@ -67,6 +65,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _labels_add(args: argparse.Namespace) -> int:
+    from model.serving.labels import add_labels  # pandas: only when labels are added
+    from model.serving.log import log_folder
+
     settings = get_settings()
     day = None
     if args.date:

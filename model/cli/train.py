@@ -6,19 +6,19 @@ import argparse
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from model.data.messages import quote
-from model.training import (
-    LAB,
-    RECOMMENDED,
-    EpochStats,
-    TrainingParamsError,
-    TrainParams,
-    train_prepared,
-)
+if TYPE_CHECKING:  # torch: imported inside the command
+    from model.training import EpochStats, TrainParams
 
-PRESETS = {"default": TrainParams(), "lab": LAB, "recommended": RECOMMENDED}
+PRESET_NAMES = ("default", "lab", "recommended")
+"""``--preset``: the names of :func:`presets` (torch is imported only to train)."""
+
+
+def presets() -> dict[str, TrainParams]:
+    from model.training import LAB, RECOMMENDED, TrainParams
+
+    return {"default": TrainParams(), "lab": LAB, "recommended": RECOMMENDED}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="model folder to write")
     p.add_argument(
         "--preset",
-        choices=sorted(PRESETS),
+        choices=PRESET_NAMES,
         default="default",
         help="default: lab parameters with early stopping; lab: exactly the lab's; "
         "recommended: batch 512, lr 1e-2, patience 10 (much faster)",
@@ -60,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _hidden_sizes(text: str) -> tuple[int, ...]:
     """``--hidden 64,32`` as (64, 32): one or more positive integers, nothing left empty."""
+    from model.data.messages import quote
+    from model.training import TrainingParamsError
+
     try:
         sizes = tuple(int(part) for part in text.split(","))
     except ValueError:
@@ -92,7 +95,9 @@ def params_from_args(args: argparse.Namespace) -> TrainParams:
     }
     if args.hidden is not None:  # --hidden '' is an error, not the default
         overrides["hidden_sizes"] = _hidden_sizes(args.hidden)
-    params = PRESETS[args.preset].with_overrides(**overrides)
+    from model.training import TrainingParamsError
+
+    params = presets()[args.preset].with_overrides(**overrides)
     if args.patience is not None:
         if args.patience < 0:
             raise TrainingParamsError(
@@ -107,6 +112,8 @@ def _fmt(x: float) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from model.training import TrainingParamsError, train_prepared
+
     params = params_from_args(args)
     if args.out.exists() and not args.out.is_dir():
         raise TrainingParamsError(f"--out {args.out} is a file; give a model folder")

@@ -47,6 +47,9 @@ INDEX_COLUMN = re.compile(r"^(|__index_level_\d+__|Unnamed: \d+)$")
 features; dropped with a warning when read."""
 
 log = logging.getLogger(__name__)
+_WARNED_INDEX: set[tuple[str, tuple[str, ...]]] = set()
+"""Files whose index columns were already reported by this process: said once, not at each
+of a cycle's reads."""
 """Options for every Parquet file this project writes (``pq.write_table``, ``ParquetWriter``)."""
 
 
@@ -144,12 +147,14 @@ def _read_csv_folder(folder: Path, files: list[Path]) -> list[SourceTable]:
 def _drop_index_columns(table: pa.Table, label: str) -> pa.Table:
     """The table without columns that are a saved DataFrame index (:data:`INDEX_COLUMN`)."""
     index = [n for n in table.column_names if INDEX_COLUMN.match(str(n))]
-    if index:
+    if index and (label, tuple(index)) not in _WARNED_INDEX:
+        _WARNED_INDEX.add((label, tuple(index)))  # a cycle reads a file several times
         log.warning(
             "%s: dropped index column(s) %s (a saved DataFrame index is never a feature)",
             label,
             quote_list(index),
         )
+    if index:
         table = table.drop_columns(index)
     return table
 

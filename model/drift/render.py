@@ -194,14 +194,19 @@ def _svg_bars(f: FeatureDrift, width: int = 520, height: int = 170) -> str:
     return "".join(parts)
 
 
-def _cell(value: Any) -> str:
-    """A table cell as people write it: yes/no, an empty cell for nothing."""
+NAMED_CELLS = frozenset({"column", "role"})
+"""Cells that hold a name from the data (``credit_score``): written as they are."""
+
+
+def _cell(value: Any, key: str = "") -> str:
+    """A table cell as people write it: yes/no, an empty cell for nothing, ``schema-change``
+    for the report's own words; a column's name exactly as the data spells it."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if value is None:
         return ""
     if isinstance(value, str):
-        return value.replace("_", "-")
+        return value if key in NAMED_CELLS else value.replace("_", "-")
     return str(value)
 
 
@@ -212,8 +217,8 @@ def to_html(report: DriftReport) -> str:
         cls = ' class="drift"' if r["drifted"] else ""
         cells = "".join(
             f"<td{' class=n' if isinstance(v, int | float) and not isinstance(v, bool) else ''}>"
-            f"{html.escape(_cell(v))}</td>"
-            for v in r.values()
+            f"{html.escape(_cell(v, k))}</td>"
+            for k, v in r.items()
         )
         rows.append(f"<tr{cls}>{cells}</tr>")
     head = "".join(f"<th>{html.escape(k)}</th>" for k in table_rows(report)[0])

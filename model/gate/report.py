@@ -173,6 +173,14 @@ def write_text(path: str | Path, text: str) -> Path:
 # ---------------------------------------------------------------------------- Markdown
 
 
+def resampling_text(r: Mapping[str, Any]) -> str:
+    """``2,000 paired bootstrap resamples, seed 42``; without them (a first version: no
+    production model to compare with) it says so rather than "0 resamples"."""
+    if not r.get("n_bootstrap"):
+        return "no bootstrap: nothing to compare with"
+    return f"{r['n_bootstrap']:,} paired bootstrap resamples, seed {r['seed']}"
+
+
 def to_markdown(result: Any) -> str:
     """A compact Markdown summary (for Prefect artifacts)."""
     r = _as_dict(result)
@@ -185,7 +193,7 @@ def to_markdown(result: Any) -> str:
         f"Primary metric **{name}**, threshold {r['threshold']:g} ({r['threshold_type']}), "
         f"α = {r['significance_level']:g}, {r['n_test']} test rows "
         f"({r.get('decided_on', 'holdout')}), "
-        f"{r['n_bootstrap']} bootstrap resamples (seed {r['seed']}).",
+        f"{resampling_text(r)}.",
         "",
     ]
     line = primary_line(r)
@@ -428,7 +436,7 @@ def to_html(result: Any) -> str:
 α = {r["significance_level"]:g}; this decision's level {r.get("alpha_k", 0):.3g}
 ({esc(_uses_text(r))}); guardrails at α; {r["n_test"]:,} test rows
 ({r.get("n_positive")} positive, {esc(str(r.get("decided_on", "holdout")))} rows);
-{r["n_bootstrap"]:,} paired bootstrap resamples, seed {r["seed"]}.
+{esc(resampling_text(r))}.
 Created {esc(str(r["created_at"]))}.</p>
 {primary_html}
 {pops_html}

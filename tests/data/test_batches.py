@@ -147,3 +147,12 @@ def test_declared_roles_override_dtypes(tmp_path: Path) -> None:
     text = df.assign(label=np.where(df["age"] > 40, "old", "young"))
     with pytest.raises(DataValidationError, match=r"'label' is declared numeric"):
         prepare(text, tmp_path / "out", numeric_columns=["label"])
+
+
+def test_an_index_column_is_reported_once_per_file(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A cycle reads a file several times (trigger state, preparation, drift): one warning."""
+    make_customers(300, seed=4).to_csv(tmp_path / "once.csv")  # an unnamed index column
+    with caplog.at_level(logging.WARNING, logger="model.data.read"):
+        for _ in range(4):
+            assert "" not in read_table(tmp_path / "once.csv").columns
+    assert caplog.text.count("dropped index column") == 1

@@ -362,3 +362,16 @@ def test_cli_drift(settings, tmp_path: Path, capsys, monkeypatch) -> None:  # ty
     )
     assert main(["drift"]) == 0  # no production model: nothing to compare, not an error
     assert "not computed" in capsys.readouterr().out
+
+
+def test_html_table_keeps_column_names_as_the_data_spells_them() -> None:
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame(
+        {"credit_score": rng.normal(0, 1, 500), "is_premium": rng.integers(0, 2, 500)}
+    )
+    cur = pd.DataFrame(
+        {"credit_score": rng.normal(2, 1, 500), "is_premium": rng.integers(0, 2, 500)}
+    )
+    page = detect_drift(ref, cur, FeatureSpec(numeric=["credit_score", "is_premium"])).to_html()
+    assert "<td>credit_score</td>" in page and "<td>is_premium</td>" in page
+    assert "credit-score" not in page

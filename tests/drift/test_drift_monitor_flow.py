@@ -85,9 +85,9 @@ def test_drift_detected_emits_event_and_writes_reports(
         "report_path": str(report),
     }
 
-    markdown = Artifact.get("drift-report")
+    markdown = Artifact.get("drift-report-demo")
     assert "Dataset drift detected" in str(getattr(markdown, "data", None))
-    assert Artifact.get("drift-features") is not None
+    assert Artifact.get("drift-features-demo") is not None
 
 
 def test_no_drift_no_event(

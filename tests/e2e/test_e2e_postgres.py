@@ -277,7 +277,7 @@ def test_postgres_stack_two_models_two_workers(stack: dict[str, Any]) -> None:
         skipped = [e for e in history if e["event"] == "skipped"]
         assert all("cooldown" in " ".join(e["reasons"]) for e in skipped), skipped
     names = sorted(r["name"] for r in by_model["demo"])
-    assert any(n.startswith("skip-cooldown-") for n in names), names
+    assert any(n.startswith("demo · skip-cooldown-") for n in names), names
 
     # Both workers took runs: the worker's "submitting" line is in the server's log table.
     taken = _sql(

@@ -75,7 +75,7 @@ def test_drift_clears_after_a_drift_triggered_promotion(
     assert second["status"] == "skipped"
     with get_client(sync_client=True) as client:  # the run's name says what it found
         name = client.read_flow_run(state.state_details.flow_run_id).name
-    assert re.fullmatch(r"drift-\d{4}-\d\d-\d\d-no-new-data", name), name
+    assert re.fullmatch(r"demo · drift-\d{4}-\d\d-\d\d-no-new-data", name), name
     assert second["reason"] == f"{NO_NEW_DATA} (its training data holds all 1)"
     assert len(drift_events(asserting_events_worker)) == 1  # nothing new emitted
     # and the retraining flow's own drift trigger agrees

@@ -14,7 +14,7 @@ import yaml
 from fakes import REPO_ROOT
 from prefect.utilities.callables import parameter_schema
 
-from flows.parameter_docs import annotation_description
+from flows.parameter_docs import annotation_description, literal_angles
 
 ENTRYPOINTS = (
     "flows/challenger_evaluation.py:challenger_evaluation",
@@ -52,7 +52,8 @@ def test_the_run_form_shows_each_parameters_field_description(entrypoint: str) -
     assert set(props) == set(inspect.signature(flow.fn).parameters)
     for pname, prop in props.items():
         text = annotation_description(hints[pname])
-        assert text and prop["description"].startswith(text.rstrip(".")), pname
+        shown = literal_angles(text.rstrip(".")) if text else ""  # <name> as a code span
+        assert text and prop["description"].startswith(shown), pname
         assert "(default" in prop["description"], pname
     if name == "challenger_evaluation":  # the gate's T and alpha come from the model's table
         assert (

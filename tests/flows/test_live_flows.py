@@ -102,7 +102,7 @@ def test_watch_rolls_back_a_forced_worse_model_and_evaluation_rejects_it(
     assert kinds == ["promoted", "forced", *["watch_checked"] * len(outcomes), "rolled_back"]
     rolled = reg.last_event("rolled_back")
     assert rolled is not None and "post-promotion watch" in rolled["reason"]
-    assert Artifact.get("post-promotion-watch") is not None
+    assert Artifact.get("post-promotion-watch-demo") is not None
     # the watch is over: a later run has nothing to watch
     assert post_promotion_watch()["status"] == "skipped"
 

@@ -16,7 +16,7 @@ from prefect.artifacts import Artifact
 from prefect.client.orchestration import get_client
 
 from flows.drift_monitor import drift_monitor
-from flows.parameter_docs import FROM_CONFIG
+from flows.parameter_docs import FROM_CONFIG, literal_angles
 from flows.retraining import retraining
 from model.cycle.config import RetrainingConfig
 from model.cycle.models_config import CONFIG_ENV, configurable_keys
@@ -87,8 +87,8 @@ def test_model_name_alone_runs_with_the_demo_settings_then_cooldown_shows(
     skipped = state.result()
     assert skipped.status == "skipped"
     name = _run_name(state)
-    assert name.startswith("skip-cooldown-drift-20"), name
-    assert len(name) == len("skip-cooldown-drift-2026-11-28T031502")
+    assert name.startswith("demo · skip-cooldown-drift-20"), name
+    assert len(name) == len("demo · skip-cooldown-drift-2026-11-28T031502")
     decision = _artifact("trigger-decision-demo")
     assert "**Cooldown**: drift fired but suppressed by the cooldown" in decision
     assert "min_hours_between_trainings 24 h" in decision and " until 20" in decision
@@ -97,7 +97,7 @@ def test_model_name_alone_runs_with_the_demo_settings_then_cooldown_shows(
     # A plain skip (nothing fired) keeps its plain name.
     state = retraining(model_name="demo", return_state=True)
     assert state.result().status == "skipped"
-    assert re.fullmatch(r"skip-\d{4}-\d\d-\d\dT\d{6}", _run_name(state))
+    assert re.fullmatch(r"demo · skip-\d{4}-\d\d-\d\dT\d{6}", _run_name(state))
 
 
 def test_drift_monitor_reads_incoming_path(
@@ -146,7 +146,8 @@ def test_deployed_parameter_schema_has_every_description_and_default(
             shared = name in CONFIG_TYPED if flow_obj is drift_monitor else True
             field = RetrainingConfig.model_fields.get(name) if shared else None
             if field is not None:  # independent reference: the field's own description
-                assert description.startswith(str(field.description).rstrip(".")), name
+                expected = literal_angles(str(field.description).rstrip("."))  # <x> as code
+                assert description.startswith(expected), name
             if param.default is None and name in configurable_keys():
                 assert FROM_CONFIG in description, name
             elif name != "model_name":

@@ -47,7 +47,7 @@ def test_names_and_events_for_each_outcome(
 ) -> None:
     write_demo(settings, rows=2_500, seed=7)
     name, _ = _run(**FAST)
-    assert re.fullmatch(rf"retrain-no-production-{STAMP}-PROMOTED-v0001", name), name
+    assert re.fullmatch(rf"demo · retrain-no-production-{STAMP}-PROMOTED-v0001", name), name
     assert [e["event"] for e in events] == ["retraining.model.promoted"]
     promoted = events[-1]
     assert promoted["resource"] == {
@@ -58,12 +58,21 @@ def test_names_and_events_for_each_outcome(
     assert promoted["payload"]["report_path"].endswith("comparison.html")
 
     name, _ = _run(force_retrain=True, improvement_threshold=0.2, **FAST)
-    assert re.fullmatch(rf"retrain-force-{STAMP}-REJECTED-v0002", name), name
+    assert re.fullmatch(rf"demo · retrain-force-{STAMP}-REJECTED-v0002", name), name
     assert events[-1]["event"] == "retraining.model.rejected"
     assert events[-1]["payload"]["version"] == "v0002" and events[-1]["payload"]["reasons"]
 
-    name, _ = _run(**FAST)  # nothing new: skipped
-    assert re.fullmatch(rf"skip-{STAMP}", name), name
+    name, state = _run(**FAST)  # nothing new: skipped
+    assert re.fullmatch(rf"demo · skip-{STAMP}", name), name
+    with get_client(sync_client=True) as client:  # the model's tag, on the run itself
+        run = client.read_flow_run(state.state_details.flow_run_id)  # type: ignore[arg-type]
+    assert "model:demo" in run.tags, run.tags
+
+    # a name the user chose is kept, with the outcome appended
+    chosen = retraining.with_options(flow_run_name="nightly-check")(**FAST, return_state=True)
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(chosen.state_details.flow_run_id)  # type: ignore[arg-type]
+    assert run.name == "nightly-check · skipped" and "model:demo" in run.tags, run
     assert events[-1]["event"] == "retraining.cycle.skipped"
     assert events[-1]["payload"]["suppressed"] is None
 
@@ -72,14 +81,14 @@ def test_names_and_events_for_each_outcome(
     report.write_text('{"dataset_drift": true, "drift_share": 0.8}')
     params = {**FAST, "min_hours_between_trainings": 24.0, "drift_report_path": str(report)}
     name, _ = _run(**params)
-    assert re.fullmatch(rf"skip-cooldown-drift-{STAMP}", name), name
+    assert re.fullmatch(rf"demo · skip-cooldown-drift-{STAMP}", name), name
     assert events[-1]["event"] == "retraining.cycle.skipped"
     assert events[-1]["payload"]["suppressed"] == "drift"
 
     # a run that fails: FAILED in the name, and a failed event
     name, state = _run(force_retrain=True, data_path=str(settings.root / "nope.csv"), **FAST)
     assert state.is_failed()
-    assert re.fullmatch(rf"retrain-force-{STAMP}-FAILED", name), name
+    assert re.fullmatch(rf"demo · retrain-force-{STAMP}-FAILED", name), name
     assert events[-1]["event"] == "retraining.cycle.failed"
     assert events[-1]["payload"]["error"]
 
@@ -92,6 +101,6 @@ def test_inconclusive_outcome_is_named_and_sent(
     # another seed on the same data: no real difference, and far too few rows to decide on
     params = {**FAST, "min_class_count": 1_000_000, "improvement_threshold": 0.0, "seed": 43}
     name, _ = _run(force_retrain=True, **params)
-    assert re.fullmatch(rf"retrain-force-{STAMP}-INCONCLUSIVE-v0002", name), name
+    assert re.fullmatch(rf"demo · retrain-force-{STAMP}-INCONCLUSIVE-v0002", name), name
     assert events[-1]["event"] == "retraining.model.inconclusive"
     assert events[-1]["payload"]["version"] == "v0002"

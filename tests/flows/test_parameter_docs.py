@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import pytest
@@ -12,6 +13,7 @@ from flows.parameter_docs import (
     FROM_CONFIG,
     MODEL_NAME_DEFAULT_TEXT,
     document_parameters,
+    literal_angles,
     parameter_descriptions,
 )
 from flows.retraining import retraining
@@ -52,3 +54,16 @@ def test_the_flow_schema_carries_every_description() -> None:
     assert retraining.fn.__doc__ is not None
     assert {k: v["description"] for k, v in props.items()} == expected
     assert retraining.description == retraining.fn.__doc__.splitlines()[0]  # no Args in it
+
+
+def test_angle_bracketed_words_become_code_spans() -> None:
+    """The run form renders Markdown, where ``<name>`` is a tag and vanishes (issue 24)."""
+    props = parameter_schema(retraining).properties
+    model_text = props["model_name"]["description"]
+    assert "`[models.<name>]`" in model_text and "`retraining.model.<name>`" in model_text
+    assert "`data/<model>/incoming`" in props["incoming_path"]["description"]
+    for prop in props.values():  # no bare tag left anywhere
+        for outside in prop["description"].split("`")[::2]:
+            assert not re.search(r"<[\w-]+>", outside), prop["description"]
+    assert literal_angles("p < alpha and x > 0") == "p < alpha and x > 0"
+    assert literal_angles("ends a.<b>. Then `[<c>]`") == "ends `a.<b>`. Then `[<c>]`"

@@ -219,3 +219,14 @@ def test_threshold_label_is_anchored_inside_the_chart() -> None:
         svg,
     )
     assert label is not None and label.group(2) == "end"  # near the right edge: grows left
+
+
+def test_a_comparison_without_resamples_says_so(result: ComparisonResult) -> None:
+    """A first version (nothing to compare with) resamples nothing: no "0 resamples" line."""
+    assert report.resampling_text({"n_bootstrap": 0, "seed": 1}) == (
+        "no bootstrap: nothing to compare with"
+    )
+    assert report.resampling_text({"n_bootstrap": 2000, "seed": 7}) == (
+        "2,000 paired bootstrap resamples, seed 7"
+    )
+    assert f"{result.n_bootstrap:,} paired bootstrap resamples" in report.to_markdown(result)

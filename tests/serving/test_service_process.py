@@ -109,6 +109,9 @@ def test_follows_a_promotion_under_traffic_and_sigterm_flushes_everything(home: 
     from model.registry import ModelRegistry
 
     service = Service(home, "--flush-seconds", "30", "--flush-rows", "100000")
+    said = service.log_path.read_text()  # start-up: address, model and version (issue 24)
+    assert "retrain serve: model demo, production v0001" in said, said
+    assert f"http://127.0.0.1:{service.port} (POST /predict" in said, said
     answers: list[tuple[int, dict[str, Any]]] = []
     stop = threading.Event()
 
