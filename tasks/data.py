@@ -29,13 +29,15 @@ def prepare_data(
     selection: str = ALL_SOURCES,
     roles: dict[str, list[str]] | None = None,
     max_imputed_row_share: float = DEFAULT_MAX_IMPUTED_ROW_SHARE,
+    batch_root: str | None = None,
 ) -> str:
     """Read ``sources``, validate, split stably and write the prepared folder; return its path.
 
     Retries cover transient IO only: bad input fails the same way on every try. ``roles``:
     declared ``categorical_columns``, ``numeric_columns`` and ``exclude`` lists. A feature a
     batch lacks or has all-missing is imputed with production's training median (schema
-    changes, ``model.data.schema``), unless over ``max_imputed_row_share``.
+    changes, ``model.data.schema``), unless over ``max_imputed_row_share``. ``batch_root``:
+    the incoming folder, whose sources are batches named by their name there.
     """
     logger = get_run_logger()
     settings = get_settings()
@@ -50,6 +52,7 @@ def prepare_data(
         exclude=(roles or {}).get("exclude", ()),
         learned_values=production_medians(settings),
         max_imputed_row_share=max_imputed_row_share,
+        batch_root=batch_root,
     )
     for change in manifest.schema_changes:
         logger.warning(
@@ -82,4 +85,5 @@ def prepare_cycle_data(cfg: RetrainingConfig, sources: dict[str, Any]) -> str:
             "exclude": cfg.exclude_columns or [],
         },
         max_imputed_row_share=cfg.max_imputed_row_share,
+        batch_root=sources.get("incoming"),
     )

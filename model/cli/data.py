@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from model.data import DEFAULT_SPLIT, FeatureSpec, Manifest, default_sources, prepare
@@ -119,6 +120,11 @@ def summary(manifest: Manifest) -> str:
 def run_prepare(args: argparse.Namespace) -> int:
     settings = get_settings()
     sources = args.data or default_sources(settings.raw_data_path, settings.incoming_dir)
+    if not args.data:  # what in incoming/ is not read: one warning each
+        from model.data.batches import scan_incoming
+
+        for warning in scan_incoming(settings.incoming_dir).warnings():
+            print(f"warning: {warning}", file=sys.stderr)
     manifest = prepare(
         sources,
         args.out or settings.prepared_dir,
@@ -129,6 +135,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         split=_parse_split(args.split),
         time_split=args.time_split,
         exclude=args.exclude,
+        batch_root=None if args.data else settings.incoming_dir,
     )
     if args.json:
         print(json.dumps(manifest.to_dict(), indent=2))

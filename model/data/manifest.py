@@ -93,7 +93,17 @@ class Manifest:
     schema_changes: list[dict[str, Any]] = field(default_factory=list)
     """Features a source lacked or had all-missing, and how they were imputed
     (``model.data.schema``)."""
+    batches: list[str] = field(default_factory=list)
+    """The incoming batches read (their ids, ``model.data.batches``), oldest first."""
     format_version: int = MANIFEST_FORMAT
+
+    def batch_ids(self) -> list[str]:
+        """The batches this data was made from: ``batches``, or for a manifest written before
+        it was recorded, the ``date=…`` folders in its sources' paths."""
+        if self.batches:
+            return list(self.batches)
+        parts = {p for s in self.sources for p in Path(s).parts if p.startswith("date=")}
+        return sorted(parts)
 
     def split_path(self, name: str) -> Path:
         if name not in self.splits:
@@ -119,6 +129,7 @@ class Manifest:
             "missing": dict(self.missing),
             "imputation": dict(self.imputation),
             **({"schema_changes": list(self.schema_changes)} if self.schema_changes else {}),
+            **({"batches": list(self.batches)} if self.batches else {}),
         }
 
     @classmethod
@@ -139,6 +150,7 @@ class Manifest:
                 source_details=list(data.get("source_details", [])),
                 selection=str(data.get("selection", ALL_SOURCES)),
                 schema_changes=list(data.get("schema_changes", [])),
+                batches=[str(b) for b in data.get("batches", [])],
                 format_version=int(data.get("format_version", MANIFEST_FORMAT)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
+from model.data.batches import list_batch_paths
 from model.drift.render import to_html, to_markdown
 from model.drift.results import DriftReport
 from model.errors import DriftInputError
@@ -22,24 +22,15 @@ from model.errors import DriftInputError
 if TYPE_CHECKING:
     from model.settings import Settings
 
-_PARTITION_RE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
-
-
 # --------------------------------------------------------------------------- incoming data
 
 
 def newest_batches(incoming_dir: str | os.PathLike[str], n: int = 1) -> list[Path]:
-    """The newest ``n`` partitions ``date=YYYY-MM-DD`` under ``incoming_dir``, oldest first."""
-    root = Path(incoming_dir)
-    if n < 1 or not root.is_dir():
+    """The newest ``n`` batches of ``incoming_dir`` (``model.data.batches``: key=value folders
+    and Parquet/CSV files directly in it, in its documented order), oldest first."""
+    if n < 1:
         return []
-    parts = []
-    for child in root.iterdir():
-        match = _PARTITION_RE.match(child.name)
-        if child.is_dir() and match and any(child.iterdir()):
-            parts.append((match.group(1), child))
-    parts.sort()
-    return [p for _, p in parts[-n:]]
+    return list_batch_paths(incoming_dir)[-n:]
 
 
 def read_frame(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
