@@ -315,10 +315,16 @@ def list_batches(incoming: Path) -> list[Path]:
     return scan_incoming(incoming).paths
 
 
-def select_sources(settings: Settings, config: RetrainingConfig) -> DataSources:
-    """Base data plus every incoming batch, or only the newest N batches."""
+def source_folders(settings: Settings, config: RetrainingConfig) -> tuple[Path, Path]:
+    """The base data path and the incoming folder a cycle reads (the model's own by default)."""
     base = Path(config.data_path) if config.data_path else settings.raw_data_path
     incoming = Path(config.incoming_path) if config.incoming_path else settings.incoming_dir
+    return base, incoming
+
+
+def select_sources(settings: Settings, config: RetrainingConfig) -> DataSources:
+    """Base data plus every incoming batch, or only the newest N batches."""
+    base, incoming = source_folders(settings, config)
     default_place = base.absolute() == settings.raw_data_path.absolute()
     if config.data_path and not base.exists() and not default_place:  # the default may be empty
         raise DataValidationError(f"no training data: data_path {base} does not exist")

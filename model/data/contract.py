@@ -110,6 +110,30 @@ class BatchContract:
             source=source or str(manifest.path),
         )
 
+    @classmethod
+    def from_table(
+        cls, table: pa.Table, target: str, id_column: str | None, source: str
+    ) -> BatchContract | None:
+        """The contract of base data not yet trained on (the first cycle): its two classes
+        and column types; None when it has no target column or not exactly two classes (its
+        own preparation then says what is wrong)."""
+        if target not in table.column_names:
+            return None
+        classes = [v for v in pc.unique(table.column(target)).to_pylist() if v is not None]
+        if len(classes) != 2:
+            return None
+        negative, positive = sorted(classes, key=lambda v: (str(v).lower() in _TRUE, str(v)))
+        types = {f.name: f.type for f in table.schema}
+        id_col = id_column if id_column in types else None
+        return cls(
+            target=target,
+            classes=(str(negative), str(positive)),
+            id_column=id_col,
+            id_type=types.get(id_col) if id_col else None,
+            features={n: t for n, t in types.items() if n not in (target, id_col)},
+            source=source,
+        )
+
     def describe_classes(self) -> str:
         return f"{quote(self.classes[0])} or {quote(self.classes[1])}"
 

@@ -42,6 +42,8 @@ EVENTS = (
     "challenger_evaluated",
     "watch_checked",
     "migrated",
+    "quarantined",
+    "restored",
 )
 #: Events callers may append with :meth:`ModelRegistry.record`; the others are written
 #: only by the registry operation they describe, so the history cannot lie about them.
@@ -55,6 +57,8 @@ RECORDABLE_EVENTS = (
     "challenger_evaluated",  # one look of a challenger's sequential evaluation (live labels)
     "watch_checked",  # one look of the post-promotion watch
     "migrated",  # the registry moved to the per-model layout (retrain migrate-layout)
+    "quarantined",  # an incoming batch set aside (incoming/.quarantine/<batch>/)
+    "restored",  # a quarantined batch moved back (retrain batches restore)
 )
 PRODUCTION_EVENTS = ("promoted", "forced", "rolled_back", "recovered")
 RESERVED_FIELDS = ("event", "time", "id")

@@ -9,22 +9,19 @@ import datetime as dt
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fakes import make_model
+from labelled_home import make_home
 
 from model.cli import main
 from model.data import prepare
 from model.data.batches import scan_incoming
 from model.errors import DataValidationError
 from model.registry import ModelRegistry
-from model.serving.features import Batch
 from model.serving.labels import add_labels, production_contract, undo_labels
-from model.serving.log import PredictionLog
-from model.serving.models import Scored
 
 DAY = dt.date(2026, 3, 5)
 
@@ -33,39 +30,7 @@ DAY = dt.date(2026, 3, 5)
 def home(tmp_path: Path) -> Path:
     """A working root whose model ``demo`` was trained on integer ids, a number ``x``, a
     text category ``c`` and 0/1 labels in ``rain``; ids 0..39 were served."""
-    root = tmp_path / "home"
-    rng = np.random.default_rng(0)
-    base = pd.DataFrame(
-        {
-            "id": np.arange(1000, 1400),
-            "x": rng.normal(size=400),
-            "c": rng.choice(["a", "b"], 400),
-            "rain": rng.integers(0, 2, 400),
-        }
-    )
-    raw = root / "data" / "demo" / "raw" / "weather.parquet"
-    raw.parent.mkdir(parents=True)
-    base.to_parquet(raw, index=False)
-    manifest = prepare(raw, root / "data" / "demo" / "prepared", target="rain", id_column="id")
-    model = make_model(tmp_path / "m1")
-    meta = json.loads((model / "model.json").read_text())
-    meta["data_manifest"] = {"path": str(manifest.path.relative_to(root))}
-    (model / "model.json").write_text(json.dumps(meta))
-    registry = ModelRegistry(root / "models" / "demo")
-    registry.register(model)
-    registry.promote("v0001", "first", force=True)
-    log = PredictionLog(root / "predictions" / "demo", "id", ["x"], ["c"])
-    n = 40
-    batch = Batch(
-        np.zeros((n, 1), np.float32),
-        np.zeros((n, 1), np.int64),
-        [str(i) for i in range(n)],
-        {"x": [float(i) for i in range(n)], "c": ["a"] * n},
-    )
-    scores = np.linspace(0.1, 0.9, n)
-    log.append(Scored(batch, scores, (scores > 0.5).astype(np.int8), ["v0001"] * n, ["p"] * n))
-    assert log.flush() == n
-    return root
+    return make_home(tmp_path / "home")
 
 
 def _labels(path: Path, ids: list[object], labels: list[object], name: str = "rain") -> Path:
