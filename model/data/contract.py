@@ -16,14 +16,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from model.data.manifest import Manifest
 from model.data.messages import quote
+from model.data.read import CSV_SUFFIXES
 from model.data.validate import _is_numeric_type, _is_string_type
 from model.errors import DataValidationError
 
@@ -93,20 +96,22 @@ class BatchContract:
                 f"{manifest.path}: the manifest records no target classes (target_labels)"
             )
         try:
-            schema = pq.read_schema(manifest.split_path("train"))
+            split = {f.name: f.type for f in pq.read_schema(manifest.split_path("train"))}
         except (OSError, pa.ArrowInvalid) as exc:
             raise DataValidationError(
                 f"{manifest.split_path('train')}: the training split is unreadable: {exc}"
             ) from exc
+        raw = _raw_types(manifest)
         spec = manifest.spec
-        types = {f.name: f.type for f in schema}
+        features = {c: raw.get(c, split.get(c)) for c in spec.numeric}
+        features.update({c: raw[c] for c in spec.categorical if c in raw})  # split: text
         id_col = spec.id_column
         return cls(
             target=spec.target,
             classes=(str(labels["negative"]), str(labels["positive"])),
             id_column=id_col,
-            id_type=types.get(id_col) if id_col else None,
-            features={c: types[c] for c in spec.features if c in types},
+            id_type=(raw.get(id_col) or split.get(id_col)) if id_col else None,
+            features={c: t for c, t in features.items() if t is not None},
             source=source or str(manifest.path),
         )
 
@@ -256,6 +261,24 @@ class BatchContract:
                     f"{want}"
                 )
         return None
+
+
+def _raw_types(manifest: Manifest) -> dict[str, pa.DataType]:
+    """The column types of the first source the data was prepared from, when it is still
+    there: a Parquet file's footer, or a CSV file's first block (the prepared splits hold
+    categorical features as text, whatever the raw data had)."""
+    for name in manifest.sources:
+        path = Path(name)
+        try:
+            if not path.is_file():
+                continue
+            if path.name.lower().endswith(CSV_SUFFIXES):
+                with pacsv.open_csv(path) as reader:
+                    return {f.name: f.type for f in reader.schema}
+            return {f.name: f.type for f in pq.read_schema(path)}
+        except (OSError, pa.ArrowInvalid):
+            continue
+    return {}
 
 
 def _type_kind(t: pa.DataType) -> str:

@@ -305,7 +305,11 @@ def _batch_table(
         columns[names.out_id] = contract.id_array(ids.to_pylist(), names.where, names.id_column)
         for name in features:
             where = f"{names.where} (the prediction log)"
-            columns[name] = contract.feature_array(name, served.column(name), where)
+            column = served.column(name)
+            known = name in contract.features
+            columns[name] = (
+                contract.feature_array(name, column, where) if known else _as_logged(column)
+            )
         columns[names.target] = contract.target_array(
             values.to_pylist(), names.where, names.label_column
         )
