@@ -77,6 +77,8 @@ class ServeConfig:
                 f"--host {self.host}: binding beyond 127.0.0.1 needs an API key "
                 "(--api-key or RETRAIN_SERVE_API_KEY)"
             )
+        if isinstance(self.port, bool) or not 1 <= self.port <= 65535:
+            raise ServeConfigError(f"--port {self.port}: a TCP port is 1 to 65535")
         for name in ("max_rows", "max_bytes", "flush_rows"):
             if getattr(self, name) < 1:
                 raise ServeConfigError(f"--{name.replace('_', '-')} must be at least 1")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from model.data import DEFAULT_SPLIT, FeatureSpec, Manifest, default_sources, prepare
 from model.data.demo import write_demo
-from model.data.messages import brief, quote
+from model.data.messages import quote
 from model.errors import DataValidationError
 from model.settings import get_settings
 
@@ -99,10 +99,12 @@ def _parse_split(text: str) -> tuple[float, ...]:
 def _read_spec(path: Path | None) -> FeatureSpec | None:
     if path is None:
         return None
+    from model.files import read_json  # one regular-file check: a FIFO is refused
+
     try:
-        return FeatureSpec.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataValidationError(f"{path}: unreadable feature spec: {brief(exc)}") from exc
+        return FeatureSpec.from_dict(read_json(path, "a feature spec", DataValidationError))
+    except FileNotFoundError:
+        raise DataValidationError(f"{path}: no such feature spec file") from None
 
 
 def summary(manifest: Manifest) -> str:

@@ -24,6 +24,7 @@ from model.data.messages import brief, quote, quote_list
 from model.data.read import parquet_error
 from model.data.spec import FeatureSpec
 from model.errors import DataValidationError
+from model.files import check_regular, read_json
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -162,15 +163,13 @@ class Manifest:
 def load_manifest(folder: str | Path) -> Manifest:
     """Read ``manifest.json`` from a prepared folder (or the manifest file itself)."""
     path = Path(folder)
-    if path.name == MANIFEST_NAME and path.is_file():
+    if path.name == MANIFEST_NAME and not path.is_dir():
         path = path.parent
     file = path / MANIFEST_NAME
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        data = read_json(file, "a manifest", DataValidationError, limit=64 * 2**20)
     except FileNotFoundError as exc:
         raise DataValidationError(f"{file}: no manifest (not a prepared data folder)") from exc
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataValidationError(f"{file}: unreadable manifest: {brief(exc)}") from exc
     if not isinstance(data, dict):
         raise DataValidationError(f"{file}: invalid manifest: not a JSON object")
     version = data.get("format_version")
@@ -199,6 +198,7 @@ def _verify_hash(data: dict[str, Any], folder: Path, file: Path) -> None:
 
 
 def file_sha256(path: Path) -> str:
+    check_regular(path, "a prepared split", DataValidationError)
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

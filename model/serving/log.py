@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from model.data import RESERVED_LOG_COLUMNS
+from model.errors import DataValidationError
 
 if TYPE_CHECKING:
     from model.serving.models import Scored
@@ -372,7 +373,7 @@ def log_files(folder: Path, since: dt.date | None = None) -> list[Path]:
         day = _day(sub)
         if day is None or not sub.is_dir() or (since is not None and day < since):
             continue
-        out.extend(sorted(sub.glob(f"{PART_PREFIX}*.parquet")))
+        out.extend(sorted(p for p in sub.glob(f"{PART_PREFIX}*.parquet") if p.is_file()))
     return out
 
 
@@ -390,7 +391,19 @@ def read_log(folder: Path) -> pa.Table | None:
     files = log_files(folder)
     if not files:
         return None
-    return pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
+    tables = []
+    for f in files:
+        try:
+            tables.append(pq.read_table(f))
+        except (pa.ArrowException, OSError) as exc:  # truncated, empty, not Parquet
+            raise DataValidationError(
+                f"{f}: unreadable prediction-log file ({str(exc)[:160]}); move it out of "
+                f"{folder} to go on without its rows"
+            ) from None
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DataValidationError(f"{folder}: its log files do not combine ({exc})") from None
 
 
 @dataclass

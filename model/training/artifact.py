@@ -26,6 +26,7 @@ import torch
 
 from model.data import FeatureSpec
 from model.errors import DataValidationError, ModelLoadError
+from model.files import read_bytes, read_text
 from model.training.network import Preprocessor, TabularModel, TabularNet
 from model.training.params import TrainResult
 
@@ -217,11 +218,9 @@ def _model_folder(path: str | Path) -> Path:
 def _read_metadata(folder: Path) -> dict[str, Any]:
     meta_path = folder / METADATA_FILE
     try:
-        text = meta_path.read_text(encoding="utf-8")
+        text = read_text(meta_path, "model metadata", ModelLoadError)
     except FileNotFoundError:
         raise ModelLoadError(f"{meta_path} is missing: not a model folder") from None
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read {meta_path}: {exc}") from None
     try:
         meta = json.loads(text)
     except ValueError as exc:
@@ -243,11 +242,9 @@ def _read_metadata(folder: Path) -> dict[str, Any]:
 def _read_state(folder: Path, expected_sha256: str) -> tuple[dict[str, torch.Tensor], str]:
     pt_path = folder / MODEL_FILE
     try:
-        payload = pt_path.read_bytes()
+        payload = read_bytes(pt_path, "model weights", ModelLoadError, limit=2**40)
     except FileNotFoundError:
         raise ModelLoadError(f"{pt_path} is missing") from None
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read {pt_path}: {exc}") from None
     digest = sha256_bytes(payload)
     if digest != expected_sha256:
         raise ModelLoadError(
