@@ -167,6 +167,14 @@ def _status(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if corrupt:  # damage is a failure: status is the health check
+        names = ", ".join(v.version for v in corrupt)
+        print(
+            f"error: {len(corrupt)} corrupt version(s) ({names}): restore their files, or "
+            "remove them with `retrain gc`",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 
@@ -193,7 +201,8 @@ def _versions(args: argparse.Namespace) -> int:
     for problem in reg.problems():  # the statuses below are what recovery will keep
         warnings.warn(RegistryWarning(problem), stacklevel=1)
     rows = []
-    for v in reg.versions():
+    listed = reg.versions()
+    for v in listed:
         notes = [n for n in ("challenger" if v.challenger else "", v.decision or "") if n]
         if not v.valid:
             notes.insert(0, "CORRUPT")
@@ -212,6 +221,9 @@ def _versions(args: argparse.Namespace) -> int:
         print("no versions registered")
         return 0
     print(table(["VERSION", "STATUS", "TRAINED (UTC)", "AUC", "SHA-256", "NOTE"], rows))
+    for v in listed:
+        if not v.valid:
+            warnings.warn(RegistryWarning(f"{v.version} is corrupt: {v.problem}"), stacklevel=1)
     return 0
 
 
