@@ -63,6 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
         flush_seconds=args.flush_seconds,
         flush_pause=pause,
         events=not args.no_events,
+        home=settings.root,
     )
     run(config)
     return 0

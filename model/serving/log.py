@@ -167,6 +167,7 @@ class PredictionLog:
     def __post_init__(self) -> None:
         self._chunks: list[_Chunk] = []
         self._pending = 0
+        self._reserved = 0
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._wake = threading.Event()
@@ -175,15 +176,32 @@ class PredictionLog:
 
     # ------------------------------------------------------------------ hot path
 
-    def append(self, scored: Scored, when: float | None = None) -> None:
+    def reserve(self, rows: int) -> bool:
+        """Hold room for ``rows`` in the buffer (before the request is scored); False when the
+        buffer cannot take them (the disk is not keeping up): the service then refuses the
+        request instead of serving rows it would drop."""
+        with self._lock:
+            if self._pending + self._reserved + rows > self.max_buffer_rows:
+                return False
+            self._reserved += rows
+            return True
+
+    def release(self, rows: int) -> None:
+        """Give back room :meth:`reserve` held for a request that was not logged."""
+        with self._lock:
+            self._reserved = max(0, self._reserved - rows)
+
+    def append(self, scored: Scored, when: float | None = None, *, reserved: bool = False) -> None:
         """Buffer one request's rows (list extensions; the request that fills a chunk
-        converts it). A buffer already holding ``max_buffer_rows`` (the disk cannot keep up)
-        drops them, counted."""
+        converts it). ``reserved``: :meth:`reserve` held their room, so they are always taken;
+        otherwise a buffer already holding ``max_buffer_rows`` drops them, counted."""
         rows = len(scored.batch)
         time_ms = int((time.time() if when is None else when) * 1000)
         arrow = _is_arrow(scored)
         with self._lock:
-            if self._pending + rows > self.max_buffer_rows:
+            if reserved:
+                self._reserved = max(0, self._reserved - rows)
+            elif self._pending + self._reserved + rows > self.max_buffer_rows:
                 self.counters.dropped += rows
                 return
             self._pending += rows
