@@ -6,6 +6,9 @@ A path is opened with ``O_NONBLOCK`` and checked with ``fstat`` before a byte is
 or a folder is an error naming the path and what it is, never a hang. Libraries that open a path
 themselves (pyarrow, torch) get :func:`check_regular` first (``stat`` only; nothing is opened).
 
+:func:`write_files` is the matching writer of results a user asked for (a model folder, a
+drift report): all files or none, the path named when the disk is full.
+
 Errors are the caller's :class:`~model.errors.RetrainError` subclass (``error=``), so each layer
 keeps its own exit code and wording; a missing file stays ``FileNotFoundError`` for callers that
 treat absence as a state of their own.
@@ -13,9 +16,14 @@ treat absence as a state of their own.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import shutil
 import stat
+import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +130,60 @@ def read_json(
         return json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise error(f"{path}: cannot read {what}: not valid JSON ({str(exc)[:120]})") from None
+
+
+def _os_reason(exc: OSError) -> str:
+    name = errno.errorcode.get(exc.errno or 0)
+    return (exc.strerror or str(exc)) + (f" [{name}]" if name else "")
+
+
+def write_files(
+    folder: str | os.PathLike[str],
+    files: Mapping[str, bytes],
+    what: str,
+    error: type[RetrainError],
+) -> Path:
+    """Write ``files`` (name -> bytes) into ``folder`` all or nothing: each to a temporary
+    file beside it (``os.write`` until done, fsync), then each renamed into place, then the
+    folder fsynced. A failure (disk full, quota, permission) removes every temporary file,
+    and the folder when this call created it, and is ``error`` naming the path the OS
+    refused: nothing half-written is left."""
+    out = Path(folder)
+    created = not out.exists()
+    temps: list[tuple[Path, Path]] = []
+    current = out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            final = out / name
+            current = out / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
+            fd = os.open(current, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            temps.append((current, final))
+            try:
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    if n <= 0:
+                        raise OSError(errno.ENOSPC, "short write (nothing written)")
+                    view = view[n:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for tmp, final in temps:
+            current = final
+            os.replace(tmp, final)
+        current = out
+        dir_fd = os.open(out, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        for tmp, _ in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        where = current if current != out or exc.filename is None else Path(exc.filename)
+        raise error(f"{where}: cannot write {what}: {_os_reason(exc)}; nothing was kept") from exc
+    return out

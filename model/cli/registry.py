@@ -303,6 +303,11 @@ def _challenger_show(args: argparse.Namespace) -> int:
 
 @_warnings_to_stderr
 def _gc(args: argparse.Namespace) -> int:
+    if args.keep_predictions_days < 0:  # checked before any version is deleted
+        raise RegistryError(
+            f"--keep-predictions-days must be >= 0, got {args.keep_predictions_days} "
+            "(a negative retention would delete today's prediction log)"
+        )
     result = _registry(args).gc(
         keep=args.keep, dry_run=args.dry_run, keep_production=not args.prune_production
     )

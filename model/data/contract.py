@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from model.data.manifest import Manifest
 from model.data.messages import quote
 from model.data.read import CSV_SUFFIXES
-from model.data.validate import _is_numeric_type, _is_string_type
+from model.data.validate import _is_numeric_type, _is_string_type, number_range_problem
 from model.errors import DataValidationError
 
 _TRUE = frozenset({"true", "t", "yes", "y"})
@@ -251,6 +251,10 @@ class BatchContract:
                     f"{where}: id column {quote(self.id_column)} has type {have}; the model's "
                     f"ids are {self.id_type}"
                 )
+        numeric = [n for n, t in self.features.items() if _is_numeric_type(t)]
+        too_big = number_range_problem(table, numeric, where)
+        if too_big is not None:
+            return too_big
         for name, want in self.features.items():
             if name not in names or pa.types.is_null(table.column(name).type):
                 continue  # a schema change: imputed by the cycle's rule

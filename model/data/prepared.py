@@ -48,6 +48,7 @@ from model.data.validate import (
     _check_spec_types,
     _encode_target_arrow,
     _output_table,
+    number_range_problem,
 )
 from model.errors import DataValidationError
 
@@ -242,6 +243,10 @@ def prepare(
         if col is not None and col not in table.column_names:
             raise DataValidationError(f"{label}: the spec's {role} column {quote(col)} is missing")
     _check_spec_types(spec, table, label)
+    for part in parts:  # numbers a model cannot read, named by file
+        problem = number_range_problem(part.table, spec.numeric, part.label)
+        if problem is not None:
+            raise DataValidationError(problem)
     key_and_features = [c for c in (*spec.features, spec.id_column) if c is not None]
     _check_not_all_null(table, key_and_features, label)
     _check_level_lengths(table, [*spec.categorical, spec.target], label)

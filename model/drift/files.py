@@ -17,7 +17,8 @@ import pandas as pd
 from model.data.batches import list_batch_paths
 from model.drift.render import to_html, to_markdown
 from model.drift.results import DriftReport
-from model.errors import DriftInputError
+from model.errors import DriftInputError, OutputError
+from model.files import write_files
 
 if TYPE_CHECKING:
     from model.settings import Settings
@@ -53,21 +54,18 @@ def report_folder(settings: Settings, now: datetime | None = None) -> Path:
 # --------------------------------------------------------------------------- writing reports
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_reports(report: DriftReport, folder: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write ``drift.json``, ``drift.md`` and ``drift.html`` into ``folder`` (created)."""
+    """Write ``drift.json``, ``drift.md`` and ``drift.html`` into ``folder`` (created), all or
+    none (``model.files.write_files``: a full disk names the path and leaves nothing)."""
     out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "drift.json", "md": out / "drift.md", "html": out / "drift.html"}
-    _write_text(paths["json"], json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
-    _write_text(paths["md"], to_markdown(report))
-    _write_text(paths["html"], to_html(report))
-    return paths
+    texts = {
+        "drift.json": json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n",
+        "drift.md": to_markdown(report),
+        "drift.html": to_html(report),
+    }
+    files = {name: text.encode("utf-8") for name, text in texts.items()}
+    write_files(out, files, "the drift report", OutputError)
+    return {"json": out / "drift.json", "md": out / "drift.md", "html": out / "drift.html"}
 
 
 # --------------------------------------------------------------------------- reading reports

@@ -434,7 +434,12 @@ def prune_log(
     predictions_dir: Path, keep_days: int, *, today: dt.date | None = None, dry_run: bool = False
 ) -> PruneResult:
     """Delete the date folders of every model's log older than ``keep_days`` days (and
-    temporary files a crash left in older folders)."""
+    temporary files a crash left in older folders). A negative ``keep_days`` is refused: it
+    would delete today's log too."""
+    if isinstance(keep_days, bool) or not isinstance(keep_days, int) or keep_days < 0:
+        raise DataValidationError(
+            f"--keep-predictions-days must be a whole number of days >= 0, got {keep_days!r}"
+        )
     today = today or dt.datetime.now(dt.UTC).date()
     cutoff = today - dt.timedelta(days=keep_days)
     deleted: list[Path] = []
