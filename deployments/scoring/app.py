@@ -105,6 +105,9 @@ class ServeConfigError(RetrainError):
 
 
 def _error(status: int, message: str) -> Response:
+    """The JSON error answer: ``{"detail": message}`` on one line (a library's multi-line
+    text folded)."""
+    message = " ".join(message.split())
     headers = {"Retry-After": "1"} if status == 503 else None
     return Response(
         orjson.dumps({"detail": message}), status, headers=headers, media_type="application/json"
@@ -282,11 +285,11 @@ def _table(body: bytes, kind: str) -> pa.Table:
             table = ipc.open_file(pa.BufferReader(body)).read_all()
         else:
             table = pq.read_table(pa.BufferReader(body))
+        names = table.column_names  # decoded here: a corrupt name is not UTF-8
     except (pa.ArrowException, OSError, ValueError) as exc:
         if isinstance(exc, RequestError):
             raise
         raise RequestError(f"body is not a readable {kind} table: {str(exc)[:200]}") from None
-    names = table.column_names
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise RequestError(f"body has duplicate column names: {duplicated[:10]}")
