@@ -41,8 +41,10 @@ def _list(args: argparse.Namespace) -> int:
             rows = str(source_rows(b.path))
         except (DataValidationError, OSError):
             rows = "?"
-        if trained is None:
-            status = "-" if prod is None else "production's training batches unknown"
+        if prod is None:
+            status = "-"
+        elif trained is None:
+            status = "production's training batches unknown"
         else:
             status = f"trained on by production {prod.version}" if b.id in trained else "new"
         print(f"  {b.id:<{width}}  {rows:>9} rows  {status}")
