@@ -1,6 +1,6 @@
 """The sequential gate's error rates with more runs than the test suite's 200 (README figures).
 
-Same simulation as ``tests/gate/test_sequential_simulation.py`` (shadow mode, binormal scores,
+Same simulation as ``tests/live/test_sequential_simulation.py`` (shadow mode, binormal scores,
 30–50 % positives, within-class correlation 0.8, 30 daily chunks up to N_max = 5,000, T = 0),
 ``--runs`` runs per scenario; writes ``bench/results/sequential_rates.json``.
 Run: ``PYTHONPATH=. python bench/sequential_rates.py --runs 1000``.
@@ -15,12 +15,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "gate")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "live")]
 
 import test_sequential_simulation as sim  # noqa: E402
 
-from model.gate.budget import alpha_for  # noqa: E402
-from model.gate.sequential import SequentialPlan  # noqa: E402
+from model.live.sequential import SequentialPlan  # noqa: E402
 
 
 def main() -> int:
@@ -28,19 +27,18 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1000)
     args = parser.parse_args()
     sim.RUNS = args.runs
-    a1 = alpha_for(1, sim.ALPHA)
-    auc, plan, a1 = sim.AUC, SequentialPlan, alpha_for(1, sim.ALPHA)
+    auc, plan, a1 = sim.AUC, SequentialPlan, sim.ALPHA  # live labels: the full alpha
     watch = plan(kind="watch", threshold=0.01)
     scenarios = {
         "equal challenger, alpha 0.05": ("paired", auc, auc, plan(alpha=sim.ALPHA), "PROMOTE"),
-        "challenger +0.05, alpha_1": ("paired", auc, auc + 0.05, plan(alpha=a1), "PROMOTE"),
-        "challenger +0.02, alpha_1": ("paired", auc, auc + 0.02, plan(alpha=a1), "PROMOTE"),
+        "challenger +0.05, alpha 0.05": ("paired", auc, auc + 0.05, plan(alpha=a1), "PROMOTE"),
+        "challenger +0.02, alpha 0.05": ("paired", auc, auc + 0.02, plan(alpha=a1), "PROMOTE"),
         "watch: new -0.05": ("paired", auc, auc - 0.05, watch, "ROLLBACK"),
         "watch: equal": ("paired", auc, auc, watch, "ROLLBACK"),
         "watch: new -0.01 (at the margin)": ("paired", auc, auc - 0.01, watch, "ROLLBACK"),
         "routed equal, alpha 0.05": ("routed", auc, auc, plan(alpha=sim.ALPHA), "PROMOTE"),
-        "routed +0.05, alpha_1": ("routed", auc, auc + 0.05, plan(alpha=a1), "PROMOTE"),
-        "routed +0.02, alpha_1": ("routed", auc, auc + 0.02, plan(alpha=a1), "PROMOTE"),
+        "routed +0.05, alpha 0.05": ("routed", auc, auc + 0.05, plan(alpha=a1), "PROMOTE"),
+        "routed +0.02, alpha 0.05": ("routed", auc, auc + 0.02, plan(alpha=a1), "PROMOTE"),
     }
     results: dict[str, object] = {"runs": args.runs}
     for i, (name, (mode, auc_b, auc_c, the_plan, target)) in enumerate(scenarios.items()):

@@ -1,6 +1,6 @@
 """The ``challenger-evaluation`` flow: judge the challenger on live, labelled traffic.
 
-Each run is one look of a group-sequential test (:mod:`model.gate.sequential`) over the
+Each run is one look of a group-sequential test (:mod:`model.live.sequential`) over the
 labelled rows of the prediction log: PROMOTE promotes the challenger (the evaluation is its
 comparison), REJECT clears it, INCONCLUSIVE keeps collecting. Deployed as
 ``challenger-evaluation/daily`` (prefect.yaml): daily, and on every ``retraining.labels.added``
@@ -19,10 +19,13 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.ephemeral import start_tied_ephemeral_server
+from flows.parameter_docs import MODEL_NAME_DEFAULT_TEXT, document_parameters
 from flows.retraining import promotion_guard
 from model.cycle.config import ModelNameParameter
-from model.cycle.live import LiveSettings
-from model.cycle.live_params import (
+from model.cycle.models_config import effective_parameters, select_model
+from model.errors import RetrainError
+from model.live.outcome import LiveSettings
+from model.live.params import (
     AsOf,
     LabelsPath,
     LabelWindowHours,
@@ -33,8 +36,7 @@ from model.cycle.live_params import (
     NMax,
     Spending,
 )
-from model.cycle.models_config import select_model
-from model.errors import RetrainError
+from model.live.sequential import DEFAULT_MIN_CLASS_COUNT, DEFAULT_N_MAX
 from model.settings import get_settings, model_scope
 from tasks.events import emit_promoted_event
 from tasks.live import (
@@ -48,51 +50,39 @@ from tasks.reporting import publish_leaderboard
 
 
 @flow(name="challenger-evaluation")
+@document_parameters(
+    config_filled=("significance_level", "improvement_threshold"),
+    shown_defaults={"model_name": MODEL_NAME_DEFAULT_TEXT},
+)
 def challenger_evaluation(
     model_name: ModelNameParameter = None,
-    significance_level: LiveAlpha = 0.05,
-    n_max: NMax = 5000,
-    improvement_threshold: LiveThreshold = 0.0,
+    significance_level: LiveAlpha | None = None,
+    n_max: NMax = DEFAULT_N_MAX,
+    improvement_threshold: LiveThreshold | None = None,
     mode: LiveMode = "shadow",
     spending: Spending = "obrien_fleming",
-    min_class_count: LiveMinClassCount = 100,
+    min_class_count: LiveMinClassCount = DEFAULT_MIN_CLASS_COUNT,
     label_window_hours: LabelWindowHours = 0.0,
     labels_path: LabelsPath = None,
     as_of: AsOf = None,
 ) -> dict[str, Any]:
-    """One look of the challenger's sequential evaluation on the labelled prediction log.
-
-    Args:
-        model_name: The model this run is for: its [models.<name>] table in retraining.toml
-            and its event resource retraining.model.<name> (1 to 63 characters from a-z, 0-9
-            and '-').
-        significance_level: Challenger: the family's error budget (this evaluation spends
-            alpha_k); watch: the level of the rollback test.
-        n_max: Maximum labelled rows: the final decision is made there.
-        improvement_threshold: AUC gain the challenger must be shown to exceed.
-        mode: shadow: both models scored every row (paired, recommended); routed: the rows
-            each model served (unpaired, one row per entity).
-        spending: Alpha spending function over the information fraction n / n_max.
-        min_class_count: A look with fewer positives or negatives tests nothing and spends
-            nothing.
-        label_window_hours: Hours after a request before its label is final; younger rows
-            wait.
-        labels_path: The labelled batch that triggered this run (recorded; the whole log is
-            read).
-        as_of: Evaluate as of this UTC time (ISO 8601); default: now.
-    """
+    """One look of the challenger's sequential evaluation on the labelled prediction log."""
+    name = select_model(model_name, get_settings(), "flow parameter model_name")
+    gate, _ = effective_parameters(
+        {"significance_level": significance_level, "improvement_threshold": improvement_threshold},
+        name,
+    )
     cfg = LiveSettings(
-        alpha=significance_level,
+        alpha=gate["significance_level"],
         n_max=n_max,
         spending=spending,
         min_class_count=min_class_count,
-        improvement_threshold=improvement_threshold,
+        improvement_threshold=gate["improvement_threshold"],
         mode=mode,
         label_window_hours=label_window_hours,
     )
     logger = get_run_logger()
     run_id = str(flow_run.id) if flow_run.id else None
-    name = select_model(model_name, get_settings(), "flow parameter model_name")
     with model_scope(name):
         if labels_path:
             logger.info("Triggered by labelled rows in %s", labels_path)
@@ -117,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=challenger_evaluation.description)
     parser.add_argument("--model", default=None, metavar="NAME", help="model_name")
     parser.add_argument("--routed", action="store_true", help="mode=routed (default shadow)")
-    parser.add_argument("--n-max", type=int, default=5000)
+    parser.add_argument("--n-max", type=int, default=DEFAULT_N_MAX)
     args = parser.parse_args(argv)
     start_tied_ephemeral_server()
     try:

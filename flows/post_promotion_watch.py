@@ -1,12 +1,13 @@
 """The ``post-promotion-watch`` flow: roll a new production back when it does worse live.
 
 After every promotion the previous production keeps scoring in shadow; each run is one look of
-a one-sided group-sequential test (:mod:`model.gate.sequential`) of "the new production is
+a one-sided group-sequential test (:mod:`model.live.sequential`) of "the new production is
 worse than the previous by more than ``watch_margin`` AUC" on the labelled rows since the
 promotion. ROLLBACK restores the previous version (``registry.rollback``, the evidence as
 reason) and emits ``retraining.model.rolled_back``, which the scoring service follows. The
-watch ends when its window closes (``watch_days`` or ``watch_rows``), or at any manual
-promotion or rollback. Deployed as ``post-promotion-watch/daily`` (prefect.yaml).
+watch ends by evidence: a rollback, or KEEP at ``watch_rows`` labelled rows; ``watch_max_days``
+is only its maximum age. Any manual promotion or rollback ends it too. Deployed as
+``post-promotion-watch/daily`` (prefect.yaml).
 """
 
 from __future__ import annotations
@@ -21,26 +22,35 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.ephemeral import start_tied_ephemeral_server
+from flows.parameter_docs import MODEL_NAME_DEFAULT_TEXT, document_parameters
 from flows.retraining import promotion_guard
 from model.cycle.config import ModelNameParameter
-from model.cycle.live import LiveSettings
-from model.cycle.live_params import (
+from model.cycle.models_config import select_model
+from model.errors import RetrainError
+from model.live.outcome import (
+    DEFAULT_WATCH_ALPHA,
+    DEFAULT_WATCH_MAX_DAYS,
+    DEFAULT_WATCH_ROWS,
+    LiveSettings,
+)
+from model.live.params import (
     AsOf,
     LabelsPath,
     LabelWindowHours,
-    LiveAlpha,
     LiveMinClassCount,
     Spending,
-    WatchDays,
+    WatchAlpha,
     WatchMargin,
+    WatchMaxDays,
     WatchRows,
 )
-from model.cycle.models_config import select_model
-from model.errors import RetrainError
+from model.live.sequential import DEFAULT_MIN_CLASS_COUNT, DEFAULT_WATCH_MARGIN
 from model.settings import get_settings, model_scope
+from tasks.events import emit_estimate_missed
 from tasks.live import (
     ROLLED_BACK_EVENT,
     act_on_watch,
+    check_estimates,
     emit_live_event,
     look_at_watch,
     publish_live_report,
@@ -49,45 +59,28 @@ from tasks.reporting import publish_leaderboard
 
 
 @flow(name="post-promotion-watch")
+@document_parameters(config_filled=(), shown_defaults={"model_name": MODEL_NAME_DEFAULT_TEXT})
 def post_promotion_watch(
     model_name: ModelNameParameter = None,
-    significance_level: LiveAlpha = 0.05,
-    watch_margin: WatchMargin = 0.01,
-    watch_days: WatchDays = 14.0,
-    watch_rows: WatchRows = 5000,
+    watch_alpha: WatchAlpha = DEFAULT_WATCH_ALPHA,
+    watch_margin: WatchMargin = DEFAULT_WATCH_MARGIN,
+    watch_max_days: WatchMaxDays = DEFAULT_WATCH_MAX_DAYS,
+    watch_rows: WatchRows = DEFAULT_WATCH_ROWS,
     spending: Spending = "obrien_fleming",
-    min_class_count: LiveMinClassCount = 100,
+    min_class_count: LiveMinClassCount = DEFAULT_MIN_CLASS_COUNT,
     label_window_hours: LabelWindowHours = 0.0,
     labels_path: LabelsPath = None,
     as_of: AsOf = None,
 ) -> dict[str, Any]:
-    """One look of the watch over the newest promotion; roll back when shown worse.
-
-    Args:
-        model_name: The model this run is for: its [models.<name>] table in retraining.toml
-            and its event resource retraining.model.<name> (1 to 63 characters from a-z, 0-9
-            and '-').
-        significance_level: Challenger: the family's error budget (this evaluation spends
-            alpha_k); watch: the level of the rollback test.
-        watch_margin: Roll back only when the new production is worse by more than this AUC.
-        watch_days: Days after a promotion that the watch lasts.
-        watch_rows: Labelled rows at which the watch ends.
-        spending: Alpha spending function over the information fraction n / n_max.
-        min_class_count: A look with fewer positives or negatives tests nothing and spends
-            nothing.
-        label_window_hours: Hours after a request before its label is final; younger rows
-            wait.
-        labels_path: The labelled batch that triggered this run (recorded; the whole log is
-            read).
-        as_of: Evaluate as of this UTC time (ISO 8601); default: now.
-    """
+    """One look of the watch over the newest promotion; roll back when shown worse. Then
+    production's label-free estimates whose rows now have labels are held against them."""
     cfg = LiveSettings(
-        alpha=significance_level,
         spending=spending,
         min_class_count=min_class_count,
         label_window_hours=label_window_hours,
         watch_margin=watch_margin,
-        watch_days=watch_days,
+        watch_alpha=watch_alpha,
+        watch_max_days=watch_max_days,
         watch_rows=watch_rows,
     )
     logger = get_run_logger()
@@ -101,6 +94,10 @@ def post_promotion_watch(
             restored = act_on_watch(outcome, run_id)
         publish_live_report(outcome)
         outcome["restored"] = restored
+        outcome["estimates_checked"] = check_estimates(as_of, label_window_hours)
+        for checked in outcome["estimates_checked"]:
+            if checked.get("missed"):
+                emit_estimate_missed(name, checked)
         if restored:
             emit_live_event(ROLLED_BACK_EVENT, outcome, version=restored)
             publish_leaderboard()

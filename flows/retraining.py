@@ -23,6 +23,7 @@ from prefect.context import get_run_context
 from prefect.runtime import flow_run
 
 from flows.ephemeral import start_tied_ephemeral_server
+from flows.evaluate import cycle_run_id, evaluate_and_promote
 from flows.parameter_docs import MODEL_NAME_DEFAULT_TEXT, document_parameters
 from flows.promotion import (  # noqa: F401  (re-exported: tests and callers use these names)
     PROMOTION_LEASE_S,
@@ -46,11 +47,14 @@ from model.cycle.config import (
     ExcludeColumns,
     ForceRetrain,
     GateRule,
+    GuardrailMode,
     Guardrails,
     HiddenSizes,
+    HoldoutMargin,
     IdColumn,
     ImprovementThreshold,
     IncomingPath,
+    InconclusiveChallenger,
     LearningRate,
     MaxAucDrop,
     MaxDaysSinceTraining,
@@ -76,7 +80,6 @@ from model.cycle.config import (
     TargetColumn,
     ThresholdType,
 )
-from model.cycle.evaluation import manifest_batches
 from model.cycle.locks import CycleScratch, model_lock
 from model.cycle.models_config import (
     BUILTIN_DEFAULTS,
@@ -89,12 +92,11 @@ from model.errors import ParameterError, RetrainError
 from model.registry import ModelRegistry
 from model.settings import get_settings, model_scope
 from tasks.batches import screen_batches
-from tasks.compare import compare_models, history_summary
 from tasks.cycle import recover_dead_cycles_task
 from tasks.data import prepare_cycle_data
-from tasks.events import FAILED_EVENT, SKIPPED_EVENT, emit_cycle_event, emit_outcome_event
+from tasks.events import FAILED_EVENT, SKIPPED_EVENT, emit_cycle_event
 from tasks.faults import kill_point
-from tasks.registry import promote_model, record_event, register_model
+from tasks.registry import record_event, register_model
 from tasks.reporting import (
     publish_comparison,
     publish_leaderboard,
@@ -102,8 +104,6 @@ from tasks.reporting import (
 )
 from tasks.training import train_model
 from tasks.trigger import check_trigger
-
-DECISION_EVENTS = {"REJECT": "rejected", "INCONCLUSIVE": "inconclusive"}
 
 
 def _why() -> str:
@@ -134,11 +134,6 @@ def _is_scheduled() -> bool:
         return False
 
 
-def _cycle_run_id() -> str | None:
-    """The top-level ``retraining`` run's id: every history event of one cycle carries it."""
-    return str(flow_run.root_flow_run_id) if flow_run.id else None
-
-
 def _rename_run(name: str) -> None:
     run_id = flow_run.id
     if run_id:
@@ -161,7 +156,7 @@ def train_candidate(
     cfg = RetrainingConfig(**config)
     with model_scope(cfg.model_name):
         settings = get_settings()
-        run_id = _cycle_run_id()
+        run_id = cycle_run_id()
         prepared = prepare_cycle_data(cfg, sources)
         scratch = (
             settings.runs_dir / (run_id or uuid.uuid4().hex) / f"candidate-{uuid.uuid4().hex[:8]}"
@@ -192,49 +187,6 @@ def train_candidate(
         finally:  # the registry holds its own copy; a killed run's is removed by the next cycle
             shutil.rmtree(out, ignore_errors=True)
         return {"version": version, "prepared_dir": prepared}
-
-
-@flow(name="evaluate-and-promote", flow_run_name="evaluate-{candidate_version}")
-def evaluate_and_promote(
-    config: dict[str, Any], candidate_version: str, prepared_dir: str
-) -> dict[str, Any]:
-    """Compare candidate and production; promote on PROMOTE, else record the decision.
-
-    The comparison, the promotion and the decision's record hold the promotion lock together
-    (:func:`promotion_guard`), so a concurrent cycle compares against the production this one
-    leaves.
-    """
-    cfg = RetrainingConfig(**config)
-    with model_scope(cfg.model_name):
-        logger = get_run_logger()
-        run_id = _cycle_run_id()
-        with promotion_guard():
-            summary = compare_models(
-                candidate_version, prepared_dir, cfg.comparator_params(), run_id
-            )
-            decision = summary["decision"]
-            reason = "; ".join(summary["reasons"])
-            if decision == "PROMOTE":
-                kill_point("promoting")
-                comparison = history_summary(summary)
-                promote_model(candidate_version, reason, comparison=comparison, run_id=run_id)
-            else:
-                record_event(
-                    DECISION_EVENTS[decision],
-                    version=candidate_version,
-                    baseline=summary["baseline_version"],
-                    reasons=summary["reasons"],
-                    reports=summary["reports"],
-                    batches=manifest_batches(prepared_dir),  # judged: no re-trigger on these alone
-                    run_id=run_id,
-                )
-        publish_comparison(summary, summary["markdown"], cfg.model_name)
-        emit_outcome_event(cfg.model_name, summary, run_id)
-        if decision == "PROMOTE":
-            logger.info("Promoted %s: %s", candidate_version, reason)
-        else:
-            logger.info("%s %s: %s", decision, candidate_version, reason)
-        return summary
 
 
 RETRAINING_SUMMARY = "Retrain when a trigger fires, and promote the candidate only if it is better."
@@ -273,6 +225,9 @@ def retraining(
     min_class_count: MinClassCount | None = None,
     calibration_margin: CalibrationMargin = None,
     guardrails: Guardrails = None,
+    guardrail_mode: GuardrailMode | None = None,
+    holdout_margin: HoldoutMargin | None = None,
+    inconclusive_challenger: InconclusiveChallenger | None = None,
     num_epochs: NumEpochs | None = None,
     batch_size: BatchSize | None = None,
     cuda_batch_size: CudaBatchSize = None,
@@ -299,7 +254,7 @@ def retraining(
         settings = settings.for_model(cfg.model_name)
         registry = ModelRegistry(settings.models_dir)
         run_id = str(flow_run.id) if flow_run.id else None
-        cycle_id = _cycle_run_id() or uuid.uuid4().hex
+        cycle_id = cycle_run_id() or uuid.uuid4().hex
         started = dt.datetime.now(dt.UTC)
         _log_sources(sources)
         settings_md = sources_markdown(cfg.model_dump(), sources)

@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from model.cycle.evaluation import comparison_inputs
+from model.cycle.evaluation import comparison_inputs, record_comparison
 from model.data import load_split
 from model.gate.comparator import ModelComparator
 from model.gate.report import to_markdown, to_text, write_html, write_json
@@ -26,10 +26,11 @@ def compare_models(
 ) -> dict[str, Any]:
     """Compare the candidate with production on the prepared test split; write the reports.
 
-    The comparison is number ``holdout_uses`` in this model's family (from the history) and
-    is decided on the holdout rows from batches production has not seen, when there are
-    enough. Returns a small summary (decision, reasons, key metrics, the primary test with
-    its interval, report paths) and records it as a ``compared`` event in the history.
+    The decision is made on the holdout rows from batches production has not seen, when
+    there are enough, at the level its rows allow (fresh rows: α; rows earlier decisions used:
+    less, :mod:`model.gate.evidence`). Returns a small summary (decision, reasons, key
+    metrics, the primary test with its interval, report paths) and records it as a
+    ``compared`` event in the history, with the evidence the next decision reads.
     """
     logger = get_run_logger()
     settings = get_settings()
@@ -38,9 +39,9 @@ def compare_models(
     baseline = load_model(registry.version_path(production.version)) if production else None
     candidate = load_model(registry.version_path(candidate_version))
     test_df = load_split(Path(prepared_dir), "test")
-    holdout_uses, recent = comparison_inputs(settings, registry, test_df)
-    comparator = ModelComparator(**comparator_params, holdout_uses=holdout_uses)
-    result = comparator.compare(baseline, candidate, test_df, recent=recent)
+    inputs = comparison_inputs(settings, registry, test_df)
+    comparator = ModelComparator(**comparator_params)
+    result = comparator.compare(baseline, candidate, test_df, **inputs.kwargs())
 
     out = settings.reports_dir / "comparisons" / candidate_version
     out.mkdir(parents=True, exist_ok=True)
@@ -49,53 +50,40 @@ def compare_models(
     text = to_text(result)
     (out / "comparison.txt").write_text(text + "\n", encoding="utf-8")
     logger.info("\n%s", text)
-
-    report = result.to_dict()
-    primary = report["primary_metric"]
+    reports = {
+        "comparison_json": str(json_path),
+        "comparison_html": str(html_path),
+        "comparison_text": str(out / "comparison.txt"),
+    }
+    kill_point("comparing")
+    event = record_comparison(
+        registry,
+        result,
+        candidate_version,
+        production.version if production else None,
+        reports=reports,
+        holdout=Path(prepared_dir).name,  # the prepared data's content hash (its test split)
+        run_id=run_id,
+    )
     summary = {
         "decision": result.decision,
         "reasons": list(result.reasons),
-        "primary_metric": primary,
-        "baseline_version": production.version if production else None,
+        "primary_metric": result.primary_metric,
+        "baseline_version": event.get("baseline"),
         "candidate_version": candidate_version,
-        "metrics": {
-            name: {"baseline": m.get("baseline"), "candidate": m.get("candidate")}
-            for name, m in report["metrics"].items()
-        },
-        "reports": {
-            "comparison_json": str(json_path),
-            "comparison_html": str(html_path),
-            "comparison_text": str(out / "comparison.txt"),
-        },
-        "n_test": report.get("n_test"),
-        "decided_on": report["decided_on"],
-        "primary": report["primary"],
+        "metrics": event.get("metrics", {}),
+        "reports": reports,
+        "n_test": result.n_test,
+        "decided_on": result.decided_on,
+        "primary": event.get("primary"),
         "holdout_uses": result.holdout_uses,
-        "alpha_spent": result.level if baseline is not None else 0.0,
-        "candidate_auc": report["candidate_auc"],
-        "populations": {
-            name: {"n": pop["n"], "n_positive": pop["n_positive"]}
-            for name, pop in report["populations"].items()
-        },
+        "alpha_spent": result.alpha_spent,
+        "untested": result.untested,
+        "evidence": result.evidence,
+        "guardrails_shown": all(g.ok for g in result.guardrails),
+        "candidate_auc": event.get("candidate_auc"),
+        "populations": event.get("populations", {}),
     }
-    kill_point("comparing")
-    registry.record(
-        "compared",
-        version=candidate_version,
-        baseline=summary["baseline_version"],
-        decision=result.decision,
-        reasons=summary["reasons"],
-        metrics=summary["metrics"],
-        reports=summary["reports"],
-        primary=summary["primary"],
-        decided_on=summary["decided_on"],
-        holdout_uses=summary["holdout_uses"],
-        holdout=Path(prepared_dir).name,  # the prepared data's content hash (its test split)
-        alpha_spent=summary["alpha_spent"],
-        candidate_auc=summary["candidate_auc"],
-        populations=summary["populations"],
-        run_id=run_id,
-    )
     return {**summary, "markdown": to_markdown(result)}
 
 

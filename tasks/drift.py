@@ -11,6 +11,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from model.cycle.monitor import monitor_drift
 from model.drift import DriftSettings
 from model.settings import get_settings
+from tasks.events import emit_estimate_missed
 
 DRIFT_REPORT_KEY = "drift-report"
 DRIFT_TABLE_KEY = "drift-features"
@@ -56,13 +57,21 @@ def compute_drift(
             summary["dataset_drift"],
             summary["report_path"],
         )
-        _log_estimate(summary.get("performance_estimate"))
+        est = summary.get("performance_estimate") or {}
+        _log_estimate(est)
+        if est.get("missed_event"):  # labels of these rows contradicted the estimate
+            emit_estimate_missed(get_settings().model_name, _checked(est))
         extra = summary["current"].get("extra_columns")
         if extra:
             logger.warning("Columns not in the reference were ignored: %s", ", ".join(extra))
         if summary.get("blocked"):
             logger.info("No retraining trigger from this drift: %s", summary["blocked"])
     return summary
+
+
+def _checked(est: dict[str, Any]) -> dict[str, Any]:
+    ref = est.get("reference") or {}
+    return {"id": est["missed_event"], "version": ref.get("version"), "check": est.get("check")}
 
 
 def _log_estimate(est: dict[str, Any] | None) -> None:
@@ -80,6 +89,8 @@ def _log_estimate(est: dict[str, Any] | None) -> None:
         est["auc_ci_high"],
         "unknown (no labels)" if realised is None else f"{realised:.3f}",
     )
+    if est.get("reliable") is False:
+        get_run_logger().warning("The estimate is unreliable: %s", est.get("unreliable_because"))
 
 
 @task(name="publish_drift_report")

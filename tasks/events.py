@@ -30,6 +30,7 @@ OUTCOME_EVENTS = {
 SKIPPED_EVENT = "retraining.cycle.skipped"
 FAILED_EVENT = "retraining.cycle.failed"
 LABELS_ADDED_EVENT = "retraining.labels.added"
+ESTIMATE_MISSED_EVENT = "retraining.estimate.missed"
 QUARANTINED_EVENT = "retraining.batch.quarantined"
 
 
@@ -94,6 +95,26 @@ def emit_promoted_event(
         event=OUTCOME_EVENTS["PROMOTE"],
         resource=model_resource(model_name or get_settings().model_name),
         payload={"version": version, "metrics": metrics},
+    )
+
+
+def emit_estimate_missed(model_name: str, checked: dict[str, Any]) -> None:
+    """``retraining.estimate.missed``: labels contradicted a label-free estimate (both numbers:
+    the estimate recomputed for the labelled rows with its range, and the realised AUC)."""
+    check = checked.get("check") or {}
+    emit_event(
+        event=ESTIMATE_MISSED_EVENT,
+        resource=model_resource(model_name),
+        payload={
+            "version": checked.get("version"),
+            "estimated_auc": check.get("expected_auc"),
+            "estimated_range": [check.get("ci_low"), check.get("ci_high")],
+            "realised_auc": check.get("realised_auc"),
+            "rows": check.get("n_rows"),
+            "days": checked.get("days"),
+            "batches": checked.get("batches"),
+            "history_event": checked.get("id"),
+        },
     )
 
 

@@ -1,4 +1,4 @@
-"""Prefect tasks over the live tests (:mod:`model.cycle.live`): look, act, report, announce.
+"""Prefect tasks over the live tests (:mod:`model.live`): look, act, report, announce.
 
 A look reads the labelled prediction log and the registry and writes its reports; acting
 records the look in the history and promotes, clears or rolls back. The flows hold the
@@ -15,17 +15,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
-from model.cycle.live import (
-    LiveOutcome,
-    LiveSettings,
-    apply_evaluation,
-    apply_watch,
-    check_watch,
-    evaluate_challenger,
-    labelled,
-    write_outcome_reports,
-)
-from model.gate.sequential_report import to_markdown
+from model.live.challenger import apply_evaluation, evaluate_challenger
+from model.live.outcome import LiveOutcome, LiveSettings, labelled, write_outcome_reports
+from model.live.report import to_markdown
+from model.live.watch import apply_watch, check_watch
 from model.registry import ModelRegistry
 from model.serving.loading import verify_loads
 from model.settings import get_settings
@@ -94,6 +87,37 @@ def look_at_watch(config: dict[str, Any], as_of: str | None = None) -> dict[str,
 def act_on_watch(outcome: dict[str, Any], run_id: str | None = None) -> str | None:
     """Record the look; ROLLBACK → restore the previous production. Returns it, or None."""
     return apply_watch(_registry(), LiveOutcome(**outcome), run_id=run_id)
+
+
+@task(
+    name="check_estimates",
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=retry_unless_bad_input,
+)
+def check_estimates(as_of: str | None = None, label_window_hours: float = 0.0) -> list[dict]:
+    """Hold production's recorded label-free estimates against the labels that arrived (each
+    checked once, :func:`model.cycle.estimate.check_pending_estimates`); the new checks."""
+    from model.cycle.estimate import check_pending_estimates
+
+    settings = get_settings()
+    now = _now(as_of)
+    rows = labelled(settings.root, settings.model_name, now, label_window_hours)
+    checked = check_pending_estimates(settings, rows, now=now)
+    for ev in checked:
+        check = ev.get("check") or {}
+        get_run_logger().log(
+            30 if ev.get("missed") else 20,
+            "Label-free estimate of %s on %s: realised AUC %.3f, estimated %.3f [%.3f, %.3f]%s",
+            ev.get("version"),
+            ", ".join(ev.get("days") or []),
+            check.get("realised_auc"),
+            check.get("expected_auc"),
+            check.get("ci_low"),
+            check.get("ci_high"),
+            ": MISSED (unreliable until production changes)" if ev.get("missed") else "",
+        )
+    return checked
 
 
 @task(name="publish_live_report")

@@ -130,3 +130,27 @@ def record_event(event: str, registry: str | None = None, **fields: Any) -> dict
     ev = _registry(registry).record(name, **fields)
     get_run_logger().info("Recorded %s %s", name, fields.get("version") or "")
     return ev
+
+
+@task(
+    name="set_shadow_challenger",
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=retry_unless_bad_input,
+)
+def set_shadow_challenger(
+    version: str, reason: str, run_id: str | None = None, registry: str | None = None
+) -> dict[str, Any]:
+    """Make ``version`` the shadow challenger (0 % traffic: scored beside production on every
+    row, judged on live labels by ``challenger-evaluation``); a challenger set before is
+    replaced, and the history's ``challenger`` event names it."""
+    reg = _registry(registry, verify=True)
+    before = reg.challenger()
+    info = reg.set_challenger(version, 0.0, reason=reason, run_id=run_id)
+    replaced = before.version if before is not None and before.version != version else None
+    get_run_logger().info(
+        "%s is now the shadow challenger%s: it will be decided on live labels",
+        version,
+        f" (replacing {replaced})" if replaced else "",
+    )
+    return {"version": info.version, "traffic": info.traffic, "replaces": replaced}

@@ -9,6 +9,7 @@ from prefect import get_run_logger, task
 from model.cycle import RetrainingConfig, gather_trigger_state, select_sources
 from model.cycle.triggers import TriggerParams, evaluate_triggers
 from model.settings import get_settings
+from tasks.events import emit_estimate_missed
 
 
 @task(name="check_trigger")
@@ -34,6 +35,9 @@ def check_trigger(config: dict[str, Any], is_scheduled: bool = False) -> dict[st
         min_new_samples=cfg.min_new_samples,
         min_hours_between_trainings=cfg.min_hours_between_trainings,
     )
+    for missed in state.estimates_missed:  # labels contradicted production's estimate
+        emit_estimate_missed(cfg.model_name, missed)
+        logger.warning("Label-free estimate contradicted by labels: %s", missed.get("check"))
     decision = evaluate_triggers(params, state)
     for check in decision.checks:
         logger.info("trigger %-13s fired=%-5s %s", check.name, check.counts, check.detail)

@@ -1,5 +1,5 @@
 """A stand-in for the scoring service's prediction log (issue 15): Parquet files in the
-adapter's format (:mod:`model.serving.labelled_log`), with labels already joined.
+adapter's format (:mod:`model.live.labelled_log`), with labels already joined.
 
 When the real service lands, the tests that use this keep working as long as the adapter
 reads what the service writes; only this writer and the adapter's constants would change.
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from model.gate.simulation import binormal_scores
-from model.serving import labelled_log as log
+from model.live import labelled_log as log
 
 
 def shadow_rows(

@@ -43,7 +43,7 @@ from model.serving.features import (
 )
 from model.serving.labels import production_contract
 from model.serving.log import PredictionLog, log_folder
-from model.serving.models import DEFAULT_WATCH_DAYS, ModelHolder, ModelSet, Scored
+from model.serving.models import DEFAULT_WATCH_MAX_DAYS, ModelHolder, ModelSet, Scored
 
 logger = logging.getLogger("retrain.serve")
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -72,7 +72,7 @@ class ServeConfig:
     max_bytes: int = 16 * 2**20
     poll_seconds: float = 2.0
     shadow: str = "watch"
-    watch_days: float = DEFAULT_WATCH_DAYS
+    watch_max_days: float = DEFAULT_WATCH_MAX_DAYS
     log_enabled: bool = True
     flush_rows: int = 10_000
     flush_seconds: float = 5.0
@@ -96,8 +96,10 @@ class ServeConfig:
                 raise ServeConfigError(f"--{name.replace('_', '-')} must be at least 1")
         if self.poll_seconds <= 0 or self.flush_seconds <= 0:
             raise ServeConfigError("--poll-seconds and --flush-seconds must be positive")
-        if not 0 < self.watch_days <= 366:
-            raise ServeConfigError(f"--watch-days must be in (0, 366], got {self.watch_days}")
+        if not 0 < self.watch_max_days <= 366:
+            raise ServeConfigError(
+                f"--watch-max-days must be in (0, 366], got {self.watch_max_days}"
+            )
 
 
 class ServeConfigError(RetrainError):
@@ -121,7 +123,7 @@ class Service:
         config.check()
         self.config = config
         self.holder = holder or ModelHolder(
-            config.registry, shadow=config.shadow, watch_days=config.watch_days
+            config.registry, shadow=config.shadow, watch_max_days=config.watch_max_days
         )
         self.holder.refresh()  # raises ModelLoadError when nothing can serve
         self.metrics = Metrics()
@@ -408,6 +410,7 @@ def create_app(config: ServeConfig, holder: ModelHolder | None = None) -> FastAP
             "challenger": describe(models.challenger),
             "traffic": models.traffic,
             "shadow": describe(models.shadow),
+            "shadow2": describe(models.shadow2),
             "shadow_mode": config.shadow,
             "set_loaded_at": _iso(models.loaded_at),
             "problems": list(models.problems),

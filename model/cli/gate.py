@@ -1,33 +1,44 @@
-"""``retrain gate status | reset``: the error budget of the model's family of comparisons."""
+"""``retrain gate status``: which rows the model's decisions have used, and what the next one
+may spend (evidence is accounted by rows, :mod:`model.gate.evidence`).
+
+``retrain gate reset`` is gone: a decision on rows no earlier decision used is tested at the
+full α by itself, as new batches arrive; calling it explains that and exits 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 
-from model.errors import RegistryError
-from model.gate.budget import RESET_EVENT, SERIES, alpha_for, comparisons_so_far, spent
+from model.errors import ParameterError, RegistryError
 from model.registry import ModelRegistry
 from model.settings import get_settings
+
+RESET_GONE = (
+    "`retrain gate reset` is no longer needed and does nothing: a decision is tested at the "
+    "full alpha whenever its rows include a batch no earlier decision used, so the level "
+    "renews itself as batches arrive; only decisions on the very same rows pay for the reuse "
+    "(see `retrain gate status`). To renew it, deliver new labelled rows as a batch in incoming/."
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "gate",
-        help="the promotion gate's error budget across cycles (status, reset)",
-        description="Every comparison of this model spends part of the error budget alpha: "
-        f"comparison k tests at {SERIES}. `reset` starts a new family (recorded).",
+        help="the promotion gate's evidence: which rows decided, and the next level",
+        description="A decision on rows that include a batch no earlier decision used tests at "
+        "the full alpha; the j-th decision on exactly the same rows at alpha*6/(pi^2 j^2).",
     )
     commands = parser.add_subparsers(dest="gate_command", metavar="ACTION", required=True)
-    status = commands.add_parser("status", help="comparisons so far and the next level")
-    status.add_argument("--alpha", type=float, default=0.05, help="the family's budget")
+    status = commands.add_parser("status", help="decisions by rows, and the next decision's level")
+    status.add_argument(
+        "--alpha", type=float, default=None, help="alpha (default: the model's significance_level)"
+    )
     status.add_argument("--registry", help="registry folder (default: from settings)")
     status.set_defaults(func=handle_status)
-    reset = commands.add_parser(
-        "reset",
-        help="start a new family of comparisons (e.g. a new holdout, a new model definition)",
-    )
-    reset.add_argument("--reason", required=True, help="why (recorded in the history)")
-    reset.add_argument("--registry", help="registry folder (default: from settings)")
+    reset = commands.add_parser("reset", help="(gone: the level renews itself with new rows)")
+    reset.add_argument("--reason", default="", help=argparse.SUPPRESS)
+    reset.add_argument("--registry", help=argparse.SUPPRESS)
     reset.set_defaults(func=handle_reset)
 
 
@@ -35,22 +46,69 @@ def _registry(args: argparse.Namespace) -> ModelRegistry:
     return ModelRegistry(args.registry or get_settings().models_dir)
 
 
+def _alpha(args: argparse.Namespace) -> float:
+    if args.alpha is not None:
+        alpha = float(args.alpha)
+    else:
+        from model.cycle.models_config import effective_parameters
+
+        settings = get_settings()
+        values, _ = effective_parameters({}, settings.model_name, ["significance_level"])
+        alpha = float(values["significance_level"])
+    if not 0 < alpha < 0.5:
+        raise RegistryError(f"--alpha must be in (0, 0.5), got {alpha}")
+    return alpha
+
+
 def handle_status(args: argparse.Namespace) -> int:
-    if not 0 < args.alpha < 0.5:
-        raise RegistryError(f"--alpha must be in (0, 0.5), got {args.alpha}")
-    k = comparisons_so_far(_registry(args).history())
-    print(f"Comparisons in this family: {k}")
-    print(f"Budget spent: {spent(k, args.alpha):.4g} of alpha = {args.alpha:g} ({SERIES})")
-    print(f"Next comparison: k = {k + 1}, tested at alpha_k = {alpha_for(k + 1, args.alpha):.4g}")
+    from model.cycle.config import list_batches
+    from model.gate.evidence import alpha_for, earlier_decisions, lifetime_bound
+
+    alpha = _alpha(args)
+    events = _registry(args).history()
+    decisions = earlier_decisions(events)
+    legacy = sum(
+        1
+        for ev in events
+        if ev.get("event") == "compared" and not isinstance(ev.get("evidence"), dict)
+    )
+    untested = sum(
+        1
+        for ev in events
+        if ev.get("event") == "compared"
+        and isinstance(ev.get("evidence"), dict)
+        and not float(ev.get("alpha_spent") or 0)
+    )
+    used = frozenset().union(*decisions) if decisions else frozenset()
+    print(f"Decisions that tested something: {len(decisions)} (alpha = {alpha:g})")
+    if untested:
+        print(f"Decisions that tested nothing (spent nothing): {untested}")
+    if legacy:
+        print(f"Older decisions recorded without their rows (not counted): {legacy}")
+    by_rows = Counter(decisions)
+    for rows, count in sorted(by_rows.items(), key=lambda kv: (-kv[1], sorted(kv[0]))):
+        names = ", ".join(sorted(rows)[:4]) + (" …" if len(rows) > 4 else "")
+        nxt = alpha_for(count + 1, alpha)
+        print(f"  {count} decision(s) on [{names}]: the next on exactly these rows: {nxt:.4g}")
+    settings = get_settings()
+    fresh = [p.name for p in list_batches(settings.incoming_dir) if p.name not in used]
+    if fresh:
+        shown = ", ".join(fresh[:4]) + (" …" if len(fresh) > 4 else "")
+        print(
+            f"Batches no decision used yet: {len(fresh)} ({shown}): a decision on rows that "
+            f"include one tests at the full alpha = {alpha:g}"
+        )
+    else:
+        print(
+            "Every batch in incoming/ has decided something: a decision on them alone pays "
+            "for the reuse; a new batch makes the next decision fresh (full alpha)"
+        )
+    print(
+        f"Any one set of rows, over its whole life: at most {lifetime_bound(alpha):.4g} "
+        "(alpha for its first decision, alpha*6/(pi^2 j^2) for the j-th after)"
+    )
     return 0
 
 
 def handle_reset(args: argparse.Namespace) -> int:
-    reason = " ".join(args.reason.split())
-    if not reason:
-        raise RegistryError("--reason must not be empty")
-    registry = _registry(args)
-    before = comparisons_so_far(registry.history())
-    registry.record(RESET_EVENT, reasons=[reason], comparisons_before=before)
-    print(f"New family of comparisons started (after {before}); the next one is k = 1")
-    return 0
+    raise ParameterError(RESET_GONE)

@@ -1,6 +1,6 @@
 """``retrain challenger evaluate`` and ``retrain watch status | check``: the live tests.
 
-Both run the same domain functions as the flows (:mod:`model.cycle.live`), without Prefect:
+Both run the same domain functions as the flows (:mod:`model.live`), without Prefect:
 one look on the labelled prediction log, recorded in the history and acted on (promote, clear,
 roll back) under the promotion lock, reports under ``reports/live/``. ``--dry-run`` looks
 without recording or acting. Exit codes: 0 PROMOTE (or a look that decided nothing to act
@@ -14,22 +14,22 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-from model.cycle.live import (
+from model.cycle.locks import promotion_lock
+from model.errors import ParameterError, RegistryError
+from model.live.challenger import apply_evaluation, evaluate_challenger
+from model.live.outcome import (
+    DEFAULT_WATCH_ALPHA,
+    DEFAULT_WATCH_MAX_DAYS,
+    DEFAULT_WATCH_ROWS,
     EVALUATED,
     WATCHED,
     LiveOutcome,
     LiveSettings,
-    apply_evaluation,
-    apply_watch,
-    check_watch,
-    current_watch,
-    evaluate_challenger,
     labelled,
     write_outcome_reports,
 )
-from model.cycle.locks import promotion_lock
-from model.errors import ParameterError, RegistryError
-from model.gate.sequential_report import to_text
+from model.live.report import to_text
+from model.live.watch import apply_watch, check_watch, current_watch
 from model.registry import ModelRegistry
 from model.settings import get_settings
 
@@ -45,7 +45,12 @@ def add_evaluate(csub: argparse._SubParsersAction, common: argparse.ArgumentPars
     )
     p.add_argument("--mode", choices=("shadow", "routed"), default="shadow")
     p.add_argument("--n-max", type=int, default=5000, help="labelled rows of the final look")
-    p.add_argument("--threshold", type=float, default=0.0, help="AUC gain to exceed")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="AUC gain to exceed (default: the model's improvement_threshold, the gate's T)",
+    )
     p.set_defaults(func=_evaluate)
 
 
@@ -65,14 +70,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         "check", parents=[common, _options()], help="one look of the watch (rolls back)"
     )
     check.add_argument("--margin", type=float, default=0.01, help="AUC margin of a rollback")
-    check.add_argument("--days", type=float, default=14.0, help="watch window in days")
-    check.add_argument("--rows", type=int, default=5000, help="watch window in labelled rows")
+    check.add_argument(
+        "--max-days",
+        "--days",
+        dest="max_days",
+        type=float,
+        default=DEFAULT_WATCH_MAX_DAYS,
+        help="the watch's maximum age in days (default 60): it ends earlier by evidence",
+    )
+    check.add_argument(
+        "--rows",
+        type=int,
+        default=DEFAULT_WATCH_ROWS,
+        help="labelled rows at which the watch ends (default 10,000)",
+    )
     check.set_defaults(func=_watch_check)
 
 
 def _options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--alpha", type=float, default=0.05, help="family budget / watch level")
+    p.add_argument(
+        "--alpha",
+        type=float,
+        default=None,
+        help="the test's level (default: the model's significance_level for a challenger, "
+        f"{DEFAULT_WATCH_ALPHA:g} for the watch)",
+    )
     p.add_argument("--spending", choices=("obrien_fleming", "pocock"), default="obrien_fleming")
     p.add_argument("--min-class-count", type=int, default=100)
     p.add_argument("--label-window-hours", type=float, default=0.0)
@@ -98,9 +121,24 @@ def _registry(args: argparse.Namespace) -> ModelRegistry:
     return ModelRegistry(root, verify=verify_loads)
 
 
+def _model_value(name: str) -> float:
+    """The model's value of a gate parameter (its retraining.toml table, else built-in)."""
+    from model.cycle.models_config import effective_parameters
+
+    values, _ = effective_parameters({}, get_settings().model_name, [name])
+    return float(values[name])
+
+
 def _settings(args: argparse.Namespace, **extra: object) -> LiveSettings:
+    if "watch_margin" in extra:
+        extra["watch_alpha"] = DEFAULT_WATCH_ALPHA if args.alpha is None else args.alpha
+        alpha = _model_value("significance_level")
+    else:
+        alpha = _model_value("significance_level") if args.alpha is None else args.alpha
+        if extra.get("improvement_threshold") is None:
+            extra["improvement_threshold"] = _model_value("improvement_threshold")
     return LiveSettings(
-        alpha=args.alpha,
+        alpha=alpha,
         spending=args.spending,
         min_class_count=args.min_class_count,
         label_window_hours=args.label_window_hours,
@@ -132,7 +170,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _watch_check(args: argparse.Namespace) -> int:
-    cfg = _settings(args, watch_margin=args.margin, watch_days=args.days, watch_rows=args.rows)
+    cfg = _settings(
+        args, watch_margin=args.margin, watch_max_days=args.max_days, watch_rows=args.rows
+    )
     settings, reg, now = get_settings(), _registry(args), _now(args.as_of)
     with promotion_lock(reg.root):
         rows = labelled(settings.root, settings.model_name, now, cfg.label_window_hours)

@@ -374,7 +374,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     csub = p.add_subparsers(dest="challenger_command", metavar="ACTION", required=True)
     c = csub.add_parser("set", parents=[common], help="route a share of traffic to a version")
     c.add_argument("version")
-    c.add_argument("--traffic", type=float, required=True, help="percent of entities, (0, 100]")
+    c.add_argument(
+        "--traffic",
+        type=float,
+        required=True,
+        help="percent of entities, [0, 100]; 0: shadow only (scored on every row, serves none)",
+    )
     c.add_argument("--reason")
     c.set_defaults(func=_challenger_set)
     c = csub.add_parser("clear", parents=[common], help="stop the challenger")

@@ -57,7 +57,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_bytes=args.max_bytes,
         poll_seconds=args.poll_seconds,
         shadow=args.shadow,
-        watch_days=args.watch_days,
+        watch_max_days=args.watch_max_days,
         log_enabled=not args.no_log,
         flush_rows=args.flush_rows,
         flush_seconds=args.flush_seconds,
@@ -191,11 +191,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "after a promotion, always; off",
     )
     p.add_argument(
+        "--watch-max-days",
         "--watch-days",
+        dest="watch_max_days",
         type=_positive_float,
-        default=14.0,
-        help="--shadow watch: days after a promotion the previous production scores in "
-        "shadow (default 14, the post-promotion-watch flow's window)",
+        default=60.0,
+        help="--shadow watch: the previous production scores in shadow until the watch ends "
+        "(rollback or keep) or this many days after the promotion (default 60, the "
+        "post-promotion-watch flow's watch_max_days)",
     )
     p.add_argument("--no-log", action="store_true", help="do not write the prediction log")
     p.add_argument(

@@ -132,8 +132,8 @@ SignificanceLevel = Annotated[
     Field(
         gt=0.0,
         lt=0.5,
-        description="Error budget of the model's whole family of comparisons: comparison k "
-        "tests at alpha*6/(pi^2 k^2).",
+        description="Level of a decision on rows no earlier decision used, and of every "
+        "guardrail; the j-th decision on the same rows tests at alpha*6/(pi^2 j^2).",
     ),
 ]
 NBootstrap = Annotated[int, Field(ge=100, le=100_000, description="Bootstrap resamples.")]
@@ -163,6 +163,29 @@ CalibrationMargin = Annotated[
 Guardrails = Annotated[
     dict[str, float] | None,
     Field(description="Per-metric margins, e.g. {'recall': 0.01, 'log_loss': 0.01}."),
+]
+GuardrailMode = Annotated[
+    Literal["non_inferiority", "harm"],
+    Field(
+        description="non_inferiority: each guardrail must be shown not worse by more than its "
+        "margin (the default); harm: only a shown breach blocks (weaker)."
+    ),
+]
+HoldoutMargin = Annotated[
+    float,
+    Field(
+        ge=0.0,
+        le=1.0,
+        description="When the decision is made on the recent rows, the primary metric on the "
+        "whole holdout may be worse by at most this (non-inferiority).",
+    ),
+]
+InconclusiveChallenger = Annotated[
+    bool,
+    Field(
+        description="An INCONCLUSIVE candidate becomes the shadow challenger, to be decided "
+        "on live labels by challenger-evaluation (it replaces an older challenger)."
+    ),
 ]
 
 
@@ -248,6 +271,9 @@ class RetrainingConfig(BaseModel):
     min_class_count: MinClassCount
     calibration_margin: CalibrationMargin
     guardrails: Guardrails
+    guardrail_mode: GuardrailMode = "non_inferiority"
+    holdout_margin: HoldoutMargin = 0.01
+    inconclusive_challenger: InconclusiveChallenger = True
     sweep: Sweep = None
 
     def train_params(self) -> dict[str, Any]:
@@ -278,6 +304,8 @@ class RetrainingConfig(BaseModel):
             "min_class_count": self.min_class_count,
             "calibration_margin": self.calibration_margin,
             "guardrails": self.guardrails or None,
+            "guardrail_mode": self.guardrail_mode,
+            "holdout_margin": self.holdout_margin,
         }
 
 
@@ -403,97 +431,3 @@ def auc_or_none(y: np.ndarray, scores: np.ndarray) -> float | None:
     from sklearn.metrics import roc_auc_score
 
     return float(roc_auc_score(y, scores))
-
-
-# --- the trigger state a cycle gathers from the registry and the data ---
-
-
-def parquet_rows(folder: Path) -> int:
-    """Row count of a batch (Parquet from the footers, CSV read): ``source_rows``."""
-    from model.data.read import source_rows
-
-    return source_rows(folder)
-
-
-def _recorded_test_auc(registry: Any, version: str, meta: dict[str, Any]) -> float | None:
-    """Production's holdout AUC when it was compared — the lower bound of its interval
-    (DeLong, at the comparison's level), not the point estimate that won the comparison
-    (inflated by selection) — else its validation AUC."""
-    compared = registry.last_event("compared", version=version) or {}
-    auc = (compared.get("candidate_auc") or {}).get("ci_low")
-    if auc is None:
-        auc = (compared.get("metrics") or {}).get("auc", {}).get("candidate")
-    if auc is None:
-        auc = ((meta.get("metrics") or {}).get("validation") or {}).get("auc")
-    return float(auc) if auc is not None else None
-
-
-def gather_trigger_state(
-    settings: Settings,
-    config: RetrainingConfig,
-    sources: DataSources,
-    *,
-    is_scheduled: bool,
-    now: dt.datetime | None = None,
-) -> Any:
-    """Fill a :class:`~model.cycle.triggers.TriggerState` from registry, batches and drift."""
-    from model.cycle.estimate import estimate_for_trigger
-    from model.cycle.evaluation import trained_batches
-    from model.cycle.monitor import drift_for_trigger
-    from model.cycle.triggers import TriggerState
-    from model.registry import ModelRegistry
-
-    registry = ModelRegistry(settings.models_dir)
-    prod = registry.production()
-    state = TriggerState(now=now or utcnow(), is_scheduled=is_scheduled)
-    state.has_production = prod is not None
-    registered = registry.last_event("registered")
-    state.last_training_at = parse_time((registered or {}).get("time"))
-    if prod is not None:
-        meta = registry.metadata(prod.version)
-        state.production_version = prod.version
-        state.production_trained_at = parse_time(meta.get("trained_at"))
-        state.production_test_auc = _recorded_test_auc(registry, prod.version, meta)
-        trained = trained_batches(settings, meta)
-        if trained is None:
-            state.notes["volume"] = "production's training data manifest is unknown"
-        else:
-            new = [b for b in sources.all_batches if b.name not in trained]  # id: its name
-            state.new_rows_since_training = sum(parquet_rows(b) for b in new)
-        _measure_recent_auc(state, config, sources, registry, prod.version)
-        estimate_for_trigger(state, settings, config, sources.all_batches[-1:], prod.version)
-    drift, note = drift_for_trigger(
-        settings,
-        config.drift_report_path,
-        config.dataset_drift_threshold,
-        batches=sources.all_batches,
-        min_drifted_features=config.min_drifted_features,
-    )
-    state.drift = drift
-    if drift is None:
-        state.notes["drift"] = note
-    return state
-
-
-def _measure_recent_auc(
-    state: Any, config: RetrainingConfig, sources: DataSources, registry: Any, version: str
-) -> None:
-    """Production's AUC on the newest labelled batch, when a degradation trigger is set."""
-    if config.min_auc is None and config.max_auc_drop is None:
-        state.notes["degradation"] = "min_auc and max_auc_drop are not set"
-        return
-    if not sources.all_batches:
-        state.notes["degradation"] = "no incoming batch to score"
-        return
-    from model.data import encode_target, read_table
-    from model.training.artifact import load_model
-
-    newest = sources.all_batches[-1]
-    frame = read_table(newest)
-    if config.target_column not in frame.columns:
-        state.notes["degradation"] = f"{newest}: no labels ({config.target_column!r} missing)"
-        return
-    model = load_model(registry.version_path(version))
-    y = encode_target(frame[config.target_column], str(newest))
-    state.production_auc_recent = auc_or_none(y, model.predict_proba(frame))
-    state.production_auc_rows = len(frame)

@@ -4,19 +4,32 @@ The cycle layer does what the drift package may not: it loads production from th
 scores its validation split (the prepared folder its manifest names) to fit the calibration,
 scores the new batch, and reads production's holdout AUC interval recorded at its promotion.
 The estimate goes into the drift report (``performance_estimate``) and the
-``estimated_auc_drop`` trigger's state.
+``estimated_auc_drop`` trigger's state. It is held against reality (:mod:`model.live.estimates`):
+an estimate on rows that already have labels is checked at once; one on the scoring service's
+prediction log is recorded and checked once its labels arrive (:func:`check_pending_estimates`).
+A miss makes production's estimates unreliable until production changes: the report says so,
+and the trigger uses the realised AUC.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from model.drift.cbpe import Calibrator, estimate_performance, fit_calibrator, realised_auc
+from model.drift.cbpe import (
+    DEFAULT_CHECK_ROWS,
+    Calibrator,
+    check_estimate,
+    estimate_performance,
+    fit_calibrator,
+    realised_auc,
+)
 from model.errors import DriftInputError, RetrainError
+from model.live import estimates
 
 if TYPE_CHECKING:
     from model.cycle.config import RetrainingConfig
@@ -96,7 +109,11 @@ def estimate_production(
         "validation_auc": validation_auc,
         "holdout_auc": holdout_auc,
     }
-    return est.to_dict()
+    out = est.to_dict()
+    if labels is not None and min(int(labels.sum()), int(labels.size - labels.sum())) >= 100:
+        scores = model.predict_proba(current)  # the rows are labelled: check it at once
+        out["check"] = check_estimate(scores, labels, calibrator, seed=seed).to_dict()
+    return out
 
 
 def estimate_or_reason(
@@ -106,14 +123,131 @@ def estimate_or_reason(
     be made (so the drift report still comes out, and says why)."""
     from model.registry import ModelRegistry
 
-    holdout = ModelRegistry(settings.models_dir).holdout_auc(version)
+    registry = ModelRegistry(settings.models_dir)
+    holdout = registry.holdout_auc(version)
     try:
-        return {
+        out = {
             "available": True,
             **estimate_production(settings, version, model, current, holdout_auc=holdout),
         }
     except RetrainError as exc:
         return {"available": False, "reason": str(exc)}
+    return with_reliability(out, registry.history(), version)
+
+
+def with_reliability(
+    est: dict[str, Any], events: Sequence[Mapping[str, Any]], version: str
+) -> dict[str, Any]:
+    """``est`` with ``reliable`` (False once labels contradicted an estimate of ``version``
+    while it is production, or when this estimate's own check missed) and why."""
+    miss = estimates.estimate_miss(events, version)
+    own = est.get("check") or {}
+    if own.get("missed"):
+        est["reliable"] = False
+        est["unreliable_because"] = "labels of these rows contradict it"
+    elif miss is not None:
+        check = miss.get("check") or {}
+        est["reliable"] = False
+        est["unreliable_because"] = (
+            f"labels contradicted an estimate of {version} ({miss.get('time', '')[:10]}: "
+            f"realised AUC {check.get('realised_auc', float('nan')):.3f} vs estimated "
+            f"{check.get('expected_auc', float('nan')):.3f}); unreliable until production changes"
+        )
+        est["contradicted_by"] = check
+    else:
+        est["reliable"] = True
+    return est
+
+
+def record_estimate(
+    settings: Settings, version: str, est: Mapping[str, Any], paths: Sequence[str | Path]
+) -> dict[str, Any] | None:
+    """Record what the history must keep of an estimate of ``version`` on ``paths``: an
+    estimate on prediction-log days (``estimated``, checked when labels arrive), or the check
+    of an estimate on labelled rows (``estimate_checked``, once per set of batches). Returns the
+    new ``estimate_checked`` event, or None."""
+    from model.registry import ModelRegistry
+
+    if not est.get("available", True) or est.get("auc") is None:
+        return None
+    registry = ModelRegistry(settings.models_dir)
+    numbers = {k: est.get(k) for k in ("auc", "auc_ci_low", "auc_ci_high", "n_rows")}
+    names = sorted({str(Path(p).name) for p in paths})
+    if est.get("check"):
+        events = registry.history()
+        done = any(
+            ev.get("event") == estimates.CHECKED
+            and ev.get("version") == version
+            and set(ev.get("batches") or []) & set(names)
+            for ev in events
+        )
+        if done:  # each labelled row is checked once: rows already checked never test again
+            return None
+        return registry.record(
+            estimates.CHECKED,
+            version=version,
+            batches=names,
+            missed=bool(est["check"]["missed"]),
+            check=est["check"],
+            estimate=numbers,
+        )
+    log_root = settings.predictions_dir.resolve()
+    in_log = [p for p in paths if Path(p).resolve().is_relative_to(log_root)]
+    days = sorted({d for d in (estimates.day_of(str(p)) for p in in_log) if d})
+    if days and len(in_log) == len(paths):  # the prediction log: its labels come later
+        registry.record(
+            estimates.ESTIMATED, version=version, days=days, source="prediction-log", **numbers
+        )
+    return None
+
+
+def check_pending_estimates(
+    settings: Settings,
+    rows: pd.DataFrame | None = None,
+    *,
+    check_rows: int = DEFAULT_CHECK_ROWS,
+    alpha: float = 0.05,
+    now: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Check, once, the newest recorded estimate of production on the prediction log whose
+    days now have ``check_rows`` labelled rows (``rows``: the labelled log, read when None and
+    an estimate waits); older pending estimates it covers are superseded. Returns the new
+    ``estimate_checked`` events."""
+    from model.registry import ModelRegistry
+    from model.training.artifact import load_model
+
+    registry = ModelRegistry(settings.models_dir)
+    prod = registry.production()
+    if prod is None:
+        return []
+    events = registry.history()
+    waiting = estimates.pending(events, prod.version)
+    if waiting and rows is None:
+        from model.live.outcome import labelled
+
+        rows = labelled(settings.root, settings.model_name, now or dt.datetime.now(dt.UTC), 0.0)
+    for ev in reversed(waiting):
+        assert rows is not None
+        found = estimates.labelled_scores(rows, prod.version, ev.get("days") or [])
+        if found.n < check_rows or found.labels.min() == found.labels.max():
+            continue
+        model = load_model(registry.version_path(prod.version))
+        calibrator, _ = production_calibration(settings, prod.version, model)
+        check = check_estimate(found.scores, found.labels, calibrator, alpha=alpha)
+        numbers = {k: ev.get(k) for k in ("auc", "auc_ci_low", "auc_ci_high", "n_rows")}
+        return [
+            registry.record(
+                estimates.CHECKED,
+                version=prod.version,
+                estimate=ev["id"],
+                days=ev.get("days"),
+                missed=check.missed,
+                check=check.to_dict(),
+                estimated=numbers,
+                superseded=estimates.superseded(waiting, ev) or None,
+            )
+        ]
+    return []
 
 
 def estimate_for_trigger(
@@ -142,11 +276,19 @@ def estimate_for_trigger(
     if not est["available"]:
         state.notes[TRIGGER] = est["reason"]
         return
+    checked = record_estimate(settings, version, est, paths)
+    realised = (est.get("realised") or {}).get("auc")
+    if realised is None:
+        realised = (est.get("contradicted_by") or {}).get("realised_auc")
     state.estimated_auc = {
         "auc": est["auc"],
         "auc_ci_low": est["auc_ci_low"],
         "auc_ci_high": est["auc_ci_high"],
         "n_rows": est["n_rows"],
-        "realised_auc": (est.get("realised") or {}).get("auc"),
+        "realised_auc": realised,
+        "reliable": est.get("reliable", True),
+        "unreliable_because": est.get("unreliable_because"),
         "paths": [settings.relative(Path(p)) for p in paths],
     }
+    if checked is not None and checked.get("missed"):
+        state.estimates_missed.append(checked)

@@ -32,7 +32,6 @@ from model.cycle.params import OBJECT_PARAMETERS, accepted, check_parameters, ob
 from model.errors import LayoutError, ModelConfigError, ModelNameError
 from model.files import check_regular, read_text
 from model.settings import (
-    LEGACY_MARKER,
     MIGRATION_JOURNAL,
     Settings,
     check_model_name,
@@ -72,6 +71,9 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "min_class_count": 100,
     "calibration_margin": 0.01,
     "guardrails": None,
+    "guardrail_mode": "non_inferiority",
+    "holdout_margin": 0.01,
+    "inconclusive_challenger": True,
     "num_epochs": 100,
     "batch_size": 512,
     "learning_rate": 1e-2,
@@ -251,7 +253,7 @@ def check_layout(settings: Settings) -> None:
     files must first move to one folder per model, with ``retrain migrate-layout``; or one
     whose migration was stopped (its journal is there): running it again finishes it."""
     journal = settings.root / MIGRATION_JOURNAL
-    if (journal.exists() or journal.is_symlink()) and not (settings.root / LEGACY_MARKER).is_file():
+    if journal.exists() or journal.is_symlink():
         from model.cycle.migrate_layout import read_journal
 
         name = read_journal(journal)["model"]

@@ -267,11 +267,13 @@ def drift_for_production(
     )
     report.current["selection"] = selection.describe()
     if scorer is not None and model_info is not None:  # CBPE beside the drift (cycle.estimate)
-        from model.cycle.estimate import estimate_or_reason
+        from model.cycle.estimate import estimate_or_reason, record_estimate
 
-        report.performance_estimate = estimate_or_reason(
-            settings, model_info["version"], scorer, current
-        )
+        est = estimate_or_reason(settings, model_info["version"], scorer, current)
+        checked = record_estimate(settings, model_info["version"], est, paths)
+        if checked is not None and checked.get("missed"):
+            est["missed_event"] = checked["id"]
+        report.performance_estimate = est
     return report
 
 

@@ -101,6 +101,7 @@ class TriggerState:
     production_test_auc: float | None = None
     estimated_auc: dict[str, Any] | None = None  # CBPE on the newest batch (auc, ci, n_rows)
     production_holdout_auc: dict[str, Any] | None = None  # recorded at its promotion
+    estimates_missed: list[dict[str, Any]] = field(default_factory=list)  # new checks it failed
     drift: dict[str, Any] | None = None
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -325,15 +326,21 @@ def _check_estimated_auc_drop(p: TriggerParams, s: TriggerState) -> TriggerCheck
         return TriggerCheck(name, False, False, f"not checked: {why}")
     low, auc = float(holdout["ci_low"]), float(est["auc"])
     limit = low - p.estimated_auc_margin
-    fired = auc < limit
     ci = ""
     if est.get("auc_ci_low") is not None and est.get("auc_ci_high") is not None:
         ci = f" [{est['auc_ci_low']:.3f}, {est['auc_ci_high']:.3f}]"
     rows = f" on {est['n_rows']:,} rows" if est.get("n_rows") else ""
+    what = f"estimated AUC {auc:.3f}{ci}{rows} (CBPE, no labels)"
+    if est.get("reliable") is False and est.get("realised_auc") is not None:
+        # labels contradicted the estimate: the realised AUC decides instead
+        auc = float(est["realised_auc"])
+        what = (
+            f"realised AUC {auc:.3f} (the estimate is unreliable: {est.get('unreliable_because')})"
+        )
+    fired = auc < limit
     detail = (
-        f"estimated AUC {auc:.3f}{ci}{rows} (CBPE, no labels) {'<' if fired else '≥'} "
-        f"{limit:.3f} = holdout AUC lower bound {low:.3f} − estimated_auc_margin "
-        f"{p.estimated_auc_margin:.3f}"
+        f"{what} {'<' if fired else '≥'} {limit:.3f} = holdout AUC lower bound {low:.3f} − "
+        f"estimated_auc_margin {p.estimated_auc_margin:.3f}"
     )
     values = {
         "estimated_auc": auc,
@@ -342,6 +349,7 @@ def _check_estimated_auc_drop(p: TriggerParams, s: TriggerState) -> TriggerCheck
         "holdout_auc_ci_low": low,
         "margin": p.estimated_auc_margin,
         "realised_auc": est.get("realised_auc"),
+        "estimate_reliable": est.get("reliable", True),
     }
     return TriggerCheck(name, True, fired, detail, values=values)
 

@@ -30,6 +30,8 @@ RESERVED_LOG_COLUMNS = (
     "__shadow_version__",
     "__shadow_score__",
     "__label__",
+    "__shadow2_version__",
+    "__shadow2_score__",
 )
 """The prediction log's own columns (``model.serving.log``): never features; a table that
 has them (a labelled batch from ``retrain labels add``) gets them as excluded columns."""

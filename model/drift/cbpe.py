@@ -372,3 +372,106 @@ def estimate_performance(
         rates=rates,
         realised=realised,
     )
+
+
+# ---------------------------------------------------------------------------- checked by labels
+
+DEFAULT_CHECK_ROWS = 2000
+"""Labelled rows an estimate waits for before it is checked (once)."""
+
+
+@dataclass(frozen=True)
+class EstimateCheck:
+    """An estimate held against the labels that came later, on exactly the labelled rows.
+
+    Under CBPE's assumption (P(y | score) unchanged: the calibrated probability of each row is
+    its chance of being positive) the realised AUC of these rows has a known distribution:
+    labels drawn as Bernoulli(p_i), with p from Platt parameters drawn from their asymptotic
+    normal distribution. ``missed`` when the realised AUC falls outside its central (1 − α)
+    range — a two-sided test of the assumption at level α, made once per estimate.
+    """
+
+    n_rows: int
+    n_positive: int
+    realised_auc: float
+    expected_auc: float  # the CBPE estimate recomputed for these rows
+    ci_low: float
+    ci_high: float
+    alpha: float
+    z: float  # (realised − expected) / the spread of the realised AUC under the assumption
+    missed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def describe(self) -> str:
+        verdict = "MISSED" if self.missed else "held"
+        return (
+            f"estimate {verdict}: realised AUC {self.realised_auc:.3f} on {self.n_rows:,} labelled "
+            f"rows vs estimated {self.expected_auc:.3f} [{self.ci_low:.3f}, {self.ci_high:.3f}] "
+            f"({100 * (1 - self.alpha):g}% range under the assumption P(y | score) unchanged)"
+        )
+
+
+def check_estimate(
+    scores: Any,
+    labels: Any,
+    calibrator: Calibrator,
+    *,
+    alpha: float = 0.05,
+    n_draws: int = 1000,
+    seed: int = 0,
+) -> EstimateCheck:
+    """Hold the CBPE estimate of these rows against their labels (see :class:`EstimateCheck`).
+
+    ``scores``: the model's own probabilities for the labelled rows (as it served them);
+    ``calibrator``: the one the estimate used (fitted on the model's validation split).
+    """
+    if not 0 < alpha < 1:
+        raise DriftInputError(f"alpha must be in (0, 1), got {alpha}")
+    s = _check_scores(scores, "estimate check")
+    y = _check_labels(labels, s.size, "estimate check")
+    realised = realised_auc(y, s)
+    if realised is None:
+        raise DriftInputError(
+            f"estimate check: the {s.size:,} labelled rows have one class only; no AUC to compare"
+        )
+    rng = np.random.default_rng(seed)
+    idx = np.arange(s.size)
+    if s.size > MAX_INTERVAL_ROWS:
+        idx = np.sort(rng.choice(s.size, MAX_INTERVAL_ROWS, replace=False))
+    draws = _predictive_draws(s[idx], calibrator, n_draws, rng)
+    scale = np.sqrt(idx.size / s.size)  # a subset's spread, scaled to the whole
+    center = float(np.mean(draws))
+    low = center + scale * float(np.quantile(draws, alpha / 2) - center)
+    high = center + scale * float(np.quantile(draws, 1 - alpha / 2) - center)
+    spread = scale * float(np.std(draws, ddof=1))
+    expected = expected_auc(s, calibrator(s))
+    return EstimateCheck(
+        n_rows=int(s.size),
+        n_positive=int(y.sum()),
+        realised_auc=float(realised),
+        expected_auc=float(expected),
+        ci_low=low,
+        ci_high=high,
+        alpha=alpha,
+        z=float((realised - center) / spread) if spread > 0 else 0.0,
+        missed=bool(realised < low or realised > high),
+    )
+
+
+def _predictive_draws(
+    scores: np.ndarray, calibrator: Calibrator, n_draws: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Realised AUCs under the assumption: per draw, Platt parameters from their asymptotic
+    normal distribution (isotonic: the fit itself), then labels as Bernoulli(p)."""
+    if calibrator.method == "platt" and calibrator.cov is not None:
+        params = rng.multivariate_normal([calibrator.a, calibrator.b], calibrator.cov, n_draws)
+        x = _logit(scores)
+        per_draw = max(1, n_draws // 20)  # 20 parameter draws, labels drawn under each
+        out = []
+        for a, b in params[: max(1, n_draws // per_draw)]:
+            p = np.clip(_sigmoid(a * x + b), _EPS, 1 - _EPS)
+            out.append(_auc_draws(scores, p, per_draw, rng))
+        return np.concatenate(out)
+    return _auc_draws(scores, calibrator(scores), n_draws, rng)

@@ -3,8 +3,8 @@
 Owns ``metrics`` (metric functions over labels, scores and a decision threshold),
 ``stats`` (DeLong, the paired stratified bootstrap, McNemar, Holm), ``comparator``
 (``ModelComparator`` → ``ComparisonResult``: the decision) and ``report`` (text, JSON, HTML,
-Markdown renderings of a result); ``sequential`` (the group-sequential test of an AUC
-difference over growing live samples) and ``sequential_report`` (its reports). May import
+Markdown renderings of a result). The group-sequential test on live labels is
+:mod:`model.live`. May import
 ``model.data``, ``model.training`` (to load the models it compares) and ``model.errors``;
 never the registry, drift, cycle or CLI packages.
 """

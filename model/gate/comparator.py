@@ -6,26 +6,29 @@ through is one direction, a module per stage:
     inputs (check and score)  →  measure (every metric, tested at α_k, per population)
     →  decide (the rule, guardrails, reasons)  →  report (text, JSON, HTML, Markdown)
 
-α is the budget of the model's whole family of comparisons (:mod:`model.gate.budget`):
-comparison ``holdout_uses = k`` tests at α_k = α·6/(π²k²). When the holdout holds rows
-production has not been trained on (``recent``), the decision is made on them if each class
-has at least ``min_class_count`` rows, and the whole holdout becomes a non-inferiority
-guardrail. The rule itself is in :mod:`model.gate.decide`.
+The level of the decision comes from its rows (:mod:`model.gate.evidence`): given the batch of
+every row and the batch sets of the model's earlier decisions, a decision on rows that include
+a batch no earlier decision used tests at the full α; the j-th decision on exactly the same
+rows at α·6/(π²j²). Without a history (``retrain compare``), ``holdout_uses`` states j.
+Guardrails are tested at α, whatever the decision's level: they never weaken. When the
+holdout holds rows production has not been trained on (``recent``), the decision is made on
+them if each class has at least ``min_class_count`` rows, and the whole holdout becomes a
+non-inferiority guardrail. The rule itself is in :mod:`model.gate.decide`.
 
 The lab's CLI (``python -m model.comparator``) is :mod:`model.gate.cli`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from model.errors import ComparisonInputError
-from model.gate.budget import alpha_for
 from model.gate.decide import adjust_harm, decide, guardrail
+from model.gate.evidence import Evidence, evidence_for, given
 from model.gate.inputs import (
     check_labels,
     check_scores,
@@ -51,6 +54,7 @@ from model.gate.result import (
 )
 
 RULES = ("threshold", "lab")
+GUARDRAIL_MODES = ("non_inferiority", "harm")
 DEFAULT_THRESHOLD = 0.005
 DEFAULT_MIN_CLASS_COUNT = 100
 DEFAULT_CALIBRATION_MARGIN = 0.01
@@ -63,14 +67,17 @@ class ModelComparator:
         primary_metric: the metric the decision is made on (default ``auc``).
         improvement_threshold: the guaranteed minimum gain T (absolute, or a fraction of the
             baseline's value when ``threshold_type="relative"``).
-        significance_level: α, the budget of the model's whole family of comparisons.
-        holdout_uses: k, this comparison's number in the family (1 for the first).
+        significance_level: α, the level of a decision on fresh rows and of every guardrail.
+        holdout_uses: j, this decision's number among decisions on the same rows, when no
+            history is given to :meth:`compare` (1: fresh rows, level α; j ≥ 2: α·6/(π²j²)).
         min_class_count: fewer positives or negatives than this → INCONCLUSIVE.
         rule: ``"threshold"`` (lower bound > T) or ``"lab"`` (Δ ≥ T and p(Δ > 0) < α_k).
         calibration_margin: non-inferiority margin on log loss (None: off).
         holdout_margin: non-inferiority margin of the primary metric on the whole holdout
             when the decision is made on the recent rows.
-        guardrails: ``{metric: margin}``, the most it may be worse (``guardrail_mode``).
+        guardrails: ``{metric: margin}``, the most it may be worse (``guardrail_mode``:
+            ``"non_inferiority"``, the default, must show it is not worse by more; ``"harm"``
+            blocks only a shown breach).
         policy: ``{metric: margin}``: each listed metric must improve by its margin.
     """
 
@@ -92,7 +99,7 @@ class ModelComparator:
         holdout_margin: float = 0.01,
         strict: bool = True,
         test: str = "auto",
-        guardrail_mode: str = "harm",
+        guardrail_mode: str = "non_inferiority",
         target_column: str | None = None,
         n_jobs: int | None = None,
         statistical_significance_threshold: float | None = None,
@@ -108,11 +115,7 @@ class ModelComparator:
             )
         self.primary_metric = metric_name(primary_metric, "primary_metric")
         self.improvement_threshold = in_range(improvement_threshold, "improvement_threshold", 0, 1)
-        if threshold_type not in ("absolute", "relative"):
-            raise ComparisonInputError(
-                f"threshold_type must be 'absolute' or 'relative', not {threshold_type!r}"
-            )
-        self.threshold_type = threshold_type
+        self.threshold_type = _choice(threshold_type, "threshold_type", ("absolute", "relative"))
         alpha = 0.05 if significance_level is None else significance_level
         self.significance_level = in_range(alpha, "significance_level", 0, 0.5, open_low=True)
         if int(n_bootstrap) < 20:
@@ -121,19 +124,9 @@ class ModelComparator:
         self.random_state = random_state
         self.guardrails = margins(guardrails, "guardrail", lowest=0.0)
         self.policy = margins(policy, "policy", lowest=-1.0)
-        if not isinstance(holdout_uses, int | np.integer) or int(holdout_uses) < 1:
-            raise ComparisonInputError(
-                f"holdout_uses must be an integer >= 1, got {holdout_uses!r}"
-            )
-        self.holdout_uses = int(holdout_uses)
-        if not isinstance(min_class_count, int | np.integer) or int(min_class_count) < 2:
-            raise ComparisonInputError(
-                f"min_class_count must be an integer >= 2, got {min_class_count!r}"
-            )
-        self.min_class_count = int(min_class_count)
-        if rule not in RULES:
-            raise ComparisonInputError(f"rule must be one of {RULES}, not {rule!r}")
-        self.rule = rule
+        self.holdout_uses = _integer(holdout_uses, "holdout_uses", 1)
+        self.min_class_count = _integer(min_class_count, "min_class_count", 2)
+        self.rule = _choice(rule, "rule", RULES)
         self.strict = bool(strict)
         self.calibration_margin = (
             None
@@ -141,24 +134,18 @@ class ModelComparator:
             else in_range(calibration_margin, "calibration_margin", 0, 1)
         )
         self.holdout_margin = in_range(holdout_margin, "holdout_margin", 0, 1)
-        if test not in ("auto", "delong", "bootstrap"):
-            raise ComparisonInputError(
-                f"test must be 'auto', 'delong' or 'bootstrap', not {test!r}"
-            )
-        if test == "delong" and self.primary_metric != "auc":
+        if _choice(test, "test", ("auto", "delong", "bootstrap")) == "delong" and (
+            self.primary_metric != "auc"
+        ):
             raise ComparisonInputError("DeLong's test applies to the AUC only")
-        if guardrail_mode not in ("harm", "non_inferiority"):
-            raise ComparisonInputError(
-                f"guardrail_mode must be 'harm' or 'non_inferiority', not {guardrail_mode!r}"
-            )
-        self.guardrail_mode = guardrail_mode
+        self.guardrail_mode = _choice(guardrail_mode, "guardrail_mode", GUARDRAIL_MODES)
         self.target_column = target_column
         self.n_jobs = n_jobs
 
     @property
     def level(self) -> float:
-        """α_k: what this comparison may spend of the family's budget."""
-        return alpha_for(self.holdout_uses, self.significance_level)
+        """The level of a decision without a history: that of ``holdout_uses``."""
+        return given(self.holdout_uses, self.significance_level).level
 
     # ------------------------------------------------------------------ entry points
 
@@ -168,11 +155,17 @@ class ModelComparator:
         candidate: Any,
         test_data: pd.DataFrame,
         recent: np.ndarray | pd.Series | None = None,
+        *,
+        batches: Sequence[str] | None = None,
+        earlier: Sequence[frozenset[str]] | None = None,
     ) -> ComparisonResult:
         """Score both models on ``test_data`` and decide.
 
         ``recent``: a boolean mask of the rows production has not been trained on (the
-        newest batches); the decision is made on them when they are enough.
+        newest batches); the decision is made on them when they are enough. ``batches``: the
+        batch id of every row, and ``earlier``: the batch sets of the model's earlier
+        decisions (:func:`model.gate.evidence.earlier_decisions`): together they set the level
+        (:mod:`model.gate.evidence`); without them, ``holdout_uses`` does.
         """
         if candidate is None:
             raise ComparisonInputError("no candidate model given")
@@ -182,7 +175,7 @@ class ModelComparator:
             )
         if len(test_data) == 0:
             raise ComparisonInputError("the test set is empty (0 rows)")
-        target = self._target(baseline, candidate)
+        target = self.target_column or _target(baseline, candidate)
         check_specs(baseline, candidate, test_data, target)
         y = encode_target(test_data, target)
         sc = score(candidate, test_data, "candidate")
@@ -198,6 +191,8 @@ class ModelComparator:
             baseline_info=b_info,
             candidate_info=c_info,
             recent=None if recent is None else np.asarray(recent, dtype=bool),
+            batches=batches,
+            earlier=earlier,
         )
 
     def compare_scores(
@@ -211,8 +206,11 @@ class ModelComparator:
         baseline_info: ModelInfo | None = None,
         candidate_info: ModelInfo | None = None,
         recent: np.ndarray | None = None,
+        batches: Sequence[str] | None = None,
+        earlier: Sequence[frozenset[str]] | None = None,
     ) -> ComparisonResult:
-        """Decide from precomputed probabilities (same rows, same order)."""
+        """Decide from precomputed probabilities (same rows, same order); ``recent``,
+        ``batches`` and ``earlier`` as in :meth:`compare`."""
         y = check_labels(y_true)
         sc = check_scores(candidate_scores, y.size, "candidate")
         c_info = candidate_info or ModelInfo(decision_threshold=candidate_threshold)
@@ -223,9 +221,11 @@ class ModelComparator:
                     f"the recent-rows mask must hold {y.size} booleans, got shape "
                     f"{recent.shape} of {recent.dtype}"
                 )
+        ids = None if batches is None else _batch_array(batches, y.size)
         if baseline_scores is None:
             pop = measure_untested("holdout", y, sc, candidate_threshold, None)
-            result = self._result(None, c_info, {"holdout": pop}, "holdout", None)
+            evidence = _evidence(ids, earlier, self.holdout_uses, self.significance_level)
+            result = self._result(None, c_info, {"holdout": pop}, "holdout", None, evidence)
             decide(result)
             return result
         sb = check_scores(baseline_scores, y.size, "baseline")
@@ -233,14 +233,20 @@ class ModelComparator:
         args = (baseline_threshold, candidate_threshold)
         decided_on, notes = choose_population(y, recent, self.min_class_count)
         rows = recent if decided_on == "recent" else np.ones(y.size, bool)
-        thr = self._absolute_threshold(y[rows], sb[rows], baseline_threshold)
+        evidence = _evidence(
+            None if ids is None else ids[rows], earlier, self.holdout_uses, self.significance_level
+        )
+        level = evidence.level
+        thr = self.improvement_threshold
+        if self.threshold_type == "relative":  # T·|baseline| on the deciding rows
+            thr *= abs(compute_metrics(y[rows], sb[rows], baseline_threshold)[self.primary_metric])
         null = 0.0 if self.rule == "lab" else thr  # the lab's test is "gain > 0"
-        populations = {"holdout": self._measure("holdout", y, sb, sc, args, null)}
+        populations = {"holdout": self._measure("holdout", y, sb, sc, args, null, level)}
         if recent is not None and _testable(y[recent]):
             populations["recent"] = self._measure(
-                "recent", y[recent], sb[recent], sc[recent], args, null
+                "recent", y[recent], sb[recent], sc[recent], args, null, level
             )
-        result = self._result(b_info, c_info, populations, decided_on, thr)
+        result = self._result(b_info, c_info, populations, decided_on, thr, evidence)
         result.notes = notes
         result.guardrails = self._guardrails(populations, decided_on)
         metrics = result.metrics
@@ -266,6 +272,7 @@ class ModelComparator:
         sc: np.ndarray,
         thresholds: tuple[float, float],
         thr: float,
+        level: float,
     ) -> Population:
         if not _testable(y):
             return measure_untested(name, y, sc, thresholds[1], (sb, thresholds[0]))
@@ -277,7 +284,7 @@ class ModelComparator:
             *thresholds,
             primary=self.primary_metric,
             threshold=thr,
-            level=self.level,
+            level=level,
             n_bootstrap=self.n_bootstrap,
             seed=self.random_state,
             n_jobs=self.n_jobs,
@@ -290,6 +297,7 @@ class ModelComparator:
         populations: dict[str, Population],
         decided_on: str,
         thr: float | None,
+        evidence: Evidence,
     ) -> ComparisonResult:
         return ComparisonResult(
             primary_metric=self.primary_metric,
@@ -298,8 +306,10 @@ class ModelComparator:
             threshold_absolute=self.improvement_threshold if thr is None else thr,
             significance_level=self.significance_level,
             rule=self.rule,
-            holdout_uses=self.holdout_uses,
-            level=self.level,
+            holdout_uses=evidence.uses,
+            level=evidence.level,
+            evidence=evidence.to_dict() | {"explained": evidence.describe()},
+            guardrail_level=self.significance_level,
             min_class_count=self.min_class_count,
             test=_METHODS[self.primary_metric],
             baseline=baseline,
@@ -314,7 +324,7 @@ class ModelComparator:
     def _guardrails(
         self, populations: dict[str, Population], decided_on: str
     ) -> list[GuardrailResult]:
-        level = self.level
+        level = self.significance_level  # fixed: guardrails never weaken with reuse
         metrics = populations[decided_on].metrics
         out = [
             guardrail(metrics[m], margin, self.guardrail_mode, decided_on, level, "user")
@@ -341,20 +351,40 @@ class ModelComparator:
             )
         return out
 
-    def _target(self, baseline: Any | None, candidate: Any) -> str:
-        if self.target_column:
-            return self.target_column
-        for model in (candidate, baseline):
-            spec = getattr(model, "spec", None)
-            if spec is not None and getattr(spec, "target", None):
-                return str(spec.target)
-        return "target"
 
-    def _absolute_threshold(self, y: np.ndarray, sb: np.ndarray, tb: float) -> float:
-        """T in the metric's units: relative thresholds scale the baseline's holdout value."""
-        if self.threshold_type == "absolute":
-            return self.improvement_threshold
-        return self.improvement_threshold * abs(compute_metrics(y, sb, tb)[self.primary_metric])
+def _choice(value: str, name: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        shown = " or ".join(repr(c) for c in choices)
+        raise ComparisonInputError(f"{name} must be {shown}, not {value!r}")
+    return value
+
+
+def _integer(value: Any, name: str, lowest: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < lowest:
+        raise ComparisonInputError(f"{name} must be an integer >= {lowest}, got {value!r}")
+    return int(value)
+
+
+def _evidence(
+    batches: np.ndarray | None,
+    earlier: Sequence[frozenset[str]] | None,
+    holdout_uses: int,
+    alpha: float,
+) -> Evidence:
+    """The decision's evidence: from its rows' batches and the earlier decisions, or the
+    ``holdout_uses`` the caller stated."""
+    if batches is None or earlier is None or batches.size == 0:
+        return given(holdout_uses, alpha)
+    return evidence_for(np.unique(batches).tolist(), earlier, alpha)
+
+
+def _target(baseline: Any | None, candidate: Any) -> str:
+    """The target column the models' specs name (``target`` when neither does)."""
+    for model in (candidate, baseline):
+        spec = getattr(model, "spec", None)
+        if spec is not None and getattr(spec, "target", None):
+            return str(spec.target)
+    return "target"
 
 
 def choose_population(
@@ -373,6 +403,13 @@ def choose_population(
         f"was not trained on) have {pos} positives and {neg} negatives, fewer than "
         f"{min_class_count} of each"
     ]
+
+
+def _batch_array(batches: Sequence[str], n: int) -> np.ndarray:
+    ids = np.asarray(batches, dtype=object)
+    if ids.shape != (n,):
+        raise ComparisonInputError(f"batches must hold one batch id per row ({n}), got {ids.shape}")
+    return ids.astype(str)
 
 
 def _testable(y: np.ndarray) -> bool:

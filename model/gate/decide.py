@@ -1,8 +1,9 @@
 """The decision: PROMOTE, REJECT or INCONCLUSIVE, with its reasons and factors.
 
 The rule (``rule="threshold"``, the default) is a test of the threshold. With Δ the primary
-metric's improvement, T the threshold and [L, U] its two-sided (1 − 2α_k) interval (L and U
-are the one-sided (1 − α_k) bounds), in this order:
+metric's improvement, T the threshold and [L, U] its two-sided (1 − 2a) interval at the
+decision's level a (:mod:`model.gate.evidence`: α on fresh rows; L and U are the one-sided
+(1 − a) bounds), in this order:
 
 1. no production model → PROMOTE;
 2. the candidate scores every row as production does → REJECT;
@@ -16,8 +17,12 @@ are the one-sided (1 − α_k) bounds), in this order:
 7. otherwise (T inside [L, U]) → INCONCLUSIVE, with the holdout size that would decide.
 
 Monotone in Δ by construction. Promotion needs the primary test *and* every
-non-inferiority guardrail: an intersection–union test, so its level is α_k without any
-multiplicity adjustment. ``rule="lab"`` keeps the lab's "Δ ≥ T and one-sided p(Δ > 0) < α_k"
+non-inferiority guardrail: an intersection–union test, so no multiplicity adjustment is
+needed: a no-better candidate is promoted with probability at most a, and one that breaches
+a guardrail at most α (guardrails are tested at the model's α, never at the decision's reuse
+level). A decision that tests nothing (the first model, identical scores, too few of a class,
+no variability, too few changed predictions) records why in ``untested`` and spends nothing.
+``rule="lab"`` keeps the lab's "Δ ≥ T and one-sided p(Δ > 0) < a"
 (measured: promotes ~50 % of candidates whose true gain is exactly T) for comparison.
 """
 
@@ -46,16 +51,21 @@ a 3 % level with 4 changed rows), so such a comparison is INCONCLUSIVE."""
 def guardrail(
     m: MetricComparison, margin: float, mode: str, population: str, level: float, kind: str
 ) -> GuardrailResult:
-    """A guardrail from a metric's interval at ``level``: may be worse by at most ``margin``."""
-    improvement = m.improvement or 0.0
-    low, high, se = m.ci_low, m.ci_high, m.se or 0.0
+    """A guardrail on metric ``m``: the candidate may be worse by at most ``margin``, tested
+    at ``level`` (the model's α, whatever the decision's own level: a guardrail never weakens
+    when rows are reused). Its bounds are the metric's own method at that level."""
     from model.gate.measure import normal_test
 
-    if mode == "non_inferiority":
-        _, _, p = normal_test(improvement, se, level, -margin)  # H1: improvement > −margin
-    else:
-        _, _, p_not = normal_test(-improvement, se, level, margin)  # H1: improvement < −margin
-        p = p_not
+    improvement = m.improvement or 0.0
+    se = m.se or 0.0
+    bounds = normal_test(improvement, se, level, -margin, m.df)  # H1: improvement > −margin
+    low: float | None = bounds[0]
+    high: float | None = bounds[1]
+    p = bounds[2]
+    if m.se is None:
+        low, high = m.ci_low, m.ci_high
+    if mode == "harm":
+        p = normal_test(-improvement, se, level, margin, m.df)[2]  # H1: improvement < −margin
     breached = high is not None and high < -margin
     shown = low is not None and low > -margin and (se > 0 or improvement > -margin)
     status = "breached" if breached else ("ok" if shown or mode == "harm" else "not_shown")
@@ -108,6 +118,7 @@ def decide(r: ComparisonResult) -> None:
         r.decision = "PROMOTE"
         r.reasons = ["no production model: the candidate is promoted as the first production model"]
         r.factors = [Factor(True, "No production model yet")]
+        r.untested = "no production model: nothing to compare with"
         return
     pop, m, thr = r.population, r.primary, r.threshold_absolute
     est, se = m.improvement or 0.0, m.se or 0.0
@@ -117,10 +128,7 @@ def decide(r: ComparisonResult) -> None:
     method = METHOD_NAMES.get(m.method or "", m.method or "")
     where = "" if r.decided_on == "holdout" else f" on the {pop.n} recent rows"
     change = _change_text(r, m)
-    interval = (
-        f"{conf} interval [{low:+.4f}, {high:+.4f}] ({method}, comparison "
-        f"{r.holdout_uses} of this model: α = {r.level:.2g})"
-    )
+    interval = f"{conf} interval [{low:+.4f}, {high:+.4f}] ({method}, {_level_text(r)})"
     r.factors = _factors(r, m, conf, method)
     breaches = [g for g in r.guardrails if g.breached]
     not_shown = [g for g in r.guardrails if g.status == "not_shown"]
@@ -132,12 +140,14 @@ def decide(r: ComparisonResult) -> None:
     if pop.identical:
         which = "holdout" if r.decided_on == "holdout" else "recent"
         r.decision, r.reasons = "REJECT", [IDENTICAL.replace("holdout", which)]
+        r.untested = r.reasons[0] + ": nothing to test"
     elif short:
         r.decision = "INCONCLUSIVE"
         r.reasons = [
             f"too little evidence{where}: {pop.n_positive} positives and {pop.n_negative} "
             f"negatives; at least {r.min_class_count} of each are needed to decide"
         ]
+        r.untested = r.reasons[0]
     elif breaches:
         r.decision = "REJECT"
         r.reasons = [g.describe() for g in breaches]
@@ -149,6 +159,7 @@ def decide(r: ComparisonResult) -> None:
     elif failed_policy:
         r.decision, r.reasons = "REJECT", _policy_reasons(failed_policy)
     elif se == 0:
+        r.untested = "no variability across rows (standard error 0): no test to carry out"
         if est <= thr:
             r.decision = "REJECT"
             r.reasons = [
@@ -167,6 +178,7 @@ def decide(r: ComparisonResult) -> None:
             f"{change}{where}: only {pop.changed} rows change their predicted label, fewer "
             f"than {MIN_CHANGED_PREDICTIONS}: too few for the normal interval to hold its level"
         ]
+        r.untested = r.reasons[0]
     elif r.rule == "lab":
         _lab(r, change + where, est, thr, not_shown)
     elif low > thr:
@@ -258,11 +270,7 @@ def _factors(r: ComparisonResult, m: MetricComparison, conf: str, method: str) -
     factors = [
         evidence,
         *tests,
-        Factor(
-            True,
-            f"Comparison {r.holdout_uses} of this model's family: α = {r.level:.3g} of the "
-            f"budget {r.significance_level:g}",
-        ),
+        Factor(True, f"Level: {r.evidence.get('explained') or _level_text(r)}"),
     ]
     factors += [Factor(g.ok, g.describe()) for g in r.guardrails]
     factors += [
@@ -274,6 +282,12 @@ def _factors(r: ComparisonResult, m: MetricComparison, conf: str, method: str) -
         for c in r.policy
     ]
     return factors
+
+
+def _level_text(r: ComparisonResult) -> str:
+    if r.holdout_uses == 1:
+        return f"fresh rows: α = {r.level:.2g}"
+    return f"decision {r.holdout_uses} on these rows: α = {r.level:.2g}"
 
 
 def _change_text(r: ComparisonResult, m: MetricComparison) -> str:

@@ -132,6 +132,7 @@ def measure(
             ci_high=high,
             p_value=p,
             null_value=null,
+            df=df,
         )
     auc, auc_se = delong.auc_candidate, delong.se_candidate
     auc_low, auc_high, _ = normal_test(auc, auc_se, 0.025, 0.0)  # 95 %, whatever α_k

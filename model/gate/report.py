@@ -47,9 +47,16 @@ def primary_line(r: Mapping[str, Any]) -> str | None:
         f"{p['method']}{rows}: one-sided p = {p['p_value']:.6g} (H0: gain <= "
         f"{p.get('null_value', p['threshold']):.6g}), {100 * p['confidence']:.2f}% interval "
         f"[{p['lower_bound']:+.6f}, {p['upper_bound']:+.6f}], lower bound "
-        f"{p['lower_bound']:+.6f}, alpha_k = {p['level']:.6g} (comparison "
-        f"{r.get('holdout_uses', 1)}, family budget {r['significance_level']:g})"
+        f"{p['lower_bound']:+.6f}, level = {p['level']:.6g} ({_uses_text(r)})"
     )
+
+
+def _uses_text(r: Mapping[str, Any]) -> str:
+    """Why the decision has its level: fresh rows, or the j-th decision on the same rows."""
+    uses = int(r.get("holdout_uses", 1))
+    if uses == 1:
+        return f"rows no earlier decision used: full alpha {r['significance_level']:g}"
+    return f"decision {uses} on these rows: alpha {r['significance_level']:g} * 6/(pi^2 {uses}^2)"
 
 
 def _population_lines(r: Mapping[str, Any]) -> list[str]:
@@ -176,7 +183,7 @@ def to_markdown(result: Any) -> str:
         *[f"- {reason}" for reason in r["reasons"]],
         "",
         f"Primary metric **{name}**, threshold {r['threshold']:g} ({r['threshold_type']}), "
-        f"family budget α = {r['significance_level']:g}, {r['n_test']} test rows "
+        f"α = {r['significance_level']:g}, {r['n_test']} test rows "
         f"({r.get('decided_on', 'holdout')}), "
         f"{r['n_bootstrap']} bootstrap resamples (seed {r['seed']}).",
         "",
@@ -418,8 +425,8 @@ def to_html(result: Any) -> str:
 <ul>{reasons}</ul>
 <p>Primary metric <b>{esc(name)}</b>; guaranteed minimum gain {r["threshold"]:g}
 ({esc(r["threshold_type"])}, {_n(r["threshold_absolute"])} absolute);
-family error budget α = {r["significance_level"]:g}, this is comparison
-{r.get("holdout_uses", 1)} (α<sub>k</sub> = {r.get("alpha_k", 0):.3g}); {r["n_test"]:,} test rows
+α = {r["significance_level"]:g}; this decision's level {r.get("alpha_k", 0):.3g}
+({esc(_uses_text(r))}); guardrails at α; {r["n_test"]:,} test rows
 ({r.get("n_positive")} positive, {esc(str(r.get("decided_on", "holdout")))} rows);
 {r["n_bootstrap"]:,} paired bootstrap resamples, seed {r["seed"]}.
 Created {esc(str(r["created_at"]))}.</p>

@@ -75,6 +75,7 @@ class MetricComparison:
     ci_high: float | None = None
     p_value: float | None = None
     null_value: float = 0.0
+    df: int | None = None  # Student's t degrees of freedom (bootstrap standard errors)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +91,7 @@ class MetricComparison:
             "ci_high": self.ci_high,
             "p_value": self.p_value,
             "null_value": self.null_value,
+            "df": self.df,
         }
 
 
@@ -153,7 +155,7 @@ class GuardrailResult:
     p_adjusted: float
     status: str
     kind: str = "user"  # "user", "calibration" or "holdout"
-    level: float = 0.05  # α_k of the comparison
+    level: float = 0.05  # the model's α: guardrails never take the decision's reuse level
 
     @property
     def breached(self) -> bool:
@@ -229,10 +231,10 @@ class ComparisonResult:
     threshold: float
     threshold_type: str
     threshold_absolute: float
-    significance_level: float  # α: the family's budget
+    significance_level: float  # α: the level of a decision on fresh rows, and of guardrails
     rule: str  # "threshold" (the default) or "lab"
-    holdout_uses: int  # k: this comparison's number in the model's family
-    level: float  # α_k: what this comparison spends
+    holdout_uses: int  # j: this decision's number among decisions on the same rows
+    level: float  # what the primary test may spend: α (fresh rows) or α·6/(π²j²)
     min_class_count: int
     test: str  # the primary metric's method
     baseline: ModelInfo | None
@@ -245,7 +247,10 @@ class ComparisonResult:
     n_bootstrap: int = 0
     seed: int | None = None
     guardrails: list[GuardrailResult] = field(default_factory=list)
-    guardrail_mode: str = "harm"
+    guardrail_mode: str = "non_inferiority"
+    evidence: dict[str, Any] = field(default_factory=dict)  # model.gate.evidence.Evidence
+    guardrail_level: float = 0.05  # every guardrail's level (the model's α)
+    untested: str | None = None  # why the primary test was not carried out (spent nothing)
     policy: list[PolicyCheck] = field(default_factory=list)
     samples_needed: int | None = None
     notes: list[str] = field(default_factory=list)
@@ -306,6 +311,12 @@ class ComparisonResult:
         return self.population.bootstrap_deltas
 
     @property
+    def alpha_spent(self) -> float:
+        """What this decision spent: its level when the primary test was carried out, 0 when
+        it tested nothing (:attr:`untested` says why)."""
+        return 0.0 if self.untested else self.level
+
+    @property
     def should_promote(self) -> bool:
         return self.decision == "PROMOTE"
 
@@ -364,7 +375,13 @@ class ComparisonResult:
             "strict": self.rule == "threshold",
             "holdout_uses": self.holdout_uses,
             "alpha_k": self.level,
-            "alpha_spending": "alpha * 6 / (pi^2 * k^2)",
+            "level": self.level,
+            "alpha_spent": self.alpha_spent,
+            "untested": self.untested,
+            "evidence": self.evidence,
+            "guardrail_level": self.guardrail_level,
+            "alpha_spending": "alpha for rows no earlier decision used; alpha * 6 / (pi^2 * j^2) "
+            "for the j-th decision on the same rows",
             "confidence": self.confidence,
             "min_class_count": self.min_class_count,
             "baseline": None if self.baseline is None else self.baseline.to_dict(),

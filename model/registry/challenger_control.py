@@ -37,14 +37,21 @@ class ChallengerControl:
     def set(
         self, version: str, traffic: float, *, reason: str | None, run_id: str | None
     ) -> ChallengerInfo:
-        """Route ``traffic`` percent (0 < traffic <= 100) of entities to ``version``."""
+        """Route ``traffic`` percent (0 <= traffic <= 100) of entities to ``version``; 0: a
+        shadow challenger, scored beside production on every row but serving none. A
+        challenger that was set before is replaced, and the event names it."""
         check_version_name(version)
-        if not isinstance(traffic, int | float) or not 0 < float(traffic) <= 100:
-            raise RegistryError(f"challenger traffic must be in (0, 100] percent, got {traffic!r}")
+        if (
+            isinstance(traffic, bool)
+            or not isinstance(traffic, int | float)
+            or not 0 <= float(traffic) <= 100
+        ):
+            raise RegistryError(f"challenger traffic must be in [0, 100] percent, got {traffic!r}")
         with self.lock.held():
             meta = self.versions.verify(version)
             if self.pointer.current() == version:
                 raise RegistryError(f"{version} is the production model; it cannot be challenger")
+            before = self.file.read_or_none()
             info = ChallengerInfo(version, float(traffic), utc_now(), reason)
             self.file.write(info)
             self.history.append(
@@ -54,7 +61,13 @@ class ChallengerControl:
                         "action": "set",
                         "version": version,
                         "traffic": float(traffic),
+                        "mode": "shadow" if float(traffic) == 0 else "routed",
                         "sha256": meta.get("sha256"),
+                        "replaces": (
+                            before.version
+                            if before is not None and before.version != version
+                            else None
+                        ),
                         "reason": reason,
                         "run_id": run_id,
                     },

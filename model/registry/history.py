@@ -45,6 +45,8 @@ EVENTS = (
     "challenger_evaluated",
     "watch_checked",
     "migrated",
+    "estimated",
+    "estimate_checked",
     "quarantined",
     "restored",
 )
@@ -60,6 +62,8 @@ RECORDABLE_EVENTS = (
     "challenger_evaluated",  # one look of a challenger's sequential evaluation (live labels)
     "watch_checked",  # one look of the post-promotion watch
     "migrated",  # the registry moved to the per-model layout (retrain migrate-layout)
+    "estimated",  # a label-free estimate of production on the prediction log (its days)
+    "estimate_checked",  # that estimate held against the labels that came later (once)
     "quarantined",  # an incoming batch set aside (incoming/.quarantine/<batch>/)
     "restored",  # a quarantined batch moved back (retrain batches restore)
 )

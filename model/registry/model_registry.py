@@ -301,7 +301,8 @@ class ModelRegistry:
         reason: str | None = None,
         run_id: str | None = None,
     ) -> ChallengerInfo:
-        """Route ``traffic`` percent (0 < traffic <= 100) of entities to ``version``."""
+        """Route ``traffic`` percent (0 <= traffic <= 100) of entities to ``version`` (0: a
+        shadow challenger, scored on every row beside production, serving none)."""
         with self._os_errors("setting the challenger", "the challenger is unchanged"):
             return self._control.set(version, traffic, reason=reason, run_id=run_id)
 

@@ -4,8 +4,7 @@ challenger.
 This package owns loading registered models for scoring (``loading``: production, read
 once from the registry, or one version; ``verify_loads``, the load check the entry layers
 give the registry) and the deterministic, salted-hash
-champion/challenger split (``router``), and ``labelled_log``: the one adapter from the
-prediction log's columns to the rows the live tests use. The scoring service's pure parts
+champion/challenger split (``router``). The scoring service's pure parts
 (``deployments/scoring`` is the app): ``features`` (request rows checked against a model's
 feature spec and encoded without pandas), ``models`` (the consistent model set and its
 atomic swap; imports torch), ``log`` (the buffered, crash-safe prediction-log writer, its

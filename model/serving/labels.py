@@ -8,7 +8,7 @@ accounted for: added, no id, no label, a duplicate of another row (same id, same
 conflict (same id, different labels: none of its rows is used), never served (the id is not
 in the log) or already added by an earlier call (so re-adding a file adds nothing twice).
 The joined labels (id, label) also go to ``<log>/labels/``, where the live gate's adapter
-(:mod:`model.serving.labelled_log`) reads them.
+(:mod:`model.live.labelled_log`) reads them.
 """
 
 from __future__ import annotations

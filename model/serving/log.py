@@ -45,9 +45,17 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-REQUEST_TIME, SERVED_VERSION, ROLE, SCORE, SHADOW_VERSION, SHADOW_SCORE, LABEL = (
-    RESERVED_LOG_COLUMNS
-)
+(
+    REQUEST_TIME,
+    SERVED_VERSION,
+    ROLE,
+    SCORE,
+    SHADOW_VERSION,
+    SHADOW_SCORE,
+    LABEL,
+    SHADOW2_VERSION,
+    SHADOW2_SCORE,
+) = RESERVED_LOG_COLUMNS
 LABELS_FOLDER = "labels"
 """``<log>/labels/``: the labels ``retrain labels add`` joined (id, label), for the live gate."""
 PART_PREFIX = "part-"
@@ -76,6 +84,8 @@ class _JsonRows:
         self.roles: list[str] = []
         self.shadow_versions: list[str | None] = []
         self.shadow_scores: list[float | None] = []
+        self.shadow2_versions: list[str | None] = []
+        self.shadow2_scores: list[float | None] = []
 
     def add(self, scored: Scored, time_ms: int, rows: int) -> None:
         features = scored.batch.features
@@ -90,6 +100,8 @@ class _JsonRows:
         self.roles.extend(scored.roles)
         self.shadow_versions.extend([scored.shadow_version] * rows)
         _extend(self.shadow_scores, scored.shadow_scores, rows)
+        self.shadow2_versions.extend([scored.shadow2_version] * rows)
+        _extend(self.shadow2_scores, scored.shadow2_scores, rows)
 
     def table(self, id_column: str) -> pa.Table:
         cols: dict[str, Any] = {
@@ -105,6 +117,8 @@ class _JsonRows:
         cols[ROLE] = pa.array(self.roles, pa.string())
         cols[SHADOW_VERSION] = pa.array(self.shadow_versions, pa.string())
         cols[SHADOW_SCORE] = _floats(self.shadow_scores)
+        cols[SHADOW2_VERSION] = pa.array(self.shadow2_versions, pa.string())
+        cols[SHADOW2_SCORE] = _floats(self.shadow2_scores)
         return pa.table(cols)
 
 
@@ -131,6 +145,8 @@ class _ArrowRows:
         cols[ROLE] = pa.array(scored.roles, pa.string())
         cols[SHADOW_VERSION] = pa.array([scored.shadow_version] * n, pa.string())
         cols[SHADOW_SCORE] = _column(scored.shadow_scores, n, pa.float64())
+        cols[SHADOW2_VERSION] = pa.array([scored.shadow2_version] * n, pa.string())
+        cols[SHADOW2_SCORE] = _column(scored.shadow2_scores, n, pa.float64())
         return pa.table(cols)
 
 

@@ -1,16 +1,18 @@
 """The consistent set of models the scoring service serves, and its atomic swap.
 
-A :class:`ModelSet` is immutable: production, the challenger with its traffic share, and the
-shadow model (the challenger, or the previous production, scoring every row without its
-score being returned). In ``watch`` mode (the service's default) the previous production is the
-shadow while the post-promotion watch of the newest promotion is open (:func:`watched_previous`),
-so the watch has paired rows to judge; after a rollback, a manual change or the watch's end,
-there is no shadow. :class:`ModelHolder` keeps the current set in one attribute; a
-request reads it once and scores with that set from start to end. :meth:`ModelHolder.refresh`
-reads the registry, loads and verifies (checksum, a probe row) any version the new set needs
-beside the old ones, then replaces the attribute in one assignment. A version that fails to
-load is logged and the old set keeps serving. Models already loaded are reused, and a set
-holds only the configured models, so memory stays flat over swaps.
+A :class:`ModelSet` is immutable: production, the challenger with its traffic share, and up to
+two shadow models (scoring every row without their scores being returned). In ``watch`` mode
+(the service's default) the previous production is a shadow while the post-promotion watch of
+the newest promotion is open (:func:`watched_previous`), so the watch has paired rows to judge
+(after a rollback, a manual change or the watch's end, it is not); a shadow challenger (set with
+0 % traffic, as the retraining flow sets an INCONCLUSIVE candidate) is a shadow too, in every
+mode but ``off``, so its evaluation has paired rows: both at once when a watch is open (slot 1
+the previous production, slot 2 the challenger). :class:`ModelHolder` keeps the current set in
+one attribute; a request reads it once and scores with that set from start to end.
+:meth:`ModelHolder.refresh` reads the registry, loads and verifies (checksum, a probe row) any
+version the new set needs beside the old ones, then replaces the attribute in one assignment. A
+version that fails to load is logged and the old set keeps serving. Models already loaded are
+reused, and a set holds only the configured models, so memory stays flat over swaps.
 """
 
 from __future__ import annotations
@@ -38,7 +40,10 @@ from model.serving.router import DEFAULT_SALT, challenger_share
 logger = logging.getLogger(__name__)
 ShadowMode = Literal["off", "challenger", "previous", "watch"]
 SHADOW_MODES: tuple[str, ...] = ("off", "challenger", "previous", "watch")
-DEFAULT_WATCH_DAYS = 14.0  # the post-promotion-watch flow's default window
+DEFAULT_WATCH_MAX_DAYS = 60.0
+"""The watch's maximum age, as :data:`model.live.outcome.DEFAULT_WATCH_MAX_DAYS` (a test keeps
+them equal): the previous production scores in shadow until the watch ends by evidence
+(ROLLBACK, or KEEP at its row count) or this many days after the promotion."""
 PRODUCTION_CHANGES = ("promoted", "forced", "rolled_back")
 WATCH_ENDS = ("ROLLBACK", "KEEP")  # a watch look with one of these decisions ends the watch
 PRODUCTION, CHALLENGER = "production", "challenger"
@@ -99,6 +104,8 @@ class Scored:
     roles: list[str]
     shadow_version: str | None = None
     shadow_scores: np.ndarray | None = None
+    shadow2_version: str | None = None  # a second shadow: the shadow challenger during a watch
+    shadow2_scores: np.ndarray | None = None
     problems: list[str] = field(default_factory=list)
 
 
@@ -113,6 +120,7 @@ class ModelSet:
     loaded_at: float = field(default_factory=time.time)
     salt: str = DEFAULT_SALT
     problems: tuple[str, ...] = ()
+    shadow2: ScoringModel | None = None  # a second shadow (the shadow challenger during a watch)
 
     def key(self) -> tuple[Any, ...]:
         return (
@@ -120,10 +128,11 @@ class ModelSet:
             self.challenger.version if self.challenger else None,
             self.traffic,
             self.shadow.version if self.shadow else None,
+            self.shadow2.version if self.shadow2 else None,
         )
 
     def models(self) -> list[ScoringModel]:
-        found = [self.production, self.challenger, self.shadow]
+        found = [self.production, self.challenger, self.shadow, self.shadow2]
         return [m for m in found if m is not None]
 
     def encode_rows(self, rows: Any) -> Batch:
@@ -154,12 +163,18 @@ class ModelSet:
                     problems.append(f"challenger {chal.version}: {exc}")
         labels = (scores >= thresholds).astype(np.int8)
         out = Scored(batch, scores, labels, versions, roles, problems=problems)
-        if self.shadow is not None:
+        for slot, model in ((1, self.shadow), (2, self.shadow2)):
+            if model is None:
+                continue
             try:
-                out.shadow_scores = self.shadow.score(self._batch_for(self.shadow, batch, raw))
-                out.shadow_version = self.shadow.version
+                scores_ = model.score(self._batch_for(model, batch, raw))
             except RequestError as exc:
-                problems.append(f"shadow {self.shadow.version}: {exc}")
+                problems.append(f"shadow {model.version}: {exc}")
+                continue
+            if slot == 1:
+                out.shadow_version, out.shadow_scores = model.version, scores_
+            else:
+                out.shadow2_version, out.shadow2_scores = model.version, scores_
         return out
 
     def _batch_for(self, model: ScoringModel, batch: Batch, raw: Any) -> Batch:
@@ -178,12 +193,24 @@ def _subset(batch: Batch, mask: np.ndarray) -> Batch:
 Loader = Callable[[Path, str], ScoringModel]
 
 
+def _shadow_challenger(
+    shadow: str | None, challenger: str | None, traffic: float
+) -> tuple[str | None, str | None, str | None]:
+    """``(shadow, shadow2, routed challenger)``: a challenger with 0 % traffic serves no row and
+    is scored in shadow instead, in the free slot (the second when the watch holds the first)."""
+    if challenger is None or traffic > 0:
+        return shadow, None, challenger
+    if shadow is None or shadow == challenger:
+        return challenger, None, None
+    return shadow, challenger, None
+
+
 def watched_previous(
-    events: Sequence[Mapping[str, Any]], production: str, now: dt.datetime, watch_days: float
+    events: Sequence[Mapping[str, Any]], production: str, now: dt.datetime, watch_max_days: float
 ) -> str | None:
     """The previous production while the watch of the newest promotion is open: that event
     (``promoted`` or ``forced``, naming a ``previous``) made ``production`` the production,
-    is less than ``watch_days`` old, and no ``watch_checked`` look of it ended the watch
+    is less than ``watch_max_days`` old, and no ``watch_checked`` look of it ended the watch
     (ROLLBACK or KEEP). None otherwise: no promotion yet, the first production model, a
     rollback or manual change since, the window closed."""
     ended = {
@@ -202,7 +229,7 @@ def watched_previous(
         return None
     if started.tzinfo is None:
         started = started.replace(tzinfo=dt.UTC)
-    if now - started >= dt.timedelta(days=watch_days):
+    if now - started >= dt.timedelta(days=watch_max_days):
         return None
     return str(last["previous"])
 
@@ -221,19 +248,20 @@ class ModelHolder:
         shadow: str = "off",
         salt: str = DEFAULT_SALT,
         loader: Loader = ScoringModel.load,
-        watch_days: float = DEFAULT_WATCH_DAYS,
+        watch_max_days: float = DEFAULT_WATCH_MAX_DAYS,
     ) -> None:
         if shadow not in SHADOW_MODES:
             raise ModelLoadError(f"shadow mode {shadow!r}: choose one of {list(SHADOW_MODES)}")
         self.root = Path(registry_root)
         self.shadow_mode = shadow
-        self.watch_days = watch_days
+        self.watch_max_days = watch_max_days
         self.salt = salt
         self._loader = loader
         self._lock = threading.Lock()
         self._failed: dict[str, str] = {}
         self._verified: dict[str, tuple[int, ...]] = {}
         self.current: ModelSet | None = None
+        self._base_shadow: str | None = None  # the current set's shadow other than a challenger
         self.reloads = 0
         self.reload_errors = 0
         self.last_error: str | None = None
@@ -274,11 +302,15 @@ class ModelHolder:
         if current is not None and prod_version in self._failed:
             return False  # reported once; the old set keeps serving
         if current is not None and current.production.version == prod_version:
-            shadow = current.shadow.version if current.shadow else None
+            shadow = self._base_shadow  # the previous production, not a shadow challenger
         else:
             shadow = None
-        if self.shadow_mode == "challenger":
-            shadow, traffic_used, chal_used = chal_version, 0.0, None
+        if self.shadow_mode == "challenger" or (traffic == 0 and self.shadow_mode == "off"):
+            shadow, traffic_used, chal_used = (
+                chal_version if self.shadow_mode != "off" else None,
+                0.0,
+                None,
+            )
         else:
             traffic_used, chal_used = traffic, chal_version
             if self.shadow_mode == "previous" and (
@@ -296,15 +328,23 @@ class ModelHolder:
                     events = []
                     problems.append(f"no watch shadow: history not read: {exc}")
                 now = dt.datetime.now(dt.UTC)
-                shadow = watched_previous(events, prod_version, now, self.watch_days)
-        for version, what in ((chal_used, "challenger"), (shadow, "shadow")):
+                shadow = watched_previous(events, prod_version, now, self.watch_max_days)
+        base_shadow = shadow
+        shadow, shadow2, chal_used = _shadow_challenger(shadow, chal_used, traffic)
+        for version, what in ((chal_used, "challenger"), (shadow, "shadow"), (shadow2, "shadow")):
             if version is not None and version in self._failed:
                 problems.append(f"{what} {version} not served: {self._failed[version]}")
         chal_used = None if chal_used in self._failed else chal_used
         shadow = None if shadow in self._failed else shadow
-        chal_used, shadow = self._drop_damaged(registry, prod_version, chal_used, shadow, problems)
+        shadow2 = None if shadow2 in self._failed else shadow2
+        chal_used, shadow, shadow2 = self._drop_damaged(
+            registry,
+            prod_version,
+            [(chal_used, "challenger"), (shadow, "shadow"), (shadow2, "shadow")],
+            problems,
+        )
         traffic_used = traffic_used if chal_used is not None else 0.0
-        wanted = (prod_version, chal_used, traffic_used, shadow)
+        wanted = (prod_version, chal_used, traffic_used, shadow, shadow2)
         if current is not None and current.key() == wanted:
             if current.problems != tuple(problems):  # the same models, other news
                 self.current = dataclasses.replace(current, problems=tuple(problems))
@@ -323,6 +363,7 @@ class ModelHolder:
             return False
         challenger = self._optional(loaded, chal_used, "challenger", problems)
         shadow_model = self._optional(loaded, shadow, "shadow", problems)
+        shadow2_model = self._optional(loaded, shadow2, "shadow", problems)
         self.current = ModelSet(
             production,
             challenger,
@@ -331,7 +372,9 @@ class ModelHolder:
             time.time(),
             self.salt,
             tuple(problems),
+            shadow2_model,
         )
+        self._base_shadow = base_shadow
         if current is not None:
             self.reloads += 1
             logger.info("serving %s (was %s)", wanted, current.key())
@@ -364,12 +407,12 @@ class ModelHolder:
         self,
         registry: ModelRegistry,
         production: str,
-        challenger: str | None,
-        shadow: str | None,
+        others: list[tuple[str | None, str]],
         problems: list[str],
-    ) -> tuple[str | None, str | None]:
+    ) -> list[str | None]:
         """Report a damaged production (still served from memory: a restart would fail) and
-        stop routing to, or shadowing with, a damaged challenger or shadow."""
+        stop routing to, or shadowing with, a damaged challenger or shadow (``others``:
+        (version, role) pairs); returns ``others``' versions, None where damaged."""
         why = self.damage(registry, production)
         if why is not None:
             problems.append(
@@ -377,13 +420,13 @@ class ModelHolder:
                 "the service cannot restart with it: restore it or roll back"
             )
         kept: list[str | None] = []
-        for version, what in ((challenger, "challenger"), (shadow, "shadow")):
+        for version, what in others:
             why = self.damage(registry, version) if version is not None else None
             if why is not None:
                 problems.append(f"{what} {version} not served: {why}")
                 version = None
             kept.append(version)
-        return kept[0], kept[1]
+        return kept
 
     @property
     def production_damaged(self) -> bool:

@@ -25,25 +25,31 @@ def test_every_command_group_registers_its_commands() -> None:
     assert len(COMMAND_MODULES) == 10
 
 
-def test_gate_status_and_reset_follow_the_history(
+def test_gate_status_accounts_by_rows_and_reset_explains_it_is_gone(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     registry = ModelRegistry(settings.models_dir)
-    registry.record("compared", decision="PROMOTE", baseline=None, alpha_spent=0.0)
-    registry.record("compared", decision="REJECT", baseline="v0001", alpha_spent=0.03)
-    registry.record("compared", decision="REJECT", baseline="v0001")  # written before budgets
+    rows = {"batches": ["date=2026-01-01"], "uses": 1}
+    record = registry.record
+    record("compared", decision="PROMOTE", baseline=None, alpha_spent=0.0, evidence=rows)
+    record("compared", decision="REJECT", baseline="v0001", alpha_spent=0.05, evidence=rows)
+    registry.record("compared", decision="REJECT", baseline="v0001")  # written before evidence
+    for day in ("2026-01-01", "2026-01-02"):  # a batch is a key=value folder with data in it
+        (settings.incoming_dir / f"date={day}").mkdir(parents=True)
+        (settings.incoming_dir / f"date={day}" / "part-0.csv").write_text("x,target\n1,0\n")
     assert main(["gate", "status"]) == 0
     out = capsys.readouterr().out
-    assert "Comparisons in this family: 2" in out
-    assert "Next comparison: k = 3, tested at alpha_k = 0.003377" in out
-    assert main(["gate", "reset", "--reason", "new holdout"]) == 0
-    assert "the next one is k = 1" in capsys.readouterr().out
-    event = registry.history()[-1]
-    assert event["event"] == "gate_reset" and event["reasons"] == ["new holdout"]
-    assert event["comparisons_before"] == 2
-    assert main(["gate", "status"]) == 0
-    assert "Next comparison: k = 1" in capsys.readouterr().out
-    assert main(["gate", "reset", "--reason", "  "]) == 2
+    assert "Decisions that tested something: 1 (alpha = 0.05)" in out
+    assert "Decisions that tested nothing (spent nothing): 1" in out
+    assert "Older decisions recorded without their rows (not counted): 1" in out
+    # the next decision on exactly the rows of the one that tested: j = 2
+    assert "1 decision(s) on [date=2026-01-01]: the next on exactly these rows: 0.007599" in out
+    assert "Batches no decision used yet: 1 (date=2026-01-02)" in out
+    before = registry.history()
+    assert main(["gate", "reset", "--reason", "new holdout"]) == 2
+    err = capsys.readouterr().err
+    assert "no longer needed" in err and "renews itself as batches arrive" in err
+    assert registry.history() == before  # nothing recorded
 
 
 def test_bad_input_exits_2_with_a_message(

@@ -206,3 +206,107 @@ def test_drift_monitor_flow_shows_the_estimate(
     markdown = str(getattr(Artifact.get("drift-report"), "data", ""))
     assert "## Performance estimate (CBPE, no labels needed)" in markdown
     assert f"| ROC AUC | {est['auc']:.3f} [" in markdown
+
+
+# --- the estimate held against the labels that came later (issue 23) ---
+
+
+def _concept_drift(frame: Any, rng: np.random.Generator, share: float = 0.6) -> Any:
+    """The same rows (so the same scores and the same estimate) with a share of their labels
+    redrawn at random: P(y | x) changed, the realised AUC falls."""
+    out = frame.copy()
+    redraw = rng.random(len(out)) < share
+    out.loc[redraw, "target"] = rng.integers(0, 2, int(redraw.sum()))
+    return out
+
+
+def test_labels_that_contradict_the_estimate_make_it_unreliable_and_the_trigger_use_them(
+    settings: Settings, production: dict[str, Any]
+) -> None:
+    """A labelled batch whose P(y | x) changed: the estimate is checked once against its
+    labels, the miss is recorded, the trigger decides on the realised AUC, and production's
+    later estimates say they are unreliable until production changes."""
+    from model.cycle import gather_trigger_state, select_sources
+    from model.cycle.monitor import monitor_drift
+    from model.data.demo import make_customers, write_parquet_atomic
+    from model.live.estimates import estimate_miss
+    from model.registry import ModelRegistry
+
+    rng = np.random.default_rng(23)
+    batch = settings.incoming_dir / "date=2026-03-01" / "part-0.parquet"
+    write_parquet_atomic(_concept_drift(make_customers(4000, 42, batch=5), rng), batch)
+    cfg = _config(0.03)
+    state = gather_trigger_state(settings, cfg, select_sources(settings, cfg), is_scheduled=False)
+    est = state.estimated_auc
+    assert est is not None and est["reliable"] is False
+    assert est["realised_auc"] < est["auc"] - 0.06  # the labels contradict the estimate
+    (missed,) = state.estimates_missed
+    assert missed["event"] == "estimate_checked" and missed["missed"] is True
+    assert missed["batches"] == ["date=2026-03-01"] and missed["version"] == production["version"]
+    check = evaluate_triggers(TriggerParams(estimated_auc_margin=0.03), state).check(
+        "estimated_auc_drop"
+    )
+    assert check.fired and check.detail.startswith(f"realised AUC {est['realised_auc']:.3f}")
+    # checked once: the same labels never test it again
+    again = gather_trigger_state(settings, cfg, select_sources(settings, cfg), is_scheduled=False)
+    assert again.estimates_missed == []
+    registry = ModelRegistry(settings.models_dir)
+    checks = [e for e in registry.history() if e["event"] == "estimate_checked"]
+    assert len(checks) == 1
+    assert estimate_miss(registry.history(), production["version"]) is not None
+    # a later drift report on other data, without labels, says the estimate is unreliable
+    later = settings.incoming_dir / "date=2026-03-02" / "part-0.parquet"
+    write_parquet_atomic(make_customers(3000, 42, batch=6).drop(columns="target"), later)
+    report = monitor_drift(settings, current=[later.parent])["performance_estimate"]
+    assert report["reliable"] is False and "check" not in report
+    assert "unreliable until production changes" in report["unreliable_because"]
+
+
+def test_an_estimate_on_the_prediction_log_is_checked_once_when_its_labels_arrive(
+    settings: Settings, production: dict[str, Any]
+) -> None:
+    import datetime as dt
+
+    from prediction_log import write_log
+
+    from model.cycle.estimate import check_pending_estimates, estimate_or_reason, record_estimate
+    from model.data.demo import make_customers
+    from model.live import labelled_log as log
+    from model.registry import ModelRegistry
+
+    version, model = production["version"], production["model"]
+    rng = np.random.default_rng(29)
+    rows = _concept_drift(make_customers(3000, 42, batch=7), rng)
+    start = dt.datetime(2026, 4, 1, 8, tzinfo=dt.UTC)
+    import pandas as pd
+
+    pd_frame = pd.DataFrame(
+        {
+            log.REQUEST_TIME: start + pd.to_timedelta(np.linspace(0, 0.5, len(rows)), unit="D"),
+            log.ID: rows["id"].to_numpy(),
+            log.SERVED_VERSION: version,
+            log.SERVED_SCORE: model.predict_proba(rows),
+            log.ROLE: "production",
+            log.SHADOW_VERSION: None,
+            log.SHADOW_SCORE: np.nan,
+            log.LABEL: np.nan,  # served without labels
+        }
+    )
+    files = write_log(settings.root, settings.model_name, pd_frame)
+    days = sorted({f.parent for f in files})
+    est = estimate_or_reason(settings, version, model, rows.drop(columns="target"))
+    assert record_estimate(settings, version, est, days) is None
+    registry = ModelRegistry(settings.models_dir)
+    (recorded,) = [e for e in registry.history() if e["event"] == "estimated"]
+    assert recorded["days"] == ["date=2026-04-01"] and recorded["source"] == "prediction-log"
+    now = start + dt.timedelta(days=2)
+    labelled = pd_frame.assign(**{log.LABEL: rows["target"].to_numpy(float)})
+    # 1,500 labelled rows: not yet enough to check (2,000)
+    few = log.labelled_rows(labelled.iloc[:1500], as_of=now)
+    assert check_pending_estimates(settings, few, now=now) == []
+    (checked,) = check_pending_estimates(settings, log.labelled_rows(labelled, as_of=now), now=now)
+    assert checked["estimate"] == recorded["id"] and checked["missed"] is True
+    assert checked["check"]["n_rows"] == 3000
+    assert checked["check"]["realised_auc"] < checked["check"]["ci_low"]
+    # once: a later look finds nothing pending
+    assert check_pending_estimates(settings, log.labelled_rows(labelled, as_of=now), now=now) == []

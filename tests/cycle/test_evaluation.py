@@ -1,4 +1,5 @@
-"""What the flow's comparison gets from the registry and the data: k and the recent rows."""
+"""What the flow's comparison gets from the registry and the data: the recent rows, the batch of
+every row and the earlier decisions' batches (the evidence its level comes from)."""
 
 from __future__ import annotations
 
@@ -39,12 +40,25 @@ def test_the_flow_compares_on_the_rows_of_batches_production_has_not_seen(
     second = prepare([paths["base"], batch1, batch2], settings.prepared_dir)
     test = load_split(second, "test")
     assert set(test[BATCH_COLUMN].dropna()) == {batch1.name, batch2.name}
-    registry.record("compared", decision="REJECT", baseline="v0001", alpha_spent=0.03)
-    k, recent = comparison_inputs(settings, registry, test)
-    assert k == 2
+    earlier = {"batches": [batch1.name], "uses": 1}
+    registry.record(
+        "compared", decision="REJECT", baseline="v0001", alpha_spent=0.05, evidence=earlier
+    )
+    registry.record(
+        "compared",
+        decision="INCONCLUSIVE",
+        baseline="v0001",
+        alpha_spent=0.0,
+        evidence={"batches": [batch2.name]},
+    )  # tested nothing: does not count
+    inputs = comparison_inputs(settings, registry, test)
+    assert inputs.earlier == [frozenset({batch1.name})]
+    recent = inputs.recent
     assert recent is not None
     np.testing.assert_array_equal(recent, (test[BATCH_COLUMN] == batch2.name).to_numpy())
     assert 100 < recent.sum() < len(test)
+    expected = test[BATCH_COLUMN].fillna("base").astype(str).tolist()
+    assert inputs.batches == expected
 
 
 def test_no_recent_rows_without_batches_or_without_production(settings: Settings) -> None:
@@ -54,4 +68,5 @@ def test_no_recent_rows_without_batches_or_without_production(settings: Settings
     assert BATCH_COLUMN not in test.columns
     assert recent_rows(test, set()) is None
     registry = ModelRegistry(settings.models_dir)
-    assert comparison_inputs(settings, registry, test) == (1, None)
+    inputs = comparison_inputs(settings, registry, test)
+    assert inputs.recent is None and inputs.earlier == [] and set(inputs.batches) == {"base"}

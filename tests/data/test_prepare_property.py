@@ -160,8 +160,9 @@ def cases(draw: st.DrawFn) -> tuple[pd.DataFrame, dict[str, Any], str]:
     return df, options, draw(st.sampled_from(["frame", "frame", "parquet", "csv"]))
 
 
-UNWRITABLE = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
-"""What pandas raises for a frame Parquet cannot hold (mixed objects in a column)."""
+UNWRITABLE = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError)
+"""What pandas raises for a frame Parquet cannot hold (mixed objects in a column, an integer
+beyond 64 bits)."""
 
 
 def as_source(df: pd.DataFrame, kind: str, folder: Path) -> pd.DataFrame | Path:

@@ -12,6 +12,9 @@ import typing
 import pytest
 import yaml
 from fakes import REPO_ROOT
+from prefect.utilities.callables import parameter_schema
+
+from flows.parameter_docs import annotation_description
 
 ENTRYPOINTS = (
     "flows/challenger_evaluation.py:challenger_evaluation",
@@ -39,17 +42,20 @@ def test_live_deployment_is_scheduled_and_triggered_by_labels(entrypoint: str) -
 
 
 @pytest.mark.parametrize("entrypoint", ENTRYPOINTS)
-def test_flow_docstring_args_match_the_field_descriptions(entrypoint: str) -> None:
-    """Prefect's run form shows the docstring's Args; the Field descriptions must say the same."""
+def test_the_run_form_shows_each_parameters_field_description(entrypoint: str) -> None:
+    """Prefect's run form shows the docstring's Args, generated from the Field descriptions
+    (with the default): Prefect's own schema of the flow carries each one."""
     path, name = entrypoint.split(":")
     flow = getattr(importlib.import_module(path[:-3].replace("/", ".")), name)
-    doc = inspect.getdoc(flow.fn) or ""
-    args = doc.split("Args:", 1)[1]
-    described = {
-        m.group(1): " ".join(m.group(2).split())
-        for m in re.finditer(r"^    (\w+): (.*?)(?=^    \w+: |\Z)", args, re.S | re.M)
-    }
+    props = parameter_schema(flow).properties
     hints = typing.get_type_hints(flow.fn, include_extras=True)
-    for pname in inspect.signature(flow.fn).parameters:
-        field = next(m for m in hints[pname].__metadata__ if hasattr(m, "description"))
-        assert described.get(pname) == field.description, pname
+    assert set(props) == set(inspect.signature(flow.fn).parameters)
+    for pname, prop in props.items():
+        text = annotation_description(hints[pname])
+        assert text and prop["description"].startswith(text.rstrip(".")), pname
+        assert "(default" in prop["description"], pname
+    if name == "challenger_evaluation":  # the gate's T and alpha come from the model's table
+        assert (
+            "from the model's configuration, else 0.005"
+            in props["improvement_threshold"]["description"]
+        )

@@ -164,6 +164,13 @@ def test_guardrail_breach_rejects_and_names_the_metric() -> None:
     assert result.decision == "REJECT"
     drop = -result.metrics["recall"].improvement  # type: ignore[operator]
     assert result.reasons[0].startswith(
+        f"Guardrail recall breached: shown worse by more than 0.0100 (worse by {drop:.4f}, "
+        "interval ["
+    )
+    harm = comparator(guardrails={"recall": 0.01}, guardrail_mode="harm").compare(
+        BASE, cautious, df
+    )
+    assert harm.reasons[0].startswith(
         f"Guardrail recall breached: worse by more than 0.0100 shown (worse by {drop:.4f}, "
         "Holm-adjusted p = "
     )
@@ -193,12 +200,14 @@ def test_non_inferiority_guardrails_require_evidence() -> None:
             BASE, CAND, df
         ).decision == ("PROMOTE")
     # recall slightly worse (about -0.013, margin 0.01): not significantly worse than the
-    # margin (harm mode passes), but non-inferiority is not shown either (cannot promote)
+    # margin (harm mode passes), but non-inferiority (the default) is not shown either, so
+    # the candidate cannot be promoted
     close = StandIn("score_c", decision_threshold=0.58)
-    default = comparator(guardrails=both).compare(BASE, close, df)
-    assert default.decision == "PROMOTE"
-    assert -0.02 < default.guardrails[0].improvement < -0.01
-    shown = comparator(guardrails=both, guardrail_mode="non_inferiority").compare(BASE, close, df)
+    harm = comparator(guardrails=both, guardrail_mode="harm").compare(BASE, close, df)
+    assert harm.decision == "PROMOTE"
+    assert -0.02 < harm.guardrails[0].improvement < -0.01
+    shown = comparator(guardrails=both).compare(BASE, close, df)
+    assert shown.guardrail_mode == "non_inferiority"
     assert shown.decision == "INCONCLUSIVE"
     assert "Guardrail recall not shown" in shown.reasons[1]
 

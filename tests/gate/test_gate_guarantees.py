@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from model.gate.budget import alpha_for, spent
 from model.gate.comparator import ModelComparator
+from model.gate.evidence import alpha_for, lifetime_bound
 from model.gate.simulation import binormal_scores as binormal
 from model.gate.simulation import posterior
 
@@ -36,10 +36,12 @@ def gate(**kw: float | int | str) -> ModelComparator:
     return ModelComparator(**kw)  # type: ignore[arg-type]
 
 
-def test_the_budget_sums_to_alpha() -> None:
-    assert alpha_for(1, 0.05) == pytest.approx(0.05 * 6 / np.pi**2)
-    assert spent(10_000, 0.05) < 0.05
-    assert spent(10_000, 0.05) == pytest.approx(0.05, rel=1e-3)
+def test_reuse_levels_sum_to_the_lifetime_bound() -> None:
+    assert alpha_for(1, 0.05) == 0.05  # fresh rows: the full level
+    assert alpha_for(2, 0.05) == pytest.approx(0.05 * 6 / (np.pi**2 * 4))
+    total = sum(alpha_for(j, 0.05) for j in range(1, 100_000))
+    assert total < lifetime_bound(0.05) == pytest.approx(0.05 * (2 - 6 / np.pi**2))
+    assert total == pytest.approx(lifetime_bound(0.05), rel=1e-4)
 
 
 @pytest.mark.slow
@@ -191,7 +193,7 @@ def test_the_decision_is_made_on_the_recent_rows_when_there_are_enough() -> None
     assert any("Whole-holdout guardrail" in r for r in held.reasons), held.reasons
 
 
-def test_later_comparisons_need_stronger_evidence() -> None:
+def test_decisions_on_reused_rows_need_stronger_evidence() -> None:
     rng = np.random.default_rng(8)
     y, sb, sc = binormal(rng, 3000, 3000, 0.80, 0.82, 0.8)
     first = gate(improvement_threshold=0.0, holdout_uses=1).compare_scores(y, sb, sc)
@@ -262,7 +264,7 @@ def test_few_changed_predictions_cannot_promote_a_threshold_metric() -> None:
 def test_harm_guardrails_never_print_ok_beside_a_breach_they_do_not_count() -> None:
     rng = np.random.default_rng(13)
     y, sb, sc = binormal(rng, 1500, 1500, 0.80, 0.86, 0.8)
-    g = gate(guardrails={"recall": 0.02, "precision": 0.02})
+    g = gate(guardrails={"recall": 0.02, "precision": 0.02}, guardrail_mode="harm")
     for guard in g.compare_scores(y, sb, np.clip(sc - 0.04, 0, 1)).guardrails:
         if guard.kind == "user" and guard.ok:
             assert "interval" not in guard.describe()

@@ -69,7 +69,7 @@ def test_text_report_has_the_labs_layout(result: ComparisonResult) -> None:
 
 PRIMARY = re.compile(
     r"one-sided p = (?P<p>\S+) \(H0: gain <= (?P<t>\S+)\), (?P<conf>\S+)% interval "
-    r"\[(?P<lo>\S+), (?P<hi>\S+)\], lower bound (?P<lb>\S+), alpha_k = (?P<a>\S+) \("
+    r"\[(?P<lo>\S+), (?P<hi>\S+)\], lower bound (?P<lb>\S+), level = (?P<a>\S+) \("
 )
 
 

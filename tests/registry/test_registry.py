@@ -442,7 +442,7 @@ def test_challenger_set_show_clear(reg: ModelRegistry, models: list[Path]) -> No
     v1, v2 = reg.register(models[0]), reg.register(models[1])
     reg.promote(v1, "first")
     assert reg.challenger() is None
-    for bad in (0, -5, 101):
+    for bad in (-5, 101, True):
         with pytest.raises(RegistryError, match="traffic"):
             reg.set_challenger(v2, bad)
     with pytest.raises(RegistryError, match="is the production model"):
@@ -454,6 +454,24 @@ def test_challenger_set_show_clear(reg: ModelRegistry, models: list[Path]) -> No
     assert not reg.clear_challenger()
     ch = [e for e in reg.history() if e["event"] == "challenger"]
     assert [e["action"] for e in ch] == ["set", "clear"]
+    assert ch[0]["mode"] == "routed" and "replaces" not in ch[0]
+
+
+def test_a_shadow_challenger_serves_no_traffic_and_a_newer_one_replaces_it(
+    reg: ModelRegistry, models: list[Path]
+) -> None:
+    v1, v2, v3 = (reg.register(m) for m in models[:3])
+    reg.promote(v1, "first")
+    info = reg.set_challenger(v2, 0, reason="INCONCLUSIVE")
+    assert info.traffic == 0.0 and reg.challenger() == info
+    reg.set_challenger(v3, 0, reason="newer INCONCLUSIVE")
+    current = reg.challenger()
+    assert current is not None and current.version == v3
+    ch = [e for e in reg.history() if e["event"] == "challenger"]
+    assert [(e["version"], e["mode"], e.get("replaces")) for e in ch] == [
+        (v2, "shadow", None),
+        (v3, "shadow", v2),
+    ]
 
 
 def test_promoting_the_challenger_clears_it(reg: ModelRegistry, models: list[Path]) -> None:

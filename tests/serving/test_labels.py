@@ -17,7 +17,7 @@ import pytest
 from model.cli import main
 from model.data import RESERVED_LOG_COLUMNS, prepare
 from model.errors import DataValidationError
-from model.serving import labelled_log
+from model.live import labelled_log
 from model.serving.features import Batch
 from model.serving.labels import add_labels
 from model.serving.log import PredictionLog, log_files, prediction_log_batches, prune_log

@@ -22,6 +22,8 @@ from model.serving.log import (
     ROLE,
     SCORE,
     SERVED_VERSION,
+    SHADOW2_SCORE,
+    SHADOW2_VERSION,
     SHADOW_SCORE,
     SHADOW_VERSION,
     PredictionLog,
@@ -59,6 +61,8 @@ def _json(
         roles,
         "v0003" if shadow else None,
         shadow_scores,
+        "v0004" if shadow else None,  # a second shadow (a shadow challenger during a watch)
+        None if shadow_scores is None else shadow_scores / 2,
     )
     expected = [
         {
@@ -71,6 +75,8 @@ def _json(
             ROLE: roles[i],
             SHADOW_VERSION: "v0003" if shadow else None,
             SHADOW_SCORE: float(shadow_scores[i]) if shadow_scores is not None else None,
+            SHADOW2_VERSION: "v0004" if shadow else None,
+            SHADOW2_SCORE: float(shadow_scores[i] / 2) if shadow_scores is not None else None,
         }
         for i in range(n)
     ]
@@ -104,6 +110,8 @@ def _arrow(first: int, n: int) -> tuple[Scored, list[dict[str, Any]]]:
             ROLE: "production",
             SHADOW_VERSION: None,
             SHADOW_SCORE: None,
+            SHADOW2_VERSION: None,
+            SHADOW2_SCORE: None,
         }
         for i in range(n)
     ]

@@ -1,7 +1,7 @@
 """Reports of a live sequential test (challenger evaluation or post-promotion watch).
 
 Text, JSON, Markdown (Prefect artifacts) and a self-contained HTML page, from the outcome's
-dict form (``LiveOutcome.to_dict()`` in :mod:`model.cycle.live`: ``kind``, ``decision``,
+dict form (``LiveOutcome.to_dict()`` in :mod:`model.live.outcome`: ``kind``, ``decision``,
 ``reasons``, versions, ``state`` with ``plan`` and ``looks``). Files are written atomically
 with :func:`model.gate.report.write_text`, JSON cleaned by :func:`model.gate.report.to_json`,
 as the comparator's reports are.

@@ -6,12 +6,12 @@ import json
 import re
 from pathlib import Path
 
-from model.gate.sequential import Estimate, SequentialPlan, SequentialState
-from model.gate.sequential_report import to_html, to_markdown, to_text, write_reports
+from model.live.report import to_html, to_markdown, to_text, write_reports
+from model.live.sequential import Estimate, SequentialPlan, SequentialState
 
 
 def _outcome() -> dict:
-    state = SequentialState(SequentialPlan(alpha=0.0304, n_max=1000, comparison=1, budget=0.05))
+    state = SequentialState(SequentialPlan(alpha=0.05, n_max=1000))
     state.look(Estimate(0.8, 0.8, 0.0, 0.05, 150, 60, 90, "delong-paired"))
     state.look(Estimate(0.8, 0.83, 0.03, 0.01, 500, 200, 300, "delong-paired"))
     return {
@@ -31,7 +31,7 @@ def test_text_and_markdown_show_every_look_and_the_plan() -> None:
     text = to_text(r)
     assert "challenger v0002 vs champion v0001 (shadow mode)" in text
     assert f"Decision: {r['decision']}" in text
-    assert "alpha_k of comparison 1 (family budget 0.05)" in text
+    assert "total alpha 0.05, spent" in text and "alpha_k" not in text  # full level, no family
     rows = [ln for ln in text.splitlines() if re.match(r"^\s+\d+\s+\d+", ln)]
     assert len(rows) == 2 and "n/a" in rows[0]  # the first look tested nothing
     md = to_markdown(r)

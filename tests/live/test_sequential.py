@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as sps
 
 from model.errors import ComparisonInputError
-from model.gate.sequential import (
+from model.live.sequential import (
     NEVER,
     Estimate,
     SequentialPlan,

@@ -1,6 +1,6 @@
 """The flat parameters of the live flows (``challenger-evaluation``, ``post-promotion-watch``),
 each typed and bounded so Prefect validates it and builds the run form; the flows gather them
-into one :class:`model.cycle.live.LiveSettings`, which checks them again (one line each)."""
+into one :class:`model.live.outcome.LiveSettings`, which checks them again (one line each)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,17 @@ LiveAlpha = Annotated[
     Field(
         gt=0.0,
         lt=0.5,
-        description="Challenger: the family's error budget (this evaluation spends alpha_k); "
-        "watch: the level of the rollback test.",
+        description="Level of the challenger's evaluation: live labels are fresh rows, so the "
+        "full alpha at any age of the model.",
+    ),
+]
+WatchAlpha = Annotated[
+    float,
+    Field(
+        gt=0.0,
+        lt=0.5,
+        description="Level of the rollback test at the edge of its null (new production worse "
+        "by exactly the margin), where a rollback costs nothing.",
     ),
 ]
 NMax = Annotated[
@@ -27,7 +36,12 @@ NMax = Annotated[
 ]
 LiveThreshold = Annotated[
     float,
-    Field(ge=0.0, lt=1.0, description="AUC gain the challenger must be shown to exceed."),
+    Field(
+        ge=0.0,
+        lt=1.0,
+        description="AUC gain the challenger must be shown to exceed (the offline gate's "
+        "guaranteed minimum gain: one promise on both paths).",
+    ),
 ]
 LiveMode = Annotated[
     Literal["shadow", "routed"],
@@ -64,13 +78,23 @@ WatchMargin = Annotated[
         description="Roll back only when the new production is worse by more than this AUC.",
     ),
 ]
-WatchDays = Annotated[
+WatchMaxDays = Annotated[
     float,
-    Field(gt=0.0, le=366.0, description="Days after a promotion that the watch lasts."),
+    Field(
+        gt=0.0,
+        le=366.0,
+        description="Maximum age of the watch in days: it ends earlier by evidence (a rollback, "
+        "or watch_rows labelled rows); at this age its last look spends what is left.",
+    ),
 ]
 WatchRows = Annotated[
     int,
-    Field(ge=10, le=10_000_000, description="Labelled rows at which the watch ends."),
+    Field(
+        ge=10,
+        le=10_000_000,
+        description="Labelled rows at which the watch ends (KEEP): the sample its power is "
+        "planned for.",
+    ),
 ]
 LabelsPath = Annotated[
     str | None,

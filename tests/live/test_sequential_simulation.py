@@ -3,7 +3,7 @@
 Shadow (paired) mode: binormal calibrated scores (:mod:`model.gate.simulation`), a share of
 positives drawn per run in [30 %, 50 %], within-class correlation 0.8 between the models,
 labels arriving in 30 equal daily chunks up to N_max = 5,000, threshold T = 0. Each run is
-the real :class:`~model.gate.sequential.SequentialState` looking after every chunk.
+the real :class:`~model.live.sequential.SequentialState` looking after every chunk.
 
 Margins: 200 runs per scenario, fixed seeds. A bound "≤ 18/200" on a rule whose true rate is
 at most α = 5 % fails by chance with probability P(Bin(200, 0.05) ≥ 19) = 0.25 %; "≥ 180/200"
@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.gate.budget import alpha_for
-from model.gate.sequential import (
+from model.gate.simulation import binormal_scores
+from model.live.sequential import (
     Estimate,
     SequentialPlan,
     SequentialState,
@@ -27,7 +27,6 @@ from model.gate.sequential import (
     paired_difference,
     unpaired_difference,
 )
-from model.gate.simulation import binormal_scores
 
 pytestmark = pytest.mark.slow
 
@@ -80,9 +79,9 @@ def _towards_h1(est: Estimate, plan: SequentialPlan) -> Estimate:
 
 
 def test_equal_challenger_is_promoted_at_most_18_of_200_and_naive_peeking_far_more() -> None:
-    """Equal AUCs, total α = 0.05 (above every α_k of a family with budget 0.05): the
-    sequential rule promotes ≤ 18/200; the naive rule (p < 0.05 on any of the 30 looks)
-    promotes about 21 % — at least 30/200 here (P(Bin(200, 0.21) ≤ 29) < 0.1 %)."""
+    """Equal AUCs, total α = 0.05: the sequential rule promotes ≤ 18/200; the naive rule
+    (p < 0.05 on any of the 30 looks) promotes about 21 % — at least 30/200 here
+    (P(Bin(200, 0.21) ≤ 29) < 0.1 %)."""
     plan = SequentialPlan(kind="challenger", alpha=ALPHA, n_max=N_MAX, threshold=0.0)
     counts, naive = _paired_runs(16001, AUC, AUC, plan)
     print(f"equal challenger: {counts}, naive daily peeking promoted {naive}/{RUNS}")
@@ -92,8 +91,8 @@ def test_equal_challenger_is_promoted_at_most_18_of_200_and_naive_peeking_far_mo
 
 
 def test_better_challenger_by_005_is_promoted_at_least_180_of_200() -> None:
-    """Better by 0.05 AUC at the first comparison's level α_1 = 0.05·6/π² = 0.0304."""
-    plan = SequentialPlan(kind="challenger", alpha=alpha_for(1, ALPHA), n_max=N_MAX)
+    """Better by 0.05 AUC, at the full α (live labels are fresh rows)."""
+    plan = SequentialPlan(kind="challenger", alpha=ALPHA, n_max=N_MAX)
     counts, _ = _paired_runs(16002, AUC, AUC + 0.05, plan)
     print(f"better challenger: {counts}")
     assert counts.get("PROMOTE", 0) >= 180
@@ -138,10 +137,10 @@ def _routed_runs(seed: int, auc_b: float, auc_c: float, plan: SequentialPlan) ->
 
 def test_routed_mode_equal_challenger_bound_holds_and_power_is_reported() -> None:
     """Routed mode at 50/50 traffic: equal challenger promoted ≤ 18/200 (α = 0.05); the power
-    at α_1 is measured and printed (not required) for gains of 0.05 and 0.02, beside shadow
+    at α is measured and printed (not required) for gains of 0.05 and 0.02, beside shadow
     mode's for 0.02: unpaired rows lose the models' correlation and each arm has half the
     rows, so routed mode needs far more labels for the same power."""
-    level_1 = SequentialPlan(alpha=alpha_for(1, ALPHA), n_max=N_MAX)
+    level_1 = SequentialPlan(alpha=ALPHA, n_max=N_MAX)
     equal = _routed_runs(16006, AUC, AUC, SequentialPlan(alpha=ALPHA, n_max=N_MAX))
     better = _routed_runs(16007, AUC, AUC + 0.05, level_1)
     small = _routed_runs(16008, AUC, AUC + 0.02, level_1)

@@ -6,7 +6,7 @@ add`` joins the labels by id. This module is the only place that knows the log's
 (the constants below): it reads the labelled rows and turns them into the frames the
 sequential test needs, with the columns of :data:`PAIRED_COLUMNS` (shadow mode: both models
 scored the same row) or :data:`ROUTED_COLUMNS` (routed mode: the rows each model served).
-Everything else (``model.cycle.live``, the flows, the tests) works on those frames.
+Everything else (``model.live``, the flows, the tests) works on those frames.
 
 Log columns, one row per served row (:mod:`model.serving.log` writes them; the reserved
 names are :data:`model.data.RESERVED_LOG_COLUMNS`, never features):
@@ -19,6 +19,9 @@ names are :data:`model.data.RESERVED_LOG_COLUMNS`, never features):
 ``__role__``                  the served model's role: ``production`` or ``challenger``
 ``__shadow_version__``        the version that scored the row in shadow (null if none)
 ``__shadow_score__``          its score (null if none)
+``__shadow2_version__``       a second shadow (the shadow challenger while a watch holds the
+                              first slot); absent from files written before it existed
+``__shadow2_score__``         its score
 ``__label__``                 0/1 once ``retrain labels add`` has joined it (null before):
                               in the row, or in ``<log>/labels/labels-*.parquet`` (id,
                               ``__label__``), joined here by id
@@ -45,7 +48,10 @@ ROLE = "__role__"
 SHADOW_VERSION = "__shadow_version__"
 SHADOW_SCORE = "__shadow_score__"
 LABEL = "__label__"
+SHADOW2_VERSION = "__shadow2_version__"
+SHADOW2_SCORE = "__shadow2_score__"
 LOG_COLUMNS = (REQUEST_TIME, ID, SERVED_VERSION, SERVED_SCORE, ROLE, SHADOW_VERSION, SHADOW_SCORE)
+OPTIONAL_COLUMNS = (SHADOW2_VERSION, SHADOW2_SCORE)
 LABELS_FOLDER = "labels"
 ROLES = ("production", "challenger")
 
@@ -83,11 +89,13 @@ def read_log(files: Iterable[Path]) -> pd.DataFrame:
             raise DataValidationError(
                 f"{path}: prediction log file lacks column(s) {', '.join(missing)}"
             )
-        if LABEL not in frame.columns:
-            frame[LABEL] = np.nan
-        frames.append(frame[[*LOG_COLUMNS, LABEL]])
+        for column in (LABEL, *OPTIONAL_COLUMNS):
+            if column not in frame.columns:
+                frame[column] = np.nan if column != SHADOW2_VERSION else None
+        frames.append(frame[[*LOG_COLUMNS, *OPTIONAL_COLUMNS, LABEL]])
     if not frames:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in (*LOG_COLUMNS, LABEL)})
+        columns = (*LOG_COLUMNS, *OPTIONAL_COLUMNS, LABEL)
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
     return pd.concat(frames, ignore_index=True)
 
 
@@ -116,29 +124,37 @@ def labelled_rows(
         shown = out.loc[bad_label, LABEL].iloc[0]
         raise DataValidationError(f"{source}: column {LABEL!r} must be 0 or 1, got {shown!r}")
     out[LABEL] = labels.astype(np.int8)
-    for col in (SERVED_SCORE, SHADOW_SCORE):
-        out[col] = pd.to_numeric(out[col], errors="coerce")
+    for col in (SERVED_SCORE, SHADOW_SCORE, SHADOW2_SCORE):
+        if col in out.columns:
+            out[col] = pd.to_numeric(out[col], errors="coerce")
     return out.sort_values(REQUEST_TIME, kind="stable").reset_index(drop=True)
 
 
+def score_of(rows: pd.DataFrame, version: str) -> pd.Series:
+    """Each row's score by ``version`` in whichever slot it scored the row (served, shadow or
+    second shadow); NaN where it did not score it."""
+    out = pd.Series(np.nan, index=rows.index, dtype=float)
+    slots = [(SERVED_VERSION, SERVED_SCORE), (SHADOW_VERSION, SHADOW_SCORE)]
+    if SHADOW2_VERSION in rows.columns and SHADOW2_SCORE in rows.columns:
+        slots.append((SHADOW2_VERSION, SHADOW2_SCORE))
+    for version_col, score_col in slots:
+        here = (rows[version_col] == version) & out.isna()
+        out[here] = pd.to_numeric(rows.loc[here, score_col], errors="coerce")
+    return out
+
+
 def paired_rows(rows: pd.DataFrame, baseline: str, candidate: str) -> pd.DataFrame:
-    """Shadow mode: rows both versions scored (one served, the other in shadow), with each
-    version's score whatever its role (:data:`PAIRED_COLUMNS`)."""
-    served, shadow = rows[SERVED_VERSION], rows[SHADOW_VERSION]
-    b_served = (served == baseline) & (shadow == candidate)
-    c_served = (served == candidate) & (shadow == baseline)
-    both = b_served | c_served
+    """Shadow mode: rows both versions scored (one served and the other in shadow, or both in
+    shadow slots), with each version's score whatever its role (:data:`PAIRED_COLUMNS`)."""
+    b_score, c_score = score_of(rows, baseline), score_of(rows, candidate)
+    both = b_score.notna() & c_score.notna()
     out = pd.DataFrame(
         {
             ID: rows.loc[both, ID],
             REQUEST_TIME: rows.loc[both, REQUEST_TIME],
             LABEL: rows.loc[both, LABEL],
-            BASELINE_SCORE: np.where(
-                b_served[both], rows.loc[both, SERVED_SCORE], rows.loc[both, SHADOW_SCORE]
-            ),
-            CANDIDATE_SCORE: np.where(
-                b_served[both], rows.loc[both, SHADOW_SCORE], rows.loc[both, SERVED_SCORE]
-            ),
+            BASELINE_SCORE: b_score[both].to_numpy(),
+            CANDIDATE_SCORE: c_score[both].to_numpy(),
         }
     )
     out = out.dropna(subset=[BASELINE_SCORE, CANDIDATE_SCORE])

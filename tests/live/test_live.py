@@ -1,5 +1,5 @@
 """The live tests on a real registry and a prediction log in the adapter's format: the
-challenger evaluation (promote, reject, keep collecting, the family budget) and the
+challenger evaluation (promote, reject, keep collecting, at the full alpha) and the
 post-promotion watch (roll back, end on a manual change, close its window)."""
 
 from __future__ import annotations
@@ -13,19 +13,12 @@ import pytest
 from fakes import make_model
 from prediction_log import shadow_rows, write_log
 
-from model.cycle.live import (
-    LiveSettings,
-    apply_evaluation,
-    apply_watch,
-    check_watch,
-    current_watch,
-    evaluate_challenger,
-    labelled,
-)
 from model.errors import DataValidationError, ParameterError
-from model.gate.budget import alpha_for, next_comparison
+from model.live import labelled_log as log
+from model.live.challenger import apply_evaluation, evaluate_challenger
+from model.live.outcome import LiveSettings, labelled
+from model.live.watch import apply_watch, check_watch, current_watch
 from model.registry import ModelRegistry
-from model.serving import labelled_log as log
 
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
@@ -56,7 +49,6 @@ def test_better_challenger_is_promoted_with_the_evaluation_as_reason(tmp_path: P
     rng = np.random.default_rng(1)
     cfg = LiveSettings(n_max=3000)
     chunks = _daily(rng, 10, 300, ("v0001", 0.75), ("v0002", 0.85))
-    k = next_comparison(reg.history())
     for day in range(1, 11):
         outcome = evaluate_challenger(reg, _rows(rng, chunks[:day]), cfg)
         apply_evaluation(reg, outcome, run_id="run-1")
@@ -67,14 +59,13 @@ def test_better_challenger_is_promoted_with_the_evaluation_as_reason(tmp_path: P
     assert prod is not None and prod.version == "v0002"
     evaluated = [e for e in reg.history() if e["event"] == "challenger_evaluated"]
     assert len(evaluated) == day and len({e["evaluation"] for e in evaluated}) == 1
-    assert evaluated[-1]["alpha_total"] == pytest.approx(alpha_for(k, 0.05))
-    assert 0 < evaluated[-1]["alpha_spent"] <= alpha_for(k, 0.05)
+    # live labels are fresh rows: the evaluation tests at the full alpha, whatever came before
+    assert evaluated[-1]["alpha_total"] == pytest.approx(0.05)
+    assert 0 < evaluated[-1]["alpha_spent"] <= 0.05
     promoted = reg.last_event("promoted")
     assert promoted is not None and promoted["comparison"]["evaluation"] == outcome.test_id
     assert "challenger evaluation on live labels" in promoted["reason"]
     assert reg.challenger() is None
-    # the evaluation was one comparison of the family
-    assert next_comparison(reg.history()) == k + 1
 
 
 def test_worse_challenger_is_rejected_and_cleared(tmp_path: Path) -> None:
@@ -105,7 +96,7 @@ def test_inconclusive_continues_the_same_evaluation_and_waits_without_new_rows(
     second = evaluate_challenger(reg, _rows(rng, chunks[:3]), cfg)
     apply_evaluation(reg, second)
     assert second.test_id == first.test_id and second.decision == "INCONCLUSIVE"
-    assert 0 < second.alpha_spent < alpha_for(1, 0.05)
+    assert 0 < second.alpha_spent < 0.05
     assert second.state is not None and len(second.state["looks"]) == 2
     again = evaluate_challenger(reg, _rows(rng, chunks[:3]), cfg)
     assert again.status == "waiting" and "no new labelled rows" in again.reasons[0]
@@ -174,19 +165,25 @@ def test_manual_promotion_or_rollback_ends_the_watch(tmp_path: Path) -> None:
     assert out.status == "skipped" and "rollback" in out.reasons[0]
 
 
-def test_watch_window_closing_keeps_an_equal_new_production(tmp_path: Path) -> None:
+def test_the_watch_and_the_service_agree_on_the_maximum_age() -> None:
+    from model.serving.models import DEFAULT_WATCH_MAX_DAYS
+
+    assert LiveSettings().watch_max_days == DEFAULT_WATCH_MAX_DAYS == 60.0
+
+
+def test_watch_at_its_maximum_age_keeps_an_equal_new_production(tmp_path: Path) -> None:
     reg = _registry(tmp_path)
     reg.promote("v0002", "manual", force=True)
     started = pd.Timestamp(reg.history()[-1]["time"]).to_pydatetime()
     rng = np.random.default_rng(6)
     rows = _rows(rng, _daily(rng, 2, 500, ("v0002", 0.8), ("v0001", 0.8), start=started))
-    cfg = LiveSettings(watch_days=14)
+    cfg = LiveSettings(watch_max_days=14)
     first = check_watch(reg, rows, cfg, started + dt.timedelta(days=3))
     apply_watch(reg, first)
     assert first.decision == "INCONCLUSIVE"
-    last = check_watch(reg, rows, cfg, started + dt.timedelta(days=15))  # window closed
+    last = check_watch(reg, rows, cfg, started + dt.timedelta(days=15))  # past its max age
     apply_watch(reg, last)
-    assert last.decision == "KEEP" and last.alpha_spent == pytest.approx(0.05)
+    assert last.decision == "KEEP" and last.alpha_spent == pytest.approx(cfg.watch_alpha)
     ended = check_watch(reg, rows, cfg, started + dt.timedelta(days=16))
     assert ended.status == "ended" and ended.decision == "KEEP"
     prod = reg.production()

@@ -5,8 +5,9 @@ promotes an equal challenger far more often than α (daily peeking over 30 looks
 at α = 0.05, measured in the tests). Here the looks are one *group-sequential* test:
 
 - a maximum sample ``n_max`` (default 5,000 labelled rows) where the final decision is made;
-- the test's total level α (for a challenger evaluation: the gate's α_k of the model's family
-  budget, :mod:`model.gate.budget`) is spent over the information fraction t = n / n_max with
+- the test's total level α (live labels are fresh rows, so a challenger evaluation tests at the
+  model's full α at any age, :mod:`model.gate.evidence`) is spent over the information
+  fraction t = n / n_max with
   the Lan–DeMets O'Brien–Fleming-type spending function α(t) = 2 − 2Φ(z_{1−α/2} / √t)
   (``spending="pocock"``: α·ln(1 + (e − 1)t));
 - the boundary of look k is the c_k with P(no earlier crossing, Z_k ≥ c_k) = α(t_k) − α(t_{k−1})
@@ -215,8 +216,8 @@ class SequentialPlan:
     spending: Spending = "obrien_fleming"
     min_class_count: int = DEFAULT_MIN_CLASS_COUNT
     threshold: float = 0.0
-    comparison: int | None = None  # k in the gate's family budget (challenger evaluations)
-    budget: float | None = None  # the family's α, of which ``alpha`` is α_k
+    comparison: int | None = None  # states written before live tests ran at the full α: k
+    budget: float | None = None  # … and the old family budget of which ``alpha`` was α_k
 
     def __post_init__(self) -> None:
         if self.kind not in DECISIONS:
