@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from fakes import make_model
 
 from model.data import prepare
@@ -57,4 +58,16 @@ def make_home(root: Path, *, served: int = 40, target: str = "rain") -> Path:
     labels = (scores > 0.5).astype(np.int8)
     log.append(Scored(batch, scores, labels, ["v0001"] * served, ["production"] * served))
     assert log.flush() == served
+    return root
+
+
+def use_home(root: Path, config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """:func:`make_home` at ``root``, made the working root of ``retrain`` (and of
+    ``get_settings``) with a ``retraining.toml`` whose model ``demo`` has target ``rain``."""
+    make_home(root)
+    config = config_dir / "retraining.toml"
+    config.write_text('[models.demo]\ntarget_column = "rain"\nid_column = "id"\n')
+    monkeypatch.setenv("RETRAIN_HOME", str(root))
+    monkeypatch.setenv("RETRAIN_CONFIG", str(config))
+    monkeypatch.setenv("RETRAIN_MODEL_NAME", "demo")
     return root

@@ -30,6 +30,7 @@ from model.data.batches import QUARANTINE_FOLDER, IncomingBatch, is_partition_na
 from model.data.contract import BatchContract
 from model.errors import DataValidationError, RetrainError
 from model.registry import ModelRegistry
+from model.registry.files import fsync_dir
 from model.settings import Settings
 
 REASON_FILE = "reason.json"
@@ -139,14 +140,6 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _free_place(root: Path, name: str) -> Path:
     """``root/name``, or ``root/name~2``… when a batch of that name was set aside before."""
     place, k = root / name, 2
@@ -180,8 +173,8 @@ def quarantine(
     tmp = place / f".{REASON_FILE}.tmp"
     tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, place / REASON_FILE)
-    _fsync_dir(root)
-    _fsync_dir(incoming)
+    fsync_dir(root)
+    fsync_dir(incoming)
     ModelRegistry(settings.models_dir).record(
         "quarantined", batch=batch.id, path=str(place), reason=reason, by=by, run_id=run_id
     )
@@ -236,7 +229,7 @@ def restore(
         shutil.rmtree(place, ignore_errors=True)
     else:
         (target / REASON_FILE).unlink(missing_ok=True)
-    _fsync_dir(incoming)
+    fsync_dir(incoming)
     ModelRegistry(settings.models_dir).record(
         "restored", batch=entry.batch, path=str(target), reason=f"was: {entry.reason}"
     )

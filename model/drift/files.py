@@ -18,7 +18,7 @@ from model.data.batches import list_batch_paths
 from model.drift.render import to_html, to_markdown
 from model.drift.results import DriftReport
 from model.errors import DriftInputError, OutputError
-from model.files import write_files
+from model.files import kind_of, write_files
 
 if TYPE_CHECKING:
     from model.settings import Settings
@@ -74,17 +74,9 @@ def write_reports(report: DriftReport, folder: str | os.PathLike[str]) -> dict[s
 MAX_DRIFT_REPORT_BYTES = 10 * 1024 * 1024
 """A drift report is read whole: larger files are refused (ours are a few kB per feature)."""
 
-_FILE_KINDS = (
-    (stat.S_ISDIR, "a folder"),
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
 
 def _not_regular(p: Path, mode: int) -> DriftInputError:
-    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+    kind = kind_of(mode)  # the shared check's words (model/files.py)
     return DriftInputError(
         f"drift report {p}: is {kind}; only a regular file is read as a drift report"
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from labelled_home import base_frame, make_home
+from labelled_home import base_frame, use_home
 
 from model.cli import main
 from model.cycle.config import RetrainingConfig
@@ -29,12 +29,7 @@ from model.settings import Settings
 
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    home = make_home(tmp_path / "home")
-    config = tmp_path / "retraining.toml"
-    config.write_text('[models.demo]\ntarget_column = "rain"\nid_column = "id"\n')
-    monkeypatch.setenv("RETRAIN_HOME", str(home))
-    monkeypatch.setenv("RETRAIN_CONFIG", str(config))
-    monkeypatch.setenv("RETRAIN_MODEL_NAME", "demo")
+    home = use_home(tmp_path / "home", tmp_path, monkeypatch)
     return Settings(home=home, model_name="demo")
 
 

@@ -24,19 +24,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from labelled_home import make_home
+from labelled_home import use_home
 from probe import one_error_line, run_cli
 
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = make_home(tmp_path / "home")
-    config = tmp_path / "retraining.toml"
-    config.write_text('[models.demo]\ntarget_column = "rain"\nid_column = "id"\n')
-    monkeypatch.setenv("RETRAIN_HOME", str(root))
-    monkeypatch.setenv("RETRAIN_CONFIG", str(config))
-    monkeypatch.setenv("RETRAIN_MODEL_NAME", "demo")
-    return root
+    return use_home(tmp_path / "home", tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("labels", [["yes", "maybe"], [2, 3], [0, 0.5]])
