@@ -91,6 +91,7 @@ from model.cycle.naming import outcome_text, retrain_run_name, skip_run_name, su
 from model.errors import ParameterError, RetrainError
 from model.registry import ModelRegistry
 from model.settings import get_settings, model_scope
+from tasks.batches import screen_batches
 from tasks.cycle import recover_dead_cycles_task
 from tasks.data import prepare_cycle_data
 from tasks.events import FAILED_EVENT, SKIPPED_EVENT, emit_cycle_event
@@ -310,6 +311,7 @@ def _cycle(
     """Trigger check → train → compare and promote; ``state["candidate"]`` once registered."""
     settings = get_settings()
     logger = get_run_logger()
+    screen_batches(cfg.model_dump(), run_id)  # a bad batch is set aside, not left to block
     trigger = check_trigger(cfg.model_dump(), _is_scheduled())
     publish_trigger_decision(
         f"{trigger['markdown']}\n{settings_md}", trigger["checks"], cfg.model_name

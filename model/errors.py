@@ -62,3 +62,8 @@ class ModelNameError(ParameterError):
 class ModelConfigError(RetrainError, ValueError):
     """The per-model configuration file (``retraining.toml``) is unreadable, has an unknown or
     ill-typed key, or has no table for the model asked for."""
+
+
+class OutputError(RetrainError):
+    """A result could not be written (disk full, quota, read-only file system, permission):
+    the message names the path, and nothing half-written was kept."""

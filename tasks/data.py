@@ -9,8 +9,10 @@ from prefect import get_run_logger, task
 
 from model.cycle.config import RetrainingConfig
 from model.cycle.monitor import production_medians
+from model.cycle.quarantine import set_aside_hint
 from model.data import ALL_SOURCES, prepare
 from model.data.schema import DEFAULT_MAX_IMPUTED_ROW_SHARE
+from model.errors import DataValidationError
 from model.settings import get_settings
 from tasks._io import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_bad_input
 from tasks.faults import kill_point
@@ -29,13 +31,15 @@ def prepare_data(
     selection: str = ALL_SOURCES,
     roles: dict[str, list[str]] | None = None,
     max_imputed_row_share: float = DEFAULT_MAX_IMPUTED_ROW_SHARE,
+    batch_root: str | None = None,
 ) -> str:
     """Read ``sources``, validate, split stably and write the prepared folder; return its path.
 
     Retries cover transient IO only: bad input fails the same way on every try. ``roles``:
     declared ``categorical_columns``, ``numeric_columns`` and ``exclude`` lists. A feature a
     batch lacks or has all-missing is imputed with production's training median (schema
-    changes, ``model.data.schema``), unless over ``max_imputed_row_share``.
+    changes, ``model.data.schema``), unless over ``max_imputed_row_share``. ``batch_root``:
+    the incoming folder, whose sources are batches named by their name there.
     """
     logger = get_run_logger()
     settings = get_settings()
@@ -50,6 +54,7 @@ def prepare_data(
         exclude=(roles or {}).get("exclude", ()),
         learned_values=production_medians(settings),
         max_imputed_row_share=max_imputed_row_share,
+        batch_root=batch_root,
     )
     for change in manifest.schema_changes:
         logger.warning(
@@ -71,6 +76,16 @@ def prepare_cycle_data(cfg: RetrainingConfig, sources: dict[str, Any]) -> str:
     """The ``prepare_data`` task for one cycle: its base data (when any) then its batches, with
     the model's column roles and schema-change limit (``train-candidate`` and the sweep)."""
     paths = [*([sources["base"]] if sources["base"] else []), *sources["batches"]]
+    try:
+        return _prepare_cycle(cfg, sources, paths)
+    except DataValidationError as exc:  # one failure, naming the command that sets it aside
+        if not sources.get("incoming"):
+            raise
+        hint = set_aside_hint(exc, Path(sources["incoming"]), cfg.model_name)
+        raise DataValidationError(hint) from exc
+
+
+def _prepare_cycle(cfg: RetrainingConfig, sources: dict[str, Any], paths: list[str]) -> str:
     return prepare_data(
         paths,
         cfg.target_column,
@@ -82,4 +97,5 @@ def prepare_cycle_data(cfg: RetrainingConfig, sources: dict[str, Any]) -> str:
             "exclude": cfg.exclude_columns or [],
         },
         max_imputed_row_share=cfg.max_imputed_row_share,
+        batch_root=sources.get("incoming"),
     )

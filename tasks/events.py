@@ -6,6 +6,8 @@
   suppressed (the trigger the cooldown held), flow_run_id.
 - ``retraining.cycle.failed``: the cycle raised, or its process died (then the next cycle
   emits it); payload version, error, flow_run_id.
+- ``retraining.batch.quarantined``: a cycle set an incoming batch aside (``tasks/batches.py``);
+  payload batch, path, reason, time, flow_run_id.
 
 Every event's resource is ``retraining.model.<name>`` with ``prefect.resource.name`` = the
 model's name, so one automation can match all models (``retraining.model.*``) or one.
@@ -29,6 +31,7 @@ SKIPPED_EVENT = "retraining.cycle.skipped"
 FAILED_EVENT = "retraining.cycle.failed"
 LABELS_ADDED_EVENT = "retraining.labels.added"
 ESTIMATE_MISSED_EVENT = "retraining.estimate.missed"
+QUARANTINED_EVENT = "retraining.batch.quarantined"
 
 
 def model_resource(model_name: str) -> dict[str, str]:

@@ -20,6 +20,8 @@ def check_trigger(config: dict[str, Any], is_scheduled: bool = False) -> dict[st
     cfg = RetrainingConfig(**config)
     settings = get_settings()
     sources = select_sources(settings, cfg)
+    for warning in sources.ignored:  # once per cycle: what in incoming/ is not read
+        logger.warning("Incoming: %s", warning)
     state = gather_trigger_state(settings, cfg, sources, is_scheduled=is_scheduled)
     params = TriggerParams(
         force_retrain=cfg.force_retrain,

@@ -51,6 +51,7 @@ ROOT_MODULES = {
     "model": "core",
     "model.errors": "core",
     "model.settings": "core",
+    "model.files": "core",
     "model.comparator": "gate",  # shim for model.gate.comparator
     "model.stats": "gate",  # shim for model.gate.stats
     "model.artifact": "training",  # shim for model.training.artifact

@@ -10,11 +10,34 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from typing import Any
 
-from deployments.scoring.app import ServeConfig, create_app
+from deployments.scoring.app import ServeConfig, ServeConfigError, create_app
 
-__all__ = ["ServeConfig", "create_app", "run"]
+__all__ = ["ServeConfig", "create_app", "listen_socket", "run"]
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port``, or a one-line ServeConfigError (a port in use, a
+    privileged port, an address this machine does not have): bound before any model loads,
+    so a bad address fails at once instead of after the load (or never saying)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, OverflowError, UnicodeError) as exc:
+        raise ServeConfigError(f"--host {host} --port {port}: cannot be resolved ({exc})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ServeConfigError(
+            f"--host {host} --port {port}: cannot listen ({exc.strerror or exc})"
+        ) from None
+    return sock
 
 
 def startup_line(config: ServeConfig, models: Any) -> str:
@@ -39,15 +62,23 @@ def run(config: ServeConfig) -> None:
     import torch
     import uvicorn
 
+    config.check()
+    sock = listen_socket(config.host, config.port)
     torch.set_num_threads(int(os.environ.get("RETRAIN_SERVE_TORCH_THREADS", "1")))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app = create_app(config)
-    print(startup_line(config, app.state.service._models()), flush=True)
-    uvicorn.run(
-        app,
-        host=config.host,
-        port=config.port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    try:
+        app = create_app(config)
+        print(startup_line(config, app.state.service._models()), flush=True)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=config.host,
+                port=config.port,
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=10,
+            )
+        )
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

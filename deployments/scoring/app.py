@@ -20,7 +20,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,16 +31,25 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
 
 from deployments.scoring.metrics import Metrics
 from model.errors import RetrainError
-from model.serving.features import RequestError, check_limits
+from model.serving.features import (
+    RequestError,
+    check_integer_ids_rows,
+    check_integer_ids_table,
+    check_limits,
+)
+from model.serving.labels import production_contract
 from model.serving.log import PredictionLog, log_folder
 from model.serving.models import DEFAULT_WATCH_MAX_DAYS, ModelHolder, ModelSet, Scored
 
 logger = logging.getLogger("retrain.serve")
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 API_KEY_HEADER = "x-api-key"
+LOG_BUFFER_ROWS = 200_000
+"""Rows the prediction log buffers at least (twice --max-rows when that is more)."""
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 ARROW_FILE = "application/vnd.apache.arrow.file"
 PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet")
@@ -69,6 +78,9 @@ class ServeConfig:
     flush_seconds: float = 5.0
     flush_pause: float = 0.0
     events: bool = True
+    home: Path | None = None
+    """The working root (RETRAIN_HOME): where production's training manifest is read from, for
+    the type of its id column (None: ids are checked as strings or integers only)."""
 
     def check(self) -> None:
         """Refuse a configuration the service must not run with (exit 2 in the CLI)."""
@@ -77,6 +89,8 @@ class ServeConfig:
                 f"--host {self.host}: binding beyond 127.0.0.1 needs an API key "
                 "(--api-key or RETRAIN_SERVE_API_KEY)"
             )
+        if isinstance(self.port, bool) or not 1 <= self.port <= 65535:
+            raise ServeConfigError(f"--port {self.port}: a TCP port is 1 to 65535")
         for name in ("max_rows", "max_bytes", "flush_rows"):
             if getattr(self, name) < 1:
                 raise ServeConfigError(f"--{name.replace('_', '-')} must be at least 1")
@@ -93,7 +107,13 @@ class ServeConfigError(RetrainError):
 
 
 def _error(status: int, message: str) -> Response:
-    return Response(orjson.dumps({"detail": message}), status, media_type="application/json")
+    """The JSON error answer: ``{"detail": message}`` on one line (a library's multi-line
+    text folded)."""
+    message = " ".join(message.split())
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return Response(
+        orjson.dumps({"detail": message}), status, headers=headers, media_type="application/json"
+    )
 
 
 class Service:
@@ -121,7 +141,9 @@ class Service:
                 flush_rows=config.flush_rows,
                 flush_seconds=config.flush_seconds,
                 pause_before_rename=config.flush_pause,
+                max_buffer_rows=max(LOG_BUFFER_ROWS, 2 * config.max_rows),  # any request fits
             )
+        self.integer_ids = _integer_ids(config)
 
     def _models(self) -> ModelSet:
         models = self.holder.current
@@ -147,29 +169,90 @@ class Service:
             )
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise RequestError(f"request body over {limit:,} bytes (--max-bytes)", status=413)
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise RequestError(
+                        f"request body over {limit:,} bytes (--max-bytes)", status=413
+                    )
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise RequestError(
+                f"the client disconnected after {size:,} bytes of its body", status=400
+            ) from None
         return b"".join(chunks)
 
     def score(self, body: bytes, content_type: str) -> Scored:
+        """Parse, check, score and log one request's rows: rows the log cannot take are
+        refused before they are scored, never served and dropped."""
         models = self._models()  # one consistent set for the whole request
         kind = content_type.split(";", 1)[0].strip().lower()
+        id_column = models.production.encoder.id_column
         if kind in ("", "application/json"):
             rows = _json_rows(body)
             check_limits(len(rows), self.config.max_rows)
-            return models.score(models.encode_rows(rows), rows)
+            if self.integer_ids:
+                check_integer_ids_rows(rows, id_column)
+            with self._log_room(len(rows)) as log:
+                scored = models.score(models.encode_rows(rows), rows)
+                log(scored)
+            return scored
         if kind in (ARROW_STREAM, ARROW_FILE, *PARQUET_TYPES):
             table = _table(body, kind)
             check_limits(table.num_rows, self.config.max_rows)
-            return models.score(models.production.encoder.from_table(table), table)
+            if self.integer_ids:
+                check_integer_ids_table(table, id_column)
+            with self._log_room(table.num_rows) as log:
+                scored = models.score(models.production.encoder.from_table(table), table)
+                log(scored)
+            return scored
         raise RequestError(
             f"content type {kind!r} is not accepted: send application/json, {ARROW_STREAM}, "
             f"{ARROW_FILE} or {PARQUET_TYPES[0]}",
             status=415,
         )
+
+    @contextlib.contextmanager
+    def _log_room(self, rows: int) -> Iterator[Callable[[Scored], None]]:
+        """Room for ``rows`` in the prediction log's buffer, held while the request is scored
+        (503 when the disk is not keeping up); yields the function that logs the scored rows.
+        Without a log, nothing is held."""
+        log = self.log
+        if log is None:
+            yield lambda scored: None
+            return
+        if not log.reserve(rows):
+            raise RequestError(
+                f"the prediction log's buffer is full ({log.pending:,} rows not yet written: "
+                "the disk is not keeping up); retry later",
+                status=503,
+            )
+        logged = False
+
+        def write(scored: Scored) -> None:
+            nonlocal logged
+            log.append(scored, reserved=True)
+            logged = True
+
+        try:
+            yield write
+        finally:
+            if not logged:
+                log.release(rows)
+
+
+def _integer_ids(config: ServeConfig) -> bool:
+    """Whether production was trained on integer ids (its training manifest says so)."""
+    if config.home is None:
+        return False
+    try:
+        contract = production_contract(config.registry, config.home)
+    except (RetrainError, OSError) as exc:
+        logger.warning("ids checked as strings or integers only: %s", exc)
+        return False
+    id_type = contract.id_type if contract is not None else None
+    return id_type is not None and pa.types.is_integer(id_type)
 
 
 def _json_rows(body: bytes) -> list[Any]:
@@ -178,8 +261,9 @@ def _json_rows(body: bytes) -> list[Any]:
     except orjson.JSONDecodeError:
         try:  # the standard parser reads NaN/Infinity, which validation then names
             payload = json.loads(body)
-        except ValueError as exc:
-            raise RequestError(f"body is not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            what = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+            raise RequestError(f"body is not valid JSON: {what}") from None
     if not isinstance(payload, dict) or "rows" not in payload:
         raise RequestError('body must be a JSON object {"rows": [{...}, ...]}')
     rows = payload["rows"]
@@ -191,12 +275,27 @@ def _json_rows(body: bytes) -> list[Any]:
 def _table(body: bytes, kind: str) -> pa.Table:
     try:
         if kind == ARROW_STREAM:
-            return ipc.open_stream(body).read_all()
-        if kind == ARROW_FILE:
-            return ipc.open_file(pa.BufferReader(body)).read_all()
-        return pq.read_table(pa.BufferReader(body))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
-        raise RequestError(f"body is not a readable {kind} table: {exc}") from None
+            reader = pa.BufferReader(body)
+            table = ipc.open_stream(reader).read_all()
+            rest = len(body) - reader.tell()
+            if rest:  # a second stream (or garbage) after the end of the first
+                raise RequestError(
+                    f"body holds {rest:,} bytes after the end of its Arrow stream: send one "
+                    "stream per request"
+                )
+        elif kind == ARROW_FILE:
+            table = ipc.open_file(pa.BufferReader(body)).read_all()
+        else:
+            table = pq.read_table(pa.BufferReader(body))
+        names = table.column_names  # decoded here: a corrupt name is not UTF-8
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        if isinstance(exc, RequestError):
+            raise
+        raise RequestError(f"body is not a readable {kind} table: {str(exc)[:200]}") from None
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise RequestError(f"body has duplicate column names: {duplicated[:10]}")
+    return table
 
 
 def _json_response(scored: Scored) -> Response:
@@ -272,11 +371,11 @@ def create_app(config: ServeConfig, holder: ModelHolder | None = None) -> FastAP
             body = await service.body(request)
             scored = service.score(body, request.headers.get("content-type", ""))
             rows = len(scored.batch)
-            if service.log is not None:
-                service.log.append(scored)
             accept = request.headers.get("accept", "")
             response = _arrow_response(scored) if ARROW_STREAM in accept else _json_response(scored)
         except RequestError as exc:
+            if exc.status == 400 and "disconnected" in str(exc):
+                logger.info("%s", exc)  # a log line, not a traceback
             response = _error(exc.status, str(exc))
         except Exception as exc:  # a bug must not take the service down
             logger.exception("scoring failed")
@@ -286,7 +385,13 @@ def create_app(config: ServeConfig, holder: ModelHolder | None = None) -> FastAP
 
     @app.get("/health")
     async def health() -> Response:
-        return Response(orjson.dumps({"status": "ok"}), media_type="application/json")
+        """200 ``ok`` (with ``problems`` when the registry needs attention, e.g. a challenger
+        that is gone and no longer routed to); 503 ``degraded`` when production's files are
+        damaged: it is still served from memory, but the service could not restart."""
+        models = service._models()
+        damaged = service.holder.production_damaged
+        doc = {"status": "degraded" if damaged else "ok", "problems": list(models.problems)}
+        return Response(orjson.dumps(doc), 503 if damaged else 200, media_type="application/json")
 
     @app.get("/version")
     async def version(request: Request) -> Response:

@@ -25,7 +25,7 @@ from typing import Any
 
 from model.data.demo import make_customers, write_demo
 from model.registry import ModelRegistry
-from model.serving.labels import add_labels
+from model.serving.labels import add_labels, production_contract
 from model.serving.log import log_folder
 from model.settings import Settings, get_settings
 
@@ -116,6 +116,7 @@ def score_and_label(
         incoming_dir=settings.incoming_dir,
         id_column="id",
         label_column="target",
+        contract=production_contract(settings.models_dir, settings.root),
     )
     drift_summary = monitor_drift(settings, prediction_log=settings.model_name)
     result = retraining(force_retrain=True, **{**FAST, **(cycle or {})})

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "model.cli.gate",
     "model.cli.live",
     "model.cli.serving",
+    "model.cli.batches",
     "model.cli.layout",
 )
 MODEL_HELP = (

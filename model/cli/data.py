@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,12 +108,12 @@ def _read_spec(path: Path | None) -> FeatureSpec | None:
     if path is None:
         return None
     from model.data import FeatureSpec
-    from model.data.messages import brief
+    from model.files import read_json  # one regular-file check: a FIFO is refused
 
     try:
-        return FeatureSpec.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataValidationError(f"{path}: unreadable feature spec: {brief(exc)}") from exc
+        return FeatureSpec.from_dict(read_json(path, "a feature spec", DataValidationError))
+    except FileNotFoundError:
+        raise DataValidationError(f"{path}: no such feature spec file") from None
 
 
 def summary(manifest: Manifest) -> str:
@@ -132,6 +133,11 @@ def run_prepare(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     sources = args.data or default_sources(settings.raw_data_path, settings.incoming_dir)
+    if not args.data:  # what in incoming/ is not read: one warning each
+        from model.data.batches import scan_incoming
+
+        for warning in scan_incoming(settings.incoming_dir).warnings():
+            print(f"warning: {warning}", file=sys.stderr)
     manifest = prepare(
         sources,
         args.out or settings.prepared_dir,
@@ -142,6 +148,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         split=_parse_split(args.split),
         time_split=args.time_split,
         exclude=args.exclude,
+        batch_root=None if args.data else settings.incoming_dir,
     )
     if args.json:
         print(json.dumps(manifest.to_dict(), indent=2))

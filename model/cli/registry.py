@@ -166,6 +166,14 @@ def _status(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if corrupt:  # damage is a failure: status is the health check
+        names = ", ".join(v.version for v in corrupt)
+        print(
+            f"error: {len(corrupt)} corrupt version(s) ({names}): restore their files, or "
+            "remove them with `retrain gc`",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 
@@ -192,7 +200,8 @@ def _versions(args: argparse.Namespace) -> int:
     for problem in reg.problems():  # the statuses below are what recovery will keep
         warnings.warn(RegistryWarning(problem), stacklevel=1)
     rows = []
-    for v in reg.versions():
+    listed = reg.versions()
+    for v in listed:
         notes = [n for n in ("challenger" if v.challenger else "", v.decision or "") if n]
         if not v.valid:
             notes.insert(0, "CORRUPT")
@@ -211,6 +220,9 @@ def _versions(args: argparse.Namespace) -> int:
         print("no versions registered")
         return 0
     print(table(["VERSION", "STATUS", "TRAINED (UTC)", "AUC", "SHA-256", "NOTE"], rows))
+    for v in listed:
+        if not v.valid:
+            warnings.warn(RegistryWarning(f"{v.version} is corrupt: {v.problem}"), stacklevel=1)
     return 0
 
 
@@ -290,6 +302,11 @@ def _challenger_show(args: argparse.Namespace) -> int:
 
 @_warnings_to_stderr
 def _gc(args: argparse.Namespace) -> int:
+    if args.keep_predictions_days < 0:  # checked before any version is deleted
+        raise RegistryError(
+            f"--keep-predictions-days must be >= 0, got {args.keep_predictions_days} "
+            "(a negative retention would delete today's prediction log)"
+        )
     result = _registry(args).gc(
         keep=args.keep, dry_run=args.dry_run, keep_production=not args.prune_production
     )

@@ -12,9 +12,13 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from model.errors import DataValidationError
-from model.settings import get_settings
+from model.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from model.data.contract import BatchContract
 
 
 def _positive_int(text: str) -> int:
@@ -59,6 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
         flush_seconds=args.flush_seconds,
         flush_pause=pause,
         events=not args.no_events,
+        home=settings.root,
     )
     run(config)
     return 0
@@ -75,14 +80,20 @@ def _labels_add(args: argparse.Namespace) -> int:
             day = dt.date.fromisoformat(args.date)
         except ValueError:
             raise DataValidationError(f"--date {args.date!r}: expected YYYY-MM-DD") from None
+    model = _model_columns(settings)
+    target = args.target or model["target_column"]
+    id_column = model["id_column"] or "id"
+    contract = _contract(settings)
     result = add_labels(
         args.file,
         log_folder=log_folder(settings.predictions_dir, settings.model_name),
-        incoming_dir=settings.incoming_dir,
-        id_column=args.id_column,
-        label_column=args.label_column,
-        target=args.target,
+        incoming_dir=Path(model["incoming_path"] or settings.incoming_dir),
+        id_column=args.id_column or id_column,
+        label_column=args.label_column or target,
+        target=target,
         day=day,
+        contract=contract,
+        batch_id_column=id_column,
     )
     if result.batch:
         from tasks.events import emit_labels_added  # prefect only on this path
@@ -100,9 +111,50 @@ def _labels_add(args: argparse.Namespace) -> int:
     print(f"  no id            {result.no_id}")
     print(f"  no label         {result.no_label}")
     if result.batch:
-        print(f"wrote {settings.relative(Path(result.batch))}")
+        print(
+            f"wrote {settings.relative(Path(result.batch))} (target {target!r}, id {id_column!r})"
+        )
+        print(
+            f"undo it (before a cycle trains on it): retrain labels undo {Path(result.batch).name}"
+        )
     else:
         print("nothing new to add: no batch written")
+    return 0
+
+
+def _model_columns(settings: Settings) -> dict[str, Any]:
+    """The model's ``target_column``, ``id_column`` and ``incoming_path`` (its table in
+    retraining.toml, else the built-in defaults)."""
+    from model.cycle.models_config import effective_parameters
+
+    keys = ["target_column", "id_column", "incoming_path"]
+    values, _ = effective_parameters({}, settings.model_name, keys, root=settings.root)
+    return values
+
+
+def _contract(settings: Settings) -> BatchContract | None:
+    """The production model's batch contract (None without a production model)."""
+    from model.serving.labels import production_contract
+
+    return production_contract(settings.models_dir, settings.root)
+
+
+def _labels_undo(args: argparse.Namespace) -> int:
+    from model.serving.labels import undo_labels
+    from model.serving.log import log_folder
+
+    settings = get_settings()
+    model = _model_columns(settings)
+    removed = undo_labels(
+        args.batch,
+        incoming_dir=Path(model["incoming_path"] or settings.incoming_dir),
+        log_folder=log_folder(settings.predictions_dir, settings.model_name),
+        models_dir=settings.models_dir,
+        home=settings.root,
+    )
+    for path in removed:
+        print(f"removed {settings.relative(path)}")
+    print("its labels can be added again")
     return 0
 
 
@@ -166,13 +218,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         "add",
         help="join labels to logged predictions by id into an incoming batch",
         description="Writes incoming/date=<today>/labels-<hash>.parquet: the id, the features "
-        "as served, the label (as the target column) and the served version. Every label row "
-        "is counted: added, never served, already added, duplicate, conflicting, no id/label.",
+        "as served, the label (as the model's target column) and the served version. Labels "
+        "must be the production model's two classes and ids of its id column's type (else "
+        "nothing is written, exit 2). Every label row is counted: added, never served, already "
+        "added, duplicate, conflicting, no id/label.",
     )
     a.add_argument("file", help="labels: a CSV or Parquet file")
-    a.add_argument("--id-column", required=True, help="the id column of the labels file")
-    a.add_argument("--label-column", required=True, help="the label column")
-    a.add_argument("--target", default="target", help="target column of the batch")
+    a.add_argument(
+        "--id-column", help="the id column of the labels file (default: the model's id_column)"
+    )
+    a.add_argument(
+        "--label-column",
+        help="the label column of the labels file (default: the batch's target column)",
+    )
+    a.add_argument(
+        "--target",
+        help="target column of the batch (default: the model's target_column in retraining.toml)",
+    )
     a.add_argument("--date", help="batch date YYYY-MM-DD (default today, UTC)")
     a.add_argument("--json", action="store_true", help="print the counts as JSON")
     a.set_defaults(func=_labels_add)
+    u = lsub.add_parser(
+        "undo",
+        help="remove a labelled batch no version was trained on, so it can be added again",
+        description="Removes incoming/<batch>/labels-<hash>.parquet (as `labels add` printed "
+        "it: its name or its path) and its joined labels in the prediction log's labels/ "
+        "folder. Refused once a registered version was trained on its batch.",
+    )
+    u.add_argument("batch", help="the labels file: labels-<hash>.parquet or its path")
+    u.set_defaults(func=_labels_undo)

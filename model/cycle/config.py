@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from model.cycle.sweep import SweepSpec
+from model.data.batches import scan_incoming
 from model.errors import DataValidationError
 from model.settings import MODEL_NAME_RULE, Settings
 
@@ -82,7 +83,13 @@ DataPath = Annotated[
     str | None,
     Field(description="Base labelled data (Parquet file/folder/dataset or CSV)."),
 ]
-IncomingPath = Annotated[str | None, Field(description="Folder of date=YYYY-MM-DD batches.")]
+IncomingPath = Annotated[
+    str | None,
+    Field(
+        description="Folder of incoming batches: key=value folders (date=YYYY-MM-DD, "
+        "year=2016, ...) and Parquet/CSV files directly in it, oldest first by name."
+    ),
+]
 NewestBatches = Annotated[
     int | None,
     Field(ge=1, description="Train on base data + only the newest N batches."),
@@ -307,12 +314,15 @@ class RetrainingConfig(BaseModel):
 
 @dataclass(frozen=True)
 class DataSources:
-    """The files one cycle reads: the base data set and the incoming batches it includes."""
+    """The files one cycle reads: the base data set and the incoming batches it includes.
+    ``ignored``: what in the incoming folder is not read, one warning each."""
 
     base: Path | None
     batches: list[Path]
     all_batches: list[Path]
     selection: str
+    incoming: Path | None = None
+    ignored: list[str] = field(default_factory=list)
 
     @property
     def paths(self) -> list[Path]:
@@ -323,34 +333,49 @@ class DataSources:
             "selection": self.selection,
             "base": str(self.base) if self.base else None,
             "batches": [str(p) for p in self.batches],
+            "incoming": str(self.incoming) if self.incoming else None,
         }
 
 
 def list_batches(incoming: Path) -> list[Path]:
-    """Incoming batch partitions (``date=YYYY-MM-DD``), oldest first."""
-    if not incoming.is_dir():
-        return []
-    return sorted(p for p in incoming.iterdir() if p.is_dir() and p.name.startswith("date="))
+    """Incoming batches (``model.data.batches``: key=value folders and data files directly in
+    the folder), oldest first."""
+    return scan_incoming(incoming).paths
+
+
+def source_folders(settings: Settings, config: RetrainingConfig) -> tuple[Path, Path]:
+    """The base data path and the incoming folder a cycle reads (the model's own by default)."""
+    base = Path(config.data_path) if config.data_path else settings.raw_data_path
+    incoming = Path(config.incoming_path) if config.incoming_path else settings.incoming_dir
+    return base, incoming
 
 
 def select_sources(settings: Settings, config: RetrainingConfig) -> DataSources:
     """Base data plus every incoming batch, or only the newest N batches."""
-    base = Path(config.data_path) if config.data_path else settings.raw_data_path
-    incoming = Path(config.incoming_path) if config.incoming_path else settings.incoming_dir
+    base, incoming = source_folders(settings, config)
     default_place = base.absolute() == settings.raw_data_path.absolute()
     if config.data_path and not base.exists() and not default_place:  # the default may be empty
         raise DataValidationError(f"no training data: data_path {base} does not exist")
-    all_batches = list_batches(incoming)
+    listing = scan_incoming(incoming)
+    all_batches = listing.paths
     if config.newest_batches:
         batches = all_batches[-config.newest_batches :]
         selection = f"base data + newest {config.newest_batches} batch(es)"
     else:
         batches = all_batches
         selection = "base data + all incoming batches"
-    sources = DataSources(base if base.exists() else None, batches, all_batches, selection)
+    sources = DataSources(
+        base if base.exists() else None,
+        batches,
+        all_batches,
+        selection,
+        incoming,
+        listing.warnings(),
+    )
     if not sources.paths:
         raise DataValidationError(
-            f"no training data: {base} does not exist and {incoming} holds no date=... batches"
+            f"no training data: {base} does not exist and {incoming} holds no batch "
+            "(a key=value folder or a Parquet/CSV file)"
         )
     return sources
 

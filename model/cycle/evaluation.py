@@ -27,7 +27,7 @@ from model.settings import Settings
 
 
 def trained_batches(settings: Settings, meta: dict[str, Any]) -> set[str] | None:
-    """``date=...`` partitions a model was trained on (from its data manifest), or None."""
+    """Ids of the incoming batches a model was trained on (from its data manifest), or None."""
     ref = (meta.get("data_manifest") or {}).get("path")
     if not ref:
         return None
@@ -38,10 +38,8 @@ def trained_batches(settings: Settings, meta: dict[str, Any]) -> set[str] | None
 
 
 def manifest_batches(folder: str | Path) -> list[str]:
-    """``date=...`` partitions a prepared folder was made from (its manifest's sources)."""
-    manifest = load_manifest(folder)
-    parts = {part for s in manifest.sources for part in Path(s).parts if part.startswith("date=")}
-    return sorted(parts)
+    """Ids of the incoming batches a prepared folder was made from (``Manifest.batch_ids``)."""
+    return load_manifest(folder).batch_ids()
 
 
 def recent_rows(test: pd.DataFrame, seen: set[str] | None) -> np.ndarray | None:

@@ -19,11 +19,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from model.cycle.locks import CYCLE_LOCK_NAME, is_locked, promotion_lock
 from model.errors import CycleLockError, LayoutError
+from model.files import read_json
 from model.registry import ModelRegistry
 from model.registry.versions import META_FILE
 from model.settings import LEGACY_MARKER, MIGRATION_JOURNAL, Settings, check_model_name
@@ -61,8 +64,8 @@ def migrate_layout(settings: Settings, name: str) -> MigrationResult:
     check_model_name(name, "--model")
     root = settings.root
     journal = root / JOURNAL
-    if journal.exists():
-        state = json.loads(journal.read_text(encoding="utf-8"))
+    if journal.exists() or journal.is_symlink():
+        state = read_journal(journal)
         if state["model"] != name:
             raise LayoutError(
                 f"{journal}: a migration to model {state['model']!r} was stopped half-way; "
@@ -85,7 +88,7 @@ def migrate_layout(settings: Settings, name: str) -> MigrationResult:
                     f"{root / kind / name}: already exists in the single-model {kind}/ folder; "
                     "migrate under another model name (nothing was moved)"
                 )
-        state = {"model": name, "rewritten": None, "moved": []}
+        state = {"model": name, "rewritten": None, "moved": [], "id": uuid.uuid4().hex}
     _check_idle(root, state["moved"])
     result = MigrationResult(name)
     with contextlib.ExitStack() as stack:
@@ -103,15 +106,48 @@ def migrate_layout(settings: Settings, name: str) -> MigrationResult:
             state["moved"].append(kind)
             _save(journal, state)
     result.rewritten = list(state["rewritten"])
-    ModelRegistry(settings.for_model(name).models_dir).record(
-        "migrated",
-        reason=f"single-model layout moved to the per-model folders of {name!r}",
-        moved=list(state["moved"]),
-        rewritten=len(result.rewritten),
+    registry = ModelRegistry(settings.for_model(name).models_dir)
+    journal_id = state.get("id")
+    done = journal_id is not None and any(  # a kill after the record: never twice
+        ev.get("event") == "migrated" and ev.get("journal") == journal_id
+        for ev in registry.history()
     )
+    if not done:
+        registry.record(
+            "migrated",
+            reason=f"single-model layout moved to the per-model folders of {name!r}",
+            moved=list(state["moved"]),
+            rewritten=len(result.rewritten),
+            journal=journal_id,
+        )
     journal.unlink()
     _fsync(root)
     return result
+
+
+def read_journal(journal: Path) -> dict[str, Any]:
+    """A stopped migration's journal, checked: a torn, empty or hand-edited journal (or a
+    FIFO in its place) is a one-line LayoutError naming it, never a traceback or a hang."""
+    data = read_json(journal, "a migration journal", LayoutError, limit=2**20)
+    fix = (
+        "it is not the journal this command writes; look at the folders named in the README "
+        "(Many models) and remove the file once the layout is right"
+    )
+    if not isinstance(data, dict):
+        raise LayoutError(f"{journal}: expected a JSON object, got {type(data).__name__}; {fix}")
+    model, moved, rewritten = data.get("model"), data.get("moved"), data.get("rewritten")
+    if not isinstance(model, str) or not model:
+        raise LayoutError(f"{journal}: no model name; {fix}")
+    if not isinstance(moved, list) or not all(m in KINDS for m in moved):
+        raise LayoutError(f"{journal}: 'moved' must list folders of {list(KINDS)}; {fix}")
+    if rewritten is not None and not (
+        isinstance(rewritten, list) and all(isinstance(r, str) for r in rewritten)
+    ):
+        raise LayoutError(f"{journal}: 'rewritten' must be a list of paths; {fix}")
+    journal_id = data.get("id")
+    if journal_id is not None and not isinstance(journal_id, str):
+        raise LayoutError(f"{journal}: 'id' must be text; {fix}")
+    return data
 
 
 def _save(journal: Path, state: dict[str, object]) -> None:
@@ -164,7 +200,9 @@ def _rewrite_data_paths(models_dir: Path, name: str) -> list[str]:
     if not versions.is_dir():
         return rewritten
     for meta_path in sorted(versions.glob(f"*/{META_FILE}")):
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = read_json(meta_path, "model metadata", LayoutError)
+        if not isinstance(meta, dict):
+            raise LayoutError(f"{meta_path}: model metadata must be a JSON object")
         ref = meta.get("data_manifest") or {}
         path = ref.get("path")
         if not isinstance(path, str) or not path.startswith("data/"):

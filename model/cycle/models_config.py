@@ -30,7 +30,13 @@ from pydantic import TypeAdapter, ValidationError
 from model.cycle.config import RetrainingConfig
 from model.cycle.params import OBJECT_PARAMETERS, accepted, check_parameters, object_problem
 from model.errors import LayoutError, ModelConfigError, ModelNameError
-from model.settings import Settings, check_model_name, scoped_model
+from model.files import check_regular, read_text
+from model.settings import (
+    MIGRATION_JOURNAL,
+    Settings,
+    check_model_name,
+    scoped_model,
+)
 
 CONFIG_ENV = "RETRAIN_CONFIG"
 MODEL_ENV = "RETRAIN_MODEL_NAME"
@@ -104,8 +110,12 @@ def config_path() -> Path | None:
     env = os.environ.get(CONFIG_ENV)
     if env:
         path = Path(env).expanduser()
-        if not path.is_file():
-            raise ModelConfigError(f"{CONFIG_ENV}={env}: no such file")
+        try:
+            check_regular(path, "the configuration", ModelConfigError)
+        except FileNotFoundError:
+            raise ModelConfigError(f"{CONFIG_ENV}={env}: no such file") from None
+        except ModelConfigError as exc:
+            raise ModelConfigError(f"{CONFIG_ENV}={exc}") from None
         return path
     for folder in (Path.cwd(), REPO_ROOT):
         if (folder / CONFIG_NAME).is_file():
@@ -153,11 +163,9 @@ def load_models_config(path: str | os.PathLike[str] | None = None) -> ModelsConf
     if file is None:
         return ModelsConfig(None)
     try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        raw = tomllib.loads(read_text(file, "the configuration", ModelConfigError))
     except FileNotFoundError:
         raise ModelConfigError(f"{file}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelConfigError(f"{file}: cannot be read ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ModelConfigError(f"{file}: not valid TOML ({exc})") from None
     extra = [k for k in raw if k != "models"]
@@ -242,7 +250,18 @@ def select_model(
 
 def check_layout(settings: Settings) -> None:
     """Refuse a working root with the single-model layout (``models/registry.json``): its
-    files must first move to one folder per model, with ``retrain migrate-layout``."""
+    files must first move to one folder per model, with ``retrain migrate-layout``; or one
+    whose migration was stopped (its journal is there): running it again finishes it."""
+    journal = settings.root / MIGRATION_JOURNAL
+    if journal.exists() or journal.is_symlink():
+        from model.cycle.migrate_layout import read_journal
+
+        name = read_journal(journal)["model"]
+        raise LayoutError(
+            f"RETRAIN_HOME={settings.root}: the layout migration to model {name!r} was stopped "
+            f"before it finished ({journal} is still there); finish it with "
+            f"`retrain migrate-layout --model {name}`"
+        )
     if settings.legacy_layout:
         raise LayoutError(
             f"RETRAIN_HOME={settings.root}: has the single-model layout of earlier releases "

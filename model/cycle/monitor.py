@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from model.data.batches import is_partition_name
 from model.drift import (
     DriftReport,
     DriftSettings,
@@ -88,8 +89,9 @@ NO_NEW_DATA = "no new data since production was trained"
 
 
 def batch_name(path: Path) -> str:
-    """The ``date=…`` naming a batch (its folder, or the folder a batch file is in)."""
-    return next((p for p in reversed(path.parts) if p.startswith("date=")), path.name)
+    """The id of the batch ``path`` is (``model.data.batches.batch_id``): a batch directly in
+    the incoming folder is named by its name; a file inside a batch folder by that folder."""
+    return next((p for p in path.parent.parts if is_partition_name(p)), path.name)
 
 
 @dataclass

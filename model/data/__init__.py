@@ -11,7 +11,10 @@ that training reads. Modules, in import order (each imports only those before it
 - ``validate``: checks of a table against its spec, target encoding (``encode_target``) and
   imputation of missing values.
 - ``read``: Parquet files, folders / hive datasets and CSV into Arrow (``read_table``,
-  ``read_sources``, ``default_sources``), each source checked as read.
+  ``read_sources``), each source checked as read.
+- ``batches``: what in ``incoming/`` is a batch (``key=value`` folders and Parquet/CSV files
+  directly in it), their order and ids, what is not read (``scan_incoming``,
+  ``default_sources``).
 - ``split``: stable row keys and train / val / test codes (hash or time split).
 - ``manifest``: the prepared folder's format (:class:`Manifest`, ``load_manifest``,
   ``load_split``; both re-hash what they read).
@@ -25,6 +28,7 @@ from ``model``, never torch or prefect.
 
 from __future__ import annotations
 
+from model.data.batches import default_sources
 from model.data.manifest import (
     ALL_SOURCES,
     MANIFEST_FORMAT,
@@ -43,7 +47,6 @@ from model.data.read import (
     Source,
     Sources,
     SourceTable,
-    default_sources,
     read_source,
     read_sources,
     read_table,

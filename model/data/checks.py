@@ -73,6 +73,8 @@ def _check_schemas_agree(parts: list[SourceTable]) -> None:
                 continue
             if _is_numeric_type(first_type) and _is_numeric_type(fld.type):
                 continue
+            if _is_string_type(first_type) and _is_string_type(fld.type):
+                continue  # string and large_string: one kind (pandas writes either)
             if pa.types.is_dictionary(first_type) or pa.types.is_dictionary(fld.type):
                 continue
             if _is_numeric_type(first_type) and _is_string_type(fld.type):

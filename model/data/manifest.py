@@ -24,6 +24,7 @@ from model.data.messages import brief, quote, quote_list
 from model.data.read import parquet_error
 from model.data.spec import FeatureSpec
 from model.errors import DataValidationError
+from model.files import check_regular, read_json
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -93,7 +94,17 @@ class Manifest:
     schema_changes: list[dict[str, Any]] = field(default_factory=list)
     """Features a source lacked or had all-missing, and how they were imputed
     (``model.data.schema``)."""
+    batches: list[str] = field(default_factory=list)
+    """The incoming batches read (their ids, ``model.data.batches``), oldest first."""
     format_version: int = MANIFEST_FORMAT
+
+    def batch_ids(self) -> list[str]:
+        """The batches this data was made from: ``batches``, or for a manifest written before
+        it was recorded, the ``date=…`` folders in its sources' paths."""
+        if self.batches:
+            return list(self.batches)
+        parts = {p for s in self.sources for p in Path(s).parts if p.startswith("date=")}
+        return sorted(parts)
 
     def split_path(self, name: str) -> Path:
         if name not in self.splits:
@@ -119,6 +130,7 @@ class Manifest:
             "missing": dict(self.missing),
             "imputation": dict(self.imputation),
             **({"schema_changes": list(self.schema_changes)} if self.schema_changes else {}),
+            **({"batches": list(self.batches)} if self.batches else {}),
         }
 
     @classmethod
@@ -139,6 +151,7 @@ class Manifest:
                 source_details=list(data.get("source_details", [])),
                 selection=str(data.get("selection", ALL_SOURCES)),
                 schema_changes=list(data.get("schema_changes", [])),
+                batches=[str(b) for b in data.get("batches", [])],
                 format_version=int(data.get("format_version", MANIFEST_FORMAT)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -150,15 +163,13 @@ class Manifest:
 def load_manifest(folder: str | Path) -> Manifest:
     """Read ``manifest.json`` from a prepared folder (or the manifest file itself)."""
     path = Path(folder)
-    if path.name == MANIFEST_NAME and path.is_file():
+    if path.name == MANIFEST_NAME and not path.is_dir():
         path = path.parent
     file = path / MANIFEST_NAME
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        data = read_json(file, "a manifest", DataValidationError, limit=64 * 2**20)
     except FileNotFoundError as exc:
         raise DataValidationError(f"{file}: no manifest (not a prepared data folder)") from exc
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataValidationError(f"{file}: unreadable manifest: {brief(exc)}") from exc
     if not isinstance(data, dict):
         raise DataValidationError(f"{file}: invalid manifest: not a JSON object")
     version = data.get("format_version")
@@ -187,6 +198,7 @@ def _verify_hash(data: dict[str, Any], folder: Path, file: Path) -> None:
 
 
 def file_sha256(path: Path) -> str:
+    check_regular(path, "a prepared split", DataValidationError)
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

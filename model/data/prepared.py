@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from model.data.batches import batch_sort_key, is_partition_name
 from model.data.manifest import (
     ALL_SOURCES,
     MANIFEST_NAME,
@@ -47,6 +48,7 @@ from model.data.validate import (
     _check_spec_types,
     _encode_target_arrow,
     _output_table,
+    number_range_problem,
 )
 from model.errors import DataValidationError
 
@@ -102,38 +104,78 @@ def _split_infos(
 
 
 BATCH_PARTITION = "date"
-"""The partition that names an incoming batch (``incoming/date=YYYY-MM-DD/``)."""
+"""The partition key of the demo's batches (``incoming/date=YYYY-MM-DD/``); any ``key=value``
+folder or plain file directly in ``incoming/`` is a batch (:mod:`model.data.batches`)."""
 BATCH_COLUMN = "__batch__"
-"""Provenance column of the prepared splits: ``date=…`` of the batch a row came from, null for
-base-data rows. Never a feature; lets a comparison find the rows production has not seen."""
+"""Provenance column of the prepared splits: the id of the batch a row came from (its name in
+``incoming/``, e.g. ``date=2026-01-31`` or ``2016.parquet``), null for base-data rows. Never a
+feature; lets a comparison find the rows production has not seen."""
 
 
-def batch_labels(dates: pa.ChunkedArray) -> pa.ChunkedArray:
-    """``date=<value>`` per row (null where the row came from no batch)."""
-    return pc.binary_join_element_wise(f"{BATCH_PARTITION}=", pc.cast(dates, pa.string()), "")
+def batch_labels(values: pa.ChunkedArray, key: str = BATCH_PARTITION) -> pa.ChunkedArray:
+    """``<key>=<value>`` per row (null where the row came from no batch)."""
+    return pc.binary_join_element_wise(f"{key}=", pc.cast(values, pa.string()), "")
 
 
-def _batch_provenance(parts: Sequence[SourceTable]) -> pa.ChunkedArray | None:
+def _first_level_keys(part: SourceTable) -> list[str]:
+    """The ``key`` of the ``key=value`` folders directly in a folder source, in file order."""
+    keys: list[str] = []
+    for f in part.files:
+        try:
+            first = Path(f).relative_to(part.label).parts[0]
+        except (ValueError, IndexError):
+            continue
+        key = first.partition("=")[0]
+        if is_partition_name(first) and key in part.partition_columns and key not in keys:
+            keys.append(key)
+    return keys
+
+
+def _rows_batch(part: SourceTable, batch_root: Path | None) -> pa.ChunkedArray | None:
+    """The batch id of every row of one source, or None when it is no batch."""
+    label = Path(part.label)
+    keys = _first_level_keys(part)
+    name: str | None
+    if batch_root is not None and label.absolute() != batch_root.absolute():
+        try:
+            name = label.absolute().relative_to(batch_root.absolute()).parts[0]
+        except (ValueError, IndexError):
+            name = None  # base data: outside the incoming folder
+    elif keys:  # the incoming folder read whole: per row, by its first-level partitions
+        found = [batch_labels(part.table.column(k), k) for k in keys]
+        return found[0] if len(found) == 1 else pc.coalesce(*found)
+    else:
+        name = next((x for x in label.parts if is_partition_name(x)), None)
+    if name is None:
+        return None
+    return pa.chunked_array([pa.repeat(pa.scalar(name, pa.string()), part.table.num_rows)])
+
+
+def _batch_provenance(
+    parts: Sequence[SourceTable], batch_root: Path | None = None
+) -> pa.ChunkedArray | None:
     """The batch of every row, source by source (the order ``read_sources`` concatenates in):
-    from the ``date`` partition column of a hive folder, else from a ``date=…`` folder in the
-    source's own path (a batch folder or a file in one); None when no row has a batch."""
+    with ``batch_root`` (the incoming folder), a source under it is the batch named by its
+    first component there (a folder source that is the incoming folder itself: per row, from
+    its first-level ``key=value`` partition columns); without it, a ``key=value`` folder in the
+    source's path names the batch. None when no row has a batch."""
     chunks: list[pa.Array] = []
     found = False
     for part in parts:
-        rows = part.table.num_rows
-        if BATCH_PARTITION in part.partition_columns:
-            labels = batch_labels(part.table.column(BATCH_PARTITION))
-            chunks.extend(labels.chunks)
-            found = True
-            continue
-        prefix = f"{BATCH_PARTITION}="
-        name = next((x for x in Path(part.label).parts if x.startswith(prefix)), None)
-        if name is None:
-            chunks.append(pa.nulls(rows, pa.string()))
+        labels = _rows_batch(part, batch_root)
+        if labels is None:
+            chunks.append(pa.nulls(part.table.num_rows, pa.string()))
         else:
-            chunks.append(pa.repeat(pa.scalar(name, pa.string()), rows))
+            chunks.extend(labels.cast(pa.string()).chunks)
             found = True
     return pa.chunked_array(chunks, pa.string()) if found else None
+
+
+def _batch_ids(batches: pa.ChunkedArray | None) -> list[str]:
+    if batches is None:
+        return []
+    ids = [v for v in pc.unique(batches).to_pylist() if v is not None]
+    return sorted(ids, key=batch_sort_key)
 
 
 def prepare(
@@ -154,6 +196,7 @@ def prepare(
     numeric_columns: Sequence[str] = (),
     learned_values: Mapping[str, Any] | None = None,
     max_imputed_row_share: float = DEFAULT_MAX_IMPUTED_ROW_SHARE,
+    batch_root: str | Path | None = None,
 ) -> Manifest:
     """Validate, impute and split ``sources`` (concatenated) into ``out_root/<hash>/``.
 
@@ -169,6 +212,10 @@ def prepare(
     a schema change, decided by :mod:`model.data.schema` (``learned_values``: production's
     medians to impute with; ``max_imputed_row_share``: the limit); the later sources' extra
     columns are ignored with a warning.
+
+    ``batch_root`` (the incoming folder): the sources under it are batches, each named by its
+    name there (:mod:`model.data.batches`); the manifest lists them (``batches``) and the
+    splits' ``__batch__`` column says which row came from which.
     """
     fractions = _check_fractions(split)
     table, parts = read_sources(sources)
@@ -196,6 +243,10 @@ def prepare(
         if col is not None and col not in table.column_names:
             raise DataValidationError(f"{label}: the spec's {role} column {quote(col)} is missing")
     _check_spec_types(spec, table, label)
+    for part in parts:  # numbers a model cannot read, named by file
+        problem = number_range_problem(part.table, spec.numeric, part.label)
+        if problem is not None:
+            raise DataValidationError(problem)
     key_and_features = [c for c in (*spec.features, spec.id_column) if c is not None]
     _check_not_all_null(table, key_and_features, label)
     _check_level_lengths(table, [*spec.categorical, spec.target], label)
@@ -216,7 +267,7 @@ def prepare(
     for change in schema_changes:
         if change["value"] is None:
             change["value"] = imputation.get(change["column"])
-    batches = _batch_provenance(parts)
+    batches = _batch_provenance(parts, Path(batch_root) if batch_root is not None else None)
     if batches is not None:
         out = out.append_column(BATCH_COLUMN, batches)
     details = [
@@ -247,6 +298,7 @@ def prepare(
             source_details=details,
             selection=selection,
             schema_changes=schema_changes,
+            batches=_batch_ids(batches),
         ),
     )
 

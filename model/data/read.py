@@ -1,7 +1,7 @@
 """Reading sources into Arrow: Parquet files, folders / hive-partitioned datasets, CSV files
 and DataFrames, each checked as read (duplicate or no columns, infinite values, mixed types) and,
 when several are combined, checked for agreeing column types. ``read_table`` returns a DataFrame;
-``default_sources`` lists the base data file and the incoming batches folder.
+``model.data.batches.default_sources`` lists the base data file and the incoming batches.
 
 Only regular files (and folders of them) are read: a path, or a Parquet file in a folder, that is
 a FIFO, a device, a socket, a broken symlink or a symlink loop is an error naming it, found with
@@ -452,18 +452,6 @@ def read_sources(sources: Sources) -> tuple[pa.Table, list[SourceTable]]:
         labels = [p.label for p in parts]
         raise DataValidationError(f"{', '.join(labels)}: empty input (no rows)")
     return table, parts
-
-
-def default_sources(raw_data_path: Path, incoming_dir: Path) -> list[Path]:
-    """The base data file plus the incoming batches folder when it holds any Parquet file."""
-    if not raw_data_path.exists():
-        raise DataValidationError(
-            f"{raw_data_path}: no base data; run `retrain demo-data` or pass --data"
-        )
-    sources = [raw_data_path]
-    if incoming_dir.is_dir() and (_parquet_files(incoming_dir) or _csv_files(incoming_dir)):
-        sources.append(incoming_dir)
-    return sources
 
 
 def read_table(source: Sources) -> pd.DataFrame:

@@ -7,7 +7,7 @@ Arrow type predicates shared by the package; ``encode_target`` turns a binary ta
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -156,6 +156,29 @@ def _check_spec_types(spec: FeatureSpec, table: pa.Table, label: str) -> None:
                 f"{label}: column {quote(name)} has type {brief(t, 60)}, which cannot be a "
                 f"feature; exclude it (--exclude {quote(name)}) or remove it from the data"
             )
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""The largest number a model reads (the network computes in float32)."""
+
+
+def number_range_problem(table: pa.Table, columns: Sequence[str], label: str) -> str | None:
+    """Why a numeric column of ``table`` cannot be read by a model: a value beyond float32's
+    range (what a corrupt file without page checksums decodes to, e.g. 2.7e304), or None."""
+    for name in columns:
+        if name not in table.column_names:
+            continue
+        col = table.column(name)
+        if not pa.types.is_floating(col.type):
+            continue  # integers of 64 bits are within float32's range
+        big = pc.fill_null(pc.greater(pc.abs(col), FLOAT32_MAX), False)
+        if pc.any(big).as_py():
+            row = _first_true(big)
+            return (
+                f"{label}: column {quote(name)} has {quote(col[row].as_py())} at row {row}, "
+                "beyond the range a model reads (|x| > 3.4e38): a corrupt file?"
+            )
+    return None
 
 
 def _median(values: np.ndarray) -> float:

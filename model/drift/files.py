@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -15,31 +14,24 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
+from model.data.batches import list_batch_paths
 from model.drift.render import to_html, to_markdown
 from model.drift.results import DriftReport
-from model.errors import DriftInputError
+from model.errors import DriftInputError, OutputError
+from model.files import kind_of, write_files
 
 if TYPE_CHECKING:
     from model.settings import Settings
-
-_PARTITION_RE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
-
 
 # --------------------------------------------------------------------------- incoming data
 
 
 def newest_batches(incoming_dir: str | os.PathLike[str], n: int = 1) -> list[Path]:
-    """The newest ``n`` partitions ``date=YYYY-MM-DD`` under ``incoming_dir``, oldest first."""
-    root = Path(incoming_dir)
-    if n < 1 or not root.is_dir():
+    """The newest ``n`` batches of ``incoming_dir`` (``model.data.batches``: key=value folders
+    and Parquet/CSV files directly in it, in its documented order), oldest first."""
+    if n < 1:
         return []
-    parts = []
-    for child in root.iterdir():
-        match = _PARTITION_RE.match(child.name)
-        if child.is_dir() and match and any(child.iterdir()):
-            parts.append((match.group(1), child))
-    parts.sort()
-    return [p for _, p in parts[-n:]]
+    return list_batch_paths(incoming_dir)[-n:]
 
 
 def read_frame(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
@@ -62,21 +54,18 @@ def report_folder(settings: Settings, now: datetime | None = None) -> Path:
 # --------------------------------------------------------------------------- writing reports
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_reports(report: DriftReport, folder: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write ``drift.json``, ``drift.md`` and ``drift.html`` into ``folder`` (created)."""
+    """Write ``drift.json``, ``drift.md`` and ``drift.html`` into ``folder`` (created), all or
+    none (``model.files.write_files``: a full disk names the path and leaves nothing)."""
     out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "drift.json", "md": out / "drift.md", "html": out / "drift.html"}
-    _write_text(paths["json"], json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
-    _write_text(paths["md"], to_markdown(report))
-    _write_text(paths["html"], to_html(report))
-    return paths
+    texts = {
+        "drift.json": json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n",
+        "drift.md": to_markdown(report),
+        "drift.html": to_html(report),
+    }
+    files = {name: text.encode("utf-8") for name, text in texts.items()}
+    write_files(out, files, "the drift report", OutputError)
+    return {"json": out / "drift.json", "md": out / "drift.md", "html": out / "drift.html"}
 
 
 # --------------------------------------------------------------------------- reading reports
@@ -85,17 +74,9 @@ def write_reports(report: DriftReport, folder: str | os.PathLike[str]) -> dict[s
 MAX_DRIFT_REPORT_BYTES = 10 * 1024 * 1024
 """A drift report is read whole: larger files are refused (ours are a few kB per feature)."""
 
-_FILE_KINDS = (
-    (stat.S_ISDIR, "a folder"),
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
 
 def _not_regular(p: Path, mode: int) -> DriftInputError:
-    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+    kind = kind_of(mode)  # the shared check's words (model/files.py)
     return DriftInputError(
         f"drift report {p}: is {kind}; only a regular file is read as a drift report"
     )

@@ -94,7 +94,7 @@ def to_text(result: Any) -> str:
         ]
     else:
         imp = m["improvement"]
-        rel = None if not m["baseline"] else imp / abs(m["baseline"])
+        rel = None if not m["baseline"] or imp is None else imp / abs(m["baseline"])
         lines += [
             f"Baseline: {_num(m['baseline'])}",
             f"New Model: {_num(m['candidate'])}",

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from model.errors import RegistryError
+from model.files import check_regular
+from model.files import read_json as shared_read_json
 
 #: Test hook: called with a step name after each file-system step of a switch.
 #: Fault-injection tests set it in a child process to die at a chosen step.
@@ -39,6 +41,8 @@ def utc_now() -> str:
 
 
 def file_sha256(path: Path) -> str:
+    """SHA-256 of the regular file ``path`` (a FIFO or a device: RegistryError, never a hang)."""
+    check_regular(path, "a model file", RegistryError)
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
@@ -140,13 +144,9 @@ def atomic_write_json(path: Path, data: Mapping[str, Any], step: str | None = No
 
 
 def read_json(path: Path, what: str) -> dict[str, Any]:
-    """A JSON object from ``path``; FileNotFoundError passes, other problems are RegistryError."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise RegistryError(f"{path}: cannot read {what}: {exc}") from exc
+    """A JSON object from the regular file ``path`` (``model.files``: a FIFO is an error, never
+    a hang); FileNotFoundError passes, other problems are RegistryError."""
+    data = shared_read_json(path, what, RegistryError)
     if not isinstance(data, dict):
         raise RegistryError(f"{path}: {what} must be a JSON object")
     return data

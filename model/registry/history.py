@@ -12,14 +12,17 @@ line that does not parse, and gives a complete one its newline.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import stat
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from model.errors import RegistryError
+from model.files import check_regular, read_bytes
 from model.registry.files import dumps, fsync_dir, jsonable, utc_now, write_all
 
 #: Every event the history may hold. ``deleted`` (gc), ``challenger`` (set/clear),
@@ -44,6 +47,8 @@ EVENTS = (
     "migrated",
     "estimated",
     "estimate_checked",
+    "quarantined",
+    "restored",
 )
 #: Events callers may append with :meth:`ModelRegistry.record`; the others are written
 #: only by the registry operation they describe, so the history cannot lie about them.
@@ -59,6 +64,8 @@ RECORDABLE_EVENTS = (
     "migrated",  # the registry moved to the per-model layout (retrain migrate-layout)
     "estimated",  # a label-free estimate of production on the prediction log (its days)
     "estimate_checked",  # that estimate held against the labels that came later (once)
+    "quarantined",  # an incoming batch set aside (incoming/.quarantine/<batch>/)
+    "restored",  # a quarantined batch moved back (retrain batches restore)
 )
 PRODUCTION_EVENTS = ("promoted", "forced", "rolled_back", "recovered")
 RESERVED_FIELDS = ("event", "time", "id")
@@ -85,8 +92,18 @@ class HistoryLog:
         """Append one event as one line with a single O_APPEND write, then fsync (locked)."""
         line = (dumps(ev) + "\n").encode("utf-8")
         created = not self.path.exists()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK  # a FIFO: never waits
         try:
+            fd = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # a FIFO without a reader
+                raise
+            raise RegistryError(
+                f"{self.path}: is a FIFO; the history must be a regular file"
+            ) from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise RegistryError(f"{self.path}: the history must be a regular file")
             size = os.fstat(fd).st_size
             try:
                 write_all(fd, line, self.path)
@@ -105,7 +122,7 @@ class HistoryLog:
     def lines(self) -> list[str]:
         """The committed lines (not yet parsed)."""
         try:
-            data = self.path.read_bytes()
+            data = read_bytes(self.path, "the history", RegistryError, limit=2**40)
         except FileNotFoundError:
             return []
         text = data.decode("utf-8", errors="replace")
@@ -150,6 +167,7 @@ class HistoryLog:
         that is a complete event gets its newline; one that does not parse (a write cut
         short by a crash) is cut off. Every earlier line is left as it is."""
         try:
+            check_regular(self.path, "the history", RegistryError)
             size = self.path.stat().st_size
         except FileNotFoundError:
             return

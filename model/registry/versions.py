@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from model.errors import RegistryError, RegistryWarning
+from model.files import check_regular
 from model.registry.files import (
     checkpoint,
     file_sha256,
@@ -84,8 +85,10 @@ def check_model_folder(folder: Path) -> tuple[dict[str, Any], str]:
     if not folder.is_dir():
         raise RegistryError(f"{folder}: not a model folder (missing or not a directory)")
     for p in (meta_path, pt_path):
-        if not p.is_file():
-            raise RegistryError(f"{folder}: missing {p.name}")
+        try:
+            check_regular(p, "a model file", RegistryError)
+        except FileNotFoundError:
+            raise RegistryError(f"{folder}: missing {p.name}") from None
     try:
         meta = read_json(meta_path, "model metadata")
     except FileNotFoundError as exc:

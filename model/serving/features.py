@@ -11,6 +11,7 @@ and the column; nothing is encoded for a refused request.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -199,7 +200,7 @@ class FeatureEncoder:
                 ids.append(uuid.uuid4().hex)
             elif type(ident) is str:
                 ids.append(ident)
-            elif type(ident) is int or type(ident) is float:
+            elif type(ident) is int or (type(ident) is float and ident.is_integer()):
                 ids.append(id_text(ident))
             else:
                 raise RequestError(
@@ -223,7 +224,8 @@ class FeatureEncoder:
             col = table.column(name).combine_chunks()
             if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
                 raise RequestError(f"column {name!r}: expected numbers, got Arrow type {col.type}")
-            as_float = pc.cast(col, pa.float64())
+            # 2**64 - 1 is a big number, not an error (every 64-bit integer is within float32)
+            as_float = pc.cast(col, pa.float64(), safe=False)
             if pa.types.is_floating(col.type):
                 bad = pc.fill_null(
                     pc.or_(
@@ -276,6 +278,36 @@ class FeatureEncoder:
             )
         values = pc.cast(col, pa.string()).to_pylist()
         return [uuid.uuid4().hex if v is None else v for v in values]
+
+
+_INTEGER_TEXT = r"^\s*-?\d{1,18}\s*$"
+
+
+def check_integer_ids_rows(rows: list[Any], id_column: str) -> None:
+    """For a model trained on integer ids: every id sent is an integer (a whole number, or
+    integer text); a text id like ``"abc"`` would poison the labelled batch it joins."""
+    for i, row in enumerate(rows):
+        ident = row.get(id_column) if type(row) is dict else None
+        if type(ident) is str and not re.match(_INTEGER_TEXT, ident):
+            raise RequestError(
+                f"row {i}, column {id_column!r}: the model's ids are integers, got {_shown(ident)}"
+            )
+
+
+def check_integer_ids_table(table: pa.Table, id_column: str) -> None:
+    """:func:`check_integer_ids_rows` for an Arrow table's id column (text must be integers)."""
+    if id_column not in table.column_names:
+        return
+    col = table.column(id_column)
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        return  # integers pass; other types are refused by the encoder
+    bad = pc.fill_null(pc.invert(pc.match_substring_regex(col, _INTEGER_TEXT)), False)
+    if pc.any(bad).as_py():
+        row = int(pc.index(bad, True).as_py())
+        raise RequestError(
+            f"row {row}, column {id_column!r}: the model's ids are integers, got "
+            f"{_shown(col[row].as_py())}"
+        )
 
 
 def check_limits(rows: int, max_rows: int) -> None:

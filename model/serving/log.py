@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from model.data import RESERVED_LOG_COLUMNS
+from model.errors import DataValidationError
 
 if TYPE_CHECKING:
     from model.serving.models import Scored
@@ -182,6 +183,7 @@ class PredictionLog:
     def __post_init__(self) -> None:
         self._chunks: list[_Chunk] = []
         self._pending = 0
+        self._reserved = 0
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._wake = threading.Event()
@@ -190,15 +192,32 @@ class PredictionLog:
 
     # ------------------------------------------------------------------ hot path
 
-    def append(self, scored: Scored, when: float | None = None) -> None:
+    def reserve(self, rows: int) -> bool:
+        """Hold room for ``rows`` in the buffer (before the request is scored); False when the
+        buffer cannot take them (the disk is not keeping up): the service then refuses the
+        request instead of serving rows it would drop."""
+        with self._lock:
+            if self._pending + self._reserved + rows > self.max_buffer_rows:
+                return False
+            self._reserved += rows
+            return True
+
+    def release(self, rows: int) -> None:
+        """Give back room :meth:`reserve` held for a request that was not logged."""
+        with self._lock:
+            self._reserved = max(0, self._reserved - rows)
+
+    def append(self, scored: Scored, when: float | None = None, *, reserved: bool = False) -> None:
         """Buffer one request's rows (list extensions; the request that fills a chunk
-        converts it). A buffer already holding ``max_buffer_rows`` (the disk cannot keep up)
-        drops them, counted."""
+        converts it). ``reserved``: :meth:`reserve` held their room, so they are always taken;
+        otherwise a buffer already holding ``max_buffer_rows`` drops them, counted."""
         rows = len(scored.batch)
         time_ms = int((time.time() if when is None else when) * 1000)
         arrow = _is_arrow(scored)
         with self._lock:
-            if self._pending + rows > self.max_buffer_rows:
+            if reserved:
+                self._reserved = max(0, self._reserved - rows)
+            elif self._pending + self._reserved + rows > self.max_buffer_rows:
                 self.counters.dropped += rows
                 return
             self._pending += rows
@@ -388,7 +407,7 @@ def log_files(folder: Path, since: dt.date | None = None) -> list[Path]:
         day = _day(sub)
         if day is None or not sub.is_dir() or (since is not None and day < since):
             continue
-        out.extend(sorted(sub.glob(f"{PART_PREFIX}*.parquet")))
+        out.extend(sorted(p for p in sub.glob(f"{PART_PREFIX}*.parquet") if p.is_file()))
     return out
 
 
@@ -406,7 +425,19 @@ def read_log(folder: Path) -> pa.Table | None:
     files = log_files(folder)
     if not files:
         return None
-    return pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
+    tables = []
+    for f in files:
+        try:
+            tables.append(pq.read_table(f))
+        except (pa.ArrowException, OSError) as exc:  # truncated, empty, not Parquet
+            raise DataValidationError(
+                f"{f}: unreadable prediction-log file ({str(exc)[:160]}); move it out of "
+                f"{folder} to go on without its rows"
+            ) from None
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DataValidationError(f"{folder}: its log files do not combine ({exc})") from None
 
 
 @dataclass
@@ -419,7 +450,12 @@ def prune_log(
     predictions_dir: Path, keep_days: int, *, today: dt.date | None = None, dry_run: bool = False
 ) -> PruneResult:
     """Delete the date folders of every model's log older than ``keep_days`` days (and
-    temporary files a crash left in older folders)."""
+    temporary files a crash left in older folders). A negative ``keep_days`` is refused: it
+    would delete today's log too."""
+    if isinstance(keep_days, bool) or not isinstance(keep_days, int) or keep_days < 0:
+        raise DataValidationError(
+            f"--keep-predictions-days must be a whole number of days >= 0, got {keep_days!r}"
+        )
     today = today or dt.datetime.now(dt.UTC).date()
     cutoff = today - dt.timedelta(days=keep_days)
     deleted: list[Path] = []

@@ -17,8 +17,10 @@ reused, and a set holds only the configured models, so memory stays flat over sw
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,7 +32,7 @@ import numpy as np
 import torch
 
 from model.errors import ModelLoadError, RegistryError
-from model.registry import ModelRegistry
+from model.registry import ModelRegistry, check_model_folder
 from model.serving.features import Batch, FeatureEncoder, RequestError
 from model.serving.loading import load_version
 from model.serving.router import DEFAULT_SALT, challenger_share
@@ -257,6 +259,7 @@ class ModelHolder:
         self._loader = loader
         self._lock = threading.Lock()
         self._failed: dict[str, str] = {}
+        self._verified: dict[str, tuple[int, ...]] = {}
         self.current: ModelSet | None = None
         self._base_shadow: str | None = None  # the current set's shadow other than a challenger
         self.reloads = 0
@@ -334,9 +337,17 @@ class ModelHolder:
         chal_used = None if chal_used in self._failed else chal_used
         shadow = None if shadow in self._failed else shadow
         shadow2 = None if shadow2 in self._failed else shadow2
+        chal_used, shadow, shadow2 = self._drop_damaged(
+            registry,
+            prod_version,
+            [(chal_used, "challenger"), (shadow, "shadow"), (shadow2, "shadow")],
+            problems,
+        )
         traffic_used = traffic_used if chal_used is not None else 0.0
         wanted = (prod_version, chal_used, traffic_used, shadow, shadow2)
         if current is not None and current.key() == wanted:
+            if current.problems != tuple(problems):  # the same models, other news
+                self.current = dataclasses.replace(current, problems=tuple(problems))
             return False
         loaded = {m.version: m for m in current.models()} if current else {}
         try:
@@ -368,6 +379,63 @@ class ModelHolder:
             self.reloads += 1
             logger.info("serving %s (was %s)", wanted, current.key())
         return True
+
+    def damage(self, registry: ModelRegistry, version: str) -> str | None:
+        """Why ``version``'s files can no longer be loaded (its folder deleted, a file
+        changed or corrupt), or None. The SHA-256 is recomputed only when a file's ``stat``
+        changed since it last verified, so each poll costs a few ``stat`` calls."""
+        folder = registry.version_path(version)
+        try:
+            signature = tuple(
+                v
+                for name in ("model.pt", "model.json")
+                for st in (os.stat(folder / name),)
+                for v in (st.st_ino, st.st_size, st.st_mtime_ns)
+            )
+        except OSError:
+            return f"{folder}: its files are gone"
+        if self._verified.get(version) == signature:
+            return None
+        try:
+            check_model_folder(folder)
+        except RegistryError as exc:
+            return str(exc)
+        self._verified[version] = signature
+        return None
+
+    def _drop_damaged(
+        self,
+        registry: ModelRegistry,
+        production: str,
+        others: list[tuple[str | None, str]],
+        problems: list[str],
+    ) -> list[str | None]:
+        """Report a damaged production (still served from memory: a restart would fail) and
+        stop routing to, or shadowing with, a damaged challenger or shadow (``others``:
+        (version, role) pairs); returns ``others``' versions, None where damaged."""
+        why = self.damage(registry, production)
+        if why is not None:
+            problems.append(
+                f"production {production} is damaged ({why}); still served from memory, but "
+                "the service cannot restart with it: restore it or roll back"
+            )
+        kept: list[str | None] = []
+        for version, what in others:
+            why = self.damage(registry, version) if version is not None else None
+            if why is not None:
+                problems.append(f"{what} {version} not served: {why}")
+                version = None
+            kept.append(version)
+        return kept
+
+    @property
+    def production_damaged(self) -> bool:
+        """Whether the current set's problems say production's files are damaged."""
+        current = self.current
+        return current is not None and any(
+            p.startswith(f"production {current.production.version} is damaged")
+            for p in current.problems
+        )
 
     def _optional(
         self, loaded: dict[str, ScoringModel], version: str | None, what: str, problems: list[str]

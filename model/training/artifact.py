@@ -11,10 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import platform
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +23,8 @@ import pandas as pd
 import torch
 
 from model.data import FeatureSpec
-from model.errors import DataValidationError, ModelLoadError
+from model.errors import DataValidationError, ModelLoadError, OutputError
+from model.files import read_bytes, read_text, write_files
 from model.training.network import Preprocessor, TabularModel, TabularNet
 from model.training.params import TrainResult
 
@@ -51,29 +50,6 @@ RESERVED_KEYS = frozenset(
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
 
 
 def _library_versions() -> dict[str, str]:
@@ -165,10 +141,8 @@ def save_model(
     meta.update(_jsonable(extra))
     # serialise before writing anything: a value JSON cannot hold leaves no half-written folder
     text = json.dumps(meta, indent=2, sort_keys=False, allow_nan=False) + "\n"
-    folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(folder / MODEL_FILE, payload)
-    _atomic_write(folder / METADATA_FILE, text.encode("utf-8"))
-    return folder
+    files = {MODEL_FILE: payload, METADATA_FILE: text.encode("utf-8")}
+    return write_files(folder, files, "the model", OutputError)
 
 
 @dataclass
@@ -217,11 +191,9 @@ def _model_folder(path: str | Path) -> Path:
 def _read_metadata(folder: Path) -> dict[str, Any]:
     meta_path = folder / METADATA_FILE
     try:
-        text = meta_path.read_text(encoding="utf-8")
+        text = read_text(meta_path, "model metadata", ModelLoadError)
     except FileNotFoundError:
         raise ModelLoadError(f"{meta_path} is missing: not a model folder") from None
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read {meta_path}: {exc}") from None
     try:
         meta = json.loads(text)
     except ValueError as exc:
@@ -243,11 +215,9 @@ def _read_metadata(folder: Path) -> dict[str, Any]:
 def _read_state(folder: Path, expected_sha256: str) -> tuple[dict[str, torch.Tensor], str]:
     pt_path = folder / MODEL_FILE
     try:
-        payload = pt_path.read_bytes()
+        payload = read_bytes(pt_path, "model weights", ModelLoadError, limit=2**40)
     except FileNotFoundError:
         raise ModelLoadError(f"{pt_path} is missing") from None
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read {pt_path}: {exc}") from None
     digest = sha256_bytes(payload)
     if digest != expected_sha256:
         raise ModelLoadError(

@@ -143,6 +143,13 @@ def numeric_matrix(df: pd.DataFrame, columns: Sequence[str], source: str) -> np.
     out = np.empty((len(df), len(columns)), dtype=np.float32)
     for j, col in enumerate(columns):
         s = df[col]
+        if pd.api.types.is_datetime64_any_dtype(s.dtype) or pd.api.types.is_timedelta64_dtype(
+            s.dtype
+        ):
+            raise DataValidationError(
+                f"{source}: numeric feature column {col!r} holds dates or times (dtype "
+                f"{s.dtype}); the model was trained on numbers"
+            )
         if not (pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)):
             try:
                 s = pd.to_numeric(s, errors="raise")

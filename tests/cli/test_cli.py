@@ -20,9 +20,9 @@ def test_every_command_group_registers_its_commands() -> None:
     sub = next(a for a in parser._actions if a.dest == "command")
     names = set(sub.choices)  # type: ignore[arg-type]
     expected = {"demo-data", "prepare", "train", "compare", "drift", "status", "history", "gate"}
-    expected |= {"watch", "challenger", "serve", "labels"}
+    expected |= {"watch", "challenger", "serve", "labels", "batches"}
     assert expected <= names
-    assert len(COMMAND_MODULES) == 9
+    assert len(COMMAND_MODULES) == 10
 
 
 def test_gate_status_accounts_by_rows_and_reset_explains_it_is_gone(
@@ -34,8 +34,9 @@ def test_gate_status_accounts_by_rows_and_reset_explains_it_is_gone(
     record("compared", decision="PROMOTE", baseline=None, alpha_spent=0.0, evidence=rows)
     record("compared", decision="REJECT", baseline="v0001", alpha_spent=0.05, evidence=rows)
     registry.record("compared", decision="REJECT", baseline="v0001")  # written before evidence
-    for day in ("2026-01-01", "2026-01-02"):
+    for day in ("2026-01-01", "2026-01-02"):  # a batch is a key=value folder with data in it
         (settings.incoming_dir / f"date={day}").mkdir(parents=True)
+        (settings.incoming_dir / f"date={day}" / "part-0.csv").write_text("x,target\n1,0\n")
     assert main(["gate", "status"]) == 0
     out = capsys.readouterr().out
     assert "Decisions that tested something: 1 (alpha = 0.05)" in out

@@ -211,7 +211,7 @@ def test_a_migration_stopped_at_any_rename_is_refused_then_finished(
     monkeypatch.setattr(migration.os, "rename", rename)
     with pytest.raises(OSError):
         migrate_layout(settings, "a")
-    with pytest.raises(LayoutError, match="single-model layout"):
+    with pytest.raises(LayoutError, match=r"stopped before it finished.*migrate-layout --model a"):
         select_model("a", settings, "--model", config)
     with pytest.raises(LayoutError, match=r"stopped half-way; finish it with .*--model a"):
         migrate_layout(settings, "b")

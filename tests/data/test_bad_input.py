@@ -496,14 +496,18 @@ def test_an_id_column_named_empty_is_used(tmp_path: Path) -> None:
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")
 @pytest.mark.parametrize("rows", [200, 201])
-def test_median_of_values_near_the_float_maximum_is_finite(tmp_path: Path, rows: int) -> None:
+def test_values_near_the_float_maximum_are_refused_no_model_reads_them(
+    tmp_path: Path, rows: int
+) -> None:
+    """Numbers beyond float32's range (what the network computes in) are refused when prepared,
+    naming the column and a row (issue 25, rule 6: they used to be prepared, and training then
+    failed on them); the median of such values stays finite (``_median``, below)."""
     df = frame(rows).assign(x=1.7e308, id=np.arange(rows))
-    df.loc[1::2, "x"] = 1.6e308  # np.median averages the middle two as (a + b) / 2: inf
+    df.loc[1::2, "x"] = 1.6e308
     df.loc[::9, "x"] = np.nan
-    m = prepare(df, tmp_path / "out")
-    train = load_split(m, "train")
-    assert 1.6e308 <= m.imputation["x"] <= 1.7e308
-    assert np.isfinite(train["x"]).all()
+    with pytest.raises(DataValidationError, match=r"column 'x' has .* at row 1, beyond the range"):
+        prepare(df, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def test_median_helper_agrees_with_numpy() -> None:

@@ -135,7 +135,8 @@ def test_cli_demo_data_then_prepare(settings: Settings, capsys: pytest.CaptureFi
     assert main(["prepare", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     manifest = load_manifest(settings.root / "data" / "demo" / "prepared" / doc["sha256"][:16])
-    assert manifest.rows == 3_000 and "date" in manifest.spec.excluded
+    assert manifest.rows == 3_000 and "date" not in manifest.spec.features
+    assert manifest.batches == ["date=2025-01-01", "date=2025-01-02"]  # each batch a source
     assert manifest.spec.numeric == DEMO_FEATURES and manifest.spec.id_column == "id"
     assert main(["demo-data", "--drift", "2"]) == 2
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from fakes import time_limit
 from hypothesis import HealthCheck, event, given, settings
@@ -159,17 +160,30 @@ def cases(draw: st.DrawFn) -> tuple[pd.DataFrame, dict[str, Any], str]:
     return df, options, draw(st.sampled_from(["frame", "frame", "parquet", "csv"]))
 
 
+UNWRITABLE = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError)
+"""What pandas raises for a frame Parquet cannot hold (mixed objects in a column, an integer
+beyond 64 bits)."""
+
+
 def as_source(df: pd.DataFrame, kind: str, folder: Path) -> pd.DataFrame | Path:
-    """The frame itself, or a Parquet or CSV file holding it (the frame when pandas cannot
-    write it as Parquet: mixed objects, duplicate names)."""
+    """The frame itself, or a Parquet or CSV file holding it. Only a frame Parquet cannot
+    hold (duplicate column names, mixed objects) is passed as the frame instead, counted as an
+    event; any other failure of this setup (a full disk, a bug here) fails the test loudly
+    rather than quietly testing the frame path."""
     if kind == "csv":
         df.to_csv(folder / "data.csv", index=False)
         return folder / "data.csv"
     if kind == "parquet":
+        if df.columns.duplicated().any():
+            event("parquet: duplicate names, the frame is used")
+            return df
         try:
             df.to_parquet(folder / "data.parquet", index=False)
-        except Exception:
+        except UNWRITABLE as exc:
+            event(f"parquet: {type(exc).__name__}, the frame is used")
+            (folder / "data.parquet").unlink(missing_ok=True)
             return df
+        assert (folder / "data.parquet").stat().st_size > 0, "the Parquet setup wrote nothing"
         return folder / "data.parquet"
     return df
 

@@ -30,9 +30,11 @@ from model.settings import Settings
 from model.training.artifact import load_model
 from tasks.faults import KILL_AT_ENV, STAGES
 
-NEXT_CYCLE_BOUND_S = 150.0
-"""A cycle after a kill takes no longer than a normal one: nothing waits for the dead one
-(the bound is the process's start, its ephemeral server and 3 epochs on 2 busy cores)."""
+HANG_GUARD_S = 600
+"""Only a guard against a hang (the suite must end): no assertion is made on how long a cycle
+takes. That nothing waits for a dead cycle is checked by the lock's own message instead."""
+WAITING = "Waiting for this model's running cycle to finish"
+"""What a cycle logs when another holds the model's cycle lock (``flows/retraining.py``)."""
 
 pytestmark = pytest.mark.slow
 
@@ -54,21 +56,17 @@ def _servers_of(prefect_home: Path) -> list[int]:
     return pids
 
 
-def _cycle(
-    env: dict[str, str], kill_at: str | None
-) -> tuple[subprocess.CompletedProcess[str], float]:
+def _cycle(env: dict[str, str], kill_at: str | None) -> subprocess.CompletedProcess[str]:
     run_env = {**env, KILL_AT_ENV: kill_at} if kill_at else env
     args = ["--force", "-p", "num_epochs=3", "-p", "n_bootstrap=100", "-p", "id_column=id"]
-    start = time.monotonic()
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "flows.retraining", *args],
         env=run_env,
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=HANG_GUARD_S,
     )
-    return proc, time.monotonic() - start
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -82,20 +80,20 @@ def test_a_cycle_killed_at_any_stage_never_blocks_the_next(
         PYTHONPATH=str(REPO_ROOT),
         RETRAIN_HOME=str(settings.home),
         PREFECT_HOME=str(prefect_home),
-        PREFECT_LOGGING_LEVEL="WARNING",
+        PREFECT_LOGGING_LEVEL="INFO",  # the lock's waiting message is INFO
     )
     registry = ModelRegistry(settings.models_dir)
     try:
         for stage in STAGES:
-            proc, seconds = _cycle(env, stage)
+            proc = _cycle(env, stage)
             assert proc.returncode == -signal.SIGKILL, (stage, proc.stderr[-3000:])
-            assert seconds < NEXT_CYCLE_BOUND_S, f"the cycle killed at {stage} took {seconds:.0f} s"
+            assert WAITING not in proc.stdout + proc.stderr, f"the cycle of {stage} waited"
         dead = [e["version"] for e in registry.history() if e["event"] == "registered"]
         assert dead == ["v0001", "v0002", "v0003"]  # registering, comparing, promoting
 
-        proc, seconds = _cycle(env, None)
+        proc = _cycle(env, None)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        assert seconds < NEXT_CYCLE_BOUND_S, f"the cycle after the kills took {seconds:.0f} s"
+        assert WAITING not in proc.stdout + proc.stderr, "the cycle after the kills waited"
         assert "Decision: PROMOTED" in proc.stdout
     finally:
         deadline = time.monotonic() + 30  # SIGTERM from the kernel, then a graceful stop

@@ -698,8 +698,9 @@ def test_cli_gc_and_status_report_corruption(
     pt = reg.version_path(vs[2]) / "model.pt"
     os.chmod(pt, 0o644)
     pt.write_bytes(b"x")
-    code, out, _ = run_cli(capsys, "status")
-    assert code == 0 and "CORRUPT     1 version(s)" in out and "v0003  " in out
+    code, out, err = run_cli(capsys, "status")
+    assert "CORRUPT     1 version(s)" in out and "v0003  " in out
+    assert code == 2 and "1 corrupt version(s) (v0003)" in err  # damage is a failure
     code, _, err = run_cli(capsys, "promote", "v0003", "--force", "--reason", "x")
     assert code == 2 and "checksum mismatch" in err
 

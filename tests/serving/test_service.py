@@ -228,6 +228,9 @@ def test_arrow_body_errors_name_the_column_and_row(make_client: Callable[..., An
     no_city = pa.table({"id": [1], "x": [1.0], "c": ["a"]})
     r = client.post("/predict", content=arrow_body(no_city), headers=arrow)
     assert r.status_code == 422 and "column 'city': missing feature" in r.json()["detail"]
+    no_x = pa.table({"id": [1], "c": ["a"], "city": ["p"]})  # a numeric feature missing
+    r = client.post("/predict", content=arrow_body(no_x), headers=arrow)
+    assert r.status_code == 422 and "column 'x': missing feature" in r.json()["detail"]
     inf = pa.table({"id": [1, 2], "x": [1.0, float("inf")], "c": ["a", "b"], "city": ["p", "q"]})
     r = client.post("/predict", content=arrow_body(inf), headers=arrow)
     assert r.status_code == 422 and "row 1, column 'x': non-finite" in r.json()["detail"]
