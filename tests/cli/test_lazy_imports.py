@@ -20,7 +20,7 @@ import pytest
 from fakes import REPO_ROOT, make_model
 
 from model.cli.data import DEFAULT_SPLIT_TEXT
-from model.data import DEFAULT_SPLIT
+from model.data import DEFAULT_SPLIT, prepare
 from model.registry import ModelRegistry
 from model.serving.features import Batch
 from model.serving.log import PredictionLog
@@ -53,10 +53,28 @@ def run_fresh(home: Path, *args: str) -> dict[str, object]:
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
-    """A working root with one registered and promoted version and a prediction log."""
+    """A working root with one registered and promoted version (trained, per its manifest, on
+    a small prepared data set: labels are checked against its classes) and a prediction log."""
     home = tmp_path / "home"
+    raw = home / "data" / "demo" / "raw" / "customers.csv"
+    raw.parent.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    pd.DataFrame(
+        {
+            "customer": [str(i) for i in range(200)],
+            "x": rng.normal(size=200),
+            "churned": rng.integers(0, 2, 200),
+        }
+    ).to_csv(raw, index=False)
+    manifest = prepare(
+        [raw], home / "data" / "demo" / "prepared", target="churned", id_column="customer"
+    )
+    model = make_model(tmp_path / "m1")
+    meta = json.loads((model / "model.json").read_text())
+    meta["data_manifest"] = {"path": str(manifest.path.relative_to(home))}
+    (model / "model.json").write_text(json.dumps(meta))
     registry = ModelRegistry(home / "models" / "demo")
-    version = registry.register(make_model(tmp_path / "m"), reason="test")
+    version = registry.register(model)
     registry.promote(version, "first", force=True)
     log = PredictionLog(home / "predictions" / "demo", "id", ["x"], [])
     n = 4
