@@ -10,7 +10,7 @@ export PYTHONUNBUFFERED := 1
 
 PORT ?= 8000
 
-.PHONY: help setup run serve serve-demo test test-fast check format bench clean stack-up stack-down
+.PHONY: help setup run serve serve-demo test test-fast check format bench docs clean stack-up stack-down
 
 help:  ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS=":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ check: $(STAMP)  ## ruff (lint + format check) and mypy
 format: $(STAMP)  ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+docs: $(STAMP)  ## Build the manual (docs/) with mkdocs --strict into var/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
 
 bench: $(STAMP)  ## Run every benchmark; JSON goes to bench/results/
 	@for b in bench/*_bench.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

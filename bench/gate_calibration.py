@@ -1,4 +1,4 @@
-"""Calibration of the promotion gate by simulation: the rates the README quotes.
+"""Calibration of the promotion gate by simulation: the rates docs/gate.md quotes.
 
 Runs the scenarios of ``tests/gate/test_gate_guarantees.py`` (the tests assert the bounds;
 this records the measured counts) on calibrated binormal scores

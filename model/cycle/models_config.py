@@ -266,7 +266,7 @@ def check_layout(settings: Settings) -> None:
         raise LayoutError(
             f"RETRAIN_HOME={settings.root}: has the single-model layout of earlier releases "
             "(models/registry.json); move it to one folder per model once with "
-            "`retrain migrate-layout --model NAME` (see the README, Many models)"
+            "`retrain migrate-layout --model NAME` (see docs/many-models.md)"
         )
 
 

@@ -1,6 +1,6 @@
 """A batch is checked at the door of every cycle, and a bad batch cannot block the loop.
 
-The rule (README, "Errors and guarantees"): before a cycle gathers its trigger state, every
+The rule (docs/errors.md): before a cycle gathers its trigger state, every
 incoming batch production was not trained on is read and checked against production's batch
 contract (:class:`~model.data.contract.BatchContract`: the target with exactly its two classes,
 ids of its id column's type, features of their kinds); in the first cycle, against the base

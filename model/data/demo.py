@@ -3,7 +3,7 @@
 ``make_customers(rows, seed)`` reproduces the lab's distributions (DESIGN.md "Demo data") with
 NumPy's legacy ``RandomState(seed)`` drawn in the lab's column order. ``drift`` (0 to 1) moves
 feature distributions *and* the target rule, both by an amount that grows linearly with it
-(the recipe is :data:`DRIFT_RECIPE` and the README). ``write_demo`` writes the base data set
+(the recipe is :data:`DRIFT_RECIPE` and docs/demo-data.md). ``write_demo`` writes the base data set
 and date-partitioned incoming batches under ``RETRAIN_HOME``.
 """
 

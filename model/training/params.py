@@ -125,7 +125,7 @@ LAB = TrainParams(patience=None)
 """The original lab's configuration exactly: 50 epochs at batch 32, no early stopping."""
 
 RECOMMENDED = TrainParams(num_epochs=100, batch_size=512, learning_rate=1e-2, patience=10)
-"""The faster configuration (see README: same AUC within noise, ~10-20x less time)."""
+"""The faster configuration (see docs/training.md: same AUC within noise, ~10-20x less time)."""
 
 
 @dataclass
