@@ -1,4 +1,4 @@
-"""The manual's screenshots (docs/), regenerated from the demo: the comparison report and the leaderboard.
+"""The manual's screenshots (docs/), regenerated from the demo: comparison report, leaderboard.
 
 Run: ``.venv/bin/python bench/screenshots.py [--out docs]`` (needs Debian's ``chromium``).
 It runs the demo loop (``python -m flows.demo``) in a fresh temporary ``RETRAIN_HOME``, then

@@ -1,4 +1,4 @@
-"""The sequential gate's error rates with more runs than the test suite's 200 (figures in docs/challenger.md).
+"""The sequential gate's error rates with more runs than the suite's 200 (docs/challenger.md).
 
 Same simulation as ``tests/live/test_sequential_simulation.py`` (shadow mode, binormal scores,
 30–50 % positives, within-class correlation 0.8, 30 daily chunks up to N_max = 5,000, T = 0),

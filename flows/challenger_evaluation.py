@@ -23,7 +23,7 @@ from flows.parameter_docs import MODEL_NAME_DEFAULT_TEXT, document_parameters
 from flows.retraining import promotion_guard
 from flows.run_labels import label_run, live_namer, model_tag
 from model.cycle.config import ModelNameParameter
-from model.cycle.models_config import effective_parameters, select_model
+from model.cycle.models_config import live_gate, select_model
 from model.errors import RetrainError
 from model.live.outcome import LiveSettings
 from model.live.params import (
@@ -69,18 +69,13 @@ def challenger_evaluation(
 ) -> dict[str, Any]:
     """One look of the challenger's sequential evaluation on the labelled prediction log."""
     name = select_model(model_name, get_settings(), "flow parameter model_name")
-    gate, _ = effective_parameters(
-        {"significance_level": significance_level, "improvement_threshold": improvement_threshold},
-        name,
-    )
     cfg = LiveSettings(
-        alpha=gate["significance_level"],
         n_max=n_max,
         spending=spending,
         min_class_count=min_class_count,
-        improvement_threshold=gate["improvement_threshold"],
         mode=mode,
         label_window_hours=label_window_hours,
+        **live_gate(name, significance_level, improvement_threshold),
     )
     logger = get_run_logger()
     run_id = str(flow_run.id) if flow_run.id else None

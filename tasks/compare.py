@@ -8,7 +8,7 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from model.cycle.evaluation import comparison_inputs, record_comparison
-from model.data import load_split
+from model.data import load_manifest, load_split
 from model.gate.comparator import ModelComparator
 from model.gate.report import to_markdown, to_text, write_html, write_json
 from model.registry import ModelRegistry
@@ -39,7 +39,7 @@ def compare_models(
     baseline = load_model(registry.version_path(production.version)) if production else None
     candidate = load_model(registry.version_path(candidate_version))
     test_df = load_split(Path(prepared_dir), "test")
-    inputs = comparison_inputs(settings, registry, test_df)
+    inputs = comparison_inputs(settings, registry, test_df, load_manifest(Path(prepared_dir)))
     comparator = ModelComparator(**comparator_params)
     result = comparator.compare(baseline, candidate, test_df, **inputs.kwargs())
 

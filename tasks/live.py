@@ -55,7 +55,7 @@ def look_at_challenger(config: dict[str, Any], as_of: str | None = None) -> dict
     settings = get_settings()
     now = _now(as_of)
     rows = labelled(settings.root, settings.model_name, now, cfg.label_window_hours)
-    outcome = _report(evaluate_challenger(_registry(), rows, cfg))
+    outcome = _report(evaluate_challenger(_registry(), rows, cfg, settings.incoming_dir))
     get_run_logger().info("Challenger evaluation: %s", "; ".join(outcome.reasons))
     return outcome.to_dict()
 

@@ -26,8 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "gate",
         help="the promotion gate's evidence: which rows decided, and the next level",
-        description="A decision on rows that include a batch no earlier decision used tests at "
-        "the full alpha; the j-th decision on exactly the same rows at alpha*6/(pi^2 j^2).",
+        description="A decision whose new rows (batches no earlier decision used) hold "
+        "min_class_count of each class tests at the full alpha; one that reuses rows at "
+        "alpha*6/(pi^2 j^2), j = 1 + the most decisions any of its batches took part in.",
     )
     commands = parser.add_subparsers(dest="gate_command", metavar="ACTION", required=True)
     status = commands.add_parser("status", help="decisions by rows, and the next decision's level")
@@ -62,7 +63,7 @@ def _alpha(args: argparse.Namespace) -> float:
 
 def handle_status(args: argparse.Namespace) -> int:
     from model.cycle.config import list_batches
-    from model.gate.evidence import alpha_for, earlier_decisions, lifetime_bound
+    from model.gate.evidence import alpha_for, earlier_decisions, reuse_bound
 
     alpha = _alpha(args)
     events = _registry(args).history()
@@ -85,11 +86,12 @@ def handle_status(args: argparse.Namespace) -> int:
         print(f"Decisions that tested nothing (spent nothing): {untested}")
     if legacy:
         print(f"Older decisions recorded without their rows (not counted): {legacy}")
-    by_rows = Counter(decisions)
-    for rows, count in sorted(by_rows.items(), key=lambda kv: (-kv[1], sorted(kv[0]))):
-        names = ", ".join(sorted(rows)[:4]) + (" …" if len(rows) > 4 else "")
+    per_batch = Counter(b for rows in decisions for b in rows)
+    for batch, count in sorted(per_batch.items(), key=lambda kv: (-kv[1], kv[0]))[:12]:
         nxt = alpha_for(count + 1, alpha)
-        print(f"  {count} decision(s) on [{names}]: the next on exactly these rows: {nxt:.4g}")
+        print(f"  {batch}: in {count} decision(s); a decision reusing it tests at {nxt:.4g}")
+    if len(per_batch) > 12:
+        print(f"  … and {len(per_batch) - 12} more batch(es)")
     settings = get_settings()
     fresh = [p.name for p in list_batches(settings.incoming_dir) if p.name not in used]
     if fresh:
@@ -104,8 +106,9 @@ def handle_status(args: argparse.Namespace) -> int:
             "for the reuse; a new batch makes the next decision fresh (full alpha)"
         )
     print(
-        f"Any one set of rows, over its whole life: at most {lifetime_bound(alpha):.4g} "
-        "(alpha for its first decision, alpha*6/(pi^2 j^2) for the j-th after)"
+        "A decision is fresh (full alpha) when its new batches hold min_class_count of each "
+        f"class; the reused decisions a batch takes part in spend at most {reuse_bound(alpha):.4g} "
+        "together (alpha*6/(pi^2 j^2), j = 1 + the most decisions any of its batches was in)"
     )
     return 0
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from model.errors import ParameterError, RegistryError
 from model.registry import ModelRegistry
@@ -110,30 +110,21 @@ def _registry(args: argparse.Namespace) -> ModelRegistry:
     return ModelRegistry(root, verify=verify_loads)
 
 
-def _model_value(name: str) -> float:
-    """The model's value of a gate parameter (its retraining.toml table, else built-in)."""
-    from model.cycle.models_config import effective_parameters
-
-    values, _ = effective_parameters({}, get_settings().model_name, [name])
-    return float(values[name])
-
-
-def _settings(args: argparse.Namespace, **extra: object) -> LiveSettings:
+def _settings(args: argparse.Namespace, **extra: Any) -> LiveSettings:
+    from model.cycle.models_config import live_gate
     from model.live.outcome import DEFAULT_WATCH_ALPHA, LiveSettings
 
+    gate = live_gate(get_settings().model_name, improvement_threshold=extra.pop("threshold", None))
     if "watch_margin" in extra:
         extra["watch_alpha"] = DEFAULT_WATCH_ALPHA if args.alpha is None else args.alpha
-        alpha = _model_value("significance_level")
-    else:
-        alpha = _model_value("significance_level") if args.alpha is None else args.alpha
-        if extra.get("improvement_threshold") is None:
-            extra["improvement_threshold"] = _model_value("improvement_threshold")
+    elif args.alpha is not None:
+        gate["alpha"] = args.alpha
     return LiveSettings(
-        alpha=alpha,
         spending=args.spending,
         min_class_count=args.min_class_count,
         label_window_hours=args.label_window_hours,
-        **extra,  # type: ignore[arg-type]
+        **gate,
+        **extra,
     )
 
 
@@ -152,11 +143,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     from model.live.challenger import apply_evaluation, evaluate_challenger
     from model.live.outcome import labelled, write_outcome_reports
 
-    cfg = _settings(args, mode=args.mode, n_max=args.n_max, improvement_threshold=args.threshold)
+    cfg = _settings(args, mode=args.mode, n_max=args.n_max, threshold=args.threshold)
     settings, reg, now = get_settings(), _registry(args), _now(args.as_of)
     with promotion_lock(reg.root):
         rows = labelled(settings.root, settings.model_name, now, cfg.label_window_hours)
-        outcome = evaluate_challenger(reg, rows, cfg)
+        outcome = evaluate_challenger(reg, rows, cfg, settings.incoming_dir)
         if outcome.status == "skipped":
             raise RegistryError(outcome.reasons[0])
         if not args.dry_run:

@@ -132,8 +132,8 @@ SignificanceLevel = Annotated[
     Field(
         gt=0.0,
         lt=0.5,
-        description="Level of a decision on rows no earlier decision used, and of every "
-        "guardrail; the j-th decision on the same rows tests at alpha*6/(pi^2 j^2).",
+        description="Level of a decision on fresh rows (batches no earlier decision used), and "
+        "of every guardrail; a decision reusing rows tests at alpha*6/(pi^2 j^2).",
     ),
 ]
 NBootstrap = Annotated[int, Field(ge=100, le=100_000, description="Bootstrap resamples.")]
@@ -141,7 +141,7 @@ GateRule = Annotated[
     Literal["threshold", "lab"],
     Field(
         description="threshold: lower bound > threshold (the default); lab: improvement >= "
-        "threshold and p(improvement > 0) < alpha_k (lenient, for comparison)."
+        "threshold and p(improvement > 0) < the decision's level (lenient, for comparison)."
     ),
 ]
 MinClassCount = Annotated[

@@ -10,6 +10,7 @@ gate's simulation tests both go through these two functions.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from model.data import BATCH_COLUMN, load_manifest
+from model.data import BATCH_COLUMN, Manifest, load_manifest
 from model.errors import DataValidationError
 from model.gate.evidence import BASE, batch_ids, earlier_decisions
 from model.gate.result import ComparisonResult
@@ -52,12 +53,35 @@ def recent_rows(test: pd.DataFrame, seen: set[str] | None) -> np.ndarray | None:
     return mask if mask.any() else None
 
 
-def row_batches(test: pd.DataFrame) -> list[str]:
-    """The batch of every test row (:data:`~model.gate.evidence.BASE` for base-data rows, and
-    for every row of a split that records no batches)."""
-    if BATCH_COLUMN not in test.columns:
-        return [BASE] * len(test)
-    return batch_ids(test[BATCH_COLUMN].astype(object).tolist())
+def row_batches(test: pd.DataFrame, manifest: Manifest | None = None) -> list[str]:
+    """The batch of every test row: its ``__batch__`` id, and for rows of the base data
+    ``base:<fingerprint>`` (:func:`base_fingerprint`), so that base data replaced by new rows
+    counts as new rows, and the same base data as the same rows."""
+    if BATCH_COLUMN in test.columns:
+        ids = batch_ids(test[BATCH_COLUMN].astype(object).tolist())
+    else:
+        ids = [BASE] * len(test)
+    base = np.array([b == BASE for b in ids], dtype=bool)
+    if base.any():
+        name = f"{BASE}:{base_fingerprint(test.loc[base], manifest)}"
+        ids = [name if b == BASE else b for b in ids]
+    return ids
+
+
+def base_fingerprint(rows: pd.DataFrame, manifest: Manifest | None = None) -> str:
+    """Which rows these are, independent of their order: a hash of their id column when the
+    spec has one, else of the target and every column the data had no missing value in
+    (imputed values move when the training data does; the rows themselves do not)."""
+    columns: list[str] = [c for c in rows.columns if c != BATCH_COLUMN]
+    if manifest is not None:
+        spec = manifest.spec
+        if spec.id_column and spec.id_column in rows.columns:
+            columns = [spec.id_column]
+        else:
+            kept = [c for c in spec.features if not manifest.missing.get(c) and c in rows.columns]
+            columns = [c for c in (spec.target, *kept) if c in rows.columns]
+    hashed = np.sort(pd.util.hash_pandas_object(rows[columns], index=False).to_numpy())
+    return hashlib.sha256(hashed.tobytes()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -81,15 +105,19 @@ def inputs_from_history(
 
 
 def comparison_inputs(
-    settings: Settings, registry: ModelRegistry, test: pd.DataFrame
+    settings: Settings,
+    registry: ModelRegistry,
+    test: pd.DataFrame,
+    manifest: Manifest | None = None,
 ) -> ComparisonInputs:
-    """The inputs for comparing a candidate with the current production on ``test``."""
+    """The inputs for comparing a candidate with the current production on ``test`` (the test
+    split of the prepared folder ``manifest`` describes)."""
     production = registry.production()
     recent = None
     if production is not None:
         seen = trained_batches(settings, registry.metadata(production.version))
         recent = recent_rows(test, seen)
-    return inputs_from_history(registry.history(), row_batches(test), recent)
+    return inputs_from_history(registry.history(), row_batches(test, manifest), recent)
 
 
 def record_comparison(

@@ -130,8 +130,8 @@ def read_journal(journal: Path) -> dict[str, Any]:
     FIFO in its place) is a one-line LayoutError naming it, never a traceback or a hang."""
     data = read_json(journal, "a migration journal", LayoutError, limit=2**20)
     fix = (
-        "it is not the journal this command writes; look at the folders named in docs/many-models.md "
-        "(Many models) and remove the file once the layout is right"
+        "it is not the journal this command writes; look at the folders named in "
+        "docs/many-models.md and remove the file once the layout is right"
     )
     if not isinstance(data, dict):
         raise LayoutError(f"{journal}: expected a JSON object, got {type(data).__name__}; {fix}")

@@ -339,3 +339,30 @@ def sources_markdown(values: Mapping[str, Any], sources: Mapping[str, str]) -> s
         shown = shown.replace("|", "\\|")
         lines.append(f"| {key} | `{shown}` | {source.replace('|', chr(92) + '|')} |")
     return "\n".join(lines) + "\n"
+
+
+LIVE_GATE_KEYS = (
+    "significance_level",
+    "improvement_threshold",
+    "calibration_margin",
+    "guardrails",
+    "guardrail_mode",
+)
+
+
+def live_gate(
+    model: str,
+    significance_level: float | None = None,
+    improvement_threshold: float | None = None,
+) -> dict[str, Any]:
+    """The gate's options a challenger's live evaluation holds it to, from the model's table
+    (else the built-in defaults): its α, T and guardrails, as
+    :class:`model.live.outcome.LiveSettings` keywords (``alpha`` for ``significance_level``)."""
+    explicit = {
+        "significance_level": significance_level,
+        "improvement_threshold": improvement_threshold,
+    }
+    values, _ = effective_parameters(explicit, model, LIVE_GATE_KEYS)
+    out = {k: values[k] for k in LIVE_GATE_KEYS if k != "significance_level"}
+    out["alpha"] = values["significance_level"]
+    return out

@@ -3,7 +3,7 @@
 ``ModelComparator(...).compare(baseline, candidate, test_data) -> ComparisonResult``. The way
 through is one direction, a module per stage:
 
-    inputs (check and score)  →  measure (every metric, tested at α_k, per population)
+    inputs (check and score)  →  measure (every metric at the decision's level, per population)
     →  decide (the rule, guardrails, reasons)  →  report (text, JSON, HTML, Markdown)
 
 The level of the decision comes from its rows (:mod:`model.gate.evidence`): given the batch of
@@ -28,7 +28,7 @@ import pandas as pd
 
 from model.errors import ComparisonInputError
 from model.gate.decide import adjust_harm, decide, guardrail
-from model.gate.evidence import Evidence, evidence_for, given
+from model.gate.evidence import Evidence, class_counts, evidence_for, given
 from model.gate.inputs import (
     check_labels,
     check_scores,
@@ -71,7 +71,7 @@ class ModelComparator:
         holdout_uses: j, this decision's number among decisions on the same rows, when no
             history is given to :meth:`compare` (1: fresh rows, level α; j ≥ 2: α·6/(π²j²)).
         min_class_count: fewer positives or negatives than this → INCONCLUSIVE.
-        rule: ``"threshold"`` (lower bound > T) or ``"lab"`` (Δ ≥ T and p(Δ > 0) < α_k).
+        rule: ``"threshold"`` (lower bound > T) or ``"lab"`` (Δ ≥ T and p(Δ > 0) < the level).
         calibration_margin: non-inferiority margin on log loss (None: off).
         holdout_margin: non-inferiority margin of the primary metric on the whole holdout
             when the decision is made on the recent rows.
@@ -224,7 +224,7 @@ class ModelComparator:
         ids = None if batches is None else _batch_array(batches, y.size)
         if baseline_scores is None:
             pop = measure_untested("holdout", y, sc, candidate_threshold, None)
-            evidence = _evidence(ids, earlier, self.holdout_uses, self.significance_level)
+            evidence = _evidence(ids, y, earlier, self.holdout_uses, self)
             result = self._result(None, c_info, {"holdout": pop}, "holdout", None, evidence)
             decide(result)
             return result
@@ -234,7 +234,7 @@ class ModelComparator:
         decided_on, notes = choose_population(y, recent, self.min_class_count)
         rows = recent if decided_on == "recent" else np.ones(y.size, bool)
         evidence = _evidence(
-            None if ids is None else ids[rows], earlier, self.holdout_uses, self.significance_level
+            None if ids is None else ids[rows], y[rows], earlier, self.holdout_uses, self
         )
         level = evidence.level
         thr = self.improvement_threshold
@@ -367,15 +367,17 @@ def _integer(value: Any, name: str, lowest: int) -> int:
 
 def _evidence(
     batches: np.ndarray | None,
+    y: np.ndarray,
     earlier: Sequence[frozenset[str]] | None,
     holdout_uses: int,
-    alpha: float,
+    gate: ModelComparator,
 ) -> Evidence:
-    """The decision's evidence: from its rows' batches and the earlier decisions, or the
-    ``holdout_uses`` the caller stated."""
+    """The decision's evidence: from its rows' batches (with their class counts) and the earlier
+    decisions, or the ``holdout_uses`` the caller stated."""
     if batches is None or earlier is None or batches.size == 0:
-        return given(holdout_uses, alpha)
-    return evidence_for(np.unique(batches).tolist(), earlier, alpha)
+        return given(holdout_uses, gate.significance_level)
+    counts = class_counts(batches.tolist(), y.tolist())
+    return evidence_for(counts, earlier, gate.significance_level, gate.min_class_count)
 
 
 def _target(baseline: Any | None, candidate: Any) -> str:

@@ -214,7 +214,8 @@ def decide(r: ComparisonResult) -> None:
 def _lab(
     r: ComparisonResult, change: str, est: float, thr: float, not_shown: list[GuardrailResult]
 ) -> None:
-    """The lab's rule: gain ≥ T and one-sided p(gain > 0) < α_k (its p is the primary p)."""
+    """The lab's rule: gain ≥ T and one-sided p(gain > 0) < the decision's level a (its p is
+    the primary p)."""
     p0 = r.primary.p_value if r.primary.p_value is not None else 1.0
     if est >= thr and p0 < r.level and not not_shown:
         r.decision = "PROMOTE"

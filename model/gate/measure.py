@@ -9,9 +9,9 @@ One method per metric, used for its interval, bound and p-value everywhere:
   of the difference, with a normal interval (usable at any level, unlike percentiles of
   1,000 resamples below ~0.5 %).
 
-Each metric gets the two-sided (1 − 2α_k) interval of its improvement — i.e. its one-sided
-(1 − α_k) lower and upper bounds — and the one-sided p-value of H1: improvement > null (the
-threshold for the primary metric, 0 for the others).
+Each metric gets the two-sided (1 − 2a) interval of its improvement at the decision's level a —
+i.e. its one-sided (1 − a) lower and upper bounds — and the one-sided p-value of H1:
+improvement > null (the threshold for the primary metric, 0 for the others).
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def measure(
             df=df,
         )
     auc, auc_se = delong.auc_candidate, delong.se_candidate
-    auc_low, auc_high, _ = normal_test(auc, auc_se, 0.025, 0.0)  # 95 %, whatever α_k
+    auc_low, auc_high, _ = normal_test(auc, auc_se, 0.025, 0.0)  # 95 %, whatever the level
     return Population(
         name=name,
         n=int(y.size),

@@ -57,9 +57,10 @@ class MetricComparison:
     """One metric for both models, with its test at the comparison's level.
 
     ``improvement`` is oriented (positive = candidate better; sign flipped for log loss and
-    Brier). ``ci_low``/``ci_high`` are the two-sided (1 − 2α_k) interval of the improvement,
-    i.e. its one-sided (1 − α_k) lower and upper bounds; ``p_value`` is one-sided for
-    H1: improvement > ``null_value`` (the threshold for the primary metric, else 0).
+    Brier). ``ci_low``/``ci_high`` are the two-sided (1 − 2a) interval of the improvement at the
+    decision's level a, i.e. its one-sided (1 − a) lower and upper bounds; ``p_value`` is
+    one-sided for H1: improvement > ``null_value`` (the threshold for the primary metric, else
+    0).
     """
 
     name: str
@@ -291,7 +292,7 @@ class ComparisonResult:
 
     @property
     def confidence(self) -> float:
-        """Two-sided confidence of the reported intervals: 1 − 2α_k."""
+        """Two-sided confidence of the reported intervals: 1 − 2a (a: the decision's level)."""
         return 1.0 - 2.0 * self.level
 
     @property
@@ -381,7 +382,7 @@ class ComparisonResult:
             "rule": self.rule,
             "strict": self.rule == "threshold",
             "holdout_uses": self.holdout_uses,
-            "alpha_k": self.level,
+            "alpha_k": self.level,  # the decision's level (the old key, kept for readers)
             "level": self.level,
             "alpha_spent": self.alpha_spent,
             "untested": self.untested,

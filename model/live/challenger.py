@@ -13,28 +13,39 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from model.live import labelled_log as log
 from model.live.outcome import (
     EVALUATED,
     LiveOutcome,
     LiveSettings,
-    paired_estimate,
     routed_estimate,
     states_in_history,
     take_look,
 )
-from model.live.sequential import SequentialPlan, SequentialState
+from model.live.sequential import SequentialPlan, SequentialState, paired_difference
 from model.registry import ModelRegistry
 
 
 def evaluate_challenger(
-    registry: ModelRegistry, rows: pd.DataFrame, cfg: LiveSettings
+    registry: ModelRegistry,
+    rows: pd.DataFrame,
+    cfg: LiveSettings,
+    incoming: Path | None = None,
 ) -> LiveOutcome:
     """One look of the challenger's evaluation on the labelled log ``rows`` (adapter output of
-    :func:`model.live.labelled_log.labelled_rows`); nothing is recorded here."""
+    :func:`model.live.labelled_log.labelled_rows`); nothing is recorded here.
+
+    In shadow mode a look whose sequential test says PROMOTE also holds the gate's guardrails
+    on the same paired rows (:func:`hold_guardrails`, at the level α): a breach is REJECT, a
+    guardrail not shown keeps the evaluation collecting (REJECT at ``n_max``). ``incoming``:
+    the incoming folder, to name the labelled batches the rows reached as (the offline gate
+    counts them as used once the evaluation has spent α)."""
     prod, chal = registry.production(), registry.challenger()
     if prod is None or chal is None:
         why = "no production model" if prod is None else "no challenger is set"
@@ -53,10 +64,16 @@ def evaluate_challenger(
             threshold=cfg.improvement_threshold,
         )
         test_id, state = uuid.uuid4().hex, SequentialState(plan)
+    pairs = None
     if cfg.mode == "routed":
         est = routed_estimate(rows, prod.version, chal.version)
     else:
-        est = paired_estimate(rows, prod.version, chal.version)
+        pairs = log.paired_rows(rows, prod.version, chal.version)
+        est = paired_difference(
+            pairs[log.LABEL].to_numpy(),
+            pairs[log.BASELINE_SCORE].to_numpy(float),
+            pairs[log.CANDIDATE_SCORE].to_numpy(float),
+        )
     out = LiveOutcome(
         "challenger",
         "looked",
@@ -68,7 +85,64 @@ def evaluate_challenger(
         mode=cfg.mode,
         started_at=chal.set_at,
     )
-    return take_look(out, state, est, final=False)
+    out = take_look(out, state, est, final=False)
+    if pairs is not None and out.status == "looked":
+        out.batches = log.labelled_batches(pairs, incoming)
+        if out.decision == "PROMOTE":
+            hold_guardrails(out, state, registry, pairs, cfg)
+    return out
+
+
+def hold_guardrails(
+    out: LiveOutcome,
+    state: SequentialState,
+    registry: ModelRegistry,
+    pairs: pd.DataFrame,
+    cfg: LiveSettings,
+) -> None:
+    """The gate's guardrails (calibration, the user's) on the paired live rows, at α: what the
+    offline gate would require of a promotion, so a candidate that goes live skips none. A
+    breach turns the PROMOTE into REJECT; a guardrail not shown into "keep collecting" (at
+    ``n_max``: REJECT)."""
+    from model.gate.comparator import ModelComparator
+
+    if cfg.calibration_margin is None and not cfg.guardrails:
+        return
+    thresholds = [
+        float(registry.metadata(v).get("decision_threshold", 0.5))
+        for v in (out.baseline_version, out.candidate_version)
+        if v is not None
+    ]
+    result = ModelComparator(
+        improvement_threshold=cfg.improvement_threshold,
+        significance_level=cfg.alpha,
+        calibration_margin=cfg.calibration_margin,
+        guardrails=cfg.guardrails,
+        guardrail_mode=cfg.guardrail_mode,
+        min_class_count=cfg.min_class_count,
+        n_bootstrap=200,
+    ).compare_scores(
+        pairs[log.LABEL].to_numpy(),
+        pairs[log.BASELINE_SCORE].to_numpy(float),
+        pairs[log.CANDIDATE_SCORE].to_numpy(float),
+        *thresholds,
+    )
+    held = [g for g in result.guardrails if g.kind in ("calibration", "user")]
+    out.guardrails = [g.to_dict() for g in held]
+    breached = [g for g in held if g.breached]
+    not_shown = [g for g in held if not g.ok and not g.breached]
+    if not breached and not not_shown:
+        return
+    final = state.looks[-1].n >= state.plan.n_max
+    decision = "REJECT" if breached or final else "INCONCLUSIVE"
+    why = [g.describe() for g in (breached or not_shown)]
+    verb = "held back by" if decision == "INCONCLUSIVE" else "rejected by"
+    out.decision = decision
+    out.reasons = [f"{out.reasons[0]}; but {verb} a guardrail on the live rows", *why]
+    look = replace(state.looks[-1], decision=decision, reason="; ".join(out.reasons))
+    state.looks[-1] = look
+    out.state = state.to_dict()
+    out.look = out.state["looks"][-1]
 
 
 def promotion_summary(outcome: LiveOutcome) -> dict[str, Any]:

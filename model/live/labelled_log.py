@@ -48,6 +48,9 @@ ROLE = "__role__"
 SHADOW_VERSION = "__shadow_version__"
 SHADOW_SCORE = "__shadow_score__"
 LABEL = "__label__"
+LABELS_FILE = "__labels_file__"
+"""Which ``retrain labels add`` file supplied a row's label (added when the labels are joined):
+the labelled batch of the same name in ``incoming/`` holds the same rows."""
 SHADOW2_VERSION = "__shadow2_version__"
 SHADOW2_SCORE = "__shadow2_score__"
 LOG_COLUMNS = (REQUEST_TIME, ID, SERVED_VERSION, SERVED_SCORE, ROLE, SHADOW_VERSION, SHADOW_SCORE)
@@ -147,20 +150,37 @@ def score_of(rows: pd.DataFrame, version: str) -> pd.Series:
 
 def paired_rows(rows: pd.DataFrame, baseline: str, candidate: str) -> pd.DataFrame:
     """Shadow mode: rows both versions scored (one served and the other in shadow, or both in
-    shadow slots), with each version's score whatever its role (:data:`PAIRED_COLUMNS`)."""
+    shadow slots), with each version's score whatever its role (:data:`PAIRED_COLUMNS`), one
+    row per entity (its first labelled request: an entity scored every day is one label, and
+    DeLong's variance assumes independent rows); ``__labels_file__`` too when the rows say
+    which labels file supplied their labels."""
     b_score, c_score = score_of(rows, baseline), score_of(rows, candidate)
     both = b_score.notna() & c_score.notna()
-    out = pd.DataFrame(
-        {
-            ID: rows.loc[both, ID],
-            REQUEST_TIME: rows.loc[both, REQUEST_TIME],
-            LABEL: rows.loc[both, LABEL],
-            BASELINE_SCORE: b_score[both].to_numpy(),
-            CANDIDATE_SCORE: c_score[both].to_numpy(),
-        }
-    )
-    out = out.dropna(subset=[BASELINE_SCORE, CANDIDATE_SCORE])
+    columns = {
+        ID: rows.loc[both, ID],
+        REQUEST_TIME: rows.loc[both, REQUEST_TIME],
+        LABEL: rows.loc[both, LABEL],
+        BASELINE_SCORE: b_score[both].to_numpy(),
+        CANDIDATE_SCORE: c_score[both].to_numpy(),
+    }
+    if LABELS_FILE in rows.columns:
+        columns[LABELS_FILE] = rows.loc[both, LABELS_FILE]
+    out = pd.DataFrame(columns).dropna(subset=[BASELINE_SCORE, CANDIDATE_SCORE])
+    out = out.drop_duplicates(subset=[ID], keep="first")
     return out.reset_index(drop=True)
+
+
+def labelled_batches(pairs: pd.DataFrame, incoming: Path | None) -> list[str]:
+    """The incoming batches (folder names under ``incoming``) that ``retrain labels add`` wrote
+    the labels of ``pairs`` into: the same rows, which an offline decision may meet again."""
+    if incoming is None or LABELS_FILE not in pairs.columns or not Path(incoming).is_dir():
+        return []
+    names = {str(n) for n in pairs[LABELS_FILE].dropna().unique()}
+    if not names:
+        return []
+    return sorted(
+        {p.parent.name for p in Path(incoming).glob("*/labels-*.parquet") if p.name in names}
+    )
 
 
 def routed_rows(rows: pd.DataFrame, baseline: str, candidate: str) -> pd.DataFrame:
@@ -209,6 +229,7 @@ def join_labels(log: pd.DataFrame, labels_folder: Path) -> pd.DataFrame:
     if not files or log.empty:
         return log
     known: dict[str, object] = {}
+    source: dict[str, str] = {}
     for path in files:
         try:
             frame = pd.read_parquet(path)
@@ -216,9 +237,13 @@ def join_labels(log: pd.DataFrame, labels_folder: Path) -> pd.DataFrame:
             raise DataValidationError(f"{path}: unreadable labels file: {exc}") from exc
         if ID not in frame.columns or LABEL not in frame.columns:
             raise DataValidationError(f"{path}: a labels file needs columns {ID!r}, {LABEL!r}")
-        known.update(zip(map(_id_text, frame[ID]), frame[LABEL], strict=True))
+        ids = list(map(_id_text, frame[ID]))
+        known.update(zip(ids, frame[LABEL], strict=True))
+        source.update(dict.fromkeys(ids, path.name))
     out = log.copy()
     missing = out[LABEL].isna()
     found = out.loc[missing, ID].map(lambda v: known.get(_id_text(v)))
     out.loc[missing, LABEL] = pd.to_numeric(found, errors="coerce")
+    out[LABELS_FILE] = None
+    out.loc[missing, LABELS_FILE] = out.loc[missing, ID].map(lambda v: source.get(_id_text(v)))
     return out

@@ -60,6 +60,9 @@ class LiveSettings:
     watch_alpha: float = DEFAULT_WATCH_ALPHA
     watch_max_days: float = DEFAULT_WATCH_MAX_DAYS
     watch_rows: int = DEFAULT_WATCH_ROWS
+    calibration_margin: float | None = 0.01  # the gate's guardrails, held on live labels too
+    guardrails: Mapping[str, float] | None = None
+    guardrail_mode: str = "non_inferiority"
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool, str]] = [
@@ -74,6 +77,11 @@ class LiveSettings:
             ("watch_margin", 0 <= self.watch_margin < 1, "in [0, 1)"),
             ("watch_max_days", 0 < self.watch_max_days <= 366, "in (0, 366]"),
             ("watch_rows", _int(self.watch_rows) and self.watch_rows >= 10, "an integer >= 10"),
+            (
+                "guardrail_mode",
+                self.guardrail_mode in ("non_inferiority", "harm"),
+                "non_inferiority or harm",
+            ),
         ]
         for name, ok, what in checks:
             if not ok:
@@ -100,6 +108,8 @@ class LiveOutcome:
     look: dict[str, Any] | None = None
     started_at: str | None = None
     window_ends: str | None = None
+    batches: list[str] = field(default_factory=list)  # labelled batches its rows reached
+    guardrails: list[dict[str, Any]] = field(default_factory=list)  # held at a PROMOTE look
     created_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
     reports: dict[str, str] = field(default_factory=dict)
 
@@ -130,6 +140,8 @@ class LiveOutcome:
             "window_ends": self.window_ends,
             "state": self.state,
             "reports": self.reports or None,
+            "batches": (self.batches or None) if self.alpha_spent > 0 else None,
+            "guardrails": self.guardrails or None,
         }
 
 

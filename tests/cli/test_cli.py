@@ -42,8 +42,8 @@ def test_gate_status_accounts_by_rows_and_reset_explains_it_is_gone(
     assert "Decisions that tested something: 1 (alpha = 0.05)" in out
     assert "Decisions that tested nothing (spent nothing): 1" in out
     assert "Older decisions recorded without their rows (not counted): 1" in out
-    # the next decision on exactly the rows of the one that tested: j = 2
-    assert "1 decision(s) on [date=2026-01-01]: the next on exactly these rows: 0.007599" in out
+    # a decision reusing that batch: j = 2
+    assert "date=2026-01-01: in 1 decision(s); a decision reusing it tests at 0.007599" in out
     assert "Batches no decision used yet: 1 (date=2026-01-02)" in out
     before = registry.history()
     assert main(["gate", "reset", "--reason", "new holdout"]) == 2

@@ -9,7 +9,12 @@ from pathlib import Path
 import numpy as np
 from fakes import make_model
 
-from model.cycle.evaluation import comparison_inputs, recent_rows, trained_batches
+from model.cycle.evaluation import (
+    base_fingerprint,
+    comparison_inputs,
+    recent_rows,
+    trained_batches,
+)
 from model.data import BATCH_COLUMN, load_split, prepare
 from model.data.demo import write_demo
 from model.registry import ModelRegistry
@@ -51,14 +56,23 @@ def test_the_flow_compares_on_the_rows_of_batches_production_has_not_seen(
         alpha_spent=0.0,
         evidence={"batches": [batch2.name]},
     )  # tested nothing: does not count
-    inputs = comparison_inputs(settings, registry, test)
+    inputs = comparison_inputs(settings, registry, test, second)
     assert inputs.earlier == [frozenset({batch1.name})]
     recent = inputs.recent
     assert recent is not None
     np.testing.assert_array_equal(recent, (test[BATCH_COLUMN] == batch2.name).to_numpy())
     assert 100 < recent.sum() < len(test)
-    expected = test[BATCH_COLUMN].fillna("base").astype(str).tolist()
+    base = f"base:{base_fingerprint(test[test[BATCH_COLUMN].isna()], second)}"
+    expected = test[BATCH_COLUMN].fillna(base).astype(str).tolist()
     assert inputs.batches == expected
+    # the base rows are named by their content: the same rows in another preparation (a new
+    # batch moved the imputation values) keep their name; other base rows get another
+    first_test = load_split(first, "test")
+    again = base_fingerprint(first_test[first_test[BATCH_COLUMN].isna()], first)
+    assert again == base.removeprefix("base:")
+    other = prepare([paths["batch-1"]], settings.root / "other")  # a different base data set
+    other_test = load_split(other, "test")
+    assert base_fingerprint(other_test, other) != again
 
 
 def test_no_recent_rows_without_batches_or_without_production(settings: Settings) -> None:
@@ -69,4 +83,5 @@ def test_no_recent_rows_without_batches_or_without_production(settings: Settings
     assert recent_rows(test, set()) is None
     registry = ModelRegistry(settings.models_dir)
     inputs = comparison_inputs(settings, registry, test)
-    assert inputs.recent is None and inputs.earlier == [] and set(inputs.batches) == {"base"}
+    (name,) = set(inputs.batches)  # every row of the base data: one batch, named by content
+    assert inputs.recent is None and inputs.earlier == [] and name.startswith("base:")

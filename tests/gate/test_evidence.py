@@ -11,26 +11,75 @@ import pytest
 
 from model.cycle.evaluation import inputs_from_history, record_comparison
 from model.gate.comparator import ModelComparator
-from model.gate.evidence import BASE, alpha_for, batch_ids, earlier_decisions, evidence_for
+from model.gate.evidence import (
+    BASE,
+    alpha_for,
+    batch_ids,
+    earlier_decisions,
+    evidence_for,
+    reuse_bound,
+)
 from model.gate.simulation import binormal_scores
 from model.registry import ModelRegistry
 
 A = 0.05
 
 
-def test_a_decision_with_a_new_batch_is_fresh_and_reuse_is_paid_per_set_of_rows() -> None:
+BIG = (450, 1050)  # a week's batch of 1,500 rows
+TINY = (15, 35)  # 50 rows: too few to decide alone
+
+
+def test_new_rows_enough_to_decide_alone_are_fresh_and_reuse_is_paid_per_batch() -> None:
     earlier = [frozenset({"b1"}), frozenset({"b1", "b2"})]
-    fresh = evidence_for(["b1", "b2", "b3"], earlier, A)  # the accumulating window + b3
+    fresh = evidence_for({"b1": BIG, "b2": BIG, "b3": BIG}, earlier, A)  # the window + b3
     assert fresh.fresh and fresh.new_batches == ("b3",) and fresh.level == A
-    again = evidence_for(["b1", "b2"], earlier, A)  # exactly the rows of one earlier decision
-    assert again.uses == 2 and again.level == pytest.approx(A * 6 / (math.pi**2 * 4))
-    third = evidence_for(["b1", "b2"], [*earlier, frozenset({"b1", "b2"})], A)
-    assert third.uses == 3 and third.level == pytest.approx(alpha_for(3, A))
-    subset = evidence_for(["b2"], earlier, A)  # used before, never alone: at least the 2nd use
+    assert fresh.new_rows == BIG and dict(fresh.batch_uses) == {"b1": 2, "b2": 1, "b3": 0}
+    # exactly the rows of an earlier decision: j = 1 + the most decisions a batch was in (b1: 2)
+    again = evidence_for({"b1": BIG, "b2": BIG}, earlier, A)
+    assert again.uses == 3 and again.level == pytest.approx(A * 6 / (math.pi**2 * 9))
+    subset = evidence_for({"b2": BIG}, earlier, A)  # b2 decided once: the second use
     assert subset.uses == 2 and not subset.fresh
-    assert "fresh rows, full level" in fresh.describe() and "decision 2" in again.describe()
+    # a handful of new rows does not make the stable holdout fresh (the loophole issue 23's
+    # review found): its new rows must hold min_class_count of each class
+    decided = [*earlier, frozenset({"base"})]
+    holdout = evidence_for({"base": BIG, "b1": BIG, "t1": TINY}, decided, A)
+    assert not holdout.fresh and holdout.new_batches == ("t1",) and holdout.uses == 3
+    enough = evidence_for({"base": BIG, "t1": TINY, "t2": (90, 210)}, [frozenset({"base"})], A)
+    assert enough.fresh and enough.new_rows == (105, 245)
+    assert "fresh rows, full level" in fresh.describe() and "too few" in holdout.describe()
+    assert "every batch of its rows decided before" in again.describe()
     with pytest.raises(ValueError):
         alpha_for(0, A)
+
+
+def test_the_reused_decisions_of_one_batch_spend_at_most_the_reuse_bound() -> None:
+    """Whatever the sequence of decisions, the reused ones a batch takes part in test at
+    strictly increasing j, so their levels sum below α(1 − 6/π²)."""
+    rng = np.random.default_rng(0)
+    earlier: list[frozenset[str]] = []
+    spent: dict[str, float] = {}
+    names = [f"b{i}" for i in range(8)]
+    for _ in range(300):
+        chosen = rng.choice(names, size=int(rng.integers(1, 5)), replace=False)
+        counts = {b: TINY if rng.random() < 0.5 else BIG for b in chosen}
+        ev = evidence_for(counts, earlier, A)
+        if not ev.fresh:
+            for b in chosen:
+                spent[b] = spent.get(b, 0.0) + ev.level
+        earlier.append(frozenset(str(b) for b in chosen))
+    assert max(spent.values()) <= reuse_bound(A)
+
+
+def test_a_live_evaluation_uses_the_labelled_batches_its_rows_reached() -> None:
+    events = [
+        {"event": "challenger_evaluated", "evaluation": "e1", "alpha_spent": 0.0,
+         "batches": ["date=1"]},  # tested nothing yet
+        {"event": "challenger_evaluated", "evaluation": "e1", "alpha_spent": 0.002,
+         "batches": ["date=1", "date=2"]},
+        {"event": "challenger_evaluated", "evaluation": "e1", "alpha_spent": 0.01,
+         "batches": ["date=2", "date=3"]},
+    ]  # fmt: skip
+    assert earlier_decisions(events) == [frozenset({"date=1", "date=2", "date=3"})]
 
 
 def test_only_decisions_that_tested_and_recorded_their_rows_count() -> None:

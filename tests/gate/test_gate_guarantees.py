@@ -16,7 +16,7 @@ import pytest
 from scipy import stats
 
 from model.gate.comparator import ModelComparator
-from model.gate.evidence import alpha_for, lifetime_bound
+from model.gate.evidence import alpha_for, reuse_bound
 from model.gate.simulation import binormal_scores as binormal
 from model.gate.simulation import posterior
 
@@ -36,12 +36,12 @@ def gate(**kw: float | int | str) -> ModelComparator:
     return ModelComparator(**kw)  # type: ignore[arg-type]
 
 
-def test_reuse_levels_sum_to_the_lifetime_bound() -> None:
+def test_reuse_levels_sum_to_the_reuse_bound() -> None:
     assert alpha_for(1, 0.05) == 0.05  # fresh rows: the full level
     assert alpha_for(2, 0.05) == pytest.approx(0.05 * 6 / (np.pi**2 * 4))
-    total = sum(alpha_for(j, 0.05) for j in range(1, 100_000))
-    assert total < lifetime_bound(0.05) == pytest.approx(0.05 * (2 - 6 / np.pi**2))
-    assert total == pytest.approx(lifetime_bound(0.05), rel=1e-4)
+    total = sum(alpha_for(j, 0.05) for j in range(2, 100_000))
+    assert total < reuse_bound(0.05) == pytest.approx(0.05 * (1 - 6 / np.pi**2))
+    assert total == pytest.approx(reuse_bound(0.05), rel=1e-4)
 
 
 @pytest.mark.slow
