@@ -18,7 +18,12 @@ from model.settings import model_scope
 from tasks.compare import compare_models, history_summary
 from tasks.events import emit_outcome_event
 from tasks.faults import kill_point
-from tasks.registry import promote_model, record_event, set_shadow_challenger
+from tasks.registry import (
+    clear_stale_challenger,
+    promote_model,
+    record_event,
+    set_shadow_challenger,
+)
 from tasks.reporting import publish_comparison
 
 DECISION_EVENTS = {"REJECT": "rejected", "INCONCLUSIVE": "inconclusive"}
@@ -53,6 +58,11 @@ def evaluate_and_promote(
                 kill_point("promoting")
                 comparison = history_summary(summary)
                 promote_model(candidate_version, reason, comparison=comparison, run_id=run_id)
+                clear_stale_challenger(
+                    f"production changed to {candidate_version}: the challenger was "
+                    "INCONCLUSIVE against the production before it",
+                    run_id=run_id,
+                )
             else:
                 record_event(
                     DECISION_EVENTS[decision],
@@ -63,12 +73,16 @@ def evaluate_and_promote(
                     batches=manifest_batches(prepared_dir),  # judged: no re-trigger on these alone
                     run_id=run_id,
                 )
-                if _goes_live(decision, summary, cfg):
+                live, why_not = _goes_live(decision, summary, cfg)
+                if live:
                     summary["challenger"] = set_shadow_challenger(
                         candidate_version,
                         f"INCONCLUSIVE offline ({reason}); decided on live labels instead",
                         run_id=run_id,
                     )
+                elif why_not:
+                    summary["challenger"] = {"version": None, "reason": why_not}
+                    logger.info("%s is not evaluated live: %s", candidate_version, why_not)
         publish_comparison(summary, summary["markdown"], cfg.model_name)
         emit_outcome_event(cfg.model_name, summary, run_id)
         if decision == "PROMOTE":
@@ -78,14 +92,21 @@ def evaluate_and_promote(
         return summary
 
 
-def _goes_live(decision: str, summary: dict[str, Any], cfg: RetrainingConfig) -> bool:
-    """An INCONCLUSIVE candidate against a production model becomes the shadow challenger
+def _goes_live(
+    decision: str, summary: dict[str, Any], cfg: RetrainingConfig
+) -> tuple[bool, str | None]:
+    """Whether an INCONCLUSIVE candidate becomes the shadow challenger
     (``inconclusive_challenger``), so the evidence on its gain goes on accumulating on live
-    labels; not when the gain was shown and a guardrail held it back, since the live test
-    judges the gain only."""
-    return (
-        decision == "INCONCLUSIVE"
-        and cfg.inconclusive_challenger
-        and summary.get("baseline_version") is not None
-        and not summary.get("primary_shown", False)
-    )
+    labels, and why not when it does not: the live test judges an absolute AUC gain (holding
+    the guardrails on the same rows), so a model decided on another metric or a relative
+    threshold stays offline."""
+    if decision != "INCONCLUSIVE" or summary.get("baseline_version") is None:
+        return False, None
+    if not cfg.inconclusive_challenger:
+        return False, "inconclusive_challenger is off"
+    if cfg.primary_metric != "auc" or cfg.threshold_type != "absolute":
+        return False, (
+            f"the live evaluation tests an absolute AUC gain; this model's gate is "
+            f"{cfg.threshold_type} {cfg.primary_metric}"
+        )
+    return True, None

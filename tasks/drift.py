@@ -72,8 +72,9 @@ def compute_drift(
 
 
 def _checked(est: dict[str, Any]) -> dict[str, Any]:
-    ref = est.get("reference") or {}
-    return {"id": est["missed_event"], "version": ref.get("version"), "check": est.get("check")}
+    from model.cycle.estimate import missed_event
+
+    return missed_event(est, (est.get("reference") or {}).get("version") or "")
 
 
 def _log_estimate(est: dict[str, Any] | None) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from model.errors import RegistryWarning
+from model.live.challenger import INCONCLUSIVE_SOURCE, clear_stale
 from model.registry import AlreadyProductionError, ModelRegistry
 from model.serving.loading import verify_loads
 from model.settings import get_settings
@@ -142,11 +143,24 @@ def set_shadow_challenger(
     version: str, reason: str, run_id: str | None = None, registry: str | None = None
 ) -> dict[str, Any]:
     """Make ``version`` the shadow challenger (0 % traffic: scored beside production on every
-    row, judged on live labels by ``challenger-evaluation``); a challenger set before is
-    replaced, and the history's ``challenger`` event names it."""
+    row, judged on live labels by ``challenger-evaluation``). It replaces an older challenger
+    the flow set (the history's ``challenger`` event names it), never one a person set or one
+    that serves traffic: that one is kept, and the result says why."""
     reg = _registry(registry, verify=True)
     before = reg.challenger()
-    info = reg.set_challenger(version, 0.0, reason=reason, run_id=run_id)
+    if before is not None and before.version != version:
+        by_flow = reg.challenger_source() == INCONCLUSIVE_SOURCE
+        if before.traffic > 0 or not by_flow:
+            why = (
+                f"kept the challenger {before.version} "
+                + ("that serves traffic" if before.traffic > 0 else "set by hand")
+                + f": {version} is not evaluated live"
+            )
+            get_run_logger().info("%s", why)
+            return {"version": None, "kept": before.version, "reason": why}
+    info = reg.set_challenger(
+        version, 0.0, reason=reason, run_id=run_id, source=INCONCLUSIVE_SOURCE
+    )
     replaced = before.version if before is not None and before.version != version else None
     get_run_logger().info(
         "%s is now the shadow challenger%s: it will be decided on live labels",
@@ -154,3 +168,18 @@ def set_shadow_challenger(
         f" (replacing {replaced})" if replaced else "",
     )
     return {"version": info.version, "traffic": info.traffic, "replaces": replaced}
+
+
+@task(
+    name="clear_stale_challenger",
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=retry_unless_bad_input,
+)
+def clear_stale_challenger(reason: str, run_id: str | None = None) -> str | None:
+    """After production changed: clear a challenger the flow set (it was INCONCLUSIVE against
+    the production that is gone); a challenger a person set stays. Returns the one cleared."""
+    cleared = clear_stale(_registry(None), reason, run_id)
+    if cleared:
+        get_run_logger().info("Cleared the challenger %s: %s", cleared, reason)
+    return cleared

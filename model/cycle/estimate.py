@@ -109,18 +109,20 @@ def estimate_production(
         "validation_auc": validation_auc,
         "holdout_auc": holdout_auc,
     }
-    out = est.to_dict()
-    if labels is not None and min(int(labels.sum()), int(labels.size - labels.sum())) >= 100:
-        scores = model.predict_proba(current)  # the rows are labelled: check it at once
-        out["check"] = check_estimate(scores, labels, calibrator, seed=seed).to_dict()
-    return out
+    return est.to_dict()
 
 
 def estimate_or_reason(
-    settings: Settings, version: str, model: LoadedModel, current: pd.DataFrame
+    settings: Settings,
+    version: str,
+    model: LoadedModel,
+    current: pd.DataFrame,
+    parts: Mapping[str, pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
     """:func:`estimate_production`, or ``{"available": False, "reason": ...}`` when it cannot
-    be made (so the drift report still comes out, and says why)."""
+    be made (so the drift report still comes out, and says why). ``parts``: ``current`` by
+    batch name; the batches that have labels and were never checked are held against them
+    (:func:`check_labelled_batches`); then whether production's estimates are reliable."""
     from model.registry import ModelRegistry
 
     registry = ModelRegistry(settings.models_dir)
@@ -132,20 +134,67 @@ def estimate_or_reason(
         }
     except RetrainError as exc:
         return {"available": False, "reason": str(exc)}
+    if parts:
+        checked = check_labelled_batches(settings, registry, version, model, parts)
+        if checked is not None:
+            out["check"] = checked["check"]
+            out["checked_batches"] = checked["batches"]
+            if checked["missed"]:
+                out["missed_event"] = checked["id"]
     return with_reliability(out, registry.history(), version)
+
+
+def check_labelled_batches(
+    settings: Settings,
+    registry: Any,
+    version: str,
+    model: LoadedModel,
+    parts: Mapping[str, pd.DataFrame],
+) -> dict[str, Any] | None:
+    """Hold production's estimate against the labels of the batches in ``parts`` that have
+    them and were never checked (each labelled row is checked once), at the level of its k-th
+    check (:func:`model.live.estimates.check_level`); record the check (``estimate_checked``)
+    and return the event, or None when there are no such rows (or too few of a class)."""
+    from model.data import encode_target
+
+    target = model.spec.target
+    events = registry.history()
+    done = estimates.checked_batches(events, version)
+    fresh = {
+        name: frame
+        for name, frame in parts.items()
+        if name not in done and target in frame.columns and frame[target].notna().all()
+    }
+    if not fresh:
+        return None
+    frame = pd.concat(list(fresh.values()), ignore_index=True)
+    labels = encode_target(frame[target], "new data")
+    if min(int(labels.sum()), int(labels.size - labels.sum())) < 100:
+        return None
+    calibrator, _ = production_calibration(settings, version, model)
+    k = estimates.checks_so_far(events, version) + 1
+    check = check_estimate(
+        model.predict_proba(frame), labels, calibrator, alpha=estimates.check_level(k)
+    )
+    return dict(
+        registry.record(
+            estimates.CHECKED,
+            version=version,
+            batches=sorted(fresh),
+            missed=check.missed,
+            check=check.to_dict(),
+            k=k,
+        )
+    )
 
 
 def with_reliability(
     est: dict[str, Any], events: Sequence[Mapping[str, Any]], version: str
 ) -> dict[str, Any]:
-    """``est`` with ``reliable`` (False once labels contradicted an estimate of ``version``
-    while it is production, or when this estimate's own check missed) and why."""
-    miss = estimates.estimate_miss(events, version)
-    own = est.get("check") or {}
-    if own.get("missed"):
-        est["reliable"] = False
-        est["unreliable_because"] = "labels of these rows contradict it"
-    elif miss is not None:
+    """``est`` with ``reliable`` (False once a recorded check found that labels contradicted an
+    estimate of ``version`` while it is production) and why."""
+    miss = estimates.estimate_miss(events, version)  # recorded checks only
+    if miss is not None:
         check = miss.get("check") or {}
         est["reliable"] = False
         est["unreliable_because"] = (
@@ -162,43 +211,25 @@ def with_reliability(
 def record_estimate(
     settings: Settings, version: str, est: Mapping[str, Any], paths: Sequence[str | Path]
 ) -> dict[str, Any] | None:
-    """Record what the history must keep of an estimate of ``version`` on ``paths``: an
-    estimate on prediction-log days (``estimated``, checked when labels arrive), or the check
-    of an estimate on labelled rows (``estimate_checked``, once per set of batches). Returns the
-    new ``estimate_checked`` event, or None."""
+    """Record an estimate of ``version`` on the scoring service's prediction log (``paths``:
+    its day folders) as ``estimated``: it is checked once its labels arrive
+    (:func:`check_pending_estimates`). Estimates on other data are not recorded (labelled
+    batches are checked at once, :func:`check_labelled_batches`). Returns the event, or None."""
     from model.registry import ModelRegistry
 
-    if not est.get("available", True) or est.get("auc") is None:
+    if not est.get("available", True) or est.get("auc") is None or not paths:
         return None
-    registry = ModelRegistry(settings.models_dir)
     numbers = {k: est.get(k) for k in ("auc", "auc_ci_low", "auc_ci_high", "n_rows")}
-    names = sorted({str(Path(p).name) for p in paths})
-    if est.get("check"):
-        events = registry.history()
-        done = any(
-            ev.get("event") == estimates.CHECKED
-            and ev.get("version") == version
-            and set(ev.get("batches") or []) & set(names)
-            for ev in events
-        )
-        if done:  # each labelled row is checked once: rows already checked never test again
-            return None
-        return registry.record(
-            estimates.CHECKED,
-            version=version,
-            batches=names,
-            missed=bool(est["check"]["missed"]),
-            check=est["check"],
-            estimate=numbers,
-        )
     log_root = settings.predictions_dir.resolve()
     in_log = [p for p in paths if Path(p).resolve().is_relative_to(log_root)]
     days = sorted({d for d in (estimates.day_of(str(p)) for p in in_log) if d})
-    if days and len(in_log) == len(paths):  # the prediction log: its labels come later
-        registry.record(
+    if not days or len(in_log) != len(paths):
+        return None
+    return dict(
+        ModelRegistry(settings.models_dir).record(
             estimates.ESTIMATED, version=version, days=days, source="prediction-log", **numbers
         )
-    return None
+    )
 
 
 def check_pending_estimates(
@@ -226,21 +257,26 @@ def check_pending_estimates(
         from model.live.outcome import labelled
 
         rows = labelled(settings.root, settings.model_name, now or dt.datetime.now(dt.UTC), 0.0)
+    covered = estimates.checked_days(events, prod.version)  # each day's rows checked once
     for ev in reversed(waiting):
         assert rows is not None
-        found = estimates.labelled_scores(rows, prod.version, ev.get("days") or [])
+        days = [d for d in ev.get("days") or [] if d not in covered]
+        found = estimates.labelled_scores(rows, prod.version, days)
         if found.n < check_rows or found.labels.min() == found.labels.max():
             continue
         model = load_model(registry.version_path(prod.version))
         calibrator, _ = production_calibration(settings, prod.version, model)
-        check = check_estimate(found.scores, found.labels, calibrator, alpha=alpha)
+        k = estimates.checks_so_far(events, prod.version) + 1
+        level = estimates.check_level(k, alpha)
+        check = check_estimate(found.scores, found.labels, calibrator, alpha=level)
         numbers = {k: ev.get(k) for k in ("auc", "auc_ci_low", "auc_ci_high", "n_rows")}
         return [
             registry.record(
                 estimates.CHECKED,
                 version=prod.version,
                 estimate=ev["id"],
-                days=ev.get("days"),
+                days=days,
+                k=k,
                 missed=check.missed,
                 check=check.to_dict(),
                 estimated=numbers,
@@ -272,11 +308,12 @@ def estimate_for_trigger(
         state.notes[TRIGGER] = "no incoming batch to estimate on"
         return
     model = load_model(registry.version_path(version))
-    est = estimate_or_reason(settings, version, model, read_table(list(paths)))
+    frame = read_table(list(paths))
+    parts = {Path(paths[0]).name: frame} if len(paths) == 1 else None
+    est = estimate_or_reason(settings, version, model, frame, parts)
     if not est["available"]:
         state.notes[TRIGGER] = est["reason"]
         return
-    checked = record_estimate(settings, version, est, paths)
     realised = (est.get("realised") or {}).get("auc")
     if realised is None:
         realised = (est.get("contradicted_by") or {}).get("realised_auc")
@@ -290,5 +327,16 @@ def estimate_for_trigger(
         "unreliable_because": est.get("unreliable_because"),
         "paths": [settings.relative(Path(p)) for p in paths],
     }
-    if checked is not None and checked.get("missed"):
-        state.estimates_missed.append(checked)
+    if est.get("missed_event"):  # this batch's labels contradicted the estimate (recorded)
+        state.estimates_missed.append(missed_event(est, version))
+
+
+def missed_event(est: Mapping[str, Any], version: str) -> dict[str, Any]:
+    """The recorded check of ``est`` that missed, as the ``retraining.estimate.missed`` event
+    reads it."""
+    return {
+        "id": est.get("missed_event"),
+        "version": version,
+        "check": est.get("check"),
+        "batches": est.get("checked_batches"),
+    }

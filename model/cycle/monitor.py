@@ -269,10 +269,8 @@ def drift_for_production(
     if scorer is not None and model_info is not None:  # CBPE beside the drift (cycle.estimate)
         from model.cycle.estimate import estimate_or_reason, record_estimate
 
-        est = estimate_or_reason(settings, model_info["version"], scorer, current)
-        checked = record_estimate(settings, model_info["version"], est, paths)
-        if checked is not None and checked.get("missed"):
-            est["missed_event"] = checked["id"]
+        est = estimate_or_reason(settings, model_info["version"], scorer, current, parts)
+        record_estimate(settings, model_info["version"], est, paths)  # the log: checked later
         report.performance_estimate = est
     return report
 

@@ -205,3 +205,17 @@ def open_evaluation(
             state = states_in_history([ev], kind, key).get(test_id)
             return (test_id, state) if state is not None and not state.done else None
     return None
+
+
+INCONCLUSIVE_SOURCE = "inconclusive"
+"""The ``source`` of a challenger the retraining flow set (an INCONCLUSIVE candidate)."""
+
+
+def clear_stale(registry: ModelRegistry, reason: str, run_id: str | None = None) -> str | None:
+    """After production changed: clear a challenger the flow set (it was INCONCLUSIVE against
+    the production that is gone); a challenger a person set stays. Returns the one cleared."""
+    info = registry.challenger()
+    if info is None or registry.challenger_source() != INCONCLUSIVE_SOURCE:
+        return None
+    registry.clear_challenger(reason=reason, run_id=run_id)
+    return info.version

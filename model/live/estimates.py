@@ -16,6 +16,7 @@ the realised AUC instead.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,38 @@ def pending(events: Sequence[Mapping[str, Any]], version: str) -> list[Mapping[s
         for ev in events
         if ev.get("event") == ESTIMATED and ev.get("version") == version and ev["id"] not in done
     ]
+
+
+def check_level(k: int, alpha: float = 0.05) -> float:
+    """The level of the k-th check of one production's estimates: α·6/(π²k²), so that all its
+    checks together mark it unreliable by mistake with probability at most α (the mark stays
+    until production changes)."""
+    return alpha * 6.0 / (math.pi**2 * k * k)
+
+
+def _checks(events: Sequence[Mapping[str, Any]], version: str) -> list[Mapping[str, Any]]:
+    """The ``estimate_checked`` events of ``version`` since it last became production."""
+    out: list[Mapping[str, Any]] = []
+    for ev in events:
+        if ev.get("event") in PRODUCTION_CHANGES and ev.get("version") == version:
+            out = []
+        elif ev.get("event") == CHECKED and ev.get("version") == version:
+            out.append(ev)
+    return out
+
+
+def checks_so_far(events: Sequence[Mapping[str, Any]], version: str) -> int:
+    return len(_checks(events, version))
+
+
+def checked_batches(events: Sequence[Mapping[str, Any]], version: str) -> set[str]:
+    """The labelled batches whose rows a check of ``version``'s estimates already used."""
+    return {str(b) for ev in _checks(events, version) for b in ev.get("batches") or []}
+
+
+def checked_days(events: Sequence[Mapping[str, Any]], version: str) -> set[str]:
+    """The prediction-log days whose labelled rows a check of ``version`` already used."""
+    return {str(d) for ev in _checks(events, version) for d in ev.get("days") or []}
 
 
 def estimate_miss(

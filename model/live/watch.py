@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from model.live import labelled_log as log
+from model.live.challenger import clear_stale
 from model.live.outcome import (
     WATCHED,
     LiveOutcome,
@@ -118,8 +119,15 @@ def apply_watch(
     if outcome.decision != "ROLLBACK":
         return None
     assert outcome.baseline_version is not None
-    return registry.rollback(
+    restored = registry.rollback(
         outcome.baseline_version,
         reason="post-promotion watch: " + "; ".join(outcome.reasons),
         run_id=run_id,
     )
+    clear_stale(
+        registry,
+        f"production rolled back to {restored}: the challenger was INCONCLUSIVE against "
+        f"{outcome.candidate_version}",
+        run_id,
+    )
+    return restored

@@ -35,7 +35,13 @@ class ChallengerControl:
         self.lock = lock
 
     def set(
-        self, version: str, traffic: float, *, reason: str | None, run_id: str | None
+        self,
+        version: str,
+        traffic: float,
+        *,
+        reason: str | None,
+        run_id: str | None,
+        source: str | None = None,
     ) -> ChallengerInfo:
         """Route ``traffic`` percent (0 <= traffic <= 100) of entities to ``version``; 0: a
         shadow challenger, scored beside production on every row but serving none. A
@@ -69,6 +75,7 @@ class ChallengerControl:
                             else None
                         ),
                         "reason": reason,
+                        "source": source,
                         "run_id": run_id,
                     },
                 )

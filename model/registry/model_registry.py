@@ -300,11 +300,22 @@ class ModelRegistry:
         *,
         reason: str | None = None,
         run_id: str | None = None,
+        source: str | None = None,
     ) -> ChallengerInfo:
         """Route ``traffic`` percent (0 <= traffic <= 100) of entities to ``version`` (0: a
         shadow challenger, scored on every row beside production, serving none)."""
         with self._os_errors("setting the challenger", "the challenger is unchanged"):
-            return self._control.set(version, traffic, reason=reason, run_id=run_id)
+            return self._control.set(version, traffic, reason=reason, run_id=run_id, source=source)
+
+    def challenger_source(self) -> str | None:
+        """Who set the current challenger: the ``source`` of its ``challenger`` set event
+        (``"inconclusive"``: the retraining flow, for an INCONCLUSIVE candidate; None: a person
+        or an older release)."""
+        info = self.challenger()
+        if info is None:
+            return None
+        ev = self.last_event("challenger", version=info.version)
+        return None if ev is None or ev.get("action") != "set" else ev.get("source")
 
     def clear_challenger(self, *, reason: str | None = None, run_id: str | None = None) -> bool:
         """Stop routing traffic to the challenger; False when there was none."""

@@ -241,8 +241,13 @@ def test_labels_that_contradict_the_estimate_make_it_unreliable_and_the_trigger_
     assert est is not None and est["reliable"] is False
     assert est["realised_auc"] < est["auc"] - 0.06  # the labels contradict the estimate
     (missed,) = state.estimates_missed
-    assert missed["event"] == "estimate_checked" and missed["missed"] is True
+    assert (
+        missed["check"]["missed"] is True
+        and missed["check"]["realised_auc"] < missed["check"]["ci_low"]
+    )
     assert missed["batches"] == ["date=2026-03-01"] and missed["version"] == production["version"]
+    recorded = ModelRegistry(settings.models_dir).last_event("estimate_checked")
+    assert recorded is not None and recorded["id"] == missed["id"] and recorded["k"] == 1
     check = evaluate_triggers(TriggerParams(estimated_auc_margin=0.03), state).check(
         "estimated_auc_drop"
     )
@@ -295,9 +300,10 @@ def test_an_estimate_on_the_prediction_log_is_checked_once_when_its_labels_arriv
     files = write_log(settings.root, settings.model_name, pd_frame)
     days = sorted({f.parent for f in files})
     est = estimate_or_reason(settings, version, model, rows.drop(columns="target"))
-    assert record_estimate(settings, version, est, days) is None
+    recorded = record_estimate(settings, version, est, days)
     registry = ModelRegistry(settings.models_dir)
-    (recorded,) = [e for e in registry.history() if e["event"] == "estimated"]
+    assert recorded is not None
+    assert [e for e in registry.history() if e["event"] == "estimated"] == [recorded]
     assert recorded["days"] == ["date=2026-04-01"] and recorded["source"] == "prediction-log"
     now = start + dt.timedelta(days=2)
     labelled = pd_frame.assign(**{log.LABEL: rows["target"].to_numpy(float)})
@@ -308,5 +314,20 @@ def test_an_estimate_on_the_prediction_log_is_checked_once_when_its_labels_arriv
     assert checked["estimate"] == recorded["id"] and checked["missed"] is True
     assert checked["check"]["n_rows"] == 3000
     assert checked["check"]["realised_auc"] < checked["check"]["ci_low"]
+    assert checked["k"] == 1 and checked["check"]["alpha"] == pytest.approx(0.05 * 6 / np.pi**2)
     # once: a later look finds nothing pending
     assert check_pending_estimates(settings, log.labelled_rows(labelled, as_of=now), now=now) == []
+    # a later estimate on the same day and a new one is checked on the new day's rows only,
+    # at the level of the second check
+    later = pd_frame.assign(
+        **{log.REQUEST_TIME: pd_frame[log.REQUEST_TIME] + pd.Timedelta(days=1)},
+        **{log.ID: pd_frame[log.ID] + 10**6},
+    )
+    files2 = write_log(settings.root, settings.model_name, later)
+    both_days = sorted({f.parent for f in [*files, *files2]})
+    assert record_estimate(settings, version, est, both_days) is not None
+    labelled2 = later.assign(**{log.LABEL: rows["target"].to_numpy(float)})
+    all_rows = log.labelled_rows(pd.concat([labelled, labelled2]), as_of=now + pd.Timedelta(days=1))
+    (second,) = check_pending_estimates(settings, all_rows, now=now)
+    assert second["days"] == ["date=2026-04-02"] and second["k"] == 2
+    assert second["check"]["n_rows"] == 3000  # the new day's rows, not the first day's again

@@ -219,3 +219,63 @@ def test_bad_settings_are_refused_in_one_line() -> None:
         LiveSettings(watch_margin=-0.1)
     with pytest.raises(ParameterError, match="mode must be shadow or routed"):
         LiveSettings(mode="split")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------- issue 23 review
+
+
+def test_a_live_promotion_holds_the_guardrails_on_the_paired_rows(tmp_path: Path) -> None:
+    """A challenger clearly better in AUC whose scores are badly calibrated (cubed: the same
+    ranking, a much worse log loss) is not promoted on live labels: the calibration guardrail
+    is held on the same rows, as the offline gate would hold it."""
+    reg = _registry(tmp_path)
+    reg.set_challenger("v0002", 0, reason="INCONCLUSIVE offline")
+    rng = np.random.default_rng(31)
+    rows = _rows(rng, _daily(rng, 3, 2000, ("v0001", 0.75), ("v0002", 0.85)))
+    cubed = rows.assign(**{log.SHADOW_SCORE: rows[log.SHADOW_SCORE] ** 3})
+    outcome = evaluate_challenger(reg, cubed, LiveSettings(n_max=5000))
+    assert outcome.decision == "REJECT", outcome.reasons
+    assert "a guardrail on the live rows" in outcome.reasons[0]
+    kinds = {g["kind"]: g["status"] for g in outcome.guardrails}
+    assert kinds == {"calibration": "breached"}
+    apply_evaluation(reg, outcome)
+    prod = reg.production()
+    assert prod is not None and prod.version == "v0001" and reg.challenger() is None
+    # the same challenger, calibrated: promoted, its guardrail recorded as shown
+    reg.set_challenger("v0002", 0)
+    fine = evaluate_challenger(reg, rows, LiveSettings(n_max=5000))
+    assert fine.decision == "PROMOTE" and [g["status"] for g in fine.guardrails] == ["ok"]
+
+
+def test_one_paired_row_per_entity_and_the_batches_its_labels_reached(tmp_path: Path) -> None:
+    rng = np.random.default_rng(32)
+    rows = shadow_rows(rng, 400, ("v0001", 0.8), ("v0002", 0.85), T0)
+    twice = pd.concat(
+        [rows, rows.assign(**{log.REQUEST_TIME: rows[log.REQUEST_TIME] + pd.Timedelta(days=1)})]
+    )
+    labelled = log.labelled_rows(twice, as_of=T0 + dt.timedelta(days=30))
+    pairs = log.paired_rows(labelled, "v0001", "v0002")
+    assert len(pairs) == 400 and pairs[log.ID].is_unique  # each entity once: its first request
+    assert (pairs[log.REQUEST_TIME] < T0 + dt.timedelta(days=1)).all()
+    # labels joined from a labels file say which one; its incoming batch is named
+    incoming = tmp_path / "incoming"
+    (incoming / "date=2026-11-02").mkdir(parents=True)
+    (incoming / "date=2026-11-02" / "labels-abc.parquet").write_bytes(b"")
+    pairs[log.LABELS_FILE] = "labels-abc.parquet"
+    assert log.labelled_batches(pairs, incoming) == ["date=2026-11-02"]
+    assert log.labelled_batches(pairs.drop(columns=log.LABELS_FILE), incoming) == []
+
+
+def test_a_challenger_the_flow_set_is_cleared_when_production_changes(tmp_path: Path) -> None:
+    from model.live.challenger import INCONCLUSIVE_SOURCE, clear_stale
+
+    reg = _registry(tmp_path, n=3)
+    reg.set_challenger("v0002", 0, reason="by hand")
+    assert reg.challenger_source() is None
+    assert clear_stale(reg, "production changed") is None  # a person's challenger stays
+    reg.set_challenger("v0002", 0, reason="INCONCLUSIVE", source=INCONCLUSIVE_SOURCE)
+    assert reg.challenger_source() == INCONCLUSIVE_SOURCE
+    reg.promote("v0003", "offline", force=True)
+    assert clear_stale(reg, "production changed to v0003") == "v0002"
+    assert reg.challenger() is None
+    assert reg.history()[-1]["reason"] == "production changed to v0003"
