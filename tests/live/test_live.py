@@ -279,3 +279,28 @@ def test_a_challenger_the_flow_set_is_cleared_when_production_changes(tmp_path: 
     assert clear_stale(reg, "production changed to v0003") == "v0002"
     assert reg.challenger() is None
     assert reg.history()[-1]["reason"] == "production changed to v0003"
+
+
+def test_the_watch_ends_at_watch_rows_long_before_its_maximum_age(tmp_path: Path) -> None:
+    """Labels at a high rate: the watch ends by evidence (KEEP at ``watch_rows``) on day 2 of
+    60, and the service's shadow of the previous production ends with it."""
+    from model.serving.models import watched_previous
+
+    reg = _registry(tmp_path)
+    reg.promote("v0002", "manual", force=True)
+    started = pd.Timestamp(reg.history()[-1]["time"]).to_pydatetime()
+    rng = np.random.default_rng(33)
+    chunks = _daily(rng, 3, 1500, ("v0002", 0.8), ("v0001", 0.8), start=started)
+    cfg = LiveSettings(watch_rows=2500)  # watch_max_days stays 60
+    first = check_watch(reg, _rows(rng, chunks[:1]), cfg, started + dt.timedelta(days=1))
+    apply_watch(reg, first)
+    assert first.decision == "INCONCLUSIVE"
+    second = check_watch(reg, _rows(rng, chunks[:2]), cfg, started + dt.timedelta(days=2))
+    apply_watch(reg, second)
+    assert second.decision == "KEEP" and second.look is not None and second.look["n"] >= 2500
+    assert "n_max reached" in second.reasons[0] or "watch over" in second.reasons[0]
+    assert check_watch(reg, _rows(rng, chunks), cfg, started + dt.timedelta(days=3)).status == (
+        "ended"
+    )
+    now = started + dt.timedelta(days=3)
+    assert watched_previous(reg.history(), "v0002", now, 60.0) is None  # the shadow ends too
