@@ -23,7 +23,7 @@ from prefect.runtime import flow_run
 
 from flows.ephemeral import connect_cli_run
 from flows.parameter_docs import MODEL_NAME_DEFAULT_TEXT, document_parameters
-from flows.retraining import promotion_guard
+from flows.promotion import promotion_guard
 from flows.run_labels import label_run, live_namer, model_tag
 from model.cycle.config import ModelNameParameter
 from model.cycle.models_config import select_model

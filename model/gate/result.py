@@ -315,8 +315,13 @@ class ComparisonResult:
     def primary_shown(self) -> bool:
         """The primary test cleared the threshold (L > T): whatever blocked the promotion was
         a guardrail or a policy, which live labels do not test."""
+        if self.untested:
+            return False
+        if self.rule == "lab":  # the lab's rule: Δ ≥ T and significant
+            est = self.improvement
+            return est is not None and est >= self.threshold_absolute and self.significant
         low = self.lower_bound
-        return not self.untested and low is not None and low > self.threshold_absolute
+        return low is not None and low > self.threshold_absolute
 
     @property
     def alpha_spent(self) -> float:
