@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from model import clock
 from model.errors import ParameterError, RegistryError
 from model.live import labelled_log as log
 from model.live.report import write_reports
@@ -100,7 +101,7 @@ class LiveOutcome:
     look: dict[str, Any] | None = None
     started_at: str | None = None
     window_ends: str | None = None
-    created_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
+    created_at: str = field(default_factory=lambda: clock.now().isoformat())
     reports: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

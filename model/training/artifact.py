@@ -16,7 +16,6 @@ import platform
 import re
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from model import clock
 from model.data import FeatureSpec
 from model.errors import DataValidationError, ModelLoadError
 from model.training.network import Preprocessor, TabularModel, TabularNet
@@ -124,7 +124,7 @@ def build_metadata(result_or_model: Any, sha256: str) -> dict[str, Any]:
             "format_version": FORMAT_VERSION,
             "model_file": MODEL_FILE,
             "sha256": sha256,
-            "trained_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "trained_at": clock.iso_now("seconds"),
             "architecture": model.architecture,
             "feature_spec": model.spec.to_dict(),
             "preprocessing": model.preprocessor.to_dict(),
