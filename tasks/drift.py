@@ -11,6 +11,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from model.cycle.monitor import monitor_drift
 from model.drift import DriftSettings
 from model.settings import get_settings
+from tasks._io import keyed
 from tasks.events import emit_estimate_missed
 
 DRIFT_REPORT_KEY = "drift-report"
@@ -101,9 +102,9 @@ def publish_drift_report(summary: dict[str, Any]) -> None:
     verdict = "dataset drift" if summary["dataset_drift"] else "no dataset drift"
     create_markdown_artifact(
         f"{markdown}\n### Reports\n{links}\n",
-        key=DRIFT_REPORT_KEY,
+        key=keyed(DRIFT_REPORT_KEY),
         description=f"Drift share {summary['drift_share']:.2f}: {verdict}",
     )
     create_table_artifact(
-        summary["table"], key=DRIFT_TABLE_KEY, description="Drift statistics per column"
+        summary["table"], key=keyed(DRIFT_TABLE_KEY), description="Drift statistics per column"
     )
