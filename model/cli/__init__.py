@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "model.cli.live",
     "model.cli.serving",
     "model.cli.layout",
+    "model.cli.backtest",
 )
 MODEL_HELP = (
     "the model this command is for (default: RETRAIN_MODEL_NAME, else the first table of "
