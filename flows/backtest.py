@@ -34,7 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    temporary_settings,
+)
 
 from flows.challenger_evaluation import challenger_evaluation
 from flows.drift_monitor import drift_monitor
@@ -78,6 +82,10 @@ CYCLE_AFTER = dt.timedelta(seconds=1)
 drift monitor, whose readings of the simulated clock stay below it): each cycle's trigger check
 then comes the same number of clock readings after its start, batch after batch."""
 DRIFT_RULE = ("dataset_drift_threshold", "min_drifted_features")
+NO_HEARTBEATS = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+"""The replay's flows send no heartbeats: ending one waits for its heartbeat thread's one-second
+sleep (1.1 s a flow run here, against 0.1 s without); the backtest flow's own heartbeat still
+tells the server it is alive."""
 """Policy parameters the drift monitor reads too (a variant's drift rule)."""
 
 
@@ -184,7 +192,11 @@ def backtest_policy(plan: dict[str, Any], policy: dict[str, Any]) -> dict[str, A
     home = Path(plan["scratch"]) / chosen.slug
     sandbox = f"{plan['run']}-{chosen.slug}"
     cache = Path(plan["cache"])
-    with working_root(home, sandbox=sandbox, training_cache=cache), model_scope(model):
+    with (
+        working_root(home, sandbox=sandbox, training_cache=cache),
+        model_scope(model),
+        temporary_settings(NO_HEARTBEATS),
+    ):
         base = stage_base_data(timeline.base_path)
         params = {
             "data_path": base,

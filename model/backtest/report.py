@@ -21,7 +21,7 @@ CSS = """
 .legend li{display:flex;align-items:center;gap:.4em}.swatch{display:inline-block;width:22px;
 height:4px;border-radius:2px}.scroll{overflow-x:auto;max-width:100%}td.drift{color:#d62728}
 table.wrap th,table.wrap td.small{white-space:normal;vertical-align:top}
-table.wrap th{overflow-wrap:anywhere}
+table.wrap th{overflow-wrap:break-word}
 td.small{font-size:.85em;min-width:7em}
 td.small b{font-variant-numeric:tabular-nums}
 """
@@ -29,15 +29,15 @@ COLUMNS = {
     "policy": "policy",
     "mean_auc": "mean AUC",
     "min_auc": "min AUC",
-    "auc_gap_to_reference": "AUC behind always",
-    "trainings": "trainings",
-    "promotions": "promotions",
-    "rejections": "rejections",
+    "auc_gap_to_reference": "behind always",
+    "trainings": "trained",
+    "promotions": "promoted",
+    "rejections": "rejected",
     "inconclusive": "inconclusive",
-    "rollbacks": "rollbacks",
+    "rollbacks": "rolled back",
     "training_seconds": "training s",
-    "alpha_spent": "α spent (gate)",
-    "alpha_spent_live": "α spent (live)",
+    "alpha_spent": "α gate",
+    "alpha_spent_live": "α live",
 }
 
 
@@ -186,8 +186,9 @@ from the training cache).</p>
 {_legend(result)}
 <h2>Summary</h2>
 {_summary_table(result)}
-<p>Trainings and promotions count what followed the first production model; α spent (gate) is
-the sum of the promotion gate's decisions' levels (evidence by rows), α spent (live) the
+<p>Trainings and promotions count what followed the first production model; "behind always" is
+the mean AUC of 'retrain always' minus the policy's; α gate is the sum of the promotion gate's
+decisions' levels (evidence by rows: each decision's <code>alpha_spent</code>), α live the
 challenger evaluations' at their last look; training s is what the trainings took when run.</p>
 <h2>Decisions per batch</h2>
 <p>Production's AUC on the batch, then what was decided when it arrived.</p>

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-scratch", action="store_true", help="Keep each policy's scratch root")
     p.add_argument("--out", metavar="DIR", help="Report folder (default: backtests/<model>/<run>)")
     p.add_argument("--json", action="store_true", help="Print the result as JSON")
+    p.add_argument(
+        "--verbose", action="store_true", help="Print every run's Prefect log (default: warnings)"
+    )
     p.set_defaults(func=run_backtest)
 
 
@@ -134,10 +139,19 @@ def run_backtest(args: argparse.Namespace) -> int:
     from model.settings import get_settings
 
     params = _checked(args)
+    if not args.verbose:  # hundreds of runs: their logs are in the UI, the report says it all
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from flows.backtest import backtest  # Prefect only when a backtest runs
     from flows.ephemeral import start_tied_ephemeral_server
 
     start_tied_ephemeral_server()
+    count = len(params["baselines"]) + len(params["variants"])
+    print(
+        f"Backtest of {count} policies on {params['data_path']} ({params['period']} batches); "
+        "every run is in the Prefect UI",
+        file=sys.stderr,
+        flush=True,
+    )
     began = dt.datetime.now(dt.UTC)
     result = backtest(model_name=get_settings().model_name, **params)
     if args.json:

@@ -261,7 +261,7 @@ def make_timeline(
     base_months: int = 6,
     base_rows: int = 10_000,
     rows_per_month: int = 2_000,
-    drift: float = 0.7,
+    drift: float = 1.0,
     drift_from_month: int = 6,
     ramp_months: int = 1,
     seed: int = 42,

@@ -20,9 +20,9 @@ def test_every_command_group_registers_its_commands() -> None:
     sub = next(a for a in parser._actions if a.dest == "command")
     names = set(sub.choices)  # type: ignore[arg-type]
     expected = {"demo-data", "prepare", "train", "compare", "drift", "status", "history", "gate"}
-    expected |= {"watch", "challenger", "serve", "labels"}
+    expected |= {"watch", "challenger", "serve", "labels", "backtest"}
     assert expected <= names
-    assert len(COMMAND_MODULES) == 9
+    assert len(COMMAND_MODULES) == 10
 
 
 def test_gate_status_accounts_by_rows_and_reset_explains_it_is_gone(

@@ -230,3 +230,24 @@ def test_a_24h_cooldown_holds_back_daily_batches_not_weekly_ones(
             gaps.append((ev["time"][:10], (pd.Timestamp(ev["time"]) - last) / pd.Timedelta("1h")))
     assert [day for day, _ in gaps] == ["2024-01-16", "2024-01-18"]
     assert all(23.99 < hours < 24.0 for _, hours in gaps), gaps  # a day apart, not seconds
+
+
+def test_bad_history_is_one_line_before_any_cycle(
+    prefect_harness: None,
+    settings: Settings,
+    fast_policy: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from model.cli import main
+
+    history = tmp_path / "history.csv"
+    pd.DataFrame({"when": ["2024-01-01", "2024-02-30"], "target": [0, 1]}).to_csv(history)
+    args = ["backtest", "--data", str(history), "--start", "2024-01-15", "--verbose"]
+    assert main([*args, "--time-column", "time"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: ") and "no time column 'time'" in err, err
+    assert main([*args, "--time-column", "when"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "'2024-02-30'" in err and "row 1" in err, err
+    assert not list(settings.backtests_dir.glob("*/homes"))  # no policy started
