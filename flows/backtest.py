@@ -310,6 +310,8 @@ def backtest(
         if not keep_scratch:
             for part in ("homes", "cache", "data"):
                 shutil.rmtree(folder / part, ignore_errors=True)
+            if folder.is_dir() and not any(folder.iterdir()):  # the report went to out_dir
+                folder.rmdir()
         get_run_logger().info("Backtest report: %s", reports.get("html"))
         return {**result, "reports": reports}
 

@@ -33,12 +33,11 @@ from model.data.demo import write_parquet_atomic
 from model.live.outcome import WATCHED, newest_state
 from model.live.watch import current_watch
 from model.registry import AlreadyProductionError, ModelRegistry
+from model.serving.labels import LABELS_PREFIX
 from model.serving.loading import verify_loads
 from model.serving.log import LABEL, LABELS_FOLDER, PredictionLog, log_folder
 from model.serving.models import ModelHolder
 from model.settings import Settings
-
-LABELS_PREFIX = "labels-"  # the prefix the live adapter reads (model.serving.labels writes it)
 
 
 @dataclass

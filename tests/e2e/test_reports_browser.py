@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from chromium import find_chromium, open_page, png_pixels
+from fakes import FAST_BACKTEST_POLICY
 
 from model.data import FeatureSpec
 from model.data.demo import DEMO_NUMERIC, make_customers
@@ -102,20 +103,6 @@ def test_drift_report_renders(drift_page: Path) -> None:
         _not_blank(tab.screenshot(scale=0.25))
 
 
-BACKTEST_POLICY = """
-[models.demo]
-target_column = "target"
-id_column = "id"
-categorical_columns = ["region", "category_preference", "is_premium"]
-min_drifted_features = 3
-max_days_since_training = 45.0
-n_bootstrap = 200
-num_epochs = 4
-batch_size = 256
-hidden_sizes = [16]
-"""
-
-
 @pytest.fixture
 def backtest_page(
     prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -126,7 +113,7 @@ def backtest_page(
     from model.data.demo import DEMO_TIME, make_timeline
 
     config = tmp_path / "retraining.toml"
-    config.write_text(BACKTEST_POLICY)
+    config.write_text(FAST_BACKTEST_POLICY)
     monkeypatch.setenv("RETRAIN_CONFIG", str(config))
     monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / "home"))
     history = tmp_path / "history.parquet"

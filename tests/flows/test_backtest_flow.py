@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from fakes import FAST_BACKTEST_POLICY
 from sklearn.metrics import roc_auc_score
 
 from flows.backtest import backtest
@@ -39,26 +40,11 @@ from model.settings import Settings
 
 pytestmark = pytest.mark.slow
 
-FAST_POLICY = """
-[models.demo]
-target_column = "target"
-id_column = "id"
-categorical_columns = ["region", "category_preference", "is_premium"]
-min_drifted_features = 3
-max_days_since_training = 30.0
-min_hours_between_trainings = 24.0
-improvement_threshold = 0.005
-n_bootstrap = 200
-num_epochs = 4
-batch_size = 256
-hidden_sizes = [16]
-"""
-
 
 @pytest.fixture
 def fast_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "retraining.toml"
-    path.write_text(FAST_POLICY)
+    path.write_text(FAST_BACKTEST_POLICY)
     monkeypatch.setenv("RETRAIN_CONFIG", str(path))
     return path
 
@@ -189,28 +175,22 @@ def _statuses(result: dict[str, Any]) -> list[tuple[str, str]]:
 def test_a_24h_cooldown_holds_back_daily_batches_not_weekly_ones(
     prefect_harness: None, settings: Settings, fast_policy: Path, tmp_path: Path
 ) -> None:
-    every_batch = "min_new_samples=1"  # the volume trigger fires on every new batch
-    daily = tmp_path / "daily.parquet"
-    _dated("2024-01-01", 17, 150, 100).to_parquet(daily)  # 14 days of base, 3 daily batches
-    by_day = backtest(
-        data_path=str(daily),
-        start="2024-01-15",
-        period="day",
-        time_column="when",
-        baselines=[],
-        variants=[every_batch],
-        keep_scratch=True,
-    )
-    weekly = tmp_path / "weekly.parquet"
-    _dated("2023-12-18", 35, 60, 200).to_parquet(weekly)  # 2 weeks of base, 3 weekly batches
-    by_week = backtest(
-        data_path=str(weekly),
-        start="2024-01-01",
-        period="week",
-        time_column="when",
-        baselines=[],
-        variants=[every_batch],
-    )
+    def every_batch(history: pd.DataFrame, start: str, period: str) -> dict[str, Any]:
+        """Replay with the volume trigger firing on every new batch (its scratch root kept)."""
+        path = tmp_path / f"{period}.parquet"
+        history.to_parquet(path)
+        return backtest(
+            data_path=str(path),
+            start=start,
+            period=period,  # type: ignore[arg-type]
+            time_column="when",
+            baselines=[],
+            variants=["min_new_samples=1"],
+            keep_scratch=True,
+        )
+
+    by_day = every_batch(_dated("2024-01-01", 17, 150, 100), "2024-01-15", "day")  # 3 days
+    by_week = every_batch(_dated("2023-12-18", 35, 60, 200), "2024-01-01", "week")  # 3 weeks
     days, weeks = _statuses(by_day), _statuses(by_week)
     assert [len(days), len(weeks)] == [3, 3]
     trained = ("promoted", "rejected", "inconclusive")
