@@ -258,7 +258,17 @@ BACKTEST_SUMMARY = "Replay dated history through the real cycle, policy by polic
 
 
 @flow(name="backtest", description=BACKTEST_SUMMARY)
-@document_parameters(config_filled=(), shown_defaults={"model_name": MODEL_NAME_DEFAULT_TEXT})
+@document_parameters(
+    config_filled=(),
+    shown_defaults={
+        "model_name": MODEL_NAME_DEFAULT_TEXT,
+        "baselines": "all three",
+        "variants": "none",
+        "time_column": "the date= partition",
+        "end": "all rows",
+        "out_dir": "backtests/<model>/<run> under RETRAIN_HOME",
+    },
+)
 def backtest(
     data_path: BacktestData,
     start: Start,
