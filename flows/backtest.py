@@ -82,11 +82,11 @@ CYCLE_AFTER = dt.timedelta(seconds=1)
 drift monitor, whose readings of the simulated clock stay below it): each cycle's trigger check
 then comes the same number of clock readings after its start, batch after batch."""
 DRIFT_RULE = ("dataset_drift_threshold", "min_drifted_features")
+"""Policy parameters the drift monitor reads too (a variant's drift rule)."""
 NO_HEARTBEATS = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
 """The replay's flows send no heartbeats: ending one waits for its heartbeat thread's one-second
 sleep (1.1 s a flow run here, against 0.1 s without); the backtest flow's own heartbeat still
 tells the server it is alive."""
-"""Policy parameters the drift monitor reads too (a variant's drift rule)."""
 
 
 def _cycle(model: str, policy: Policy, params: dict[str, Any], drift: dict[str, Any]) -> Any:
@@ -102,6 +102,8 @@ def _cycle(model: str, policy: Policy, params: dict[str, Any], drift: dict[str, 
         reason = f"backtest policy '{policy.name}': every candidate is promoted (the gate said "
         reason += f"{result.status})"
         record["forced"] = promote_anyway(result.candidate_version, reason)
+        if record["forced"]:
+            record["production"] = result.candidate_version
     return record
 
 

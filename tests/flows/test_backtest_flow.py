@@ -231,3 +231,45 @@ def test_bad_history_is_one_line_before_any_cycle(
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "'2024-02-30'" in err and "row 1" in err, err
     assert not list(settings.backtests_dir.glob("*/homes"))  # no policy started
+
+
+def test_policies_on_dask_give_what_they_give_one_after_another(
+    prefect_harness: None, settings: Settings, fast_policy: Path, tmp_path: Path
+) -> None:
+    """Two policies on a LocalCluster of 2 workers: the same steps as in this process, and the
+    candidates both would train identically trained once (the training cache)."""
+    history = tmp_path / "history.parquet"
+    make_timeline(
+        2, base_months=2, base_rows=2_000, rows_per_month=1_000, drift_from_month=2
+    ).to_parquet(history)
+
+    def replay(workers: int) -> dict[str, Any]:
+        return backtest(
+            data_path=str(history),
+            start="2024-01-01",
+            time_column=DEMO_TIME,
+            baselines=["configured", "always"],
+            workers=workers,
+        )
+
+    alone, parallel = replay(1), replay(2)
+    assert parallel["compute"]["workers"] == 2
+
+    def steps(result: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return [
+            (
+                p["name"],
+                s["batch"],
+                s["auc"],
+                (s["cycle"] or {}).get("status"),
+                (s["cycle"] or {}).get("candidate"),
+                s["served"]["production"],
+            )
+            for p in result["policies"]
+            for s in p["steps"]
+        ]
+
+    assert steps(parallel) == steps(alone)
+    trained = sum(1 + p["summary"]["trainings"] for p in parallel["policies"])
+    assert parallel["compute"]["trainings_run"] + parallel["compute"]["trainings_reused"] == trained
+    assert parallel["compute"]["trainings_reused"] >= 1  # at least the first model, once
