@@ -1,16 +1,20 @@
-"""The manual's screenshots (docs/), regenerated from the demo: comparison report, leaderboard.
+"""The manual's screenshots (docs/), regenerated from the demo: comparison report, leaderboard,
+and (``--backtest``) the backtest report.
 
-Run: ``.venv/bin/python bench/screenshots.py [--out docs]`` (needs Debian's ``chromium``).
-It runs the demo loop (``python -m flows.demo``) in a fresh temporary ``RETRAIN_HOME``, then
-opens the newest comparison report and a page of the leaderboard table (the same rows as the
-``model-leaderboard-demo`` artifact) in headless Chromium and writes
-``docs/comparison-report.png`` and ``docs/leaderboard.png``.
+Run: ``.venv/bin/python bench/screenshots.py [--out docs] [--backtest]`` (needs Debian's
+``chromium``). It runs the demo loop (``python -m flows.demo``) in a fresh temporary
+``RETRAIN_HOME``, then opens the newest comparison report and a page of the leaderboard table
+(the same rows as the ``model-leaderboard-demo`` artifact) in headless Chromium and writes
+``docs/comparison-report.png`` and ``docs/leaderboard.png``. With ``--backtest`` it runs
+``retrain backtest --demo`` (a few minutes) instead and writes ``docs/backtest.png``: the top of
+its report (the headline, the AUC chart and the summary).
 """
 
 from __future__ import annotations
 
 import argparse
 import html
+import json
 import os
 import subprocess
 import sys
@@ -43,14 +47,40 @@ def leaderboard_page(rows: list[dict[str, object]], path: Path) -> Path:
     return path
 
 
+BACKTEST_TOP = 1040
+"""CSS pixels of the backtest report the manual shows: headline, chart, legend, summary."""
+
+
+def backtest_screenshot(home: Path, out: Path) -> int:
+    """Run ``retrain backtest --demo`` in ``home`` and write ``out/backtest.png``."""
+    env = {**os.environ, "RETRAIN_HOME": str(home), "RETRAIN_MODEL_NAME": "demo"}
+    done = subprocess.run(
+        [sys.executable, "-m", "model.cli", "backtest", "--demo", "--json"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result = json.loads(done.stdout[done.stdout.index("{") :])
+    out.mkdir(parents=True, exist_ok=True)
+    with open_page(Path(result["reports"]["html"]), width=1150) as tab:
+        (out / "backtest.png").write_bytes(tab.screenshot(scale=0.8, height=BACKTEST_TOP))
+    print(f"wrote {out / 'backtest.png'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "docs")
+    ap.add_argument("--backtest", action="store_true", help="the backtest report only")
     args = ap.parse_args(argv)
     if find_chromium() is None:
         print("chromium is not installed: apt-get install chromium")
         return 2
     home = Path(tempfile.mkdtemp(prefix="retrain-screens-"))
+    if args.backtest:
+        return backtest_screenshot(home, args.out)
     env = {**os.environ, "RETRAIN_HOME": str(home), "RETRAIN_MODEL_NAME": "demo"}
     subprocess.run([sys.executable, "-m", "flows.demo"], cwd=ROOT, env=env, check=True)
     os.environ["RETRAIN_HOME"] = str(home)

@@ -71,7 +71,7 @@ def emit_drift_detected(
     settings = get_settings()
     name = check_model_name(model_name or settings.model_name, "drift event model name")
     resource = {
-        "prefect.resource.id": resource_id or f"retraining.model.{name}",
+        "prefect.resource.id": resource_id or settings.for_model(name).event_resource_id,
         "prefect.resource.name": name,
     }
     event = emit_event(DRIFT_EVENT, resource=resource, payload=drift_event_payload(summary))
@@ -195,9 +195,9 @@ def drift_monitor(
             event = emit_drift_detected(summary, model_name=name)
             summary["event"] = DRIFT_EVENT
             logger.info(
-                "Emitted %s for retraining.model.%s (event id %s)",
+                "Emitted %s for %s (event id %s)",
                 DRIFT_EVENT,
-                name,
+                settings.event_resource_id,
                 event.id if event else "not sent",
             )
         return summary

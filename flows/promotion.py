@@ -23,8 +23,11 @@ renewing it; the server frees the slot within about 75 s (60 s + its 15 s sweep)
 
 def promotion_limit(model_name: str | None = None) -> str:
     """The global concurrency limit of ``model_name`` (default: the current model's): one per
-    model, so two models promote in parallel and one model never twice at once."""
-    return f"{PROMOTION_LIMIT}-{model_name or get_settings().model_name}"
+    model, so two models promote in parallel and one model never twice at once; a backtest's
+    scratch root (``sandbox``) has its own, apart from the real model's."""
+    settings = get_settings()
+    sandbox = f"{settings.sandbox}-" if settings.sandbox else ""
+    return f"{PROMOTION_LIMIT}-{sandbox}{model_name or settings.model_name}"
 
 
 def ensure_promotion_limit(model_name: str | None = None) -> str:

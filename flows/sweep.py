@@ -82,9 +82,15 @@ def worker_environment() -> Iterator[None]:
 
 
 def task_runner(spec: SweepSpec, k: int, api_url: str | None) -> Any:
-    """A ``DaskTaskRunner``: on ``RETRAIN_DASK_ADDRESS``, else a LocalCluster of
-    :func:`~model.cycle.sweep.worker_count` single-threaded processes whose environment
-    carries ``PREFECT_API_URL`` (no dashboard: no fixed port to collide on)."""
+    """The sweep's ``DaskTaskRunner``: :func:`dask_runner` with
+    :func:`~model.cycle.sweep.worker_count` workers."""
+    return dask_runner(worker_count(spec, k), api_url)
+
+
+def dask_runner(workers: int, api_url: str | None) -> Any:
+    """A ``DaskTaskRunner``: on ``RETRAIN_DASK_ADDRESS``, else a LocalCluster of ``workers``
+    single-threaded processes whose environment carries ``PREFECT_API_URL`` (no dashboard: no
+    fixed port to collide on). The sweep's candidates and a backtest's policies run on it."""
     from prefect_dask import DaskTaskRunner
 
     address = get_settings().dask_address
@@ -94,7 +100,7 @@ def task_runner(spec: SweepSpec, k: int, api_url: str | None) -> Any:
     return DaskTaskRunner(
         cluster_class="distributed.LocalCluster",
         cluster_kwargs={
-            "n_workers": worker_count(spec, k),
+            "n_workers": workers,
             "threads_per_worker": 1,
             "processes": True,
             "dashboard_address": None,

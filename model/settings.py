@@ -10,7 +10,8 @@ One working root holds many models, each in its own folders: ``<home>/<kind>/<mo
 ``reports``, ``runs`` and ``predictions``; the Prefect home is shared. Which model a call is
 for: an explicit ``model_name``, else the innermost :func:`model_scope` (a flow run or a CLI
 command opens one for its model, so every task and helper below it reads that model's
-folders), else ``RETRAIN_MODEL_NAME``.
+folders), else ``RETRAIN_MODEL_NAME``. Which working root: the innermost
+:func:`working_root` (a backtest's scratch root), else ``RETRAIN_HOME``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ MIGRATION_JOURNAL = ".migrate-layout.json"
 LEGACY_MARKER = Path("models") / "registry.json"
 """A registry directly under ``<home>/models``: the single-model layout of earlier releases."""
 _SCOPE: ContextVar[str | None] = ContextVar("retrain_model_scope", default=None)
+_ROOT: ContextVar[dict[str, object] | None] = ContextVar("retrain_working_root", default=None)
 
 MODEL_NAME_RULE = "1 to 63 characters from a-z, 0-9 and '-'"
 """Model names end up in Prefect artifact keys and event resource ids: this is the one rule."""
@@ -59,6 +61,18 @@ class Settings(BaseSettings):
         default="demo",
         description="The model a command or run is for when none is named (its folders, "
         f"event resource ids, its table in retraining.toml): {MODEL_NAME_RULE}.",
+    )
+
+    sandbox: str | None = Field(
+        default=None,
+        description="Set inside a backtest's scratch working root (model.settings.working_root): "
+        "its events name the resource retraining.sandbox.<sandbox>.<model>, which no automation "
+        "or scoring service of the real model follows, and its promotion limit is its own.",
+    )
+    training_cache: Path | None = Field(
+        default=None,
+        description="A folder of trained candidates by the content hash of their training "
+        "inputs (model.training.cache): a backtest's policies train an identical candidate once.",
     )
 
     dask_address: str | None = Field(
@@ -154,7 +168,17 @@ class Settings(BaseSettings):
         return self.root / "prefect"
 
     @property
+    def backtests_dir(self) -> Path:
+        """This model's backtests (``retrain backtest``): each run's report and, while it runs,
+        its scratch working roots (never this root's registry)."""
+        return self.root / "backtests" / self.model_name
+
+    @property
     def event_resource_id(self) -> str:
+        """``retraining.model.<model>``, or ``retraining.sandbox.<sandbox>.<model>`` in a
+        backtest's scratch root (no automation or service of the real model follows those)."""
+        if self.sandbox:
+            return f"retraining.sandbox.{self.sandbox}.{self.model_name}"
         return f"retraining.model.{self.model_name}"
 
     def relative(self, path: Path) -> str:
@@ -182,6 +206,25 @@ def model_scope(name: str) -> Iterator[str]:
         _SCOPE.reset(token)
 
 
+@contextlib.contextmanager
+def working_root(
+    home: Path, *, sandbox: str | None = None, training_cache: Path | None = None
+) -> Iterator[Path]:
+    """Within this block (and the Prefect tasks it runs), :func:`get_settings` reads and writes
+    the working root ``home`` instead of ``RETRAIN_HOME``: a backtest's scratch root, so the
+    real cycle code runs there and never touches the user's registry. ``sandbox`` names it (in
+    event resource ids and the promotion limit); ``training_cache`` shares trained candidates
+    between scratch roots. Like :func:`model_scope`, it does not reach other processes."""
+    overrides: dict[str, object] = {"home": Path(home), "sandbox": sandbox}
+    if training_cache is not None:
+        overrides["training_cache"] = Path(training_cache)
+    token = _ROOT.set(overrides)
+    try:
+        yield Path(home)
+    finally:
+        _ROOT.reset(token)
+
+
 def scoped_model() -> str | None:
     """The model of the innermost :func:`model_scope`, or None outside any."""
     return _SCOPE.get()
@@ -195,6 +238,8 @@ def get_settings(**overrides: object) -> Settings:
     scoped = _SCOPE.get()
     if scoped is not None and "model_name" not in overrides:
         overrides["model_name"] = scoped
+    for key, value in (_ROOT.get() or {}).items():
+        overrides.setdefault(key, value)
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -10,7 +10,9 @@
   payload batch, path, reason, time, flow_run_id.
 
 Every event's resource is ``retraining.model.<name>`` with ``prefect.resource.name`` = the
-model's name, so one automation can match all models (``retraining.model.*``) or one.
+model's name, so one automation can match all models (``retraining.model.*``) or one; a
+backtest's scratch cycles name ``retraining.sandbox.<sandbox>.<name>`` instead, which nothing
+of the real model follows.
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ QUARANTINED_EVENT = "retraining.batch.quarantined"
 
 
 def model_resource(model_name: str) -> dict[str, str]:
+    """``retraining.model.<name>`` (``retraining.sandbox.<sandbox>.<name>`` in a backtest's
+    scratch root: :attr:`model.settings.Settings.event_resource_id`)."""
     return {
-        "prefect.resource.id": f"retraining.model.{model_name}",
+        "prefect.resource.id": get_settings().for_model(model_name).event_resource_id,
         "prefect.resource.name": model_name,
     }
 

@@ -15,6 +15,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
+from model import clock
 from model.live.challenger import apply_evaluation, evaluate_challenger
 from model.live.outcome import LiveOutcome, LiveSettings, labelled, write_outcome_reports
 from model.live.report import to_markdown
@@ -22,7 +23,7 @@ from model.live.watch import apply_watch, check_watch
 from model.registry import ModelRegistry
 from model.serving.loading import verify_loads
 from model.settings import get_settings
-from tasks._io import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_bad_input
+from tasks._io import IO_RETRIES, IO_RETRY_DELAYS, keyed, retry_unless_bad_input
 
 ROLLED_BACK_EVENT = "retraining.model.rolled_back"
 REJECTED_EVENT = "retraining.model.rejected"
@@ -34,7 +35,7 @@ def _registry() -> ModelRegistry:
 
 def _now(as_of: str | None) -> dt.datetime:
     if not as_of:
-        return dt.datetime.now(dt.UTC)
+        return clock.now()
     t = dt.datetime.fromisoformat(as_of)
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
@@ -128,7 +129,7 @@ def publish_live_report(outcome: dict[str, Any]) -> None:
     links = "\n".join(f"- {k}: `{v}`" for k, v in (outcome.get("reports") or {}).items())
     create_markdown_artifact(
         to_markdown(outcome) + (f"\n### Reports\n{links}\n" if links else ""),
-        key=key,
+        key=keyed(key),
         description=f"{outcome.get('candidate_version')}: {outcome.get('decision')}",
     )
     looks = (outcome.get("state") or {}).get("looks") or []
@@ -144,7 +145,9 @@ def publish_live_report(outcome: dict[str, Any]) -> None:
         for lk in looks
     ]
     if rows:
-        create_table_artifact(rows, key=f"{key}-looks", description="Every look of this test")
+        create_table_artifact(
+            rows, key=keyed(f"{key}-looks"), description="Every look of this test"
+        )
 
 
 @task(name="emit_live_event")

@@ -11,13 +11,15 @@ from prefect.settings import PREFECT_UI_URL
 from model.cycle.leaderboard import leaderboard
 from model.registry import ModelRegistry
 from model.settings import get_settings
+from tasks._io import keyed
 
 LEADERBOARD_KEY = "model-leaderboard"
 """Artifact keys end in ``-<model name>``, so several models never overwrite each other."""
 
 
-def artifact_key(base: str, model_name: str) -> str:
-    return f"{base}-{model_name}"
+def artifact_key(base: str, model_name: str) -> str | None:
+    """``<base>-<model>``; None in a backtest's scratch root (:func:`tasks._io.keyed`)."""
+    return keyed(f"{base}-{model_name}")
 
 
 @task(name="publish_trigger_decision")

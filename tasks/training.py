@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
@@ -18,7 +19,10 @@ from prefect.artifacts import (
 )
 from prefect.context import TaskRunContext
 
-from model.training import EpochStats, TrainParams, train_prepared
+from model.settings import get_settings
+from model.training import EpochStats, TrainParams, TrainResult, train_prepared
+from model.training.cache import train_or_reuse
+from tasks._io import keyed
 from tasks.faults import kill_point
 
 PROGRESS_EVERY_S = 1.0
@@ -39,7 +43,9 @@ def train_model(
 ) -> str:
     """Train a candidate on ``prepared_dir``, write it to ``out_dir``; return the model folder.
 
-    Logs one line per epoch and keeps a progress artifact (0-100 %) up to date.
+    Logs one line per epoch and keeps a progress artifact (0-100 %) up to date. With a
+    training cache (``Settings.training_cache``: a backtest's) an identical candidate trained
+    before is reused instead (:mod:`model.training.cache`).
     """
     logger = get_run_logger()
     train_params = TrainParams.from_dict(params)
@@ -51,7 +57,7 @@ def train_model(
             UUID,
             create_progress_artifact(
                 0.0,
-                key=f"training-progress-{model_name}",
+                key=keyed(f"training-progress-{model_name}"),
                 description="Candidate training: epochs done",
             ),
         )
@@ -76,9 +82,26 @@ def train_model(
                 progress_id, done, description=f"epoch {stats.epoch}, val_auc {_fmt(stats.val_auc)}"
             )
 
-    folder, result = train_prepared(
-        prepared_dir, out_dir, train_params, on_epoch, extra_metadata=extra_metadata
-    )
+    def run() -> tuple[Path, TrainResult]:
+        return train_prepared(
+            prepared_dir, out_dir, train_params, on_epoch, extra_metadata=extra_metadata
+        )
+
+    cache = get_settings().training_cache
+    if cache is None:
+        folder, result = run()
+    else:  # a backtest: a candidate trained identically before is reused, not trained again
+        folder, reused = train_or_reuse(
+            cache, prepared_dir, out_dir, train_params, run, extra_metadata
+        )
+        if reused is None:
+            logger.info("reused the identical candidate in the training cache %s", cache)
+            if progress_id is not None:
+                update_progress_artifact(
+                    progress_id, 100.0, description="reused an identical, cached candidate"
+                )
+            return str(folder)
+        result = reused
     vm = result.val_metrics
     best = next((h for h in result.history if h.epoch == result.best_epoch), result.history[-1])
     if progress_id is not None:
@@ -99,7 +122,7 @@ def train_model(
                 }
                 for h in result.history
             ],
-            key=f"training-curve-{model_name}",
+            key=keyed(f"training-curve-{model_name}"),
             description="Loss and validation AUC per epoch (the best epoch's weights are kept)",
         )
     logger.info(

@@ -59,11 +59,13 @@ class Page:
             raise RuntimeError(f"JavaScript error: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def screenshot(self, scale: float = 1.0) -> bytes:
+    def screenshot(self, scale: float = 1.0, height: int | None = None) -> bytes:
+        """The page as PNG (its top ``height`` CSS pixels when given)."""
         size = self.evaluate(
             "({w: document.documentElement.scrollWidth, h: document.documentElement.scrollHeight})"
         )
-        clip = {"x": 0, "y": 0, "width": size["w"], "height": size["h"], "scale": scale}
+        tall = size["h"] if height is None else min(size["h"], height)
+        clip = {"x": 0, "y": 0, "width": size["w"], "height": tall, "scale": scale}
         data = self.call(
             "Page.captureScreenshot", format="png", clip=clip, captureBeyondViewport=True
         )["data"]

@@ -41,6 +41,23 @@ def make_model(folder: Path, seed: int = 0, auc: float | None = None, size: int 
     return folder
 
 
+FAST_BACKTEST_POLICY = """
+[models.demo]
+target_column = "target"
+id_column = "id"
+categorical_columns = ["region", "category_preference", "is_premium"]
+min_drifted_features = 3
+max_days_since_training = 30.0
+min_hours_between_trainings = 24.0
+improvement_threshold = 0.005
+n_bootstrap = 200
+num_epochs = 4
+batch_size = 256
+hidden_sizes = [16]
+"""
+"""The demo model's policy with a small, fast network: the backtest tests' retraining.toml."""
+
+
 class ExampleTimeout(Exception):
     """A bounded piece of work ran past its time limit: a hang."""
 

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "model.cli.serving",
     "model.cli.batches",
     "model.cli.layout",
+    "model.cli.backtest",
 )
 MODEL_HELP = (
     "the model this command is for (default: RETRAIN_MODEL_NAME, else the first table of "

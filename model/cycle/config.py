@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from model import clock
 from model.cycle.sweep import SweepSpec
 from model.data.batches import scan_incoming
 from model.errors import DataValidationError
@@ -414,7 +415,8 @@ class RetrainingResult:
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    """Now (:func:`model.clock.now`: a backtest's simulated time inside its scope)."""
+    return clock.now()
 
 
 def parse_time(value: str | None) -> dt.datetime | None:

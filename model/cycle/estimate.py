@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from model import clock
 from model.drift.cbpe import (
     DEFAULT_CHECK_ROWS,
     Calibrator,
@@ -256,7 +257,7 @@ def check_pending_estimates(
     if waiting and rows is None:
         from model.live.outcome import labelled
 
-        rows = labelled(settings.root, settings.model_name, now or dt.datetime.now(dt.UTC), 0.0)
+        rows = labelled(settings.root, settings.model_name, now or clock.now(), 0.0)
     covered = estimates.checked_days(events, prod.version)  # each day's rows checked once
     for ev in reversed(waiting):
         assert rows is not None

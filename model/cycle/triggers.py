@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from model import clock
 from model.errors import RetrainError
 
 TRIGGER_ORDER = (
@@ -89,7 +90,7 @@ class TriggerState:
     ``notes`` maps a trigger name to why its input is missing (shown as the detail).
     """
 
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    now: datetime = field(default_factory=clock.now)
     is_scheduled: bool = False
     has_production: bool = True
     production_version: str | None = None

@@ -242,3 +242,54 @@ def write_demo(
         target = incoming / f"date={day.isoformat()}" / "part-0.parquet"
         paths[f"batch-{k}"] = write_parquet_atomic(frame, target)
     return paths
+
+
+DEMO_TIME = "event_time"
+"""The time column of the demo timeline (:func:`make_timeline`)."""
+TIMELINE_START = dt.date(2024, 1, 1)
+
+
+def _month_start(day: dt.date, months: int) -> dt.date:
+    """The first day of the month ``months`` after ``day``'s (negative: before)."""
+    index = day.year * 12 + day.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def make_timeline(
+    months: int = 12,
+    *,
+    base_months: int = 6,
+    base_rows: int = 10_000,
+    rows_per_month: int = 2_000,
+    drift: float = 1.0,
+    drift_from_month: int = 6,
+    ramp_months: int = 1,
+    seed: int = 42,
+    start: dt.date = TIMELINE_START,
+) -> pd.DataFrame:
+    """The demo customers as one dated table (column :data:`DEMO_TIME`): ``base_rows`` rows
+    spread over the ``base_months`` months before ``start`` (the lab's undrifted data), then
+    ``rows_per_month`` rows in each of ``months`` months from ``start``. Drift is injected from
+    month ``drift_from_month`` (1-based) on, growing linearly to ``drift`` over ``ramp_months``
+    months and staying there (``drift_from_month`` past ``months``: none). What
+    ``retrain backtest --demo`` replays."""
+    if not 1 <= months <= 120 or not 1 <= base_months <= 120:
+        raise DataValidationError("demo timeline: months and base_months must be in [1, 120]")
+    _check_args(base_rows, seed, drift, "base_rows")
+    _check_args(rows_per_month, seed, drift, "rows_per_month")
+    rng = np.random.default_rng(seed)
+    first = _month_start(start, -base_months)
+    frames = [make_customers(base_rows, seed)]
+    spans = [(first, start)]
+    for k in range(1, months + 1):
+        begins = _month_start(start, k - 1)
+        grown = min(1.0, (k - drift_from_month + 1) / max(1, ramp_months))
+        amount = drift * grown if k >= drift_from_month else 0.0
+        frames.append(make_customers(rows_per_month, seed, amount, batch=batch_number(begins)))
+        spans.append((begins, _month_start(begins, 1)))
+    for frame, (lo, hi) in zip(frames, spans, strict=True):
+        seconds = (hi - lo).days * 86_400
+        offsets = np.sort(rng.integers(0, seconds, len(frame)))
+        epoch = pd.Timestamp(lo, tz="UTC")
+        frame.insert(1, DEMO_TIME, epoch + pd.to_timedelta(offsets, unit="s"))
+    return pd.concat(frames, ignore_index=True)

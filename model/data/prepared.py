@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from model import clock
 from model.data.batches import batch_sort_key, is_partition_name
 from model.data.manifest import (
     ALL_SOURCES,
@@ -328,7 +329,7 @@ def _write_prepared(
         manifest.sha256 = content_hash(document)
         final = out_root / manifest.sha256[:16]
         manifest.path = final.resolve()
-        manifest.created_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        manifest.created_at = clock.now().isoformat(timespec="seconds")
         text = json.dumps(manifest.to_dict(), indent=2, default=_jsonable)
         (tmp / MANIFEST_NAME).write_text(text + "\n", encoding="utf-8")
         if final.exists():

@@ -8,12 +8,13 @@ import json
 import os
 import stat
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
+from model import clock
 from model.data.batches import list_batch_paths
 from model.drift.render import to_html, to_markdown
 from model.drift.results import DriftReport
@@ -43,7 +44,7 @@ def read_frame(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 def report_folder(settings: Settings, now: datetime | None = None) -> Path:
     """A fresh ``reports_dir/drift/<UTC timestamp>/`` (suffixed when it already exists)."""
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    stamp = (now or clock.now()).strftime("%Y%m%dT%H%M%SZ")
     base = settings.reports_dir / "drift" / stamp
     folder, k = base, 1
     while folder.exists():

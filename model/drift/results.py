@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
 
+from model import clock
 from model.drift.render import to_html, to_markdown
 from model.errors import DriftInputError
 
@@ -202,4 +202,4 @@ def _clean(obj: Any) -> Any:
 
 
 def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return clock.now().isoformat(timespec="seconds")

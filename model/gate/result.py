@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal
 
+from model import clock
 from model.gate.stats import DeLongResult, McNemarResult
 
 Decision = Literal["PROMOTE", "REJECT", "INCONCLUSIVE"]
@@ -255,7 +255,7 @@ class ComparisonResult:
     policy: list[PolicyCheck] = field(default_factory=list)
     samples_needed: int | None = None
     notes: list[str] = field(default_factory=list)
-    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    created_at: str = field(default_factory=lambda: clock.now().isoformat())
 
     # -- the deciding population's numbers
     @property

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from model import clock
 from model.errors import ParameterError, RegistryError
 from model.live import labelled_log as log
 from model.live.report import write_reports
@@ -110,7 +111,7 @@ class LiveOutcome:
     window_ends: str | None = None
     batches: list[str] = field(default_factory=list)  # labelled batches its rows reached
     guardrails: list[dict[str, Any]] = field(default_factory=list)  # held at a PROMOTE look
-    created_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
+    created_at: str = field(default_factory=lambda: clock.now().isoformat())
     reports: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 This package owns the registry's on-disk layout, model versions, the production pointer
 swap and its crash recovery, the write lock, the history, the challenger and gc. It
-imports only :mod:`model.errors` and the standard library (never torch or prefect).
+imports only :mod:`model.errors`, :mod:`model.clock` (event times) and the standard library
+(never torch or prefect).
 
 Layout under ``root`` (``$RETRAIN_HOME/models``)::
 

@@ -16,10 +16,10 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from model import clock
 from model.errors import RegistryError
 from model.files import check_regular
 from model.files import read_json as shared_read_json
@@ -36,8 +36,9 @@ def checkpoint(name: str) -> None:
 
 
 def utc_now() -> str:
-    """UTC time as ISO 8601 with milliseconds and a ``Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """UTC time as ISO 8601 with milliseconds and a ``Z`` (:func:`model.clock.now`: simulated in a
+    backtest)."""
+    return clock.iso_now("milliseconds")
 
 
 def file_sha256(path: Path) -> str:

@@ -31,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from model import clock
 from model.errors import ModelLoadError, RegistryError
 from model.registry import ModelRegistry, check_model_folder
 from model.serving.features import Batch, FeatureEncoder, RequestError
@@ -327,7 +328,7 @@ class ModelHolder:
                 except RegistryError as exc:
                     events = []
                     problems.append(f"no watch shadow: history not read: {exc}")
-                now = dt.datetime.now(dt.UTC)
+                now = clock.now()
                 shadow = watched_previous(events, prod_version, now, self.watch_max_days)
         base_shadow = shadow
         shadow, shadow2, chal_used = _shadow_challenger(shadow, chal_used, traffic)

@@ -3,9 +3,10 @@
 Owns ``network`` (``TabularNet``/``TabularModel``, preprocessing inside the model),
 ``params`` (``TrainParams``, presets ``LAB`` and ``RECOMMENDED``, ``TrainResult``),
 ``loop`` (``train(train_df, val_df, params)``), ``artifact`` (``save_model``/``load_model``:
-``state_dict`` + ``model.json``, checksummed) and ``prepared`` (``train_prepared`` on a
-prepared-data folder). May import ``model.data``, ``model.errors`` and ``model.settings``;
-never the gate, registry, drift, cycle or CLI packages.
+``state_dict`` + ``model.json``, checksummed), ``prepared`` (``train_prepared`` on a
+prepared-data folder) and ``cache`` (candidates kept by the hash of their training inputs: a
+backtest's policies train an identical one once). May import ``model.data``, ``model.errors``
+and ``model.settings``; never the gate, registry, drift, cycle or CLI packages.
 """
 
 from model.training.loop import (

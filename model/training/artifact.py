@@ -14,7 +14,6 @@ import json
 import platform
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from model import clock
 from model.data import FeatureSpec
 from model.errors import DataValidationError, ModelLoadError, OutputError
 from model.files import read_bytes, read_text, write_files
@@ -100,7 +100,7 @@ def build_metadata(result_or_model: Any, sha256: str) -> dict[str, Any]:
             "format_version": FORMAT_VERSION,
             "model_file": MODEL_FILE,
             "sha256": sha256,
-            "trained_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "trained_at": clock.iso_now("seconds"),
             "architecture": model.architecture,
             "feature_spec": model.spec.to_dict(),
             "preprocessing": model.preprocessor.to_dict(),

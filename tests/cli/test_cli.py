@@ -20,7 +20,7 @@ def test_every_command_group_registers_its_commands() -> None:
     sub = next(a for a in parser._actions if a.dest == "command")
     names = set(sub.choices)  # type: ignore[arg-type]
     expected = {"demo-data", "prepare", "train", "compare", "drift", "status", "history", "gate"}
-    expected |= {"watch", "challenger", "serve", "labels", "batches"}
+    expected |= {"watch", "challenger", "serve", "labels", "batches", "backtest"}
     assert expected <= names
     assert len(COMMAND_MODULES) == 10
 

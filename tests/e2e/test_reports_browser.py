@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from chromium import find_chromium, open_page, png_pixels
+from fakes import FAST_BACKTEST_POLICY
 
 from model.data import FeatureSpec
 from model.data.demo import DEMO_NUMERIC, make_customers
@@ -98,5 +99,76 @@ def test_drift_report_renders(drift_page: Path) -> None:
         assert bars > 20  # hover titles on every bar
         cells = tab.evaluate("[...document.querySelectorAll('td')].map(c => c.textContent)")
         assert "True" not in cells and "None" not in cells and "nan" not in cells
+        assert tab.evaluate(OVERFLOW_JS) == []
+        _not_blank(tab.screenshot(scale=0.25))
+
+
+@pytest.fixture
+def backtest_page(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, dict]:
+    """A real backtest (4 monthly batches, drift from the second): configured, never, always
+    and one variant."""
+    from flows.backtest import backtest
+    from model.data.demo import DEMO_TIME, make_timeline
+
+    config = tmp_path / "retraining.toml"
+    config.write_text(FAST_BACKTEST_POLICY)
+    monkeypatch.setenv("RETRAIN_CONFIG", str(config))
+    monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / "home"))
+    history = tmp_path / "history.parquet"
+    make_timeline(
+        4, base_months=3, base_rows=3_000, rows_per_month=1_200, drift_from_month=2
+    ).to_parquet(history)
+    result = backtest(
+        data_path=str(history),
+        start="2024-01-01",
+        time_column=DEMO_TIME,
+        variants=["improvement_threshold=0.02"],
+        out_dir=str(tmp_path / "report"),
+    )
+    return Path(result["reports"]["html"]), result
+
+
+MARKS_INSIDE_JS = """
+(() => {
+  const svg = document.querySelector('svg[data-chart=auc]').getBoundingClientRect();
+  return [...document.querySelectorAll('svg[data-chart=auc] .marker')].filter(m => {
+    const r = m.getBoundingClientRect();
+    return r.left < svg.left || r.right > svg.right || r.top < svg.top || r.bottom > svg.bottom;
+  }).length;
+})()
+"""
+
+
+def test_backtest_report_renders(backtest_page: tuple[Path, dict]) -> None:
+    page, result = backtest_page
+    names = [p["name"] for p in result["policies"]]
+    decided = sum(
+        1
+        for p in result["policies"]
+        for s in p["steps"]
+        if (s["cycle"] or {}).get("status") in ("promoted", "rejected", "inconclusive")
+    )
+    with open_page(page, width=1150) as tab:
+        lines = tab.evaluate(
+            "[...document.querySelectorAll('path.policy-line')].map(p => "
+            "[p.dataset.policy, p.getTotalLength()])"
+        )
+        assert [name for name, _ in lines] == names  # a line for every policy
+        assert all(length > 100 for _, length in lines), lines
+        kinds = tab.evaluate(
+            "[...document.querySelectorAll('svg[data-chart=auc] .marker')].map(m => m.dataset.kind)"
+        )
+        assert len(kinds) >= decided > 0, (kinds, decided)  # every decision marked
+        assert {"forced"} <= set(kinds), kinds  # retrain always forces its candidates
+        assert tab.evaluate(MARKS_INSIDE_JS) == 0
+        titles = tab.evaluate(
+            "[...document.querySelectorAll('svg[data-chart=auc] .marker title')].length"
+        )
+        assert titles == len(kinds)  # each mark says what it is on hover
+        rows = tab.evaluate("document.querySelectorAll('#summary tr').length")
+        assert rows == 1 + len(names)
+        assert tab.evaluate("document.querySelectorAll('#drift tr').length") == 1 + 4
         assert tab.evaluate(OVERFLOW_JS) == []
         _not_blank(tab.screenshot(scale=0.25))
