@@ -22,7 +22,7 @@ def test_every_command_group_registers_its_commands() -> None:
     expected = {"demo-data", "prepare", "train", "compare", "drift", "status", "history", "gate"}
     expected |= {"watch", "challenger", "serve", "labels", "batches", "backtest"}
     assert expected <= names
-    assert len(COMMAND_MODULES) == 10
+    assert len(COMMAND_MODULES) == 11
 
 
 def test_gate_status_accounts_by_rows_and_reset_explains_it_is_gone(

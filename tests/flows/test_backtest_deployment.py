@@ -11,7 +11,7 @@ from fakes import REPO_ROOT
 from prefect.utilities.callables import parameter_schema
 
 from flows.backtest import backtest
-from flows.parameter_docs import annotation_description
+from flows.parameter_docs import annotation_description, literal_angles
 
 
 def test_the_backtest_is_deployed_to_run_by_hand() -> None:
@@ -27,7 +27,8 @@ def test_the_run_form_describes_every_parameter() -> None:
     assert set(schema.required or []) == {"data_path", "start"}
     for name, prop in schema.properties.items():
         text = annotation_description(hints[name])
-        assert text and prop["description"].startswith(text.rstrip(".")), name
+        shown = literal_angles(text.rstrip(".")) if text else ""  # <name> as a code span
+        assert text and prop["description"].startswith(shown), name
         assert "(default" in prop["description"] or "(required)" in prop["description"], name
         assert "null" not in prop["description"], name
     assert schema.properties["period"]["enum"] == ["day", "week", "month", "year"]
