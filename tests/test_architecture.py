@@ -55,6 +55,7 @@ ROOT_MODULES = {
     "model.settings": "core",
     "model.files": "core",
     "model.clock": "core",
+    "model.threads": "core",
     "model.comparator": "gate",  # shim for model.gate.comparator
     "model.stats": "gate",  # shim for model.gate.stats
     "model.artifact": "training",  # shim for model.training.artifact

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from model.errors import RetrainError
+from model.threads import usable_cpus
 
 SWEPT = ("hidden_sizes", "learning_rate", "dropout", "weight_decay")
 """The training parameters a sweep may vary, in the order the grid enumerates them."""
@@ -108,13 +109,13 @@ def _plain(value: Any) -> Any:
 
 def worker_count(spec: SweepSpec, k: int, cpus: int | None = None) -> int:
     """Dask workers for ``k`` candidates: ``spec.workers``, else min(k, CPU count)."""
-    cpus = cpus or os.cpu_count() or 1
+    cpus = cpus or usable_cpus()
     return max(1, spec.workers if spec.workers is not None else min(k, cpus))
 
 
 def threads_per_candidate(workers: int, cpus: int | None = None) -> int:
     """Torch threads for each candidate so that the workers together use the CPUs once."""
-    cpus = cpus or os.cpu_count() or 1
+    cpus = cpus or usable_cpus()
     return max(1, cpus // max(1, workers))
 
 

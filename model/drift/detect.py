@@ -28,6 +28,7 @@ from model.drift.results import (
     SchemaChange,
 )
 from model.errors import DriftInputError
+from model.threads import usable_cpus
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ def spec_for_reference(
     return infer_spec(reference, target=target, id_column=id_column, exclude=exclude)
 
 
-DRIFT_THREADS = max(1, min(4, os.cpu_count() or 1))
+DRIFT_THREADS = max(1, min(4, usable_cpus()))
 """Columns are compared in this many threads: sorting and counting release the GIL."""
 
 

@@ -87,6 +87,7 @@ def build_metadata(result_or_model: Any, sha256: str) -> dict[str, Any]:
             "stopped_early": result.stopped_early,
             "seconds": round(result.seconds, 3),
             "device": result.device,
+            "threads": result.threads,
             "history": [h.to_dict() for h in result.history],
         }
     elif isinstance(result_or_model, TabularModel):

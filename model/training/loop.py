@@ -11,7 +11,6 @@ Validation loss and AUC are computed once per epoch, vectorised.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from torch import Tensor
 
 from model.data import FeatureSpec, infer_spec
 from model.errors import DataValidationError
+from model.threads import ThreadChoice, choose_threads, thread_scope
 from model.training.cuda import auc_on_device, graphed_epoch_or_none
 from model.training.network import Preprocessor, TabularModel, build_model
 from model.training.params import (
@@ -50,22 +50,22 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def thread_choice(params: TrainParams) -> ThreadChoice:
+    """The CPU threads a training run uses (``model.threads.choose_threads``): the user's
+    ``num_threads``, else 1 for small steps or on 2 CPUs or fewer, else the free CPUs (up to 4)."""
+    return choose_threads(params.num_threads, work=params.batch_size * max(params.hidden_sizes))
+
+
 def default_threads(params: TrainParams) -> int:
-    """Small batches through a small net: 1 thread (less sync overhead); large: up to 4."""
-    if params.num_threads is not None:
-        return params.num_threads
-    work = params.batch_size * max(params.hidden_sizes)
-    return 1 if work < 262_144 else max(1, min(4, os.cpu_count() or 1))
+    """The number of threads ``thread_choice`` picks."""
+    return thread_choice(params).threads
 
 
 @contextmanager
 def torch_threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
+    """torch's (and numba's and Arrow's) pools at ``n`` threads inside."""
+    with thread_scope(n):
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def binary_target(series: pd.Series, source: str) -> np.ndarray:
@@ -272,8 +272,9 @@ def train(
     if device.type == "cuda" and params.cuda_batch_size is not None:
         params = replace(params, batch_size=params.cuda_batch_size)  # the user's opt-in
     fork_devices = [device.index or 0] if device.type == "cuda" else []
+    threads = thread_choice(params)
     started = time.perf_counter()
-    with torch_threads(default_threads(params)), torch.random.fork_rng(devices=fork_devices):
+    with thread_scope(threads.threads), torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(params.seed)
         pre = Preprocessor.fit(train_df, spec)
         model = build_model(spec, pre, params.hidden_sizes, params.dropout, params.activation)
@@ -299,6 +300,7 @@ def train(
         params=params,
         device=str(device),
         stopped_early=stopped,
+        threads=threads.to_dict(),
     )
 
 

@@ -47,7 +47,10 @@ class TrainParams:
     """"fixed" (0.5) or "f1" (maximise F1 on the validation split)."""
     target_column: str = "target"
     num_threads: int | None = None
-    """CPU threads while training; None = 1 for small batches, up to 4 for large ones."""
+    """CPU threads while training (torch, numba and Arrow together); None chooses
+    (``model.threads.choose_threads``): ``RETRAIN_THREADS`` or ``OMP_NUM_THREADS`` if set, else
+    1 for small steps or on 2 CPUs or fewer, else the CPUs free right now (up to 4). The
+    choice and its reason are recorded in model.json (``training.threads``)."""
     cuda_batch_size: int | None = None
     """Opt-in: on a CUDA device, train with this batch size instead of ``batch_size`` (a GPU
     is launch-bound at small batches). None keeps ``batch_size`` everywhere; the batch size
@@ -154,6 +157,8 @@ class TrainResult:
     device: str
     stopped_early: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    threads: dict[str, Any] | None = None
+    """The CPU threads chosen and why (``model.threads.ThreadChoice.to_dict``)."""
 
 
 EpochCallback = Callable[[EpochStats], None]
