@@ -167,7 +167,8 @@ def train_candidates(
         base = cfg.train_params()
         todo = candidates(spec, cfg.seed)
         workers = worker_count(spec, len(todo))
-        # a LocalCluster shares this machine's CPUs; a remote scheduler's workers keep their default
+        # a LocalCluster shares this machine's CPUs; a remote scheduler's workers choose their
+        # own (model.threads: Dask sets OMP_NUM_THREADS=1 there, one thread per worker process)
         threads = None if settings.dask_address else threads_per_candidate(workers)
         params = [{"num_threads": threads, **c.params(base)} for c in todo]
         why = {

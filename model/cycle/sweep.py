@@ -114,9 +114,10 @@ def worker_count(spec: SweepSpec, k: int, cpus: int | None = None) -> int:
 
 
 def threads_per_candidate(workers: int, cpus: int | None = None) -> int:
-    """Torch threads for each candidate so that the workers together use the CPUs once."""
+    """Torch threads for each candidate so that the workers together use the CPUs once
+    (one on 2 CPUs or fewer: ``model.threads``' rule for torch)."""
     cpus = cpus or usable_cpus()
-    return max(1, cpus // max(1, workers))
+    return 1 if cpus <= 2 else max(1, cpus // max(1, workers))
 
 
 @dataclass

@@ -28,7 +28,7 @@ from model.drift.results import (
     SchemaChange,
 )
 from model.errors import DriftInputError
-from model.threads import usable_cpus
+from model.threads import choose_threads
 
 logger = logging.getLogger(__name__)
 
@@ -209,10 +209,6 @@ def spec_for_reference(
     return infer_spec(reference, target=target, id_column=id_column, exclude=exclude)
 
 
-DRIFT_THREADS = max(1, min(4, usable_cpus()))
-"""Columns are compared in this many threads: sorting and counting release the GIL."""
-
-
 def _feature_drifts(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -235,9 +231,13 @@ def _feature_drifts(
         return categorical_drift(col, ref, cur)
 
     cols = list(spec.features)
-    if DRIFT_THREADS == 1 or len(cols) == 1 or len(reference) + len(current) < 100_000:
+    if len(cols) == 1 or len(reference) + len(current) < 100_000:
         return {col: one(col) for col in cols}
-    with ThreadPoolExecutor(max_workers=DRIFT_THREADS) as pool:
+    # columns are compared in threads (sorting and counting release the GIL), as many as are free
+    threads = choose_threads(synchronised=False).threads
+    if threads == 1:
+        return {col: one(col) for col in cols}
+    with ThreadPoolExecutor(max_workers=threads) as pool:
         results = list(pool.map(one, cols))
     return dict(zip(cols, results, strict=True))
 

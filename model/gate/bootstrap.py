@@ -25,7 +25,7 @@ from model.gate.metrics import (
     row_losses,
     threshold_metrics,
 )
-from model.threads import usable_cpus
+from model.threads import choose_threads
 
 _CHUNK_ELEMENTS = 1 << 20  # rows × resamples per chunk: cache-friendly ...
 _MIN_CHUNK, _MAX_CHUNK = 4, 64  # ... but at least 4 resamples (fewer, larger allocations)
@@ -130,7 +130,7 @@ def paired_bootstrap(
     streams = np.random.SeedSequence(seed).spawn(n_bootstrap)
     k = _chunk_size(y.size, n_bootstrap, chunk_elements)
     bounds = [(r, min(r + k, n_bootstrap)) for r in range(0, n_bootstrap, k)]
-    workers = n_jobs or min(4, usable_cpus())
+    workers = choose_threads(n_jobs, synchronised=False).threads if len(bounds) > 1 else 1
     out = np.empty((n_bootstrap, len(METRICS)), dtype=np.float64)
 
     def run(bound: tuple[int, int]) -> None:

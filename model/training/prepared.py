@@ -15,8 +15,9 @@ import pandas as pd
 
 from model.data import FeatureSpec, load_manifest, load_split
 from model.errors import DataValidationError
+from model.threads import thread_scope
 from model.training.artifact import save_model
-from model.training.loop import train
+from model.training.loop import thread_choice, train
 from model.training.params import EpochCallback, TrainParams, TrainResult
 
 
@@ -80,7 +81,8 @@ def train_prepared(
         params = TrainParams()
     elif isinstance(params, dict):
         params = TrainParams.from_dict(params)
-    data = load_prepared(prepared_dir)
+    with thread_scope(thread_choice(params).threads):  # Arrow's reads share training's choice
+        data = load_prepared(prepared_dir)
     result = train(data.train, data.val, params, on_epoch=on_epoch, spec=data.spec)
     if data_path is None:
         from model.settings import get_settings

@@ -99,4 +99,5 @@ def test_workers_and_threads_share_the_cpus() -> None:
     assert worker_count(SweepSpec(learning_rate=[0.1, 0.2, 0.3]), 3, cpus=2) == 2
     assert worker_count(SweepSpec(learning_rate=[0.1], workers=3), 1, cpus=2) == 3
     assert threads_per_candidate(2, cpus=2) == 1
+    assert threads_per_candidate(1, cpus=2) == 1  # torch on 2 CPUs: one thread (model.threads)
     assert threads_per_candidate(2, cpus=16) == 8
