@@ -2,7 +2,8 @@
 
 Chi-square test of homogeneity over the levels, PSI and Jensen–Shannon distance (base 2,
 in [0, 1]); levels unseen in the reference are counted. Counts come from ``pd.factorize``
-codes and ``np.bincount``.
+codes and ``np.bincount``, chunk by chunk (:class:`LevelCounts`): a column read in record
+batches gives the counts, the levels and their order of the whole column in memory.
 """
 
 from __future__ import annotations
@@ -22,29 +23,63 @@ MAX_LEVELS_SHOWN = 20
 _MISSING_LEVEL = "<missing>"
 
 
-def _level_counts(series: pd.Series) -> tuple[np.ndarray, list[Any]]:
-    """Counts per level (missing values as one extra last level when present)."""
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        codes = np.asarray(series.cat.codes, dtype=np.int64)
-        uniques: list[Any] = list(series.cat.categories)
-    else:
-        codes, u = pd.factorize(series, use_na_sentinel=True)
-        uniques = list(u)
-    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
-    n_missing = int(codes.size - counts.sum())
-    if n_missing:
-        return np.append(counts, n_missing), [*uniques, _MISSING_LEVEL]
-    return counts, uniques
-
-
 def _key(level: Any) -> Any:
     """Normalise numpy scalars so equal levels compare and hash equal."""
     return level.item() if isinstance(level, np.generic) else level
 
 
+class LevelCounts:
+    """Counts per level of a column, added chunk by chunk: the levels in order of first
+    appearance (a categorical's categories in their order, unused ones counted 0), as
+    ``pd.factorize`` of the whole column gives them; missing values counted apart."""
+
+    def __init__(self) -> None:
+        self.levels: list[Any] = []
+        self.counts: list[int] = []
+        self.missing = 0
+        self.rows = 0
+        self._index: dict[Any, int] = {}
+
+    @classmethod
+    def of(cls, series: pd.Series) -> LevelCounts:
+        counts = cls()
+        counts.add(series)
+        return counts
+
+    def add(self, series: pd.Series) -> None:
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            codes = np.asarray(series.cat.codes, dtype=np.int64)
+            uniques: list[Any] = list(series.cat.categories)
+        else:
+            codes, u = pd.factorize(series, use_na_sentinel=True)
+            uniques = list(u)
+        chunk = np.bincount(codes[codes >= 0], minlength=len(uniques))
+        for level, count in zip(uniques, chunk.tolist(), strict=True):
+            i = self._index.setdefault(_key(level), len(self.levels))
+            if i == len(self.levels):
+                self.levels.append(level)
+                self.counts.append(0)
+            self.counts[i] += count
+        self.missing += int(codes.size - chunk.sum())
+        self.rows += int(codes.size)
+
+    def arrays(self) -> tuple[np.ndarray, list[Any]]:
+        """Counts and levels, missing values as one extra last level when present."""
+        counts = np.array(self.counts, dtype=np.int64)
+        if self.missing:
+            return np.append(counts, self.missing), [*self.levels, _MISSING_LEVEL]
+        return counts, list(self.levels)
+
+
 def categorical_drift(name: str, ref: pd.Series, cur: pd.Series) -> FeatureDrift:
-    r_counts, r_levels = _level_counts(ref)
-    c_counts, c_levels = _level_counts(cur)
+    """Drift of one categorical column held in memory."""
+    return counts_drift(name, LevelCounts.of(ref), LevelCounts.of(cur))
+
+
+def counts_drift(name: str, ref: LevelCounts, cur: LevelCounts) -> FeatureDrift:
+    """Drift of one categorical column from both sides' level counts."""
+    r_counts, r_levels = ref.arrays()
+    c_counts, c_levels = cur.arrays()
     keep = r_counts > 0
     r_counts = r_counts[keep]
     r_levels = [lvl for lvl, k in zip(r_levels, keep, strict=True) if k]
@@ -70,8 +105,8 @@ def categorical_drift(name: str, ref: pd.Series, cur: pd.Series) -> FeatureDrift
     mid = 0.5 * (p_ref + p_cur)
     js = math.sqrt(max(0.5 * (_kl2(p_ref, mid) + _kl2(p_cur, mid)), 0.0))
     shown = np.argsort(-(p_ref + p_cur), kind="stable")[:MAX_LEVELS_SHOWN]
-    missing_ref = _missing_share(r_levels, r_counts, len(ref))
-    missing_cur = _missing_share(c_levels, c_counts, len(cur))
+    missing_ref = _missing_share(r_levels, r_counts, ref.rows)
+    missing_cur = _missing_share(c_levels, c_counts, cur.rows)
     return FeatureDrift(
         name=name,
         kind="categorical",

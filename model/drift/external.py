@@ -1,0 +1,162 @@
+"""A numeric column larger than memory, sorted on disk, read back in blocks.
+
+:func:`sort_to_file` is an external merge sort: the column arrives in chunks (any size),
+missing values are dropped, runs of at most half the memory budget are sorted in memory
+and written to a scratch file, and the runs are merged block by block into one sorted file
+of float64 values. The merge keeps one block per run and emits, at each step, every
+buffered value not above the smallest last value of the runs that still have more on
+disk (a run whose block set that bound is used up, so each step makes progress); the
+emitted values are sorted together and appended. Memory stays within the budget whatever
+the column's length: runs are read and written with plain file IO, never memory-mapped,
+so the pages are the kernel's cache, not the process's.
+
+:class:`SortedFile` gives what the drift statistics need from a sorted column
+(:class:`model.drift.numeric.SortedValues` is the in-memory twin): its size, values at
+given positions, and its blocks in order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+_ITEM = 8  # bytes per float64
+MIN_BUDGET = 1 << 16
+"""Smallest memory budget accepted (64 KiB): below it the merge's blocks become too small
+to be worth a step."""
+
+
+class SortedFile:
+    """A sorted float64 column on disk (``n`` values), read in blocks of ``block`` values."""
+
+    def __init__(self, path: Path, n: int, total: int, block: int) -> None:
+        self.path = path
+        self.size = n
+        self.total = total  # rows read, missing values included
+        self.block = max(1, block)
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        with open(self.path, "rb") as f:
+            while True:
+                values = np.fromfile(f, dtype=np.float64, count=self.block)
+                if values.size == 0:
+                    return
+                yield values
+
+    def at(self, positions: np.ndarray) -> np.ndarray:
+        """The values at ``positions`` (0-based, each in ``[0, size)``)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        out = np.empty(positions.shape, dtype=np.float64)
+        with open(self.path, "rb") as f:
+            for i, p in enumerate(positions.ravel()):
+                f.seek(int(p) * _ITEM)
+                out.flat[i] = np.fromfile(f, dtype=np.float64, count=1)[0]
+        return out
+
+    def values(self) -> np.ndarray:
+        """The whole column in memory (for small columns only)."""
+        return np.fromfile(self.path, dtype=np.float64)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def sort_to_file(
+    chunks: Iterable[np.ndarray], path: str | os.PathLike[str], budget_bytes: int
+) -> SortedFile:
+    """Sort the non-missing values of ``chunks`` (float64 arrays, NaN = missing) into
+    ``path``, holding at most about ``budget_bytes`` of values in memory at a time."""
+    if budget_bytes < MIN_BUDGET:
+        raise ValueError(f"memory budget {budget_bytes} bytes is below {MIN_BUDGET} bytes")
+    out_path = Path(path)
+    runs_path = out_path.with_name(out_path.name + ".runs")
+    try:
+        with open(runs_path, "wb") as runs_file:
+            runs, total = _write_runs(chunks, runs_file, budget_bytes // _ITEM // 2)
+    except BaseException:  # a chunk that failed to read: no scratch file left behind
+        runs_path.unlink(missing_ok=True)
+        raise
+    n = sum(length for _, length in runs)
+    # blocks of 1/64 of the budget: the statistics' merge holds two per column read ahead,
+    # and its temporaries (the merged values, their order, counts, gaps) about 15 per block
+    block = max(1, budget_bytes // _ITEM // 64)
+    if len(runs) <= 1:
+        os.replace(runs_path, out_path)
+        return SortedFile(out_path, n, total, block)
+    try:
+        _merge_runs(runs_path, runs, out_path, budget_bytes)
+    finally:
+        runs_path.unlink(missing_ok=True)
+    return SortedFile(out_path, n, total, block)
+
+
+def _write_runs(
+    chunks: Iterable[np.ndarray], runs_file: BinaryIO, run_len: int
+) -> tuple[list[tuple[int, int]], int]:
+    """Sorted runs of at most ``run_len`` values: their (offset, length) and the rows read."""
+    buffer = np.empty(run_len, dtype=np.float64)
+    runs: list[tuple[int, int]] = []
+    filled = total = 0
+    for chunk in chunks:
+        values = np.asarray(chunk, dtype=np.float64).ravel()
+        total += values.size
+        values = values[~np.isnan(values)]
+        while values.size:
+            take = min(values.size, run_len - filled)
+            buffer[filled : filled + take] = values[:take]
+            filled += take
+            values = values[take:]
+            if filled == run_len:
+                runs.append(_write_run(buffer, runs_file))
+                filled = 0
+    if filled:
+        runs.append(_write_run(buffer[:filled], runs_file))
+    return runs, total
+
+
+def _write_run(values: np.ndarray, runs_file: BinaryIO) -> tuple[int, int]:
+    values.sort()
+    offset = runs_file.tell() // _ITEM
+    values.tofile(runs_file)
+    return offset, values.size
+
+
+def _merge_runs(
+    runs_path: Path, runs: list[tuple[int, int]], out_path: Path, budget_bytes: int
+) -> None:
+    """Merge the sorted runs of ``runs_path`` into ``out_path`` (see the module's text)."""
+    block = max(1, budget_bytes // _ITEM // (3 * (len(runs) + 1)))
+    with open(runs_path, "rb") as src, open(out_path, "wb") as dst:
+        left = [length for _, length in runs]  # values of each run not yet read
+        position = [offset for offset, _ in runs]
+
+        def read(r: int) -> np.ndarray:
+            count = min(block, left[r])
+            src.seek(position[r] * _ITEM)
+            values = np.fromfile(src, dtype=np.float64, count=count)
+            position[r] += count
+            left[r] -= count
+            return values
+
+        buffers = {r: read(r) for r in range(len(runs))}
+        while buffers:
+            more = [buffers[r][-1] for r in buffers if left[r]]
+            bound = min(more) if more else np.inf
+            pieces = []
+            for r, buf in buffers.items():
+                cut = buf.size if not more else int(np.searchsorted(buf, bound, side="right"))
+                pieces.append(buf[:cut])
+                buffers[r] = buf[cut:]
+            step = np.concatenate(pieces)
+            step.sort()
+            step.tofile(dst)
+            for r in list(buffers):
+                if buffers[r].size == 0:
+                    if left[r]:
+                        buffers[r] = read(r)
+                    else:
+                        del buffers[r]
