@@ -57,7 +57,6 @@ def status(key):  # kB
         return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
 
 mode, ref, cur, budget, scratch = sys.argv[1:6]
-ref, cur = ref.split(","), cur.split(",")  # the sources of each side
 numeric_drift("warm", np.arange(50.0), np.arange(60.0), 10)  # imports, first calls
 import pandas as pd
 categorical_drift("warm", pd.Series([1, 2]), pd.Series([2, 3]))
@@ -106,10 +105,10 @@ def write_side(folder: Path, rows: int, seed: int, shift: float) -> None:
                 writer.write_table(pa.table({"x": x, "c": c}, schema=schema), row_group_size=GROUP)
 
 
-def run(mode: str, ref: list[str], cur: list[str], budget: int, scratch: Path) -> dict[str, Any]:
+def run(mode: str, ref: Path, cur: Path, budget: int, scratch: Path) -> dict[str, Any]:
     """One measured run in a fresh process (``mode``: ``stream`` or ``memory``)."""
     out = subprocess.run(
-        [sys.executable, "-c", _RUN, mode, ",".join(ref), ",".join(cur), str(budget), str(scratch)],
+        [sys.executable, "-c", _RUN, mode, str(ref), str(cur), str(budget), str(scratch)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -143,8 +142,8 @@ def main() -> None:
         write_side(data / "ref", args.rows, seed=1, shift=0.0)
         write_side(data / "cur", args.rows, seed=2, shift=0.01)
         generate_s = round(time.perf_counter() - t0, 1)
-    sides = {s: [str(data / s / "tenth"), str(data / s / "rest")] for s in ("ref", "cur")}
-    tenth = {s: [str(data / s / "tenth")] for s in ("ref", "cur")}
+    sides = {s: data / s for s in ("ref", "cur")}  # both its subfolders
+    tenth = {s: data / s / "tenth" for s in ("ref", "cur")}
     scratch = data / "scratch"
     scratch.mkdir(exist_ok=True)
     rows_tenth = args.rows // 10

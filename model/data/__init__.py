@@ -11,7 +11,8 @@ that training reads. Modules, in import order (each imports only those before it
 - ``validate``: checks of a table against its spec, target encoding (``encode_target``) and
   imputation of missing values.
 - ``read``: Parquet files, folders / hive datasets and CSV into Arrow (``read_table``,
-  ``read_sources``), each source checked as read.
+  ``read_sources``), each source checked as read; ``parquet_layout``: a Parquet source's
+  files and schema, for readers that stream it.
 - ``batches``: what in ``incoming/`` is a batch (``key=value`` folders and Parquet/CSV files
   directly in it), their order and ids, what is not read (``scan_incoming``,
   ``default_sources``).
@@ -47,6 +48,7 @@ from model.data.read import (
     Source,
     Sources,
     SourceTable,
+    parquet_layout,
     read_source,
     read_sources,
     read_table,
@@ -101,6 +103,7 @@ __all__ = [
     "is_categorical_dtype",
     "load_manifest",
     "load_split",
+    "parquet_layout",
     "prepare",
     "read_source",
     "read_sources",

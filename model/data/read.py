@@ -425,6 +425,26 @@ def read_source(source: Source) -> SourceTable:
     return st
 
 
+def parquet_layout(source: str | os.PathLike[str]) -> tuple[list[Path], pa.Schema] | None:
+    """A Parquet file's or folder's files and the schema :func:`read_table` reads them with
+    (footers only; nothing else is read), or None when the source holds CSV files (read
+    those whole). Bad input raises :class:`DataValidationError` as reading it would."""
+    path = Path(source).expanduser().absolute()
+    if not _stat_regular(path):
+        if path.name.lower().endswith(CSV_SUFFIXES):
+            return None
+        try:
+            return [path], pq.read_schema(path)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+            raise parquet_error(path, exc) from exc
+    if _csv_files(path):
+        return None
+    files = _parquet_files(path)
+    if not files:
+        raise DataValidationError(f"{path}: empty input (no Parquet or CSV files in the folder)")
+    return files, _folder_schema(path, _folder_schemas(path, files))
+
+
 def _as_list(sources: Sources) -> list[Source]:
     if isinstance(sources, str | Path | pd.DataFrame):
         return [sources]

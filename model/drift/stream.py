@@ -1,131 +1,438 @@
-"""Drift of one column larger than memory, read from Parquet in record batches.
+"""Drift of data larger than memory: Parquet files read in record batches.
 
-A numeric column is sorted on disk (:func:`model.drift.external.sort_to_file`) and its
-statistics come from passes over the two sorted files (:func:`model.drift.numeric.sorted_drift`):
-the KS statistic and p-value, the PSI bins, the medians and the histogram are exactly the
-in-memory path's; W1, the means and the deviations equal it up to the rounding of their sums.
-A categorical column's level counts are added batch by batch
-(:class:`model.drift.categorical.LevelCounts`), exactly the in-memory counts.
+:class:`ParquetSides` gives :func:`model.drift.detect.drift_of` the two sides of a
+comparison (the reference, the current data by part) without reading them whole, and
+:func:`stream_drift` makes the report, the one :func:`~model.drift.detect.detect_drift`
+makes of the same files read whole:
 
-Memory: at most about ``memory_budget`` bytes of values at a time (the sort's runs and
-merge blocks, the batches read), whatever the number of rows; a categorical column also
-holds one entry per distinct level.
+- the checks and the schema changes use column profiles from the Parquet footers (rows,
+  null counts) and the first value of a column (for messages);
+- a numeric column is sorted on disk (:func:`model.drift.external.sort_to_file`) and its
+  statistics come from passes over the two sorted files
+  (:func:`model.drift.numeric.sorted_drift`): KS and its p-value, the PSI bins, the medians
+  and the histogram exactly the in-memory numbers; W1, the means and the deviations up to the
+  rounding of their sums;
+- a categorical column's level counts (and the target's) are added batch by batch
+  (:class:`model.drift.categorical.LevelCounts`), each batch read as pandas reads the whole
+  column (integers with missing values as floats, booleans with missing values as objects):
+  exactly the in-memory counts;
+- the model scores the same sampled rows (the same seed picks the same row numbers), read
+  from the files batch by batch.
+
+Memory: at most about ``memory_budget`` bytes of values at a time (the sort's runs and merge
+blocks, the batches read), whatever the number of rows; a categorical column also holds one
+entry per distinct level, and the model's sample its rows.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from model.drift.categorical import LevelCounts, counts_drift
+from model.drift.detect import (
+    ColumnProfile,
+    PathArg,
+    Profile,
+    Scorer,
+    Side,
+    all_integral,
+    category_text,
+    drift_of,
+)
 from model.drift.external import MIN_BUDGET, sort_to_file
 from model.drift.numeric import sorted_drift
-from model.drift.results import FeatureDrift
-from model.errors import DriftInputError
+from model.drift.results import DriftReport, DriftSettings, FeatureDrift
+from model.errors import DriftInputError, RetrainError
 
-ParquetSources = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+if TYPE_CHECKING:
+    from model.data import FeatureSpec
 
+SIDES: tuple[Side, Side] = ("reference", "current")
 _CATEGORICAL_ROW_BYTES = 128  # a generous in-memory cost of one text value in a batch
 _MAX_BATCH_ROWS = 1 << 18  # larger batches only grow the reader's and allocator's buffers
 
 
-def parquet_files(sources: ParquetSources) -> list[Path]:
-    """The Parquet files of ``sources`` (files, and folders searched recursively, in name
-    order), hidden files and folders (``.``, ``_``) left out."""
-    items = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
-    files: list[Path] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*.parquet")
-                if not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
-            )
-            if not found:
-                raise DriftInputError(f"{path}: no Parquet files in the folder")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise DriftInputError(f"{path}: no such file or folder")
-    if not files:
-        raise DriftInputError("no data sources given")
-    return files
+@dataclass
+class ParquetSource:
+    """One source (a Parquet file or folder): its files, the schema it is read with, the
+    rows of each file, and its column profiles."""
 
+    label: str
+    files: list[Path]
+    schema: pa.Schema
+    file_rows: list[int]
+    profile: Profile
 
-def column_batches(files: Sequence[Path], column: str, batch_rows: int) -> Iterator[pa.Array]:
-    """One column of ``files``, ``batch_rows`` rows at a time (a file lacking it: an error)."""
-    for f in files:
+    @classmethod
+    def open(cls, source: str | os.PathLike[str]) -> ParquetSource:
+        from model.data import parquet_layout
+
+        layout = parquet_layout(source)
+        if layout is None:
+            raise DriftInputError(f"{source}: CSV data is read whole, not streamed")
+        files, schema = layout
         try:
-            reader = pq.ParquetFile(f, pre_buffer=False)  # pre-buffering holds whole chunks
-            if column not in reader.schema_arrow.names:
-                raise DriftInputError(f"{f}: column {column!r} missing")
-            for batch in reader.iter_batches(batch_size=batch_rows, columns=[column]):
-                yield batch.column(0)
+            metas = [pq.ParquetFile(f).metadata for f in files]
         except (pa.ArrowException, OSError) as exc:
-            raise DriftInputError(f"{f}: unreadable Parquet file: {exc}") from exc
+            raise DriftInputError(f"{source}: unreadable Parquet file: {exc}") from exc
+        file_rows = [m.num_rows for m in metas]
+        rows = sum(file_rows)
+        columns = {}
+        for field in schema:
+            if field.name.startswith("__index_level_"):
+                continue  # a pandas index written with the data: read_table drops it too
+            values = rows - _nulls(files, metas, field.name)
+            example = _first_value(files, field.name) if values else None
+            columns[field.name] = _profile(field.type, values, rows, example)
+        return cls(os.fspath(source), files, schema, file_rows, Profile(rows, columns))
+
+    def batches(self, column: str, rows: int) -> Iterator[pa.Array]:
+        """One column, ``rows`` rows at a time, as the source's schema types it."""
+        kind = self.schema.field(column).type
+        for f in self.files:
+            for batch in _file_batches(f, [column], rows):
+                array = batch.column(0) if batch.num_columns else pa.nulls(batch.num_rows)
+                yield array if array.type == kind else array.cast(kind)
 
 
-def _floats(array: pa.Array) -> np.ndarray:
+def _file_batches(f: Path, columns: list[str] | None, rows: int) -> Iterator[pa.RecordBatch]:
+    try:
+        reader = pq.ParquetFile(f, pre_buffer=False)  # pre-buffering holds whole chunks
+        present = [c for c in columns if c in reader.schema_arrow.names] if columns else None
+        yield from reader.iter_batches(batch_size=rows, columns=present)
+    except (pa.ArrowException, OSError) as exc:
+        raise DriftInputError(f"{f}: unreadable Parquet file: {exc}") from exc
+
+
+def _nulls(files: list[Path], metas: list[Any], column: str) -> int:
+    """Missing values of a column: from the footers' statistics when every row group has
+    them, else counted by reading the column."""
+    nulls = 0
+    for meta in metas:
+        names = [meta.schema.column(j).path for j in range(meta.num_columns)]
+        if column not in names:  # a column the file lacks (the log's reserved ones): all null
+            nulls += meta.num_rows
+            continue
+        j = names.index(column)
+        for g in range(meta.num_row_groups):
+            stats = meta.row_group(g).column(j).statistics
+            if stats is None or not stats.has_null_count:
+                return sum(a.null_count for a in _column(files, column))
+            nulls += stats.null_count
+    return nulls
+
+
+def _column(files: list[Path], column: str) -> Iterator[pa.Array]:
+    for f in files:
+        for batch in _file_batches(f, [column], _MAX_BATCH_ROWS):
+            yield batch.column(0) if batch.num_columns else pa.nulls(batch.num_rows)
+
+
+def _first_value(files: list[Path], column: str) -> Any:
+    for f in files:
+        for batch in _file_batches(f, [column], 4096):
+            if batch.num_columns:
+                valid = batch.column(0).drop_null()
+                if len(valid):
+                    return valid[0].as_py()
+    return None
+
+
+def _profile(kind: pa.DataType, values: int, rows: int, example: Any) -> ColumnProfile:
+    """A column's profile as pandas reads the whole column (``read_table``): its kind and
+    dtype (integers with missing values are floats, booleans with them objects)."""
+    has_nulls = values < rows
+    plain = kind.value_type if pa.types.is_dictionary(kind) else kind
+    try:
+        dtype = np.dtype(plain.to_pandas_dtype()).name
+    except (NotImplementedError, TypeError):
+        dtype = "object"
+    if pa.types.is_boolean(plain):
+        kind_name = "text" if has_nulls else "bool"  # pandas: objects, True/False/None
+        dtype = "object" if has_nulls else "bool"
+    elif pa.types.is_integer(plain) or pa.types.is_floating(plain):
+        kind_name = "numeric"
+        if has_nulls and pa.types.is_integer(plain):
+            dtype = "float64"
+    elif pa.types.is_timestamp(plain) or pa.types.is_date(plain):
+        kind_name = "datetime"
+    else:
+        kind_name = "text"
+    if pa.types.is_dictionary(kind):
+        dtype = "category"
+    return ColumnProfile(kind_name, values, dtype, example)
+
+
+def _combined(parts: Sequence[ParquetSource]) -> Profile:
+    """The profile of the parts concatenated as the monitor concatenates frames (a part's
+    column with no values dropped first: missing there; integers and floats make floats)."""
+    rows = sum(p.profile.rows for p in parts)
+    names: dict[str, None] = {}
+    for p in parts:
+        names.update(dict.fromkeys(p.profile.columns))
+    columns = {}
+    for name in names:
+        holding = [p for p in parts if name in p.profile.columns and p.profile.columns[name].values]
+        values = sum(p.profile.columns[name].values for p in holding)
+        kind = _unified([p.schema.field(name).type for p in holding]) if holding else pa.null()
+        example = holding[0].profile.columns[name].example if holding else None
+        columns[name] = _profile(kind, values, rows, example)
+    return Profile(rows, columns)
+
+
+def _unified(kinds: list[pa.DataType]) -> pa.DataType:
+    if len(set(kinds)) == 1:
+        return kinds[0]
+    try:
+        schemas = [pa.schema([("c", k)]) for k in kinds]
+        return pa.unify_schemas(schemas, promote_options="permissive").field("c").type
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.string()  # pandas would hold objects of several types: text
+
+
+class ParquetSides:
+    """The reference and the current data (by part, e.g. one per batch) as Parquet sources
+    read in batches within ``memory_budget`` bytes (see the module's text)."""
+
+    def __init__(
+        self,
+        reference: str | os.PathLike[str],
+        current: Mapping[str, str | os.PathLike[str]],
+        *,
+        memory_budget: int,
+        scratch_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if memory_budget < MIN_BUDGET:
+            raise DriftInputError(f"memory_budget {memory_budget} bytes is below {MIN_BUDGET}")
+        if not current:
+            raise DriftInputError("no current data given")
+        self.budget = memory_budget
+        self.scratch_dir = scratch_dir
+        self.sources: dict[Side, list[ParquetSource]] = {
+            "reference": [ParquetSource.open(reference)],
+            "current": [ParquetSource.open(path) for path in current.values()],
+        }
+        self.parts: Mapping[str, Profile] = {
+            label: src.profile for label, src in zip(current, self.sources["current"], strict=True)
+        }
+        self.reference = self.sources["reference"][0].profile
+        self.current = (
+            next(iter(self.parts.values()))
+            if len(current) == 1
+            else (_combined(self.sources["current"]))
+        )
+        self.profiles: dict[Side, Profile] = {"reference": self.reference, "current": self.current}
+
+    # ------------------------------------------------------------------ columns
+
+    def _rows(self, bytes_per_row: int) -> int:
+        return min(_MAX_BATCH_ROWS, max(1024, self.budget // bytes_per_row))
+
+    def _arrays(self, side: Side, column: str, rows: int) -> Iterator[pa.Array]:
+        """A side's column across its parts; a part whose column holds no values (dropped
+        before the monitor's concatenation) gives missing values."""
+        for src in self.sources[side]:
+            own = src.profile.columns.get(column)
+            if own is None or not own.values:
+                for start in range(0, src.profile.rows, rows):
+                    yield pa.nulls(min(rows, src.profile.rows - start))
+                continue
+            yield from src.batches(column, rows)
+
+    def _series(self, side: Side, column: str) -> Iterator[pd.Series]:
+        whole = self.profiles[side].columns[column]
+        for array in self._arrays(side, column, self._rows(_CATEGORICAL_ROW_BYTES)):
+            yield _to_pandas(array, whole)
+
+    def numeric(self, col: str, n_bins: int) -> FeatureDrift:
+        rows = self._rows(8 * 16)  # a batch: at most a sixteenth of the budget as floats
+        with tempfile.TemporaryDirectory(prefix="drift-", dir=self.scratch_dir) as scratch:
+            sorted_sides = []
+            for side in SIDES:
+                floats = (_floats(a, col) for a in self._arrays(side, col, rows))
+                sorted_sides.append(sort_to_file(floats, Path(scratch) / side, self.budget))
+            return sorted_drift(col, sorted_sides[0], sorted_sides[1], n_bins)
+
+    def categorical(self, col: str, as_text: bool) -> FeatureDrift:
+        counts = []
+        for side in SIDES:
+            integral = self._integral(side, col) if as_text else None
+            chunks = self._series(side, col)
+            counts.append(_counts(category_text(s, integral) if as_text else s for s in chunks))
+        return counts_drift(col, counts[0], counts[1])
+
+    def target(self, col: str, as_text: bool) -> FeatureDrift:
+        counts = []
+        for side in SIDES:
+            chunks = (s.dropna() for s in self._series(side, col))
+            counts.append(_counts(s.astype(str) if as_text else s for s in chunks))
+        return counts_drift(col, counts[0], counts[1])
+
+    def _integral(self, side: Side, col: str) -> bool | None:
+        """Whether a float column's values are all integral, over the whole side."""
+        if not self.profiles[side].columns[col].dtype.startswith("float"):
+            return None
+        chunks = [all_integral(s) for s in self._series(side, col) if s.notna().any()]
+        return bool(chunks) and all(chunks)
+
+    def each(self, fn: Callable[[str], FeatureDrift], cols: list[str]) -> list[FeatureDrift]:
+        return [fn(col) for col in cols]  # one column at a time: the budget is shared
+
+    # ------------------------------------------------------------------ the model's sample
+
+    def sample(self, side: Side, size: int, seed: int) -> pd.DataFrame:
+        """The rows :func:`model.drift.detect._sample` picks of the side read whole."""
+        rows = self.profiles[side].rows
+        pick = None
+        if rows > size:
+            pick = np.sort(np.random.default_rng(seed).choice(rows, size=size, replace=False))
+        tables, start = [], 0
+        multi = len(self.sources[side]) > 1
+        for src in self.sources[side]:
+            keep = [n for n in src.profile.columns if not multi or src.profile.columns[n].values]
+            table = _take_rows(src, keep, pick, start, self._rows(64 * max(1, len(keep))))
+            tables.append(table)
+            start += src.profile.rows
+        try:
+            table = pa.concat_tables(tables, promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise DriftInputError(f"{side}: its parts cannot be combined: {exc}") from exc
+        frame = table.to_pandas(date_as_object=False)
+        for name, column in self.profiles[side].columns.items():
+            if name in frame.columns:
+                frame[name] = _whole_dtype(frame[name], column)
+        if pick is not None:
+            frame.index = pd.Index(pick)
+        return frame
+
+
+def _take_rows(
+    src: ParquetSource, columns: list[str], pick: np.ndarray | None, start: int, rows: int
+) -> pa.Table:
+    """Rows ``pick`` (global numbers; None: all) of ``src``, whose first row is ``start``."""
+    schema = pa.schema([src.schema.field(c) for c in columns])
+    pieces = []
+    offset = start
+    for f, n in zip(src.files, src.file_rows, strict=True):
+        if pick is not None:
+            lo, hi = np.searchsorted(pick, [offset, offset + n])
+            if lo == hi:
+                offset += n
+                continue
+        for batch in _file_batches(f, columns, rows):
+            table = pa.Table.from_batches([batch])
+            for c in columns:  # a column the file lacks (the log's reserved ones): null
+                if c not in table.column_names:
+                    table = table.append_column(c, pa.nulls(table.num_rows))
+            table = table.select(columns).cast(schema)
+            if pick is not None:
+                lo, hi = np.searchsorted(pick, [offset, offset + table.num_rows])
+                table = table.take(pa.array(pick[lo:hi] - offset))
+            pieces.append(table)
+            offset += batch.num_rows
+    return pa.concat_tables(pieces) if pieces else schema.empty_table()
+
+
+def _to_pandas(array: pa.Array, whole: ColumnProfile) -> pd.Series:
+    return _whole_dtype(array.to_pandas(), whole)
+
+
+def _whole_dtype(series: pd.Series, whole: ColumnProfile) -> pd.Series:
+    """``series`` (a part of a column) with the dtype of the whole column read by pandas."""
+    if whole.dtype == "object" and pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype(object)
+    if whole.dtype.startswith("float") and pd.api.types.is_integer_dtype(series.dtype):
+        return series.astype("float64")
+    return series
+
+
+def _counts(chunks: Iterator[pd.Series]) -> LevelCounts:
+    counts = LevelCounts()
+    for chunk in chunks:
+        counts.add(chunk)
+    return counts
+
+
+def _floats(array: pa.Array, column: str) -> np.ndarray:
     """A numeric column's values as float64, missing values as NaN."""
     try:
         values = pc.cast(array, pa.float64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise DriftInputError(f"column of type {array.type} is not numeric: {exc}") from exc
+        raise DriftInputError(f"column {column!r} of type {array.type} is not numeric") from exc
     return values.to_numpy(zero_copy_only=False)  # nulls become NaN
 
 
-def _level_counts(batches: Iterator[pa.Array]) -> LevelCounts:
-    counts = LevelCounts()
-    integer = False
-    for array in batches:
-        integer = pa.types.is_integer(array.type)
-        counts.add(array.to_pandas())
-    if integer and counts.missing:  # pandas reads integers with missing values as floats
-        counts.levels = [float(level) for level in counts.levels]
-    return counts
+def stream_drift(
+    reference: str | os.PathLike[str],
+    current: Mapping[str, str | os.PathLike[str]] | str | os.PathLike[str],
+    spec: FeatureSpec,
+    settings: DriftSettings | None = None,
+    *,
+    memory_budget: int,
+    model: Scorer | None = None,
+    reference_path: PathArg = None,
+    current_path: PathArg = None,
+    model_info: dict[str, Any] | None = None,
+    scratch_dir: str | os.PathLike[str] | None = None,
+) -> DriftReport:
+    """:func:`~model.drift.detect.detect_drift` of Parquet sources read in batches, in about
+    ``memory_budget`` bytes (see the module's text). ``current``: one source, or the parts
+    (label -> source, e.g. one per batch) whose concatenation is the current data.
+    ``reference_path`` / ``current_path`` name the sides in the report (default: the paths)."""
+    parts = current if isinstance(current, Mapping) else {os.fspath(current): current}
+    sides = ParquetSides(reference, parts, memory_budget=memory_budget, scratch_dir=scratch_dir)
+    paths = (
+        _labels(reference_path) or [os.fspath(reference)],
+        _labels(current_path) or [os.fspath(p) for p in parts.values()],
+    )
+    try:
+        return drift_of(sides, spec, settings, model=model, paths=paths, model_info=model_info)
+    except RetrainError:
+        raise
+    except (pa.ArrowException, OSError) as exc:
+        raise DriftInputError(f"{paths[1]}: unreadable Parquet data: {exc}") from exc
+
+
+def _labels(path: PathArg) -> list[str]:
+    if path is None:
+        return []
+    if isinstance(path, str | os.PathLike):
+        return [os.fspath(path)]
+    return [os.fspath(p) for p in path]
 
 
 def stream_column_drift(
     name: str,
     kind: Literal["numeric", "categorical"],
-    reference: ParquetSources,
-    current: ParquetSources,
+    reference: str | os.PathLike[str],
+    current: str | os.PathLike[str],
     *,
     n_bins: int = 10,
     memory_budget: int = 256 << 20,
     scratch_dir: str | os.PathLike[str] | None = None,
 ) -> FeatureDrift:
-    """Drift of column ``name`` between two sets of Parquet sources, in bounded memory.
-
-    ``memory_budget`` (bytes) bounds the values held at a time; the sorted numeric columns
-    are written under ``scratch_dir`` (default: the system's temporary folder) and removed.
-    """
-    if memory_budget < MIN_BUDGET:
-        raise DriftInputError(f"memory_budget {memory_budget} bytes is below {MIN_BUDGET}")
-    ref_files, cur_files = parquet_files(reference), parquet_files(current)
-    if kind == "categorical":
-        rows = min(_MAX_BATCH_ROWS, max(1024, memory_budget // _CATEGORICAL_ROW_BYTES))
-        ref = _level_counts(column_batches(ref_files, name, rows))
-        cur = _level_counts(column_batches(cur_files, name, rows))
-        return counts_drift(name, ref, cur)
-    rows = min(_MAX_BATCH_ROWS, max(1024, memory_budget // 8 // 16))  # <= 1/16 of the budget
-    with tempfile.TemporaryDirectory(prefix="drift-", dir=scratch_dir) as scratch:
-        folder = Path(scratch)
-        sides = []
-        for label, files in (("reference", ref_files), ("current", cur_files)):
-            batches = (_floats(a) for a in column_batches(files, name, rows))
-            side = sort_to_file(batches, folder / label, memory_budget)
-            if side.size == 0:
-                raise DriftInputError(f"{label}: column {name!r} has only missing values")
-            sides.append(side)
-        return sorted_drift(name, sides[0], sides[1], n_bins)
+    """Drift of one column between two Parquet sources, in bounded memory (no checks beyond
+    the column's own: for the whole report, :func:`stream_drift`)."""
+    sides = ParquetSides(
+        reference, {"current": current}, memory_budget=memory_budget, scratch_dir=scratch_dir
+    )
+    for side in SIDES:
+        column = sides.profiles[side].columns.get(name)
+        if column is None:
+            raise DriftInputError(f"{side}: column {name!r} missing")
+        if not column.values:
+            raise DriftInputError(f"{side}: column {name!r} has only missing values")
+    if kind == "numeric":
+        return sides.numeric(name, n_bins)
+    return sides.categorical(name, as_text=False)

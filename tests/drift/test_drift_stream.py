@@ -24,7 +24,7 @@ from model.drift.categorical import LevelCounts
 from model.drift.external import MIN_BUDGET, sort_to_file
 from model.drift.numeric import sorted_drift
 from model.drift.stream import stream_column_drift
-from model.errors import DriftInputError
+from model.errors import DataValidationError, DriftInputError
 
 EXACT = ("statistic", "p_value", "psi", "reference_missing", "current_missing")
 SUMMED = ("distance",)  # W1 / sd: a sum of products, equal up to rounding
@@ -192,7 +192,7 @@ def test_stream_column_drift_names_bad_input(tmp_path: Path) -> None:
         stream_column_drift("t", "numeric", src, src)
     with pytest.raises(DriftInputError, match="only missing values"):
         stream_column_drift("e", "numeric", src, src)
-    with pytest.raises(DriftInputError, match="no such file"):
+    with pytest.raises(DataValidationError, match="no such file"):
         stream_column_drift("x", "numeric", tmp_path / "nothing", src)
     with pytest.raises(DriftInputError, match="below"):
         stream_column_drift("x", "numeric", src, src, memory_budget=1000)
@@ -265,3 +265,120 @@ def test_external_sort_leaves_nothing_when_its_input_fails(tmp_path: Path) -> No
     with pytest.raises(DriftInputError, match="batch 2"):
         sort_to_file(failing(), tmp_path / "s", MIN_BUDGET)
     assert list(tmp_path.iterdir()) == []
+
+
+class _Scorer:
+    """A model stand-in: a fixed function of two features (missing values as 0); it
+    records the frames it scored."""
+
+    def __init__(self) -> None:
+        self.frames: list[pd.DataFrame] = []
+
+    def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
+        self.frames.append(df)
+        x = df["income"].fillna(0).to_numpy(float) / 1e5 + df["age"].fillna(0).to_numpy(float) / 50
+        return 1 / (1 + np.exp(-x))
+
+
+def assert_same_report(a: dict, b: dict, path: str = "") -> None:
+    """Equal reports: every number to 1e-12 relative (W1 and the moments are sums; the
+    per-column tests hold the rest to the bit), everything else exactly."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), path
+        for key in a:
+            if key != "created_at":
+                assert_same_report(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_report(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and not isinstance(b, bool):
+        assert b == pytest.approx(a, rel=1e-12, abs=1e-15, nan_ok=True), path
+    else:
+        assert a == b, path
+
+
+def test_stream_drift_report_equals_the_monitors_in_memory_report(tmp_path: Path) -> None:
+    """Two batches as the monitor reads them (whole, then concatenated), against the same
+    files streamed: text and integer-coded categoricals with missing values, an integer
+    column with missing values in one batch only, a feature all missing in one batch (a
+    schema change), an extra column, the target, and the model's sampled scores."""
+    from model.cycle.monitor import read_batches
+    from model.data import read_table
+    from model.drift import DriftSettings, detect_drift, spec_for_reference
+    from model.drift.stream import stream_drift
+
+    def customers(rows: int, seed: int, drift: float) -> pd.DataFrame:
+        frame = make_customers(rows, seed=seed, drift=drift)
+        rng = np.random.default_rng(seed)
+        frame["region"] = ("r" + frame["region"].astype(str)).mask(rng.random(rows) < 0.02)
+        frame["tier"] = pd.Series(rng.integers(0, 7 if seed == 2 else 5, rows))  # codes, ...
+        if seed != 2:  # ... with missing values but in the first batch
+            frame["tier"] = frame["tier"].astype(float).mask(rng.random(rows) < 0.05)
+        return frame
+
+    ref_frame = customers(30_000, 1, 0.0)
+    batch_1 = customers(12_000, 2, 0.2)
+    batch_2 = customers(9_000, 3, 0.4)
+    batch_2["num_purchases"] = (
+        batch_2["num_purchases"].astype(float).mask(np.arange(len(batch_2)) % 7 == 0)
+    )  # integers with missing values in this batch only
+    batch_2["is_premium"] = np.nan  # all missing: a schema change
+    batch_1["campaign"] = "spring"  # not in the reference: ignored, listed
+    ref = write_parquet(ref_frame, tmp_path / "ref", files=2, row_group=6_000)
+    parts = {
+        "date=2026-01-01": write_parquet(batch_1, tmp_path / "b1", files=2, row_group=2_500),
+        "date=2026-01-08": write_parquet(batch_2, tmp_path / "b2", files=1, row_group=2_000),
+    }
+    reference = read_table(ref)
+    current, frames = read_batches(list(parts.values()))
+    frames = dict(zip(parts, frames.values(), strict=True))
+    inferred = spec_for_reference(reference)
+    categorical = [*inferred.categorical, "tier"]
+    spec = FeatureSpec(
+        numeric=[c for c in inferred.numeric if c not in categorical],
+        categorical=categorical,
+        target=inferred.target,
+        id_column=inferred.id_column,
+    )
+    settings = DriftSettings(max_model_rows=5_000, seed=3)
+    scorers = _Scorer(), _Scorer()
+    names = {"reference_path": "ref", "current_path": ["b1", "b2"]}
+    expected = detect_drift(
+        reference, current, spec, settings, model=scorers[0], current_parts=frames, **names
+    )
+    streamed = stream_drift(
+        ref,
+        parts,
+        spec,
+        settings,
+        memory_budget=MIN_BUDGET * 4,
+        model=scorers[1],
+        scratch_dir=tmp_path,
+        **names,
+    )
+    assert expected.schema_changes == {"is_premium": "all_missing"}
+    assert expected.current["extra_columns"] == ["campaign"]
+    assert expected.prediction is not None and expected.target is not None
+    assert_same_report(expected.to_dict(), streamed.to_dict())
+    for seen, streamed_seen in zip(scorers[0].frames, scorers[1].frames, strict=True):
+        assert list(seen.index) == list(streamed_seen.index)  # the same rows were scored
+        pd.testing.assert_frame_equal(
+            seen[spec.features].reset_index(drop=True),
+            streamed_seen[spec.features].reset_index(drop=True),
+            check_dtype=False,
+        )
+
+
+def test_stream_drift_rejects_what_detect_drift_rejects(tmp_path: Path) -> None:
+    from model.drift.stream import stream_drift
+
+    ref = write_parquet(pd.DataFrame({"x": [1.0, 2.0, 3.0], "t": [0, 1, 0]}), tmp_path / "r", 1, 2)
+    text = write_parquet(pd.DataFrame({"x": ["a", "b", "c"]}), tmp_path / "c", 1, 2)
+    spec = FeatureSpec(numeric=["x"], categorical=[], target="t")
+    with pytest.raises(DriftInputError, match=r"column 'x' has different types: .*e\.g\. 'a'"):
+        stream_drift(ref, text, spec, memory_budget=MIN_BUDGET)
+    csv = tmp_path / "c.csv"
+    csv.write_text("x\n1\n")
+    with pytest.raises(DriftInputError, match="CSV data is read whole"):
+        stream_drift(ref, csv, spec, memory_budget=MIN_BUDGET)
