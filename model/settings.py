@@ -49,6 +49,27 @@ def check_model_name(name: object, where: str) -> str:
     raise ModelNameError(f"{where}: model name {shown} is not accepted; use {MODEL_NAME_RULE}")
 
 
+DEFAULT_MEMORY_BUDGET = 2 << 30
+MIN_MEMORY_BUDGET = 16 << 20
+_UNITS = {
+    "": 1,
+    "b": 1,
+    **{f"{p}{s}": 1 << (10 * (i + 1)) for i, p in enumerate("kmgt") for s in ("", "b", "ib")},
+}  # binary multiples, however written: 2G, 2GB and 2GiB are 2 * 2**30 bytes
+_SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*")
+
+
+def parse_memory_size(text: str) -> int:
+    """``"2GiB"``, ``"512 MiB"``, ``"1.5G"`` or a whole number of bytes, as bytes (K, M, G and
+    T are binary multiples, with or without B or iB); a ValueError saying what is accepted
+    otherwise."""
+    match = _SIZE_RE.fullmatch(text)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _UNITS:
+        raise ValueError("must be a whole number of bytes, or a size such as 512MiB or 2GiB")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
 class Settings(BaseSettings):
     """Where things live. Every path is derived from ``home`` and ``model_name``."""
 
@@ -80,6 +101,25 @@ class Settings(BaseSettings):
         description="A running Dask scheduler for candidate sweeps (e.g. tcp://10.0.0.5:8786); "
         "unset: a distributed.LocalCluster started for the sweep.",
     )
+
+    memory_budget: int = Field(
+        default=DEFAULT_MEMORY_BUDGET,
+        description="Bytes of data a stage may hold at a time (RETRAIN_MEMORY_BUDGET: a whole "
+        "number of bytes, or with KiB, MiB, GiB); data whose in-memory form would not fit is "
+        "streamed. Today drift streams; default 2 GiB.",
+    )
+
+    @field_validator("memory_budget", mode="before")
+    @classmethod
+    def _memory_size(cls, value: object) -> object:
+        return parse_memory_size(value) if isinstance(value, str) else value
+
+    @field_validator("memory_budget")
+    @classmethod
+    def _memory_floor(cls, value: int) -> int:
+        if value < MIN_MEMORY_BUDGET:
+            raise ValueError(f"must be at least {MIN_MEMORY_BUDGET >> 20} MiB")
+        return value
 
     @field_validator("model_name")
     @classmethod

@@ -8,7 +8,8 @@ and drift),
 name's checks, and each parameter's effective value: explicit > configuration > built-in),
 ``triggers`` (``evaluate_triggers``: which trigger fires, with every check listed),
 ``monitor`` (drift of the production model's data: the registry gives the reference and the
-model; ``monitor_drift``, ``drift_for_trigger``), ``estimate`` (production's label-free
+model; ``monitor_drift``, ``drift_for_trigger``; ``streaming``: past the memory budget, that
+data streamed), ``estimate`` (production's label-free
 performance estimate on new data, CBPE calibrated on its validation split), ``naming`` (run
 names that say how a run ended), ``locks`` (the promotion lock and the cycle lock,
 OS locks the kernel frees when their holder dies) and ``recovery`` (what a dead cycle left: its

@@ -6,8 +6,9 @@ production model (``model.artifact``) on top of :mod:`model.drift`, which does n
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,8 @@ from model.drift import (
     write_reports,
 )
 from model.errors import DriftInputError, RetrainError
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -192,22 +195,32 @@ def select_batches(
     )
 
 
-def read_batches(paths: Sequence[Path]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """The batches concatenated, and each on its own (for the report's schema changes).
-
-    A column a batch holds only missing values of is left out of that batch before the
-    concatenation, so its all-``None`` values do not turn the others' numbers into objects.
-    """
-    import pandas as pd
-
-    parts: dict[str, pd.DataFrame] = {}
+def batch_labels(paths: Sequence[Path]) -> dict[str, Path]:
+    """Each batch by its label in reports: its ``date=…`` name, or its path."""
+    labels: dict[str, Path] = {}
     for p in paths:
         label = batch_name(p) if p.is_dir() else str(p)
-        parts[label if label not in parts else str(p)] = read_frame(p)
+        labels[label if label not in labels else str(p)] = p
+    return labels
+
+
+def read_batches(paths: Sequence[Path]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """The batches concatenated (:func:`concat_batches`), and each on its own (for the
+    report's schema changes)."""
+    parts = {label: read_frame(p) for label, p in batch_labels(paths).items()}
+    return concat_batches(parts), parts
+
+
+def concat_batches(parts: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The batches concatenated. A column a batch holds only missing values of is left out
+    of that batch first, so its all-``None`` values do not turn the others' numbers into
+    objects."""
+    import pandas as pd
+
     if len(parts) == 1:
-        return next(iter(parts.values())), parts
+        return next(iter(parts.values()))
     frames = [f.drop(columns=[c for c in f.columns if f[c].isna().all()]) for f in parts.values()]
-    return pd.concat(frames, ignore_index=True, sort=False), parts
+    return pd.concat(frames, ignore_index=True, sort=False)
 
 
 def drift_for_production(
@@ -242,8 +255,6 @@ def drift_for_production(
         return None
     paths = selection.paths
     ref_path, spec = reference_for_production(settings)
-    reference = read_frame(ref_path)
-    current, parts = read_batches(paths)
     scorer = None
     model_info = None
     if with_model:
@@ -254,22 +265,42 @@ def drift_for_production(
         if info is not None:
             scorer = load_model(info.path)
             model_info = {"version": info.version, "path": settings.relative(Path(info.path))}
-    report = detect_drift(
-        reference,
-        current,
-        spec,
-        drift_settings,
-        model=scorer,
-        reference_path=settings.relative(ref_path),
-        current_path=[settings.relative(p) for p in paths],
-        model_info=model_info,
-        current_parts=parts,
-    )
+    names = settings.relative(ref_path), [settings.relative(p) for p in paths]
+    from model.cycle.streaming import streamed_drift, streamed_size
+
+    estimate = streamed_size(settings, [ref_path, *paths])
+    current: pd.DataFrame | None
+    if estimate is None:
+        reference = read_frame(ref_path)
+        current, parts = read_batches(paths)
+        report = detect_drift(
+            reference,
+            current,
+            spec,
+            drift_settings,
+            model=scorer,
+            model_info=model_info,
+            current_parts=parts,
+            reference_path=names[0],
+            current_path=names[1],
+        )
+    else:
+        labels = batch_labels(paths)
+        report, parts = streamed_drift(
+            settings, ref_path, labels, spec, drift_settings, scorer, model_info, names
+        )
+        report.current["streamed"] = {
+            "memory_budget": settings.memory_budget,
+            "in_memory_estimate": estimate,
+        }
+        current = concat_batches(parts) if parts else None
     report.current["selection"] = selection.describe()
-    if scorer is not None and model_info is not None:  # CBPE beside the drift (cycle.estimate)
+    if scorer is not None and model_info is not None and current is not None:  # CBPE too
         from model.cycle.estimate import estimate_or_reason, record_estimate
 
         est = estimate_or_reason(settings, model_info["version"], scorer, current, parts)
+        if "streamed" in report.current and est.get("available"):
+            est["sampled_from"] = report.current["rows"]
         record_estimate(settings, model_info["version"], est, paths)  # the log: checked later
         report.performance_estimate = est
     return report

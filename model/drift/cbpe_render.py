@@ -40,8 +40,14 @@ def _rows(est: dict[str, Any]) -> list[tuple[str, str, str]]:
 def _notes(est: dict[str, Any]) -> list[str]:
     cal = est.get("calibration") or {}
     ref = est.get("reference") or {}
+    sampled = (
+        f" drawn at random from {est['sampled_from']:,} (the data was too large to read whole)"
+        if est.get("sampled_from")
+        else ""
+    )
     notes = [
-        f"CBPE on {est['n_rows']:,} rows at the decision threshold {est['threshold']:.3f}; "
+        f"CBPE on {est['n_rows']:,} rows{sampled} at the decision threshold "
+        f"{est['threshold']:.3f}; "
         f"calibrated by {cal.get('method', '?')} on {cal.get('n_rows', 0):,} validation rows.",
         f"Assumes {est.get('assumptions', 'covariate shift only and a calibrated model')}: "
         "under concept drift (a changed target rule) the estimate is off.",

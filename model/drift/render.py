@@ -86,6 +86,17 @@ def table_rows(report: DriftReport) -> list[dict[str, Any]]:
     return rows
 
 
+def _streamed(report: DriftReport) -> str:
+    """A sentence when the data was read in batches rather than whole."""
+    streamed = report.current.get("streamed")
+    if not streamed:
+        return ""
+    return (
+        f" Read in batches within a memory budget of {streamed['memory_budget'] >> 20:,} MiB "
+        f"(read whole it would take about {streamed['in_memory_estimate'] / 2**30:.1f} GiB)."
+    )
+
+
 def to_markdown(report: DriftReport) -> str:
     s = report.settings
     verdict = "**Dataset drift detected**" if report.dataset_drift else "No dataset drift"
@@ -98,7 +109,7 @@ def to_markdown(report: DriftReport) -> str:
         f"Reference: {', '.join(report.reference['paths']) or 'in memory'} "
         f"({report.reference['rows']:,} rows). "
         f"Current: {', '.join(report.current['paths']) or 'in memory'} "
-        f"({report.current['rows']:,} rows).",
+        f"({report.current['rows']:,} rows).{_streamed(report)}",
         "",
         f"Rule: {s.correction}-corrected p < {s.alpha} and (PSI ≥ {s.psi_threshold} or "
         f"distance ≥ {s.distance_threshold}); a schema change (feature missing or all "
@@ -245,7 +256,7 @@ tr.drift{{background:#fde2e1}}.legend span{{display:inline-block;width:12px;heig
 {html.escape(_rule(report))}). Created {html.escape(report.created_at)}.</p>
 {schema}
 <p>Reference: {html.escape(_where(report.reference))};
-current: {html.escape(_where(report.current))}.</p>
+current: {html.escape(_where(report.current))}.{html.escape(_streamed(report))}</p>
 <p>Rule: a feature drifts when its {html.escape(report.settings.correction)}-corrected p-value is
 below {report.settings.alpha:g} and (PSI ≥ {report.settings.psi_threshold:g} or distance ≥
 {report.settings.distance_threshold:g}); distance is Wasserstein / std for numeric columns,

@@ -292,29 +292,74 @@ class ParquetSides:
     # ------------------------------------------------------------------ the model's sample
 
     def sample(self, side: Side, size: int, seed: int) -> pd.DataFrame:
-        """The rows :func:`model.drift.detect._sample` picks of the side read whole."""
-        rows = self.profiles[side].rows
-        pick = None
-        if rows > size:
-            pick = np.sort(np.random.default_rng(seed).choice(rows, size=size, replace=False))
-        tables, start = [], 0
-        multi = len(self.sources[side]) > 1
-        for src in self.sources[side]:
-            keep = [n for n in src.profile.columns if not multi or src.profile.columns[n].values]
-            table = _take_rows(src, keep, pick, start, self._rows(64 * max(1, len(keep))))
-            tables.append(table)
-            start += src.profile.rows
+        """The rows :func:`model.drift.detect._sample` picks of the side read whole (the
+        parts' columns that hold no values left out before they are put together, as the
+        monitor does)."""
+        pick = _pick(self.profiles[side].rows, size, seed)
+        tables = self._tables(side, pick, drop_empty=len(self.sources[side]) > 1)
         try:
             table = pa.concat_tables(tables, promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise DriftInputError(f"{side}: its parts cannot be combined: {exc}") from exc
-        frame = table.to_pandas(date_as_object=False)
-        for name, column in self.profiles[side].columns.items():
-            if name in frame.columns:
-                frame[name] = _whole_dtype(frame[name], column)
+        frame = _frame(table, self.profiles[side])
         if pick is not None:
             frame.index = pd.Index(pick)
         return frame
+
+    def sample_parts(self, size: int, seed: int) -> dict[str, pd.DataFrame]:
+        """At most ``size`` rows of the current data drawn at random (``seed``), by part,
+        each part's columns as reading that part whole gives them."""
+        pick = _pick(self.current.rows, size, seed)
+        tables = self._tables("current", pick, drop_empty=False)
+        sources = zip(self.parts, self.sources["current"], strict=True)
+        return {
+            label: _frame(table, src.profile)
+            for (label, src), table in zip(sources, tables, strict=True)
+        }
+
+    def _tables(self, side: Side, pick: np.ndarray | None, *, drop_empty: bool) -> list[pa.Table]:
+        """Each source's rows of ``pick`` (global row numbers; None: all)."""
+        tables, start = [], 0
+        for src in self.sources[side]:
+            columns = src.profile.columns
+            keep = [n for n in columns if not drop_empty or columns[n].values]
+            tables.append(_take_rows(src, keep, pick, start, self._rows(64 * max(1, len(keep)))))
+            start += src.profile.rows
+        return tables
+
+
+def _pick(rows: int, size: int, seed: int) -> np.ndarray | None:
+    """The sorted row numbers :func:`model.drift.detect._sample` draws (None: every row)."""
+    if rows <= size:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(rows, size=size, replace=False))
+
+
+def _frame(table: pa.Table, profile: Profile) -> pd.DataFrame:
+    frame = table.to_pandas(date_as_object=False)
+    for name, column in profile.columns.items():
+        if name in frame.columns:
+            frame[name] = _whole_dtype(frame[name], column)
+    return frame
+
+
+def arrow_size(sources: Sequence[str | os.PathLike[str]]) -> int | None:
+    """The uncompressed size of Parquet sources, from their footers (the row groups' sizes:
+    about their Arrow size in memory); None when any source holds CSV files."""
+    from model.data import parquet_layout
+
+    total = 0
+    for source in sources:
+        layout = parquet_layout(source)
+        if layout is None:
+            return None
+        for f in layout[0]:
+            try:
+                meta = pq.ParquetFile(f).metadata
+            except (pa.ArrowException, OSError) as exc:
+                raise DriftInputError(f"{f}: unreadable Parquet file: {exc}") from exc
+            total += sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+    return total
 
 
 def _take_rows(

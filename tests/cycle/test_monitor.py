@@ -113,3 +113,35 @@ def test_schema_changes_in_new_batches_are_reported_not_fatal(settings, producti
     decision = evaluate_triggers(TriggerParams(), TriggerState(drift=drift))
     detail = decision.check("drift").detail
     assert "schema changes: income (missing), region (all missing)" in detail
+
+
+def test_monitor_streams_data_too_large_for_its_memory_budget(  # type: ignore[no-untyped-def]
+    settings, production, monkeypatch
+) -> None:
+    """Past the memory budget the monitor streams the Parquet files (its report equal to the
+    one read whole, the label-free estimate too: all rows fit in the model's sample here)
+    and says so in the report; CSV batches are read whole whatever their size."""
+    import numpy as np
+    from drift_compare import assert_same_report
+
+    from model.cycle import monitor, streaming
+    from model.data.demo import make_customers, write_parquet_atomic
+    from model.drift import to_markdown
+
+    first = make_customers(1200, 42, drift=0.5, batch=1).drop(columns="target")
+    second = make_customers(900, 42, batch=2).drop(columns="target")
+    second["num_purchases"] = second["num_purchases"].astype(float).mask(np.arange(900) % 5 == 0)
+    write_parquet_atomic(first, settings.incoming_dir / "date=2026-02-01" / "part-0.parquet")
+    write_parquet_atomic(second, settings.incoming_dir / "date=2026-02-02" / "part-0.parquet")
+    whole = monitor.drift_for_production(settings)
+    assert whole is not None and "streamed" not in whole.current
+    monkeypatch.setattr(streaming, "IN_MEMORY_FACTOR", 10**6)  # this data now "too large"
+    small = settings.model_copy(update={"memory_budget": 16 << 20})
+    streamed = monitor.drift_for_production(small)
+    assert streamed is not None
+    assert streamed.current.pop("streamed")["memory_budget"] == 16 << 20
+    est = streamed.performance_estimate
+    assert est is not None and est.pop("sampled_from") == 2100
+    assert_same_report(whole.to_dict(), streamed.to_dict())
+    streamed.current["streamed"] = {"memory_budget": 16 << 20, "in_memory_estimate": 3 << 30}
+    assert "Read in batches within a memory budget of 16 MiB" in to_markdown(streamed)

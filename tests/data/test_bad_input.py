@@ -585,3 +585,47 @@ def test_a_full_disk_while_writing_prepared_data_is_one_line_and_leaves_nothing(
     assert list((tmp_path / "prepared").iterdir()) == []
     monkeypatch.setattr(prepared_module, "_write_splits", real)
     assert prepare([source], tmp_path / "prepared").path.is_dir()
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2GiB", 2 << 30),
+        ("2G", 2 << 30),
+        ("2gb", 2 << 30),
+        ("512 MiB", 512 << 20),
+        ("1.5GiB", 3 << 29),
+        ("33554432", 33554432),
+        (" 64m ", 64 << 20),
+    ],
+)
+def test_memory_budget_sizes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, expected: int
+) -> None:
+    monkeypatch.setenv("RETRAIN_HOME", str(tmp_path))
+    monkeypatch.setenv("RETRAIN_MEMORY_BUDGET", text)
+    assert get_settings().memory_budget == expected
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("lots", "a size such as 512MiB"),
+        ("12XB", "a size such as 512MiB"),
+        ("1MiB", "16 MiB"),
+        ("-5", "a size such as"),
+    ],
+)
+def test_a_bad_memory_budget_is_one_line_exit_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    says: str,
+) -> None:
+    monkeypatch.setenv("RETRAIN_HOME", str(tmp_path))
+    monkeypatch.setenv("RETRAIN_MEMORY_BUDGET", text)
+    assert main(["status"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: RETRAIN_MEMORY_BUDGET: ") and says in err, err
+    assert err.count("\n") == 1

@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from drift_compare import assert_same_report
 
 from model.data import FeatureSpec
 from model.data.demo import make_customers
@@ -278,24 +279,6 @@ class _Scorer:
         self.frames.append(df)
         x = df["income"].fillna(0).to_numpy(float) / 1e5 + df["age"].fillna(0).to_numpy(float) / 50
         return 1 / (1 + np.exp(-x))
-
-
-def assert_same_report(a: dict, b: dict, path: str = "") -> None:
-    """Equal reports: every number to 1e-12 relative (W1 and the moments are sums; the
-    per-column tests hold the rest to the bit), everything else exactly."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), path
-        for key in a:
-            if key != "created_at":
-                assert_same_report(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same_report(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) and not isinstance(b, bool):
-        assert b == pytest.approx(a, rel=1e-12, abs=1e-15, nan_ok=True), path
-    else:
-        assert a == b, path
 
 
 def test_stream_drift_report_equals_the_monitors_in_memory_report(tmp_path: Path) -> None:

@@ -1,0 +1,74 @@
+"""Drift of production's data when it is too large to read whole.
+
+The monitor (:mod:`model.cycle.monitor`) reads the reference and the batches whole while
+their in-memory drift would fit in ``settings.memory_budget``; past it, and when they are
+Parquet, it streams them here (:mod:`model.drift.stream`: the same report, in about the
+budget), and the label-free estimate uses as many rows as the model's sample, drawn at random.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from model.drift import DriftReport, DriftSettings
+from model.drift.detect import drift_of
+from model.drift.stream import ParquetSides, arrow_size
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from model.data import FeatureSpec
+    from model.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+IN_MEMORY_FACTOR = 8
+"""The in-memory drift's peak memory over its data's Arrow size (measured: about 7, by
+``bench/drift_stream_bench.py``): drift streams when that product passes the budget."""
+
+
+def streamed_size(settings: Settings, sources: Sequence[Path]) -> int | None:
+    """The in-memory drift's estimated peak (bytes) when it would not fit in
+    ``settings.memory_budget`` and the sources are Parquet (then drift streams them), else
+    None (read whole)."""
+    size = arrow_size(sources)
+    if size is None or size * IN_MEMORY_FACTOR <= settings.memory_budget:
+        return None
+    return size * IN_MEMORY_FACTOR
+
+
+def streamed_drift(
+    settings: Settings,
+    ref_path: Path,
+    batches: Mapping[str, Path],
+    spec: FeatureSpec,
+    drift_settings: DriftSettings | None,
+    scorer: Any,
+    model_info: dict[str, Any] | None,
+    names: tuple[str, list[str]],
+) -> tuple[DriftReport, dict[str, pd.DataFrame]]:
+    """Drift of data too large to read whole, streamed in ``settings.memory_budget``
+    (:mod:`model.drift.stream`), and, with a model, the rows (by batch) the label-free
+    estimate uses: as many as the model's sample, drawn at random."""
+    logger.info(
+        "drift: %s and %d batch(es) are streamed within the memory budget of %d MiB",
+        ref_path,
+        len(batches),
+        settings.memory_budget >> 20,
+    )
+    sides = ParquetSides(ref_path, batches, memory_budget=settings.memory_budget)
+    report = drift_of(
+        sides,
+        spec,
+        drift_settings,
+        model=scorer,
+        paths=([names[0]], names[1]),
+        model_info=model_info,
+    )
+    if scorer is None:
+        return report, {}
+    ds = drift_settings or DriftSettings()
+    return report, sides.sample_parts(ds.max_model_rows, ds.seed + 1)
