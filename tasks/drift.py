@@ -59,6 +59,14 @@ def compute_drift(
             summary["dataset_drift"],
             summary["report_path"],
         )
+        streamed = summary["current"].get("streamed")
+        if streamed:
+            logger.info(
+                "The data was read in batches within the memory budget of %d MiB (read whole, "
+                "drift would take about %.1f GiB)",
+                streamed["memory_budget"] >> 20,
+                streamed["in_memory_estimate"] / 2**30,
+            )
         est = summary.get("performance_estimate") or {}
         _log_estimate(est)
         if est.get("missed_event"):  # labels of these rows contradicted the estimate

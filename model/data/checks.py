@@ -4,6 +4,8 @@ named with an example value)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -30,31 +32,44 @@ def _check_source(st: SourceTable) -> None:
                 f"column names are limited to {MAX_NAME_CHARS:,} characters"
             )
     for name, col in zip(names, st.table.columns, strict=True):
-        if pa.types.is_floating(col.type) and col.null_count < len(col):
-            inf = pc.is_inf(col)
+        check_column(st.label, name, col.chunks)
+
+
+def check_column(label: str, name: str, arrays: Iterable[pa.Array]) -> None:
+    """The checks of a column's values, given in consecutive pieces (a table's chunks, or
+    record batches read one at a time): no infinite number; a text column whose values are
+    mostly numbers must hold only numbers (else it has mixed types). Rows are counted over
+    all the pieces."""
+    inf_count = offset = n_present = n_numeric = 0
+    first_inf: int | None = None
+    first_text: tuple[int, object] | None = None
+    for array in arrays:
+        if pa.types.is_floating(array.type) and array.null_count < len(array):
+            inf = pc.is_inf(array)
             count = int(pc.sum(inf).as_py() or 0)
-            if count:
-                raise DataValidationError(
-                    f"{st.label}: column {quote(name)} has {count} infinite value(s), "
-                    f"first at row {_first_true(inf)}"
-                )
-        elif _is_string_type(col.type):
-            _check_mixed_strings(st.label, name, col)
-
-
-def _check_mixed_strings(label: str, name: str, col: pa.ChunkedArray) -> None:
-    """A text column whose values are mostly numbers but not all: a mixed-type column."""
-    present = pc.and_(pc.is_valid(col), pc.invert(pc.match_substring_regex(col, r"^\s*$")))
-    n_present = int(pc.sum(present).as_py() or 0)
-    if n_present == 0:
-        return
-    numeric = pc.fill_null(pc.match_substring_regex(col, _NUMBER_RE), False)
-    n_numeric = int(pc.sum(numeric).as_py() or 0)
+            if count and first_inf is None:
+                first_inf = offset + _first_true(inf)
+            inf_count += count
+        elif _is_string_type(array.type):
+            present = pc.and_(
+                pc.is_valid(array), pc.invert(pc.match_substring_regex(array, r"^\s*$"))
+            )
+            numeric = pc.fill_null(pc.match_substring_regex(array, _NUMBER_RE), False)
+            n_present += int(pc.sum(present).as_py() or 0)
+            n_numeric += int(pc.sum(numeric).as_py() or 0)
+            bad = pc.fill_null(pc.and_(present, pc.invert(numeric)), False)
+            if first_text is None and pc.any(bad).as_py():
+                row = _first_true(bad)
+                first_text = offset + row, array[row].as_py()
+        offset += len(array)
+    if inf_count:
+        raise DataValidationError(
+            f"{label}: column {quote(name)} has {inf_count} infinite value(s), "
+            f"first at row {first_inf}"
+        )
     n_text = n_present - n_numeric
-    if n_numeric and n_text and n_numeric >= n_text:
-        bad = pc.and_(present, pc.invert(numeric))
-        row = _first_true(bad)
-        value = col[row].as_py()
+    if n_numeric and n_text and n_numeric >= n_text and first_text is not None:
+        row, value = first_text
         raise DataValidationError(
             f"{label}: column {quote(name)} has mixed types: {n_numeric} numeric value(s) and "
             f"{n_text} non-numeric value(s), e.g. {quote(value)} at row {row}"

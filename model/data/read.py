@@ -427,8 +427,9 @@ def read_source(source: Source) -> SourceTable:
 
 def parquet_layout(source: str | os.PathLike[str]) -> tuple[list[Path], pa.Schema] | None:
     """A Parquet file's or folder's files and the schema :func:`read_table` reads them with
-    (footers only; nothing else is read), or None when the source holds CSV files (read
-    those whole). Bad input raises :class:`DataValidationError` as reading it would."""
+    (footers only; nothing else is read), or None when the source holds CSV files or
+    ``key=value`` partition folders (read those whole). Bad input raises
+    :class:`DataValidationError` as reading it would."""
     path = Path(source).expanduser().absolute()
     if not _stat_regular(path):
         if path.name.lower().endswith(CSV_SUFFIXES):
@@ -442,6 +443,8 @@ def parquet_layout(source: str | os.PathLike[str]) -> tuple[list[Path], pa.Schem
     files = _parquet_files(path)
     if not files:
         raise DataValidationError(f"{path}: empty input (no Parquet or CSV files in the folder)")
+    if any(_partition_values(f, path) for f in files):
+        return None  # key=value folders become columns: read_table reads those
     return files, _folder_schema(path, _folder_schemas(path, files))
 
 

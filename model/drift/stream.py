@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from model.data.messages import brief
 from model.drift.categorical import LevelCounts, counts_drift
 from model.drift.detect import (
     ColumnProfile,
@@ -75,78 +76,81 @@ class ParquetSource:
     profile: Profile
 
     @classmethod
-    def open(cls, source: str | os.PathLike[str]) -> ParquetSource:
+    def open(cls, source: str | os.PathLike[str], rows: int = _MAX_BATCH_ROWS) -> ParquetSource:
+        """The source's layout from its footers, then one pass over each column (``rows``
+        rows at a time): the checks :func:`model.data.read_table` makes of the whole source
+        (names, infinite numbers, mixed types, page checksums), its missing values and its
+        first value."""
         from model.data import parquet_layout
+        from model.data.checks import _check_source, check_column
+        from model.data.read import INDEX_COLUMN
+        from model.data.source import SourceTable
 
         layout = parquet_layout(source)
         if layout is None:
-            raise DriftInputError(f"{source}: CSV data is read whole, not streamed")
+            raise DriftInputError(f"{source}: CSV or partitioned data is read whole, not streamed")
         files, schema = layout
+        label = Path(source).expanduser().absolute().resolve().as_posix()
+        schema = pa.schema([f for f in schema if not INDEX_COLUMN.match(f.name)])
+        _check_source(SourceTable(schema.empty_table(), label, "parquet"))  # names only
         try:
-            metas = [pq.ParquetFile(f).metadata for f in files]
+            file_rows = [pq.ParquetFile(f).metadata.num_rows for f in files]
         except (pa.ArrowException, OSError) as exc:
-            raise DriftInputError(f"{source}: unreadable Parquet file: {exc}") from exc
-        file_rows = [m.num_rows for m in metas]
-        rows = sum(file_rows)
-        columns = {}
+            raise _unreadable(files[0] if len(files) == 1 else Path(label), exc) from exc
+        src = cls(label, files, schema, file_rows, Profile(sum(file_rows), {}))
         for field in schema:
-            if field.name.startswith("__index_level_"):
-                continue  # a pandas index written with the data: read_table drops it too
-            values = rows - _nulls(files, metas, field.name)
-            example = _first_value(files, field.name) if values else None
-            columns[field.name] = _profile(field.type, values, rows, example)
-        return cls(os.fspath(source), files, schema, file_rows, Profile(rows, columns))
+            seen: dict[str, Any] = {"nulls": 0, "example": None}
+
+            def counted(
+                arrays: Iterator[pa.Array], seen: dict[str, Any] = seen
+            ) -> Iterator[pa.Array]:
+                for array in arrays:
+                    seen["nulls"] += array.null_count
+                    if seen["example"] is None and array.null_count < len(array):
+                        seen["example"] = array.drop_null()[0].as_py()
+                    yield array
+
+            check_column(label, field.name, counted(src.batches(field.name, rows)))
+            values = src.profile.rows - seen["nulls"]
+            src.profile.columns[field.name] = _profile(
+                field.type, values, src.profile.rows, seen["example"] if values else None
+            )
+        return src
 
     def batches(self, column: str, rows: int) -> Iterator[pa.Array]:
-        """One column, ``rows`` rows at a time, as the source's schema types it."""
+        """One column, ``rows`` rows at a time, as the source's schema types it (a file
+        without it: missing values)."""
         kind = self.schema.field(column).type
         for f in self.files:
             for batch in _file_batches(f, [column], rows):
-                array = batch.column(0) if batch.num_columns else pa.nulls(batch.num_rows)
-                yield array if array.type == kind else array.cast(kind)
+                if not batch.num_columns:
+                    yield pa.nulls(batch.num_rows, kind)
+                    continue
+                array = batch.column(0)
+                try:
+                    yield array if array.type == kind else array.cast(kind)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise DriftInputError(
+                        f"{f}: column {column!r} cannot be read as {kind}: {brief(exc)}"
+                    ) from exc
+
+
+def _unreadable(f: Path, exc: Exception) -> RetrainError:
+    from model.data.read import parquet_error
+
+    return parquet_error(f, exc)
 
 
 def _file_batches(f: Path, columns: list[str] | None, rows: int) -> Iterator[pa.RecordBatch]:
+    """``f``'s batches of ``columns`` (those it has), pages checked against their checksums
+    as :func:`model.data.read_table` checks them."""
     try:
-        reader = pq.ParquetFile(f, pre_buffer=False)  # pre-buffering holds whole chunks
+        # pre-buffering would hold whole column chunks
+        reader = pq.ParquetFile(f, pre_buffer=False, page_checksum_verification=True)
         present = [c for c in columns if c in reader.schema_arrow.names] if columns else None
         yield from reader.iter_batches(batch_size=rows, columns=present)
     except (pa.ArrowException, OSError) as exc:
-        raise DriftInputError(f"{f}: unreadable Parquet file: {exc}") from exc
-
-
-def _nulls(files: list[Path], metas: list[Any], column: str) -> int:
-    """Missing values of a column: from the footers' statistics when every row group has
-    them, else counted by reading the column."""
-    nulls = 0
-    for meta in metas:
-        names = [meta.schema.column(j).path for j in range(meta.num_columns)]
-        if column not in names:  # a column the file lacks (the log's reserved ones): all null
-            nulls += meta.num_rows
-            continue
-        j = names.index(column)
-        for g in range(meta.num_row_groups):
-            stats = meta.row_group(g).column(j).statistics
-            if stats is None or not stats.has_null_count:
-                return sum(a.null_count for a in _column(files, column))
-            nulls += stats.null_count
-    return nulls
-
-
-def _column(files: list[Path], column: str) -> Iterator[pa.Array]:
-    for f in files:
-        for batch in _file_batches(f, [column], _MAX_BATCH_ROWS):
-            yield batch.column(0) if batch.num_columns else pa.nulls(batch.num_rows)
-
-
-def _first_value(files: list[Path], column: str) -> Any:
-    for f in files:
-        for batch in _file_batches(f, [column], 4096):
-            if batch.num_columns:
-                valid = batch.column(0).drop_null()
-                if len(valid):
-                    return valid[0].as_py()
-    return None
+        raise _unreadable(f, exc) from exc
 
 
 def _profile(kind: pa.DataType, values: int, rows: int, example: Any) -> ColumnProfile:
@@ -219,9 +223,10 @@ class ParquetSides:
             raise DriftInputError("no current data given")
         self.budget = memory_budget
         self.scratch_dir = scratch_dir
+        rows = self._rows(8 * 16)
         self.sources: dict[Side, list[ParquetSource]] = {
-            "reference": [ParquetSource.open(reference)],
-            "current": [ParquetSource.open(path) for path in current.values()],
+            "reference": [ParquetSource.open(reference, rows)],
+            "current": [ParquetSource.open(path, rows) for path in current.values()],
         }
         self.parts: Mapping[str, Profile] = {
             label: src.profile for label, src in zip(current, self.sources["current"], strict=True)
@@ -257,12 +262,19 @@ class ParquetSides:
 
     def numeric(self, col: str, n_bins: int) -> FeatureDrift:
         rows = self._rows(8 * 16)  # a batch: at most a sixteenth of the budget as floats
-        with tempfile.TemporaryDirectory(prefix="drift-", dir=self.scratch_dir) as scratch:
-            sorted_sides = []
-            for side in SIDES:
-                floats = (_floats(a, col) for a in self._arrays(side, col, rows))
-                sorted_sides.append(sort_to_file(floats, Path(scratch) / side, self.budget))
-            return sorted_drift(col, sorted_sides[0], sorted_sides[1], n_bins)
+        scratch_root = self.scratch_dir or tempfile.gettempdir()
+        try:
+            with tempfile.TemporaryDirectory(prefix="drift-", dir=scratch_root) as scratch:
+                sorted_sides = []
+                for side in SIDES:
+                    floats = (_floats(a, col) for a in self._arrays(side, col, rows))
+                    sorted_sides.append(sort_to_file(floats, Path(scratch) / side, self.budget))
+                return sorted_drift(col, sorted_sides[0], sorted_sides[1], n_bins)
+        except OSError as exc:  # the sorted files' folder: full, or not writable
+            raise DriftInputError(
+                f"{scratch_root}: cannot hold column {col!r} sorted on disk ({brief(exc)}); "
+                "set TMPDIR to a folder with room"
+            ) from exc
 
     def categorical(self, col: str, as_text: bool) -> FeatureDrift:
         counts = []
@@ -343,9 +355,14 @@ def _frame(table: pa.Table, profile: Profile) -> pd.DataFrame:
     return frame
 
 
-def arrow_size(sources: Sequence[str | os.PathLike[str]]) -> int | None:
-    """The uncompressed size of Parquet sources, from their footers (the row groups' sizes:
-    about their Arrow size in memory); None when any source holds CSV files."""
+WIDE_VALUE_BYTES = 64
+"""What one text (or other non-numeric) value costs in memory, read into pandas."""
+
+
+def in_memory_size(sources: Sequence[str | os.PathLike[str]]) -> int | None:
+    """What the sources take read whole into pandas, estimated from their footers (rows
+    times 8 bytes a numeric, boolean or time value, :data:`WIDE_VALUE_BYTES` any other);
+    None when a source holds CSV files or partition folders (read whole)."""
     from model.data import parquet_layout
 
     total = 0
@@ -353,13 +370,26 @@ def arrow_size(sources: Sequence[str | os.PathLike[str]]) -> int | None:
         layout = parquet_layout(source)
         if layout is None:
             return None
-        for f in layout[0]:
+        files, schema = layout
+        width = sum(_value_bytes(field.type) for field in schema)
+        for f in files:
             try:
-                meta = pq.ParquetFile(f).metadata
+                total += pq.ParquetFile(f).metadata.num_rows * width
             except (pa.ArrowException, OSError) as exc:
-                raise DriftInputError(f"{f}: unreadable Parquet file: {exc}") from exc
-            total += sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+                raise _unreadable(f, exc) from exc
     return total
+
+
+def _value_bytes(kind: pa.DataType) -> int:
+    plain = kind.value_type if pa.types.is_dictionary(kind) else kind
+    if (
+        pa.types.is_integer(plain)
+        or pa.types.is_floating(plain)
+        or pa.types.is_boolean(plain)
+        or pa.types.is_temporal(plain)
+    ):
+        return 8
+    return WIDE_VALUE_BYTES
 
 
 def _take_rows(
@@ -380,7 +410,10 @@ def _take_rows(
             for c in columns:  # a column the file lacks (the log's reserved ones): null
                 if c not in table.column_names:
                     table = table.append_column(c, pa.nulls(table.num_rows))
-            table = table.select(columns).cast(schema)
+            try:
+                table = table.select(columns).cast(schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise DriftInputError(f"{f}: cannot be read as {schema}: {brief(exc)}") from exc
             if pick is not None:
                 lo, hi = np.searchsorted(pick, [offset, offset + table.num_rows])
                 table = table.take(pa.array(pick[lo:hi] - offset))
@@ -441,12 +474,7 @@ def stream_drift(
         _labels(reference_path) or [os.fspath(reference)],
         _labels(current_path) or [os.fspath(p) for p in parts.values()],
     )
-    try:
-        return drift_of(sides, spec, settings, model=model, paths=paths, model_info=model_info)
-    except RetrainError:
-        raise
-    except (pa.ArrowException, OSError) as exc:
-        raise DriftInputError(f"{paths[1]}: unreadable Parquet data: {exc}") from exc
+    return drift_of(sides, spec, settings, model=model, paths=paths, model_info=model_info)
 
 
 def _labels(path: PathArg) -> list[str]:

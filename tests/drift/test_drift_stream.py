@@ -298,6 +298,16 @@ def test_stream_drift_report_equals_the_monitors_in_memory_report(tmp_path: Path
         frame["tier"] = pd.Series(rng.integers(0, 7 if seed == 2 else 5, rows))  # codes, ...
         if seed != 2:  # ... with missing values but in the first batch
             frame["tier"] = frame["tier"].astype(float).mask(rng.random(rows) < 0.05)
+        flag = pd.Series(rng.random(rows) < 0.3 + 0.1 * seed)
+        plan = pd.Series(rng.integers(1, 4, rows)).astype(float)
+        if seed == 1:  # the reference: flags with missing values (objects), plans as numbers
+            frame["flag"] = flag.astype(object).mask(rng.random(rows) < 0.05)
+            frame["plan"] = plan.mask(rng.random(rows) < 0.05)
+            frame.loc[rows - 3 :, "plan"] = 1.5  # late rows, not integral: the whole column
+            # is then text of floats ("1.0"), decided over every batch
+        else:  # the batches: plain flags, plans as the text prepared data holds
+            frame["flag"] = flag
+            frame["plan"] = plan.astype(int).astype(str)
         return frame
 
     ref_frame = customers(30_000, 1, 0.0)
@@ -317,10 +327,10 @@ def test_stream_drift_report_equals_the_monitors_in_memory_report(tmp_path: Path
     current, frames = read_batches(list(parts.values()))
     frames = dict(zip(parts, frames.values(), strict=True))
     inferred = spec_for_reference(reference)
-    categorical = [*inferred.categorical, "tier"]
+    categorical = [*inferred.categorical, "tier", "flag", "plan"]
     spec = FeatureSpec(
         numeric=[c for c in inferred.numeric if c not in categorical],
-        categorical=categorical,
+        categorical=list(dict.fromkeys(categorical)),
         target=inferred.target,
         id_column=inferred.id_column,
     )
@@ -344,6 +354,8 @@ def test_stream_drift_report_equals_the_monitors_in_memory_report(tmp_path: Path
     assert expected.current["extra_columns"] == ["campaign"]
     assert expected.prediction is not None and expected.target is not None
     assert_same_report(expected.to_dict(), streamed.to_dict())
+    assert {"1.0", "1.5", "1"} <= set(expected.features["plan"].histogram["levels"])
+    assert set(expected.features["flag"].histogram["levels"]) == {"True", "False", "<missing>"}
     for seen, streamed_seen in zip(scorers[0].frames, scorers[1].frames, strict=True):
         assert list(seen.index) == list(streamed_seen.index)  # the same rows were scored
         pd.testing.assert_frame_equal(
@@ -363,5 +375,66 @@ def test_stream_drift_rejects_what_detect_drift_rejects(tmp_path: Path) -> None:
         stream_drift(ref, text, spec, memory_budget=MIN_BUDGET)
     csv = tmp_path / "c.csv"
     csv.write_text("x\n1\n")
-    with pytest.raises(DriftInputError, match="CSV data is read whole"):
+    with pytest.raises(DriftInputError, match="CSV or partitioned data is read whole"):
         stream_drift(ref, csv, spec, memory_budget=MIN_BUDGET)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1.0, 2.0, 3.0, 4.0, float("inf"), 6.0],  # an infinite number, in the second file
+        ["1", "2", "3", "4", "x", "5"],  # mostly numbers: mixed types
+    ],
+)
+def test_streamed_sources_are_checked_as_read_table_checks_them(
+    tmp_path: Path, values: list
+) -> None:
+    """The same one-line error, naming the source, the column and the row counted over the
+    source's files and batches, as reading the source whole."""
+    from model.data import read_table
+    from model.drift.stream import stream_drift
+
+    ref = write_parquet(pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]}), tmp_path / "r", 1, 2)
+    bad = write_parquet(pd.DataFrame({"x": values}), tmp_path / "c", files=2, row_group=2)
+    with pytest.raises(DataValidationError) as whole:
+        read_table(bad)
+    with pytest.raises(DataValidationError) as streamed:
+        stream_drift(ref, bad, FeatureSpec(numeric=["x"], categorical=[]), memory_budget=MIN_BUDGET)
+    assert str(streamed.value) == str(whole.value)
+    assert "row 4" in str(whole.value)
+
+
+def test_streamed_sources_drop_index_columns_and_leave_partitions_whole(tmp_path: Path) -> None:
+    from model.data import parquet_layout
+    from model.drift.stream import ParquetSource, in_memory_size
+
+    frame = pd.DataFrame({"Unnamed: 0": [0, 1, 2], "x": [1.0, 2.0, 3.0], "t": ["a", "b", None]})
+    src = ParquetSource.open(write_parquet(frame, tmp_path / "s", files=1, row_group=2))
+    assert list(src.profile.columns) == ["x", "t"]  # as read_table drops the saved index
+    assert in_memory_size([tmp_path / "s"]) == 3 * (8 + 8 + 64)
+    part = tmp_path / "p" / "region=north"
+    part.mkdir(parents=True)
+    frame.to_parquet(part / "a.parquet", index=False)
+    assert parquet_layout(tmp_path / "p") is None  # the folder names a column: read whole
+    assert in_memory_size([tmp_path / "p"]) is None
+
+
+def test_a_corrupt_page_is_named_as_read_table_names_it(tmp_path: Path) -> None:
+    from model.data import read_table
+    from model.drift.stream import stream_drift
+
+    ref = write_parquet(pd.DataFrame({"x": [1.0, 2.0, 3.0]}), tmp_path / "r", 1, 2)
+    path = tmp_path / "c.parquet"
+    values = np.arange(10_000, dtype=float)
+    pq.write_table(pa.table({"x": values}), path, write_page_checksum=True, compression="none")
+    raw = bytearray(path.read_bytes())
+    spot = raw.find(values[5_000].tobytes())
+    raw[spot] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataValidationError, match="checksum") as whole:
+        read_table(path)
+    with pytest.raises(DataValidationError, match="checksum") as streamed:
+        stream_drift(
+            ref, path, FeatureSpec(numeric=["x"], categorical=[]), memory_budget=MIN_BUDGET
+        )
+    assert str(streamed.value) == str(whole.value)
