@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from model.drift import DriftReport, DriftSettings
 from model.drift.detect import drift_of
-from model.drift.stream import ParquetSides, in_memory_size
+from model.drift.sources import in_memory_size
+from model.drift.stream import ParquetSides
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -17,9 +17,10 @@ Owns the per-column drift tests, the dataset decision and the drift reports:
 - :mod:`~model.drift.cbpe`: the label-free performance estimate (CBPE: calibration on
   production's validation split, expected confusion counts and AUC on a batch, its interval)
   and :mod:`~model.drift.cbpe_render` (its report section).
-- :mod:`~model.drift.external` (a numeric column sorted on disk by an external merge sort)
-  and :mod:`~model.drift.stream` (one column of two sets of Parquet files compared in record
-  batches, in bounded memory, with the in-memory path's numbers).
+- :mod:`~model.drift.external` (a numeric column sorted on disk by an external merge sort),
+  :mod:`~model.drift.sources` (Parquet sources checked, profiled and read in batches) and
+  :mod:`~model.drift.stream` (the drift report of such sources, in bounded memory, with the
+  in-memory path's numbers).
 
 Drift rule (configurable in :class:`DriftSettings`): a feature drifts when its p-value,
 Holm-corrected over the features of the report, is below ``alpha`` AND its effect size is

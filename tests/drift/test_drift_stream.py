@@ -406,7 +406,7 @@ def test_streamed_sources_are_checked_as_read_table_checks_them(
 
 def test_streamed_sources_drop_index_columns_and_leave_partitions_whole(tmp_path: Path) -> None:
     from model.data import parquet_layout
-    from model.drift.stream import ParquetSource, in_memory_size
+    from model.drift.sources import ParquetSource, in_memory_size
 
     frame = pd.DataFrame({"Unnamed: 0": [0, 1, 2], "x": [1.0, 2.0, 3.0], "t": ["a", "b", None]})
     src = ParquetSource.open(write_parquet(frame, tmp_path / "s", files=1, row_group=2))
