@@ -7,7 +7,12 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from model.cycle.evaluation import comparison_inputs, record_comparison
+from model.cycle.evaluation import (
+    comparison_inputs,
+    gate_in_memory_size,
+    record_comparison,
+    spilled_comparison,
+)
 from model.data import load_manifest, load_split
 from model.gate.comparator import ModelComparator
 from model.gate.report import to_markdown, to_text, write_html, write_json
@@ -38,10 +43,21 @@ def compare_models(
     production = registry.production()
     baseline = load_model(registry.version_path(production.version)) if production else None
     candidate = load_model(registry.version_path(candidate_version))
-    test_df = load_split(Path(prepared_dir), "test")
-    inputs = comparison_inputs(settings, registry, test_df, load_manifest(Path(prepared_dir)))
+    manifest = load_manifest(Path(prepared_dir))
     comparator = ModelComparator(**comparator_params)
-    result = comparator.compare(baseline, candidate, test_df, **inputs.kwargs())
+    estimate = gate_in_memory_size(manifest)
+    if estimate is not None and estimate > settings.memory_budget:
+        logger.info(
+            "compare: the holdout would take about %d MiB in memory, over the memory budget of "
+            "%d MiB: it is scored and measured in batches (the spilled gate)",
+            estimate >> 20,
+            settings.memory_budget >> 20,
+        )
+        result = spilled_comparison(settings, registry, manifest, comparator, baseline, candidate)
+    else:
+        test_df = load_split(manifest, "test")
+        inputs = comparison_inputs(settings, registry, test_df, manifest)
+        result = comparator.compare(baseline, candidate, test_df, **inputs.kwargs())
 
     out = settings.reports_dir / "comparisons" / candidate_version
     out.mkdir(parents=True, exist_ok=True)

@@ -11,18 +11,26 @@ gate's simulation tests both go through these two functions.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from model.data import BATCH_COLUMN, Manifest, load_manifest
+from model.data.manifest import file_sha256
+from model.data.read import parquet_error
+from model.drift.sources import in_memory_size
 from model.errors import DataValidationError
+from model.gate.comparator import ModelComparator, target_of
 from model.gate.evidence import BASE, batch_ids, earlier_decisions
-from model.gate.result import ComparisonResult
+from model.gate.result import ComparisonResult, ModelInfo
+from model.gate.spill import SpilledHoldout, spill_holdout
 from model.registry import ModelRegistry
 from model.settings import Settings
 
@@ -72,6 +80,11 @@ def base_fingerprint(rows: pd.DataFrame, manifest: Manifest | None = None) -> st
     """Which rows these are, independent of their order: a hash of their id column when the
     spec has one, else of the target and every column the data had no missing value in
     (imputed values move when the training data does; the rows themselves do not)."""
+    return _fingerprint(row_hashes(rows, manifest))
+
+
+def row_hashes(rows: pd.DataFrame, manifest: Manifest | None = None) -> np.ndarray:
+    """Each row's hash over the columns :func:`base_fingerprint` reads (uint64)."""
     columns: list[str] = [c for c in rows.columns if c != BATCH_COLUMN]
     if manifest is not None:
         spec = manifest.spec
@@ -80,8 +93,11 @@ def base_fingerprint(rows: pd.DataFrame, manifest: Manifest | None = None) -> st
         else:
             kept = [c for c in spec.features if not manifest.missing.get(c) and c in rows.columns]
             columns = [c for c in (spec.target, *kept) if c in rows.columns]
-    hashed = np.sort(pd.util.hash_pandas_object(rows[columns], index=False).to_numpy())
-    return hashlib.sha256(hashed.tobytes()).hexdigest()[:12]
+    return pd.util.hash_pandas_object(rows[columns], index=False).to_numpy()
+
+
+def _fingerprint(hashes: np.ndarray) -> str:
+    return hashlib.sha256(np.sort(hashes).tobytes()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -118,6 +134,96 @@ def comparison_inputs(
         seen = trained_batches(settings, registry.metadata(production.version))
         recent = recent_rows(test, seen)
     return inputs_from_history(registry.history(), row_batches(test, manifest), recent)
+
+
+def spilled_holdout(
+    settings: Settings,
+    registry: ModelRegistry,
+    manifest: Manifest,
+    models: tuple[Any | None, Any],
+    target: str,
+    scratch: Path,
+) -> tuple[SpilledHoldout, list[frozenset[str]]]:
+    """The test split of the prepared folder ``manifest`` describes, read in batches, scored
+    by both models (baseline, candidate) and spilled to ``scratch`` in about
+    ``settings.memory_budget`` (:mod:`model.gate.spill`), with what
+    :func:`comparison_inputs` gives: the recent rows and each batch's class counts (base
+    rows named by the same fingerprint), and the earlier decisions' batch sets. The base
+    rows' hashes (8 bytes a row) are held to fingerprint them."""
+    path = manifest.split_path("test")
+    actual = file_sha256(path)
+    if actual != manifest.splits["test"].sha256:
+        raise DataValidationError(
+            f"{path}: checksum mismatch (manifest {manifest.splits['test'].sha256[:12]}, "
+            f"file {actual[:12]}): the prepared data changed after it was written"
+        )
+    production = registry.production()
+    seen = None
+    if production is not None:
+        seen = trained_batches(settings, registry.metadata(production.version))
+    budget = settings.memory_budget
+    base_hashes: list[np.ndarray] = []
+
+    def chunks() -> Iterator[tuple[pd.DataFrame, np.ndarray | None, list[str]]]:
+        try:
+            reader = pq.ParquetFile(path, page_checksum_verification=True)
+            rows_per_chunk = max(1024, budget // 4 // max(1, 16 * len(reader.schema_arrow)))
+            for batch in reader.iter_batches(batch_size=rows_per_chunk):
+                frame = batch.to_pandas()
+                if BATCH_COLUMN in frame.columns:
+                    ids = batch_ids(frame[BATCH_COLUMN].astype(object).tolist())
+                else:
+                    ids = [BASE] * len(frame)
+                base = np.array([b == BASE for b in ids], dtype=bool)
+                if base.any():
+                    base_hashes.append(row_hashes(frame.loc[base], manifest))
+                yield frame, recent_rows(frame, seen), ids
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise parquet_error(path, exc) from exc
+
+    holdout = spill_holdout(chunks(), *models, target, scratch, budget)
+    if base_hashes:
+        name = f"{BASE}:{_fingerprint(np.concatenate(base_hashes))}"
+        for counts in (holdout.counts, holdout.recent_counts):
+            if BASE in counts:
+                counts[name] = counts.pop(BASE)
+    return holdout, earlier_decisions(registry.history())
+
+
+GATE_IN_MEMORY_FACTOR = 4
+"""The in-memory gate's peak over its holdout's size in pandas (the frame, the models' input
+tensors and scores, the sorts and the bootstrap's index): a conservative estimate; past the
+budget the gate spills."""
+
+
+def gate_in_memory_size(manifest: Manifest) -> int | None:
+    """The in-memory gate's estimated peak (bytes) on the test split, or None when unknown."""
+    size = in_memory_size([manifest.split_path("test")])
+    return None if size is None else size * GATE_IN_MEMORY_FACTOR
+
+
+def spilled_comparison(
+    settings: Settings,
+    registry: ModelRegistry,
+    manifest: Manifest,
+    comparator: ModelComparator,
+    baseline: Any | None,
+    candidate: Any,
+) -> ComparisonResult:
+    """``comparator.compare`` over the test split spilled to a scratch folder beside the
+    model's reports (removed after), in about ``settings.memory_budget``."""
+    target = comparator.target_column or target_of(baseline, candidate)
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".gate-", dir=settings.reports_dir) as scratch:
+        holdout, earlier = spilled_holdout(
+            settings, registry, manifest, (baseline, candidate), target, Path(scratch)
+        )
+        return comparator.compare_spilled(
+            holdout,
+            baseline_info=None if baseline is None else ModelInfo.of(baseline),
+            candidate_info=ModelInfo.of(candidate),
+            earlier=earlier,
+        )
 
 
 def record_comparison(

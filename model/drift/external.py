@@ -24,25 +24,28 @@ from typing import BinaryIO
 
 import numpy as np
 
-_ITEM = 8  # bytes per float64
 MIN_BUDGET = 1 << 16
 """Smallest memory budget accepted (64 KiB): below it the merge's blocks become too small
 to be worth a step."""
 
 
 class SortedFile:
-    """A sorted float64 column on disk (``n`` values), read in blocks of ``block`` values."""
+    """A sorted float64 column on disk (``n`` values), read in blocks of ``block`` values
+    (or records of a structured ``dtype``, sorted by their first field)."""
 
-    def __init__(self, path: Path, n: int, total: int, block: int) -> None:
+    def __init__(
+        self, path: Path, n: int, total: int, block: int, dtype: np.dtype | None = None
+    ) -> None:
         self.path = path
         self.size = n
         self.total = total  # rows read, missing values included
         self.block = max(1, block)
+        self.dtype = np.dtype(np.float64) if dtype is None else np.dtype(dtype)
 
     def blocks(self) -> Iterator[np.ndarray]:
         with open(self.path, "rb") as f:
             while True:
-                values = np.fromfile(f, dtype=np.float64, count=self.block)
+                values = np.fromfile(f, dtype=self.dtype, count=self.block)
                 if values.size == 0:
                     return
                 yield values
@@ -50,61 +53,70 @@ class SortedFile:
     def at(self, positions: np.ndarray) -> np.ndarray:
         """The values at ``positions`` (0-based, each in ``[0, size)``)."""
         positions = np.asarray(positions, dtype=np.int64)
-        out = np.empty(positions.shape, dtype=np.float64)
+        out = np.empty(positions.shape, dtype=self.dtype)
         with open(self.path, "rb") as f:
             for i, p in enumerate(positions.ravel()):
-                f.seek(int(p) * _ITEM)
-                out.flat[i] = np.fromfile(f, dtype=np.float64, count=1)[0]
+                f.seek(int(p) * self.dtype.itemsize)
+                out.flat[i] = np.fromfile(f, dtype=self.dtype, count=1)[0]
         return out
 
     def values(self) -> np.ndarray:
         """The whole column in memory (for small columns only)."""
-        return np.fromfile(self.path, dtype=np.float64)
+        return np.fromfile(self.path, dtype=self.dtype)
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
 
 
 def sort_to_file(
-    chunks: Iterable[np.ndarray], path: str | os.PathLike[str], budget_bytes: int
+    chunks: Iterable[np.ndarray],
+    path: str | os.PathLike[str],
+    budget_bytes: int,
+    dtype: np.dtype | None = None,
 ) -> SortedFile:
     """Sort the non-missing values of ``chunks`` (float64 arrays, NaN = missing) into
-    ``path``, holding at most about ``budget_bytes`` of values in memory at a time."""
+    ``path``, holding at most about ``budget_bytes`` of values in memory at a time.
+
+    With a structured ``dtype``, the chunks are records of it, sorted by their first field
+    (none is dropped; the order among equal keys is not kept)."""
+    dtype = np.dtype(np.float64) if dtype is None else np.dtype(dtype)
+    item = dtype.itemsize
     if budget_bytes < MIN_BUDGET:
         raise ValueError(f"memory budget {budget_bytes} bytes is below {MIN_BUDGET} bytes")
     out_path = Path(path)
     runs_path = out_path.with_name(out_path.name + ".runs")
     try:
         with open(runs_path, "wb") as runs_file:
-            runs, total = _write_runs(chunks, runs_file, budget_bytes // _ITEM // 2)
+            runs, total = _write_runs(chunks, runs_file, budget_bytes // item // 2, dtype)
     except BaseException:  # a chunk that failed to read: no scratch file left behind
         runs_path.unlink(missing_ok=True)
         raise
     n = sum(length for _, length in runs)
     # blocks of 1/64 of the budget: the statistics' merge holds two per column read ahead,
     # and its temporaries (the merged values, their order, counts, gaps) about 15 per block
-    block = max(1, budget_bytes // _ITEM // 64)
+    block = max(1, budget_bytes // item // 64)
     if len(runs) <= 1:
         os.replace(runs_path, out_path)
-        return SortedFile(out_path, n, total, block)
+        return SortedFile(out_path, n, total, block, dtype)
     try:
-        _merge_runs(runs_path, runs, out_path, budget_bytes)
+        _merge_runs(runs_path, runs, out_path, budget_bytes, dtype)
     finally:
         runs_path.unlink(missing_ok=True)
-    return SortedFile(out_path, n, total, block)
+    return SortedFile(out_path, n, total, block, dtype)
 
 
 def _write_runs(
-    chunks: Iterable[np.ndarray], runs_file: BinaryIO, run_len: int
+    chunks: Iterable[np.ndarray], runs_file: BinaryIO, run_len: int, dtype: np.dtype
 ) -> tuple[list[tuple[int, int]], int]:
     """Sorted runs of at most ``run_len`` values: their (offset, length) and the rows read."""
-    buffer = np.empty(run_len, dtype=np.float64)
+    buffer = np.empty(max(1, run_len), dtype=dtype)
     runs: list[tuple[int, int]] = []
     filled = total = 0
     for chunk in chunks:
-        values = np.asarray(chunk, dtype=np.float64).ravel()
+        values = np.asarray(chunk, dtype=dtype).ravel()
         total += values.size
-        values = values[~np.isnan(values)]
+        if dtype.names is None:
+            values = values[~np.isnan(values)]
         while values.size:
             take = min(values.size, run_len - filled)
             buffer[filled : filled + take] = values[:take]
@@ -119,41 +131,57 @@ def _write_runs(
 
 
 def _write_run(values: np.ndarray, runs_file: BinaryIO) -> tuple[int, int]:
-    values.sort()
-    offset = runs_file.tell() // _ITEM
+    values = _sorted(values)
+    offset = runs_file.tell() // values.dtype.itemsize
     values.tofile(runs_file)
     return offset, values.size
 
 
+def _key(values: np.ndarray) -> np.ndarray:
+    """What the values are sorted by: themselves, or a record's first field."""
+    return values if values.dtype.names is None else values[values.dtype.names[0]]
+
+
+def _sorted(values: np.ndarray) -> np.ndarray:
+    """``values`` in order of :func:`_key` (float64 values: sorted in place)."""
+    if values.dtype.names is None:
+        values.sort()
+        return values
+    return values[np.argsort(_key(values))]
+
+
 def _merge_runs(
-    runs_path: Path, runs: list[tuple[int, int]], out_path: Path, budget_bytes: int
+    runs_path: Path,
+    runs: list[tuple[int, int]],
+    out_path: Path,
+    budget_bytes: int,
+    dtype: np.dtype,
 ) -> None:
     """Merge the sorted runs of ``runs_path`` into ``out_path`` (see the module's text)."""
-    block = max(1, budget_bytes // _ITEM // (3 * (len(runs) + 1)))
+    item = dtype.itemsize
+    block = max(1, budget_bytes // item // (3 * (len(runs) + 1)))
     with open(runs_path, "rb") as src, open(out_path, "wb") as dst:
         left = [length for _, length in runs]  # values of each run not yet read
         position = [offset for offset, _ in runs]
 
         def read(r: int) -> np.ndarray:
             count = min(block, left[r])
-            src.seek(position[r] * _ITEM)
-            values = np.fromfile(src, dtype=np.float64, count=count)
+            src.seek(position[r] * item)
+            values = np.fromfile(src, dtype=dtype, count=count)
             position[r] += count
             left[r] -= count
             return values
 
         buffers = {r: read(r) for r in range(len(runs))}
         while buffers:
-            more = [buffers[r][-1] for r in buffers if left[r]]
+            more = [_key(buffers[r])[-1] for r in buffers if left[r]]
             bound = min(more) if more else np.inf
             pieces = []
             for r, buf in buffers.items():
-                cut = buf.size if not more else int(np.searchsorted(buf, bound, side="right"))
+                cut = buf.size if not more else int(np.searchsorted(_key(buf), bound, "right"))
                 pieces.append(buf[:cut])
                 buffers[r] = buf[cut:]
-            step = np.concatenate(pieces)
-            step.sort()
-            step.tofile(dst)
+            _sorted(np.concatenate(pieces)).tofile(dst)
             for r in list(buffers):
                 if buffers[r].size == 0:
                     if left[r]:

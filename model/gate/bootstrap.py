@@ -1,10 +1,13 @@
 """The paired bootstrap of every metric's improvement, vectorized.
 
-Both models are sorted once; each resample is a weight per row (float32, in chunks of
-resamples to bound memory); no per-resample scikit-learn calls. Weights are multinomial
-counts drawn within each class (class sizes fixed), or — for large holdouts, where drawing
-them dominates — independent Poisson(1) counts per row (the Poisson bootstrap; metrics are
-normalised by each resample's class weights), drawn as 16-bit uniforms through a lookup table.
+Each resample is a weight per row; no per-resample scikit-learn calls. Two schemes:
+
+- multinomial counts drawn within each class (class sizes fixed), for small holdouts: both
+  models are sorted once and chunks of resamples are (k, n) float32 weight matrices;
+- for large holdouts, independent Poisson(1) counts per row (the Poisson bootstrap; metrics
+  are normalised by each resample's class weights), from a counter-based generator over row
+  chunks (:mod:`model.gate.resample`): the same numbers whether the rows are in memory or
+  spilled to disk (:mod:`model.gate.spill`), whatever the chunk size.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats as sps
 
-from model.gate import kernels
 from model.gate.metrics import (
     HIGHER_IS_BETTER,
     METRICS,
@@ -25,6 +27,7 @@ from model.gate.metrics import (
     row_losses,
     threshold_metrics,
 )
+from model.gate.resample import ArrayRows, poisson_deltas, resample_keys
 from model.threads import choose_threads
 
 _CHUNK_ELEMENTS = 1 << 20  # rows × resamples per chunk: cache-friendly ...
@@ -113,13 +116,12 @@ def paired_bootstrap(
     sb = np.asarray(baseline_scores, dtype=np.float64)
     sc = np.asarray(candidate_scores, dtype=np.float64)
     seed = _fresh_seed() if random_state is None else int(random_state)
-    setup = _Setup.build(y, sb, sc, baseline_threshold, candidate_threshold)
     if scheme not in ("auto", "poisson", "multinomial"):
         raise ValueError(f"scheme must be auto, poisson or multinomial, not {scheme!r}")
     if scheme == "auto":
-        small = min(setup.n_pos, setup.n_neg) < POISSON_MIN_CLASS
+        n_pos = int(np.count_nonzero(y == 1))
+        small = min(n_pos, y.size - n_pos) < POISSON_MIN_CLASS
         scheme = "multinomial" if small else "poisson"
-    setup.poisson = scheme == "poisson"
     if observed is None:
         observed = (
             compute_metrics(y, sb, baseline_threshold),
@@ -127,6 +129,18 @@ def paired_bootstrap(
         )
     mb, mc = observed
     improvements = {m: (mc[m] - mb[m]) * (1 if HIGHER_IS_BETTER[m] else -1) for m in METRICS}
+    if scheme == "poisson":  # counter-based weights over row chunks (model.gate.resample)
+        out = poisson_deltas(
+            ArrayRows(y, sb, sc),
+            resample_keys(seed, n_bootstrap),
+            POISSON_TABLE,
+            baseline_threshold,
+            candidate_threshold,
+            n_jobs,
+        )
+        deltas = {name: out[:, j] for j, name in enumerate(METRICS)}
+        return BootstrapResult(improvements, deltas, n_bootstrap, seed, confidence, scheme=scheme)
+    setup = _Setup.build(y, sb, sc, baseline_threshold, candidate_threshold)
     streams = np.random.SeedSequence(seed).spawn(n_bootstrap)
     k = _chunk_size(y.size, n_bootstrap, chunk_elements)
     bounds = [(r, min(r + k, n_bootstrap)) for r in range(0, n_bootstrap, k)]
@@ -157,7 +171,6 @@ class _Setup:
     candidate: RankIndex
     pos_loss: np.ndarray  # (n_pos, 5): pred_b, pred_c, Δ log loss, Δ brier, 1 (float32)
     neg_loss: np.ndarray
-    poisson: bool = False
 
     @classmethod
     def build(cls, y: np.ndarray, sb: np.ndarray, sc: np.ndarray, tb: float, tc: float) -> _Setup:
@@ -188,18 +201,10 @@ class _Setup:
         k = len(streams)
         w_pos = np.empty((k, self.n_pos), dtype=np.float32)
         w_neg = np.empty((k, self.n_neg), dtype=np.float32)
-        if self.poisson and kernels.AVAILABLE:  # drawn in compiled code, the GIL released
-            seeds = np.array([s.generate_state(1, np.uint64)[0] for s in streams])
-            kernels.poisson_weights(seeds, _POISSON_TABLE, w_pos, w_neg)
-            streams = []
         for i, stream in enumerate(streams):
             rng = np.random.default_rng(stream)
             for w, size in ((w_pos[i], self.n_pos), (w_neg[i], self.n_neg)):
-                if self.poisson:
-                    u16 = np.frombuffer(rng.bytes(2 * size), dtype=np.uint16)
-                    np.take(_POISSON_TABLE, u16, out=w)
-                else:
-                    _multinomial_counts(rng.integers(0, size, size), w)
+                _multinomial_counts(rng.integers(0, size, size), w)
         sums_pos = (w_pos @ self.pos_loss).astype(np.float64)  # counts are exact in float32
         sums_neg = (w_neg @ self.neg_loss).astype(np.float64)
         w_p, w_n = sums_pos[:, 4], sums_neg[:, 4]  # each resample's class totals
@@ -240,7 +245,7 @@ def _poisson_table() -> np.ndarray:
     return np.searchsorted(cdf, u).astype(np.float32)
 
 
-_POISSON_TABLE = _poisson_table()
+POISSON_TABLE = _poisson_table()
 
 
 def _multinomial_counts(draws: np.ndarray, out: np.ndarray) -> None:

@@ -17,11 +17,13 @@ improvement > null (the threshold for the primary metric, 0 for the others).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from scipy import stats as sps
 
+from model.errors import ComparisonInputError
 from model.gate.bootstrap import BootstrapResult, paired_bootstrap
 from model.gate.metrics import (
     HIGHER_IS_BETTER,
@@ -33,7 +35,15 @@ from model.gate.metrics import (
     row_losses,
 )
 from model.gate.result import MetricComparison, Population
-from model.gate.stats import auc_interval, delong_test, mcnemar_test
+from model.gate.spill import SpilledMeasure, SpilledRows, measure_spilled
+from model.gate.stats import (
+    DeLongResult,
+    McNemarResult,
+    auc_interval,
+    delong_from,
+    delong_test,
+    mcnemar_test,
+)
 
 MAX_CURVE_POINTS = 200
 MAX_DELTAS = 1000
@@ -105,7 +115,129 @@ def measure(
         observed=(mb, mc),
     )
     delong = delong_test(y, sb, sc, alternative="greater", confidence=1 - 2 * level)
-    losses = paired_loss_se(y, sb, sc)
+    return tested_population(
+        name,
+        int(y.size),
+        int(y.sum()),
+        (mb, mc),
+        boot,
+        delong,
+        paired_loss_se(y, sb, sc),
+        mcnemar_test(y, sb >= tb, sc >= tc, "greater"),
+        {"baseline": _curves(y, sb, tb, mb), "candidate": _curves(y, sc, tc, mc)},
+        identical=bool(np.array_equal(sb, sc)),
+        changed=int(np.count_nonzero((sb >= tb) != (sc >= tc))),
+        primary=primary,
+        threshold=threshold,
+        level=level,
+    )
+
+
+def measure_spilled_rows(
+    name: str,
+    rows: SpilledRows,
+    tb: float,
+    tc: float,
+    *,
+    primary: str,
+    threshold: float | Callable[[dict[str, float]], float],
+    level: float,
+    n_bootstrap: int,
+    seed: int | None,
+    n_jobs: int | None = None,
+) -> Population:
+    """:func:`measure` over rows spilled to disk (:mod:`model.gate.spill`), in about the
+    rows' memory budget: the same tests, the same bootstrap, bit for bit. ``threshold`` may
+    be a function of the baseline's metrics (a relative threshold)."""
+    sm = measure_spilled(
+        rows,
+        tb,
+        tc,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        n_jobs=n_jobs,
+        max_curve_points=MAX_CURVE_POINTS,
+    )
+    if callable(threshold):
+        threshold = threshold(sm.metrics[0])
+    delong = delong_from(*sm.delong_aucs, sm.delong_s, "greater", 1 - 2 * level)
+    assert sm.boot is not None
+    return tested_population(
+        name,
+        sm.stats.n,
+        sm.stats.n_pos,
+        sm.metrics,
+        sm.boot,
+        delong,
+        sm.losses,
+        sm.mcnemar,
+        _spilled_curves(sm, (tb, tc), ("baseline", "candidate")),
+        identical=sm.stats.identical,
+        changed=sm.stats.changed,
+        primary=primary,
+        threshold=threshold,
+        level=level,
+    )
+
+
+def measure_spilled_untested(name: str, rows: SpilledRows, tc: float) -> Population:
+    """:func:`measure_untested` of a candidate alone over spilled rows (its scores stand in
+    both columns)."""
+    if min(rows.positives, rows.negatives) < 2:
+        raise ComparisonInputError(
+            f"the spilled holdout has {rows.positives} positives and {rows.negatives} "
+            "negatives: too few to measure the candidate (two of each needed)"
+        )
+    sm = measure_spilled(
+        rows, tc, tc, n_bootstrap=0, seed=0, max_curve_points=MAX_CURVE_POINTS, bootstrap=False
+    )
+    mc = sm.metrics[1]
+    table = {
+        m: MetricComparison(m, None, mc[m], None, None, None, HIGHER_IS_BETTER[m]) for m in METRICS
+    }
+    auc, se = sm.delong_aucs[1], math.sqrt(max(float(sm.delong_s[1, 1]), 0.0))
+    low, high, _ = normal_test(auc, se, 0.025, 0.0)
+    return Population(
+        name=name,
+        n=sm.stats.n,
+        n_positive=sm.stats.n_pos,
+        metrics=table,
+        curves={"candidate": _spilled_curves(sm, (tc,), ("candidate",), first=1)["candidate"]},
+        candidate_auc={"auc": auc, "se": se, "ci_low": low, "ci_high": high},
+    )
+
+
+def _spilled_curves(
+    sm: SpilledMeasure, thresholds: tuple[float, ...], who: tuple[str, ...], first: int = 0
+) -> dict[str, Any]:
+    st = sm.stats
+    out = {}
+    for i, (name, t) in enumerate(zip(who, thresholds, strict=True), start=first):
+        tp, fp = st.predicted[name[0]]
+        confusion = (tp, fp, st.n_pos - tp, st.n - st.n_pos - fp)
+        out[name] = _finish_curves(dict(sm.curves[i]), st.bins[i], confusion, t, sm.metrics[i])
+    return out
+
+
+def tested_population(
+    name: str,
+    n: int,
+    n_positive: int,
+    metrics: tuple[dict[str, float], dict[str, float]],
+    boot: BootstrapResult,
+    delong: DeLongResult,
+    losses: dict[str, tuple[float, float]],
+    mcnemar: McNemarResult,
+    curves: dict[str, Any],
+    *,
+    identical: bool,
+    changed: int,
+    primary: str,
+    threshold: float,
+    level: float,
+) -> Population:
+    """The population's table: each metric tested at ``level`` by its method."""
+    mb, mc = metrics
     table: dict[str, MetricComparison] = {}
     for metric in METRICS:
         null = threshold if metric == primary else 0.0
@@ -138,17 +270,17 @@ def measure(
     auc_low, auc_high, _ = normal_test(auc, auc_se, 0.025, 0.0)  # 95 %, whatever the level
     return Population(
         name=name,
-        n=int(y.size),
-        n_positive=int(y.sum()),
+        n=n,
+        n_positive=n_positive,
         metrics=table,
         delong=delong,
-        mcnemar=mcnemar_test(y, sb >= tb, sc >= tc, "greater"),
+        mcnemar=mcnemar,
         bootstrap=_bootstrap_summary(boot),
-        curves={"baseline": _curves(y, sb, tb, mb), "candidate": _curves(y, sc, tc, mc)},
+        curves=curves,
         bootstrap_deltas=_downsample(boot.deltas[primary]),
         candidate_auc={"auc": auc, "se": auc_se, "ci_low": auc_low, "ci_high": auc_high},
-        identical=bool(np.array_equal(sb, sc)),
-        changed=int(np.count_nonzero((sb >= tb) != (sc >= tc))),
+        identical=identical,
+        changed=changed,
     )
 
 
@@ -219,26 +351,46 @@ def _curves(
     """What the report draws for one model: ROC and precision-recall points, the reliability
     diagram (10 equal-width score bins: mean score, observed rate, rows), the confusion matrix
     at the model's decision threshold, and the AUC / average precision for the legends."""
-    out = curve_points(y, s, MAX_CURVE_POINTS)
     edges = np.linspace(0.0, 1.0, 11)
     which = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, 9)
-    rows = np.bincount(which, minlength=10)
-    mean_score = np.bincount(which, weights=s, minlength=10)
-    observed = np.bincount(which, weights=y.astype(np.float64), minlength=10)
+    bins = np.vstack(
+        (
+            np.bincount(which, minlength=10),
+            np.bincount(which, weights=s, minlength=10),
+            np.bincount(which, weights=y.astype(np.float64), minlength=10),
+        )
+    )
+    pred = s >= threshold
+    pos = y.astype(bool)
+    confusion = tuple(
+        int(np.sum(a & b)) for a, b in ((pred, pos), (pred, ~pos), (~pred, pos), (~pred, ~pos))
+    )
+    return _finish_curves(curve_points(y, s, MAX_CURVE_POINTS), bins, confusion, threshold, metrics)
+
+
+def _finish_curves(
+    out: dict[str, Any],
+    bins: np.ndarray,
+    confusion: tuple[int, ...],
+    threshold: float,
+    metrics: dict[str, float],
+) -> dict[str, Any]:
+    """Add the reliability diagram (``bins``: rows, Σ score, Σ label per tenth of [0, 1]),
+    the confusion matrix (tp, fp, fn, tn) and the legends' AUC and AP to curve points."""
+    rows, mean_score, observed = bins
     keep = rows > 0
     out["reliability"] = {
         "mean_score": (mean_score[keep] / rows[keep]).round(5).tolist(),
         "observed": (observed[keep] / rows[keep]).round(5).tolist(),
         "rows": rows[keep].astype(int).tolist(),
     }
-    pred = s >= threshold
-    pos = y.astype(bool)
+    tp, fp, fn, tn = confusion
     out["confusion"] = {
         "threshold": float(threshold),
-        "tp": int(np.sum(pred & pos)),
-        "fp": int(np.sum(pred & ~pos)),
-        "fn": int(np.sum(~pred & pos)),
-        "tn": int(np.sum(~pred & ~pos)),
+        "tp": int(tp),
+        "fp": int(fp),
+        "fn": int(fn),
+        "tn": int(tn),
     }
     out["auc"] = metrics.get("auc")
     out["average_precision"] = metrics.get("average_precision")

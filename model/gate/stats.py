@@ -123,15 +123,26 @@ def delong_test(
     a_c, vp_c, vn_c = _placements(np.asarray(candidate_scores, dtype=np.float64), pos_mask)
     s_pos = np.cov(np.vstack((vp_b, vp_c)))
     s_neg = np.cov(np.vstack((vn_b, vn_c)))
-    s = s_pos / m + s_neg / n
+    return delong_from(a_b, a_c, s_pos / m + s_neg / n, alternative, confidence)
+
+
+def delong_from(
+    auc_baseline: float,
+    auc_candidate: float,
+    s: np.ndarray,
+    alternative: Alternative = "two-sided",
+    confidence: float = 0.95,
+) -> DeLongResult:
+    """DeLong's test from both AUCs and the 2×2 covariance ``s`` of their estimates
+    (``S10/m + S01/n`` of the placements; :func:`delong_test` computes it in memory)."""
     var = float(s[0, 0] + s[1, 1] - 2 * s[0, 1])
-    diff = a_c - a_b
+    diff = auc_candidate - auc_baseline
     se = float(np.sqrt(var)) if var > 0 else 0.0
     z = diff / se if se > 0 else (0.0 if diff == 0 else float(np.copysign(np.inf, diff)))
     half = float(sps.norm.ppf(0.5 + confidence / 2)) * se
     return DeLongResult(
-        auc_baseline=a_b,
-        auc_candidate=a_c,
+        auc_baseline=auc_baseline,
+        auc_candidate=auc_candidate,
         diff=diff,
         se=se,
         z=z,
@@ -214,6 +225,14 @@ def mcnemar_test(
     ok_c = np.asarray(candidate_pred).astype(bool) == y
     b = int(np.count_nonzero(ok_b & ~ok_c))
     c = int(np.count_nonzero(~ok_b & ok_c))
+    return mcnemar_counts(b, c, alternative, exact_below)
+
+
+def mcnemar_counts(
+    b: int, c: int, alternative: Alternative = "two-sided", exact_below: int = 25
+) -> McNemarResult:
+    """McNemar's test from its discordant counts (``b``: only the baseline right, ``c``:
+    only the candidate right); see :func:`mcnemar_test`."""
     total = b + c
     if total == 0:
         return McNemarResult(b, c, 0.0, 1.0, "exact", alternative)
@@ -263,8 +282,10 @@ __all__ = [
     "DeLongResult",
     "McNemarResult",
     "auc_interval",
+    "delong_from",
     "delong_test",
     "holm",
+    "mcnemar_counts",
     "mcnemar_test",
     "midranks",
     "minimum_detectable_effect",

@@ -7,16 +7,20 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pytest
 from fakes import make_model
 
 from model.cycle.evaluation import (
     base_fingerprint,
     comparison_inputs,
     recent_rows,
+    spilled_comparison,
     trained_batches,
 )
 from model.data import BATCH_COLUMN, load_split, prepare
 from model.data.demo import write_demo
+from model.gate.comparator import ModelComparator
 from model.registry import ModelRegistry
 from model.settings import Settings
 
@@ -85,3 +89,56 @@ def test_no_recent_rows_without_batches_or_without_production(settings: Settings
     inputs = comparison_inputs(settings, registry, test)
     (name,) = set(inputs.batches)  # every row of the base data: one batch, named by content
     assert inputs.recent is None and inputs.earlier == [] and name.startswith("base:")
+
+
+class Sigmoid:
+    """A model scoring a frame by a logistic function of one numeric column."""
+
+    def __init__(self, column: str, scale: float) -> None:
+        self.column, self.scale = column, scale
+        self.decision_threshold = 0.5
+
+    def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
+        x = df[self.column].to_numpy(dtype=np.float64)
+        return 1 / (1 + np.exp(-self.scale * (x - np.nanmean(x)) / np.nanstd(x)))
+
+
+def test_the_spilled_comparison_decides_as_the_in_memory_one(settings: Settings) -> None:
+    """The compare task's spilled path (past the memory budget) on a real prepared folder:
+    the same batches, base fingerprint, evidence, decision and DeLong test as in memory."""
+    paths = write_demo(settings, rows=3000, batches=2, batch_rows=1500)
+    batch1, batch2 = paths["batch-1"].parent, paths["batch-2"].parent
+    first = prepare([paths["base"], batch1], settings.prepared_dir)
+    registry = production_trained_on(settings, first.path)
+    second = prepare([paths["base"], batch1, batch2], settings.prepared_dir)
+    registry.record(
+        "compared",
+        decision="REJECT",
+        baseline="v0001",
+        alpha_spent=0.05,
+        evidence={"batches": [batch1.name], "uses": 1},
+    )
+    test = load_split(second, "test")
+    numeric = [c for c in second.spec.features if pd.api.types.is_float_dtype(test[c])]
+    baseline, candidate = Sigmoid(numeric[0], 0.5), Sigmoid(numeric[1], 1.0)
+    gate = ModelComparator(n_bootstrap=100, random_state=1, target_column=second.spec.target)
+    memory = gate.compare(
+        baseline, candidate, test, **comparison_inputs(settings, registry, test, second).kwargs()
+    )
+    small = settings.model_copy(update={"memory_budget": 16 << 20})
+    spilled = spilled_comparison(small, registry, second, gate, baseline, candidate)
+    assert spilled.decision == memory.decision and spilled.decided_on == memory.decided_on
+    assert spilled.evidence == memory.evidence and spilled.level == memory.level
+    assert spilled.reasons == memory.reasons
+    for name, pop in memory.populations.items():
+        got = spilled.populations[name]
+        assert (got.n, got.n_positive) == (pop.n, pop.n_positive)
+        want = pop.delong.to_dict()
+        assert got.delong.to_dict().pop("alternative") == want.pop("alternative")
+        assert got.delong.to_dict() | {"alternative": 0} == pytest.approx(
+            want | {"alternative": 0}, rel=1e-12, abs=1e-15
+        )
+        for metric in ("auc", "log_loss", "brier", "accuracy", "average_precision"):
+            assert got.metrics[metric].baseline == pytest.approx(pop.metrics[metric].baseline)
+            assert got.metrics[metric].candidate == pytest.approx(pop.metrics[metric].candidate)
+    assert not list(settings.reports_dir.glob(".gate-*"))  # the scratch folder is gone
