@@ -71,7 +71,7 @@ class ArrayRows:
 
     def sorted_chunks(self, model: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         s = self.scores[model]
-        order = np.argsort(s, kind="stable")
+        order = np.argsort(s)  # the order within ties is irrelevant
         for a in range(0, self.size, self.chunk):
             rows = order[a : a + self.chunk]
             yield rows, s[rows], self.y[rows]
