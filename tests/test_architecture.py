@@ -56,6 +56,7 @@ ROOT_MODULES = {
     "model.files": "core",
     "model.clock": "core",
     "model.threads": "core",
+    "model.external": "core",  # the external merge sort (drift and the gate)
     "model.comparator": "gate",  # shim for model.gate.comparator
     "model.stats": "gate",  # shim for model.gate.stats
     "model.artifact": "training",  # shim for model.training.artifact

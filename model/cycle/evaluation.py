@@ -30,7 +30,7 @@ from model.errors import DataValidationError
 from model.gate.comparator import ModelComparator, target_of
 from model.gate.evidence import BASE, batch_ids, earlier_decisions
 from model.gate.result import ComparisonResult, ModelInfo
-from model.gate.spill import SpilledHoldout, spill_holdout
+from model.gate.spilled_compare import SpilledHoldout, compare_spilled, spill_holdout
 from model.registry import ModelRegistry
 from model.settings import Settings
 
@@ -218,7 +218,8 @@ def spilled_comparison(
         holdout, earlier = spilled_holdout(
             settings, registry, manifest, (baseline, candidate), target, Path(scratch)
         )
-        return comparator.compare_spilled(
+        return compare_spilled(
+            comparator,
             holdout,
             baseline_info=None if baseline is None else ModelInfo.of(baseline),
             candidate_info=ModelInfo.of(candidate),

@@ -17,7 +17,7 @@ Owns the per-column drift tests, the dataset decision and the drift reports:
 - :mod:`~model.drift.cbpe`: the label-free performance estimate (CBPE: calibration on
   production's validation split, expected confusion counts and AUC on a batch, its interval)
   and :mod:`~model.drift.cbpe_render` (its report section).
-- :mod:`~model.drift.external` (a numeric column sorted on disk by an external merge sort),
+- :mod:`model.external` (a numeric column sorted on disk by an external merge sort),
   :mod:`~model.drift.sources` (Parquet sources checked, profiled and read in batches) and
   :mod:`~model.drift.stream` (the drift report of such sources, in bounded memory, with the
   in-memory path's numbers).

@@ -46,7 +46,7 @@ def numeric_values(series: pd.Series) -> np.ndarray:
 
 class SortedValues:
     """A sorted column in memory, seen through the interface the statistics use (the
-    on-disk twin is :class:`model.drift.external.SortedFile`): one block, the whole array."""
+    on-disk twin is :class:`model.external.SortedFile`): one block, the whole array."""
 
     def __init__(self, sorted_values: np.ndarray, total: int) -> None:
         self.array = sorted_values

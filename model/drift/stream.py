@@ -7,7 +7,7 @@ makes of the same files read whole:
 
 - the checks and the schema changes use column profiles from the Parquet footers (rows,
   null counts) and the first value of a column (for messages);
-- a numeric column is sorted on disk (:func:`model.drift.external.sort_to_file`) and its
+- a numeric column is sorted on disk (:func:`model.external.sort_to_file`) and its
   statistics come from passes over the two sorted files
   (:func:`model.drift.numeric.sorted_drift`): KS and its p-value, the PSI bins, the medians
   and the histogram exactly the in-memory numbers; W1, the means and the deviations up to the
@@ -48,7 +48,6 @@ from model.drift.detect import (
     category_text,
     drift_of,
 )
-from model.drift.external import MIN_BUDGET, sort_to_file
 from model.drift.numeric import sorted_drift
 from model.drift.results import DriftReport, DriftSettings, FeatureDrift
 from model.drift.sources import (
@@ -60,6 +59,7 @@ from model.drift.sources import (
     take_rows,
 )
 from model.errors import DriftInputError
+from model.external import MIN_BUDGET, sort_to_file
 
 if TYPE_CHECKING:
     from model.data import FeatureSpec

@@ -39,12 +39,7 @@ from model.gate.inputs import (
     metric_name,
     score,
 )
-from model.gate.measure import (
-    measure,
-    measure_spilled_rows,
-    measure_spilled_untested,
-    measure_untested,
-)
+from model.gate.measure import measure, measure_untested
 from model.gate.metrics import METRICS, compute_metrics
 from model.gate.result import (
     EXIT_CODES,
@@ -57,7 +52,6 @@ from model.gate.result import (
     PolicyCheck,
     Population,
 )
-from model.gate.spill import SpilledHoldout
 
 RULES = ("threshold", "lab")
 GUARDRAIL_MODES = ("non_inferiority", "harm")
@@ -252,77 +246,7 @@ class ModelComparator:
             populations["recent"] = self._measure(
                 "recent", y[recent], sb[recent], sc[recent], args, null, level
             )
-        result = self._result(b_info, c_info, populations, decided_on, thr, evidence)
-        result.notes = notes
-        result.guardrails = self._guardrails(populations, decided_on)
-        self._policy(result)
-        decide(result)
-        return result
-
-    def compare_spilled(
-        self,
-        holdout: SpilledHoldout,
-        *,
-        baseline_info: ModelInfo | None,
-        candidate_info: ModelInfo,
-        earlier: Sequence[frozenset[str]] | None = None,
-    ) -> ComparisonResult:
-        """:meth:`compare_scores` over a holdout spilled to disk (:mod:`model.gate.spill`):
-        the same decision, the statistics computed in bounded memory. The batch counts stand
-        for ``batches``; ``earlier`` as in :meth:`compare`."""
-        rows, recent = holdout.rows, holdout.recent
-        tc = candidate_info.decision_threshold
-        if baseline_info is None or not holdout.has_baseline:
-            pop = measure_spilled_untested("holdout", rows, tc)
-            evidence = self._evidence_of(holdout.counts, earlier)
-            result = self._result(None, candidate_info, {"holdout": pop}, "holdout", None, evidence)
-            decide(result)
-            return result
-        tb = baseline_info.decision_threshold
-        recent_pos = 0 if recent is None else recent.positives
-        recent_neg = 0 if recent is None else recent.negatives
-        decided_on, notes = population_of(recent_pos, recent_neg, self.min_class_count)
-        counts = holdout.recent_counts if decided_on == "recent" else holdout.counts
-        evidence = self._evidence_of(counts, earlier)
-        level = evidence.level
-        deciding = recent if decided_on == "recent" else rows
-        if deciding is None or min(deciding.positives, deciding.negatives) < 2:
-            raise ComparisonInputError(
-                f"the holdout's {decided_on} rows have too few of a class to compare "
-                "(two positives and two negatives needed)"
-            )
-        thr = self.improvement_threshold
-
-        def null_of(baseline_metrics: dict[str, float]) -> float:
-            nonlocal thr
-            if self.threshold_type == "relative":  # T·|baseline| on the deciding rows
-                thr = self.improvement_threshold * abs(baseline_metrics[self.primary_metric])
-            return 0.0 if self.rule == "lab" else thr  # the lab's test is "gain > 0"
-
-        populations: dict[str, Population] = {}
-        other = "holdout" if decided_on == "recent" else "recent"
-        for name, part in ((decided_on, deciding), (other, rows if other == "holdout" else recent)):
-            if part is None or min(part.positives, part.negatives) < 2:
-                continue
-            populations[name] = measure_spilled_rows(
-                name,
-                part,
-                tb,
-                tc,
-                primary=self.primary_metric,
-                threshold=null_of if name == decided_on else (0.0 if self.rule == "lab" else thr),
-                level=level,
-                n_bootstrap=self.n_bootstrap,
-                seed=self.random_state,
-                n_jobs=self.n_jobs,
-            )
-        populations = {k: populations[k] for k in ("holdout", "recent") if k in populations}
-        result = self._result(baseline_info, candidate_info, populations, decided_on, thr, evidence)
-        result.notes = notes
-        result.guardrails = self._guardrails(populations, decided_on)
-        self._policy(result)
-        decide(result)
-        return result
+        return self._decided(b_info, c_info, populations, decided_on, thr, evidence, notes)
 
     def _evidence_of(
         self, counts: dict[str, tuple[int, int]], earlier: Sequence[frozenset[str]] | None
@@ -391,17 +315,18 @@ class ModelComparator:
             guardrail_mode=self.guardrail_mode,
         )
 
+    def _decided(self, *args: Any) -> ComparisonResult:
+        """The decision on measured populations (``_result``'s arguments, then the notes)."""
+        result = self._result(*args[:-1])
+        result.notes = args[-1]
+        result.guardrails = self._guardrails(result.populations, result.decided_on)
+        self._policy(result)
+        decide(result)
+        return result
+
     def _policy(self, result: ComparisonResult) -> None:
-        metrics = result.metrics
-        result.policy = [
-            PolicyCheck(
-                m,
-                margin,
-                metrics[m].improvement or 0.0,
-                (metrics[m].improvement or 0.0) >= margin,
-            )
-            for m, margin in self.policy.items()
-        ]
+        gains = {m: result.metrics[m].improvement or 0.0 for m in self.policy}
+        result.policy = [PolicyCheck(m, t, gains[m], gains[m] >= t) for m, t in self.policy.items()]
 
     def _guardrails(
         self, populations: dict[str, Population], decided_on: str

@@ -9,7 +9,7 @@ whose memory is bounded by the budget, not by the rows:
 - in row order: confusion counts, losses and their class-wise variance (merged chunk by
   chunk, Chan's formulas), McNemar's counts, the reliability bins;
 - per model, in ascending score order (an external merge sort of (score, row, label)
-  records, :func:`model.drift.external.sort_to_file`): the AUC, average precision, curve
+  records, :func:`model.external.sort_to_file`): the AUC, average precision, curve
   points, and DeLong's placements, written by row range to bucket files and read back in
   row order, so both models' placements of each row meet for the covariance;
 - the Poisson bootstrap (:mod:`model.gate.resample`), whose counter-based weights make it
@@ -23,18 +23,15 @@ from __future__ import annotations
 
 import math
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from model.drift.external import SortedFile, sort_to_file
 from model.errors import ComparisonInputError
+from model.external import SortedFile, sort_to_file
 from model.gate.bootstrap import POISSON_TABLE, BootstrapResult, _fresh_seed
-from model.gate.inputs import check_specs, encode_target, score
 from model.gate.metrics import (
     HIGHER_IS_BETTER,
     METRICS,
@@ -448,88 +445,3 @@ def measure_spilled(
         mcnemar=mcnemar_counts(stats.only_b, stats.only_c, "greater"),
         curves=curves,  # type: ignore[arg-type]
     )
-
-
-# ------------------------------------------------------------------ the holdout, spilled
-
-
-@dataclass
-class SpilledHoldout:
-    """A scored holdout on disk: all its rows, the recent ones (those production was not
-    trained on) as rows of their own, and each batch's (positives, negatives) among both."""
-
-    rows: SpilledRows
-    recent: SpilledRows | None
-    counts: dict[str, tuple[int, int]]
-    recent_counts: dict[str, tuple[int, int]]
-    has_baseline: bool
-
-    def remove(self) -> None:
-        shutil.rmtree(self.rows.folder, ignore_errors=True)
-        if self.recent is not None:
-            shutil.rmtree(self.recent.folder, ignore_errors=True)
-
-
-def spill_holdout(
-    chunks: Iterable[tuple[pd.DataFrame, np.ndarray | None, Sequence[str]]],
-    baseline: Any | None,
-    candidate: Any,
-    target: str,
-    folder: Path,
-    budget: int,
-) -> SpilledHoldout:
-    """Score each chunk of the holdout (a frame, its recent-rows mask or None, the batch of
-    each row) with both models and spill it to ``folder``; nothing else is kept. Without a
-    baseline, the candidate's scores stand in both columns (its metrics alone are used)."""
-    writers: dict[str, SpillWriter | None] = {"all": SpillWriter(Path(folder) / "all")}
-    writers["recent"] = None
-    everything = writers["all"]
-    assert everything is not None
-    counts: dict[str, dict[str, list[int]]] = {"all": {}, "recent": {}}
-    checked = False
-    try:
-        for frame, recent, batches in chunks:
-            if not checked:
-                check_specs(baseline, candidate, frame, target)
-                checked = True
-            y = encode_target(frame, target)
-            sc = score(candidate, frame, "candidate")
-            sb = sc if baseline is None else score(baseline, frame, "baseline")
-            everything.write(y, sb, sc)
-            _count(counts["all"], batches, y)
-            if recent is not None and recent.any():
-                recent_writer = writers["recent"]
-                if recent_writer is None:
-                    recent_writer = writers["recent"] = SpillWriter(Path(folder) / "recent")
-                recent_writer.write(y[recent], sb[recent], sc[recent])
-                _count(counts["recent"], np.asarray(batches, dtype=object)[recent], y[recent])
-    except BaseException:
-        for w in writers.values():
-            if w is not None:
-                w.abort()
-        raise
-    rows = everything.close(budget)
-    if rows.size == 0:
-        shutil.rmtree(rows.folder, ignore_errors=True)
-        raise ComparisonInputError("the test set is empty (0 rows)")
-    recent_writer = writers["recent"]
-    recent_rows = None if recent_writer is None else recent_writer.close(budget)
-    return SpilledHoldout(
-        rows,
-        recent_rows,
-        {b: (c[0], c[1]) for b, c in counts["all"].items()},
-        {b: (c[0], c[1]) for b, c in counts["recent"].items()},
-        baseline is not None,
-    )
-
-
-def _count(into: dict[str, list[int]], batches: Sequence[str], y: np.ndarray) -> None:
-    """Add each batch's positives and negatives among these rows."""
-    ids = np.asarray(batches, dtype=object).astype(str)
-    names, which = np.unique(ids, return_inverse=True)
-    pos = np.bincount(which, weights=y, minlength=names.size).astype(np.int64)
-    rows = np.bincount(which, minlength=names.size)
-    for name, p, r in zip(names.tolist(), pos.tolist(), rows.tolist(), strict=True):
-        c = into.setdefault(name, [0, 0])
-        c[0] += p
-        c[1] += r - p

@@ -22,10 +22,10 @@ from model.data import FeatureSpec
 from model.data.demo import make_customers
 from model.drift import categorical_drift, numeric_drift
 from model.drift.categorical import LevelCounts
-from model.drift.external import MIN_BUDGET, sort_to_file
 from model.drift.numeric import sorted_drift
 from model.drift.stream import stream_column_drift
 from model.errors import DataValidationError, DriftInputError
+from model.external import MIN_BUDGET, sort_to_file
 
 EXACT = ("statistic", "p_value", "psi", "reference_missing", "current_missing")
 SUMMED = ("distance",)  # W1 / sd: a sum of products, equal up to rounding

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from model.drift.external import sort_to_file
+from model.external import sort_to_file
 from model.gate import kernels
 from model.gate.bootstrap import POISSON_TABLE, paired_bootstrap
 from model.gate.comparator import ModelComparator
@@ -19,7 +19,8 @@ from model.gate.measure import measure, measure_spilled_rows
 from model.gate.metrics import METRICS
 from model.gate.resample import ArrayRows, poisson_deltas, resample_keys
 from model.gate.result import ModelInfo
-from model.gate.spill import RECORD, SpilledRows, SpillWriter, spill_holdout
+from model.gate.spill import RECORD, SpilledRows, SpillWriter
+from model.gate.spilled_compare import compare_spilled, spill_holdout
 
 
 def scored(n: int, seed: int = 0, ties: bool = True) -> tuple[np.ndarray, ...]:
@@ -182,7 +183,8 @@ def test_a_spilled_comparison_decides_as_the_in_memory_one(
         b: (int(y[df["__batch__"] == b].sum()), int((y[df["__batch__"] == b] == 0).sum()))
         for b in ("b1", "b2")
     }
-    spilled = gate.compare_spilled(
+    spilled = compare_spilled(
+        gate,
         holdout,
         baseline_info=ModelInfo(decision_threshold=0.5),
         candidate_info=ModelInfo(decision_threshold=0.5),
