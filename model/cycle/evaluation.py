@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from model.data import BATCH_COLUMN, Manifest, load_manifest
-from model.data.manifest import file_sha256
+from model.data.manifest import verified_split
 from model.data.read import parquet_error
 from model.drift.sources import in_memory_size
 from model.errors import DataValidationError
@@ -61,15 +61,20 @@ def recent_rows(test: pd.DataFrame, seen: set[str] | None) -> np.ndarray | None:
     return mask if mask.any() else None
 
 
+def raw_batches(rows: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    """Each row's ``__batch__`` id (``base`` for the base data) and the mask of base rows."""
+    if BATCH_COLUMN in rows.columns:
+        ids = batch_ids(rows[BATCH_COLUMN].astype(object).tolist())
+    else:
+        ids = [BASE] * len(rows)
+    return ids, np.array([b == BASE for b in ids], dtype=bool)
+
+
 def row_batches(test: pd.DataFrame, manifest: Manifest | None = None) -> list[str]:
     """The batch of every test row: its ``__batch__`` id, and for rows of the base data
     ``base:<fingerprint>`` (:func:`base_fingerprint`), so that base data replaced by new rows
     counts as new rows, and the same base data as the same rows."""
-    if BATCH_COLUMN in test.columns:
-        ids = batch_ids(test[BATCH_COLUMN].astype(object).tolist())
-    else:
-        ids = [BASE] * len(test)
-    base = np.array([b == BASE for b in ids], dtype=bool)
+    ids, base = raw_batches(test)
     if base.any():
         name = f"{BASE}:{base_fingerprint(test.loc[base], manifest)}"
         ids = [name if b == BASE else b for b in ids]
@@ -150,13 +155,7 @@ def spilled_holdout(
     :func:`comparison_inputs` gives: the recent rows and each batch's class counts (base
     rows named by the same fingerprint), and the earlier decisions' batch sets. The base
     rows' hashes (8 bytes a row) are held to fingerprint them."""
-    path = manifest.split_path("test")
-    actual = file_sha256(path)
-    if actual != manifest.splits["test"].sha256:
-        raise DataValidationError(
-            f"{path}: checksum mismatch (manifest {manifest.splits['test'].sha256[:12]}, "
-            f"file {actual[:12]}): the prepared data changed after it was written"
-        )
+    path = verified_split(manifest, "test")
     production = registry.production()
     seen = None
     if production is not None:
@@ -170,11 +169,7 @@ def spilled_holdout(
             rows_per_chunk = max(1024, budget // 4 // max(1, 16 * len(reader.schema_arrow)))
             for batch in reader.iter_batches(batch_size=rows_per_chunk):
                 frame = batch.to_pandas()
-                if BATCH_COLUMN in frame.columns:
-                    ids = batch_ids(frame[BATCH_COLUMN].astype(object).tolist())
-                else:
-                    ids = [BASE] * len(frame)
-                base = np.array([b == BASE for b in ids], dtype=bool)
+                ids, base = raw_batches(frame)
                 if base.any():
                     base_hashes.append(row_hashes(frame.loc[base], manifest))
                 yield frame, recent_rows(frame, seen), ids

@@ -206,6 +206,18 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def verified_split(manifest: Manifest, name: str) -> Path:
+    """The path of one prepared split, after checking its SHA-256 against the manifest."""
+    path = manifest.split_path(name)
+    actual = file_sha256(path)
+    if actual != manifest.splits[name].sha256:
+        raise DataValidationError(
+            f"{path}: checksum mismatch (manifest {manifest.splits[name].sha256[:12]}, "
+            f"file {actual[:12]}): the prepared data changed after it was written"
+        )
+    return path
+
+
 def load_split(
     folder_or_manifest: str | Path | Manifest, name: str, *, verify: bool = True
 ) -> pd.DataFrame:
@@ -216,14 +228,7 @@ def load_split(
         if isinstance(folder_or_manifest, Manifest)
         else load_manifest(folder_or_manifest)
     )
-    path = manifest.split_path(name)
-    if verify:
-        actual = file_sha256(path)
-        if actual != manifest.splits[name].sha256:
-            raise DataValidationError(
-                f"{path}: checksum mismatch (manifest {manifest.splits[name].sha256[:12]}, "
-                f"file {actual[:12]}): the prepared data changed after it was written"
-            )
+    path = verified_split(manifest, name) if verify else manifest.split_path(name)
     try:
         return pq.read_table(path, page_checksum_verification=True).to_pandas()
     except (pa.ArrowInvalid, OSError) as exc:

@@ -246,7 +246,9 @@ class ModelComparator:
             populations["recent"] = self._measure(
                 "recent", y[recent], sb[recent], sc[recent], args, null, level
             )
-        return self._decided(b_info, c_info, populations, decided_on, thr, evidence, notes)
+        return self._decided(
+            self._result(b_info, c_info, populations, decided_on, thr, evidence), notes
+        )
 
     def _evidence_of(
         self, counts: dict[str, tuple[int, int]], earlier: Sequence[frozenset[str]] | None
@@ -315,10 +317,9 @@ class ModelComparator:
             guardrail_mode=self.guardrail_mode,
         )
 
-    def _decided(self, *args: Any) -> ComparisonResult:
-        """The decision on measured populations (``_result``'s arguments, then the notes)."""
-        result = self._result(*args[:-1])
-        result.notes = args[-1]
+    def _decided(self, result: ComparisonResult, notes: list[str]) -> ComparisonResult:
+        """Guardrails, policy and the decision on a result's measured populations."""
+        result.notes = notes
         result.guardrails = self._guardrails(result.populations, result.decided_on)
         self._policy(result)
         decide(result)

@@ -225,7 +225,7 @@ def sweep(
     unit: bool = False,
 ) -> None:
     """Carry one model's AUC and AP sweep over a chunk of rows in ascending score order
-    (``state``, ``(6, k)``, is updated in place; ``totals`` is ``(2, k)``; see
+    (``state``, ``(7, k)``, is updated in place; ``totals`` is ``(2, k)``; see
     :func:`_sweep_rows`)."""
     if AVAILABLE:
         _sweep(keys, table, rows, y, starts, totals, state, unit)

@@ -162,6 +162,5 @@ def compare_spilled(
             n_jobs=gate.n_jobs,
         )
     populations = {k: populations[k] for k in ("holdout", "recent") if k in populations}
-    return gate._decided(
-        baseline_info, candidate_info, populations, decided_on, thr, evidence, notes
-    )
+    result = gate._result(baseline_info, candidate_info, populations, decided_on, thr, evidence)
+    return gate._decided(result, notes)
