@@ -55,7 +55,14 @@ def prepare_data(
         learned_values=production_medians(settings),
         max_imputed_row_share=max_imputed_row_share,
         batch_root=batch_root,
+        memory_budget=settings.memory_budget,
     )
+    if manifest.preparation.get("streamed"):
+        logger.info(
+            "Prepared in a stream of %d-row chunks within the memory budget of %d MiB",
+            manifest.preparation["chunk_rows"],
+            settings.memory_budget >> 20,
+        )
     for change in manifest.schema_changes:
         logger.warning(
             "Schema change: %r %s in %s (%d rows), imputed with %r (%s)",

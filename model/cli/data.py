@@ -125,6 +125,9 @@ def summary(manifest: Manifest) -> str:
         )
     missing = {k: v for k, v in manifest.missing.items() if v}
     lines.append(f"missing values imputed: {missing or 'none'}")
+    if manifest.preparation.get("streamed"):
+        budget = int(manifest.preparation["memory_budget"]) >> 20
+        lines.append(f"streamed: {manifest.preparation['chunk_rows']:,}-row chunks in {budget} MiB")
     return "\n".join(lines)
 
 
@@ -149,6 +152,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         time_split=args.time_split,
         exclude=args.exclude,
         batch_root=None if args.data else settings.incoming_dir,
+        memory_budget=settings.memory_budget,
     )
     if args.json:
         print(json.dumps(manifest.to_dict(), indent=2))

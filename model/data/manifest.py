@@ -2,10 +2,10 @@
 :class:`SplitInfo` per split file) and reading it back (``load_manifest``, ``load_split``).
 
 A prepared folder is content-addressed: its name is the first 16 hex digits of the manifest's
-content hash (``content_hash``: SHA-256 of the manifest without ``sha256``, ``created_at`` and
-``source_details``). Reading re-hashes: ``load_manifest`` refuses a manifest whose content no
-longer matches its recorded hash or whose folder is not named by it, and ``load_split`` checks
-a split file's SHA-256 against the manifest.
+content hash (``content_hash``: SHA-256 of the manifest without ``sha256``, ``created_at``,
+``source_details`` and ``preparation``). Reading re-hashes: ``load_manifest`` refuses a
+manifest whose content no longer matches its recorded hash or whose folder is not named by it,
+and ``load_split`` checks a split file's SHA-256 against the manifest.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from model.files import check_regular, read_json
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
-_NOT_HASHED = ("sha256", "created_at", "source_details")
-"""Manifest fields outside the content hash: the same data prepared again has the same hash."""
+_NOT_HASHED = ("sha256", "created_at", "source_details", "preparation")
+"""Manifest fields outside the content hash: the same data prepared again has the same hash
+(in memory or streamed, in any memory budget)."""
 
 
 def content_hash(document: dict[str, Any]) -> str:
@@ -96,6 +97,8 @@ class Manifest:
     (``model.data.schema``)."""
     batches: list[str] = field(default_factory=list)
     """The incoming batches read (their ids, ``model.data.batches``), oldest first."""
+    preparation: dict[str, Any] = field(default_factory=dict)
+    """How it was prepared: read whole or streamed, and the memory budget (not hashed)."""
     format_version: int = MANIFEST_FORMAT
 
     def batch_ids(self) -> list[str]:
@@ -131,6 +134,7 @@ class Manifest:
             "imputation": dict(self.imputation),
             **({"schema_changes": list(self.schema_changes)} if self.schema_changes else {}),
             **({"batches": list(self.batches)} if self.batches else {}),
+            **({"preparation": dict(self.preparation)} if self.preparation else {}),
         }
 
     @classmethod
@@ -152,6 +156,7 @@ class Manifest:
                 selection=str(data.get("selection", ALL_SOURCES)),
                 schema_changes=list(data.get("schema_changes", [])),
                 batches=[str(b) for b in data.get("batches", [])],
+                preparation=dict(data.get("preparation", {})),
                 format_version=int(data.get("format_version", MANIFEST_FORMAT)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

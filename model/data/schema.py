@@ -13,7 +13,7 @@ would not learn that feature at all.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
 
@@ -43,23 +43,35 @@ def _all_missing(col: pa.ChunkedArray) -> bool:
     return False
 
 
-def find_schema_changes(parts: Sequence[SourceTable], spec: FeatureSpec) -> list[dict[str, Any]]:
+AllMissing = Callable[[int, str], bool]
+"""Whether source ``i`` holds only missing values of a column (streamed sources: counted as
+read, :mod:`model.data.stream_prepare`)."""
+
+
+def find_schema_changes(
+    parts: Sequence[SourceTable], spec: FeatureSpec, all_missing: AllMissing | None = None
+) -> list[dict[str, Any]]:
     """One entry per (feature, source) where the source lacks the feature or has it all-missing.
 
     Only meaningful for several sources: a single source lacking a feature has no feature.
     """
     if len(parts) < 2:
         return []
+    if all_missing is None:
+
+        def all_missing(i: int, name: str) -> bool:
+            return _all_missing(parts[i].table.column(name))
+
     changes = []
-    for part in parts:
-        rows = part.table.num_rows
+    for i, part in enumerate(parts):
+        rows = part.num_rows
         if rows == 0:
             continue
         names = set(part.table.column_names)
         for feature in spec.features:
             if feature not in names:
                 kind = "missing"
-            elif _all_missing(part.table.column(feature)):
+            elif all_missing(i, feature):
                 kind = "all_missing"
             else:
                 continue
@@ -99,10 +111,42 @@ def apply_schema_policy(
 ) -> tuple[pa.Table, list[dict[str, Any]]]:
     """Decide every schema change (see the module): the table with learned values filled in,
     and the changes to record. Raises when a feature's imputed share is over the limit."""
-    changes = find_schema_changes(parts, spec)
+    changes = decide_schema_changes(
+        parts, spec, learned=learned, max_imputed_row_share=max_imputed_row_share
+    )
     if not changes:
         return table, []
-    total = table.num_rows
+    offsets = np.cumsum([0, *[p.table.num_rows for p in parts]])
+    index = {p.label: i for i, p in enumerate(parts)}
+    for change in changes:
+        value, column = change["value"], change["column"]
+        if value is not None:
+            i = index[change["source"]]
+            mask = np.zeros(table.num_rows, dtype=bool)
+            mask[offsets[i] : offsets[i + 1]] = True
+            col = pc.cast(table.column(column), pa.float64())
+            filled = pc.if_else(pa.array(mask), pa.scalar(float(value)), col)
+            table = table.set_column(table.schema.get_field_index(column), column, filled)
+    return table, changes
+
+
+def decide_schema_changes(
+    parts: Sequence[SourceTable],
+    spec: FeatureSpec,
+    *,
+    learned: Mapping[str, Any] | None = None,
+    max_imputed_row_share: float = DEFAULT_MAX_IMPUTED_ROW_SHARE,
+    all_missing: AllMissing | None = None,
+) -> list[dict[str, Any]]:
+    """The schema changes of ``parts`` (see the module), each with the value it is imputed
+    with (``value``: production's, else None for the training median or the missing level)
+    and where that comes from, logged. Raises when a feature's imputed share is over the
+    limit. A numeric column with a ``value`` is filled with it, as float64, in the source's
+    rows (:func:`apply_schema_policy`)."""
+    changes = find_schema_changes(parts, spec, all_missing)
+    if not changes:
+        return []
+    total = sum(p.num_rows for p in parts)
     by_column: dict[str, list[dict[str, Any]]] = {}
     for change in changes:
         by_column.setdefault(change["column"], []).append(change)
@@ -118,9 +162,6 @@ def apply_schema_policy(
                 f"max_imputed_row_share {max_imputed_row_share:.0%}; fix the batches or raise "
                 "the limit"
             )
-    offsets = np.cumsum([0, *[p.table.num_rows for p in parts]])
-    index = {id(p): i for i, p in enumerate(parts)}
-    label_to_part = {p.label: p for p in parts}
     learned = dict(learned or {})
     for change in changes:
         column = change["column"]
@@ -132,13 +173,6 @@ def apply_schema_policy(
             change["value_from"] = "the missing level"
         else:
             change["value_from"] = "training median"
-        if value is not None:
-            i = index[id(label_to_part[change["source"]])]
-            mask = np.zeros(total, dtype=bool)
-            mask[offsets[i] : offsets[i + 1]] = True
-            col = pc.cast(table.column(column), pa.float64())
-            filled = pc.if_else(pa.array(mask), pa.scalar(float(value)), col)
-            table = table.set_column(table.schema.get_field_index(column), column, filled)
         log.warning(
             "schema change: %s %s in %s (%d rows); imputed with %s",
             quote(column),
@@ -147,4 +181,4 @@ def apply_schema_policy(
             change["rows"],
             f"production's value {value!r}" if value is not None else "the training median",
         )
-    return table, changes
+    return changes

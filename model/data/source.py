@@ -16,3 +16,9 @@ class SourceTable:
     kind: str
     files: list[str] = field(default_factory=list)
     partition_columns: list[str] = field(default_factory=list)
+    rows: int | None = None
+    """Its rows when ``table`` holds only its schema (a source streamed, not read whole)."""
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows if self.rows is None else self.rows

@@ -72,7 +72,9 @@ def _column_hash(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
     if col.null_count:
         valid = np.asarray(pc.is_valid(col).to_numpy(zero_copy_only=False), dtype=bool)
     if pa.types.is_boolean(t) or _is_numeric_type(t):
-        if pa.types.is_decimal(t) or pa.types.is_boolean(t) or col.null_count:
+        if pa.types.is_integer(t) and col.null_count:  # exact beyond 2**53, row by row
+            values = pc.fill_null(col, 0).to_numpy()
+        elif pa.types.is_decimal(t) or pa.types.is_boolean(t) or col.null_count:
             values = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
         else:
             values = col.to_numpy()
@@ -203,26 +205,27 @@ def _split_codes(
 
 
 def _check_splits_not_empty(
-    codes: np.ndarray, fractions: Sequence[float], split_desc: dict[str, Any], label: str
+    rows: np.ndarray, fractions: Sequence[float], split_desc: dict[str, Any], label: str
 ) -> None:
-    """Every split with a positive fraction must get rows (checked before anything is written)."""
-    rows = np.bincount(codes, minlength=3)
+    """Every split with a positive fraction must get rows (``rows``: each split's count),
+    checked before anything is written."""
+    total = int(rows.sum())
     for k, name in enumerate(SPLITS):
         if rows[k] == 0 and fractions[k] > 0:
             dup = int(split_desc.get("duplicate_keys", 0))
             key = quote_list(split_desc.get("key", []))
             if split_desc.get("method") == "time":
                 cause = (
-                    f"the timestamps {key} of {len(codes)} rows have too few "
+                    f"the timestamps {key} of {total} rows have too few "
                     "distinct values (rows with one timestamp stay together)"
                 )
             elif dup:
                 cause = (
-                    f"{dup} of {len(codes)} rows share a split key with another row "
+                    f"{dup} of {total} rows share a split key with another row "
                     f"(key {key}); rows with one key stay together"
                 )
             else:
-                cause = f"{len(codes)} rows are too few"
+                cause = f"{total} rows are too few"
             raise DataValidationError(
                 f"{label}: split {quote(name)} is empty: {cause} (fractions {list(fractions)})"
             )

@@ -32,15 +32,20 @@ def _first_true(mask: pa.ChunkedArray | pa.Array) -> int:
     return int(pc.index(mask, pa.scalar(True)).as_py())
 
 
+def missing_count(col: pa.ChunkedArray | pa.Array) -> int:
+    """Missing values of a column: nulls, NaN numbers and empty texts."""
+    nulls = col.null_count
+    if pa.types.is_floating(col.type) and nulls < len(col):
+        nulls += int(pc.sum(pc.is_nan(col)).as_py() or 0)
+    elif _is_string_type(col.type) and nulls < len(col):
+        nulls += int(pc.sum(pc.equal(col, "")).as_py() or 0)
+    return nulls
+
+
 def _check_not_all_null(table: pa.Table, columns: Iterable[str], label: str) -> None:
     for name in columns:
         col = table.column(name)
-        nulls = col.null_count
-        if pa.types.is_floating(col.type) and nulls < len(col):
-            nulls += int(pc.sum(pc.is_nan(col)).as_py() or 0)
-        elif _is_string_type(col.type) and nulls < len(col):
-            nulls += int(pc.sum(pc.equal(col, "")).as_py() or 0)
-        if nulls == len(col):
+        if missing_count(col) == len(col):
             raise DataValidationError(f"{label}: column {quote(name)} has only missing values")
 
 
@@ -48,21 +53,30 @@ def _check_level_lengths(table: pa.Table, columns: Iterable[str], label: str) ->
     """Text values of categorical features (and target labels) of at most ``MAX_LEVEL_CHARS``
     characters: each becomes a level stored in ``model.json``."""
     for name in columns:
-        col = table.column(name)
-        if pa.types.is_dictionary(col.type):
-            col = col.cast(col.type.value_type)
-        if not _is_string_type(col.type) or col.null_count == len(col):
-            continue
-        lengths = pc.utf8_length(col)
-        longest = pc.max(lengths).as_py()
-        if longest is None or longest <= MAX_LEVEL_CHARS:
-            continue
-        row = _first_true(pc.fill_null(pc.greater(lengths, MAX_LEVEL_CHARS), False))
-        raise DataValidationError(
-            f"{label}: column {quote(name)} has a value of {lengths[row].as_py():,} characters "
-            f"at row {row} ({quote(col[row].as_py(), 40)}): categorical levels and target labels "
-            f"are limited to {MAX_LEVEL_CHARS:,} characters"
-        )
+        problem = level_length_problem(table.column(name), name, label)
+        if problem is not None:
+            raise DataValidationError(problem)
+
+
+def level_length_problem(
+    col: pa.ChunkedArray | pa.Array, name: str, label: str, offset: int = 0
+) -> str | None:
+    """Why a column's text values cannot be levels (one too long, at its row plus
+    ``offset``), or None."""
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    if not _is_string_type(col.type) or col.null_count == len(col):
+        return None
+    lengths = pc.utf8_length(col)
+    longest = pc.max(lengths).as_py()
+    if longest is None or longest <= MAX_LEVEL_CHARS:
+        return None
+    row = _first_true(pc.fill_null(pc.greater(lengths, MAX_LEVEL_CHARS), False))
+    return (
+        f"{label}: column {quote(name)} has a value of {lengths[row].as_py():,} characters "
+        f"at row {offset + row} ({quote(col[row].as_py(), 40)}): categorical levels and target "
+        f"labels are limited to {MAX_LEVEL_CHARS:,} characters"
+    )
 
 
 POSITIVE_LABELS = {
@@ -93,17 +107,29 @@ def _encode_target_arrow(col: pa.ChunkedArray, name: str, source: str) -> tuple[
         col = col.cast(col.type.value_type)
     if col.null_count:
         row = _first_true(pc.is_null(col))
-        raise DataValidationError(
-            f"{source}: target column {quote(name)} has {col.null_count} missing value(s), "
-            f"first at row {row}"
-        )
+        raise DataValidationError(target_missing(name, source, col.null_count, row))
     if pa.types.is_floating(col.type) and int(pc.sum(pc.is_nan(col)).as_py() or 0):
         raise DataValidationError(f"{source}: target column {quote(name)} has NaN values")
-    labels = [v for v in pc.unique(col).to_pylist()]
+    positive = target_positive(pc.unique(col).to_pylist(), name, source)
+    return target_codes(col, positive), positive
+
+
+def target_missing(name: str, source: str, count: int, first_row: int) -> str:
+    """The error for a target column with missing values."""
+    return (
+        f"{source}: target column {quote(name)} has {count} missing value(s), "
+        f"first at row {first_row}"
+    )
+
+
+def target_positive(labels: list[Any], name: str, source: str, more: bool = False) -> Any:
+    """The positive label of a target column's distinct ``labels`` (in order of first
+    appearance; ``more``: there are more than those), which must be exactly two."""
     if len(labels) > 2:
         shown = sorted(labels, key=str)[:5]
+        count = f"more than {len(labels)}" if more else str(len(labels))
         raise DataValidationError(
-            f"{source}: target column {quote(name)} is not binary: {len(labels)} distinct values, "
+            f"{source}: target column {quote(name)} is not binary: {count} distinct values, "
             f"e.g. {quote_list(shown)} (expected 0/1, bool or exactly two labels)"
         )
     if len(labels) < 2:
@@ -111,10 +137,15 @@ def _encode_target_arrow(col: pa.ChunkedArray, name: str, source: str) -> tuple[
             f"{source}: target column {quote(name)} has a single class ({quote(labels[0])}); "
             "both classes are needed"
         )
-    positive = _positive_label(labels)
+    return _positive_label(labels)
+
+
+def target_codes(col: pa.ChunkedArray | pa.Array, positive: Any) -> np.ndarray:
+    """1 where the target is the positive label, else 0 (int8)."""
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
     codes = pc.equal(col, pa.scalar(positive, type=col.type))
-    out = np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int8)
-    return out, positive
+    return np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int8)
 
 
 def encode_target(series: pd.Series, source: str = "data") -> np.ndarray:
@@ -166,19 +197,27 @@ def number_range_problem(table: pa.Table, columns: Sequence[str], label: str) ->
     """Why a numeric column of ``table`` cannot be read by a model: a value beyond float32's
     range (what a corrupt file without page checksums decodes to, e.g. 2.7e304), or None."""
     for name in columns:
-        if name not in table.column_names:
-            continue
-        col = table.column(name)
-        if not pa.types.is_floating(col.type):
-            continue  # integers of 64 bits are within float32's range
-        big = pc.fill_null(pc.greater(pc.abs(col), FLOAT32_MAX), False)
-        if pc.any(big).as_py():
-            row = _first_true(big)
-            return (
-                f"{label}: column {quote(name)} has {quote(col[row].as_py())} at row {row}, "
-                "beyond the range a model reads (|x| > 3.4e38): a corrupt file?"
-            )
+        if name in table.column_names:
+            problem = column_range_problem(table.column(name), name, label)
+            if problem is not None:
+                return problem
     return None
+
+
+def column_range_problem(
+    col: pa.ChunkedArray | pa.Array, name: str, label: str, offset: int = 0
+) -> str | None:
+    """:func:`number_range_problem` of one column whose first row is row ``offset``."""
+    if not pa.types.is_floating(col.type):
+        return None  # integers of 64 bits are within float32's range
+    big = pc.fill_null(pc.greater(pc.abs(col), FLOAT32_MAX), False)
+    if not pc.any(big).as_py():
+        return None
+    row = _first_true(big)
+    return (
+        f"{label}: column {quote(name)} has {quote(col[row].as_py())} at row {offset + row}, "
+        "beyond the range a model reads (|x| > 3.4e38): a corrupt file?"
+    )
 
 
 def _median(values: np.ndarray) -> float:
@@ -195,7 +234,7 @@ def _impute_numeric(
     """Median of the training rows for missing (null or NaN) values: column, count, median."""
     if col.null_count == 0 and not pa.types.is_floating(col.type):
         return col, 0, None
-    values = np.array(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    values = float_values(col)
     missing = np.isnan(values)
     count = int(missing.sum())
     if count == 0:
@@ -206,6 +245,12 @@ def _impute_numeric(
     median = _median(pool)
     values[missing] = median
     return pa.array(values), count, median
+
+
+def float_values(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A numeric column as a writable float64 array (missing values: NaN)."""
+    cast = pc.cast(col, pa.float64(), safe=False)  # integers beyond 2**53: the nearest float
+    return np.array(cast.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def _empty_as_null(col: pa.ChunkedArray) -> pa.ChunkedArray:

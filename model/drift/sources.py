@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from model.data.messages import brief
+from model.data.stream_source import parquet_batches
 from model.drift.detect import ColumnProfile, Profile
 from model.errors import DriftInputError, RetrainError
 
@@ -85,7 +86,7 @@ class ParquetSource:
         without it: missing values)."""
         kind = self.schema.field(column).type
         for f in self.files:
-            for batch in _file_batches(f, [column], rows):
+            for batch in parquet_batches(f, [column], rows):
                 if not batch.num_columns:
                     yield pa.nulls(batch.num_rows, kind)
                     continue
@@ -102,18 +103,6 @@ def _unreadable(f: Path, exc: Exception) -> RetrainError:
     from model.data.read import parquet_error
 
     return parquet_error(f, exc)
-
-
-def _file_batches(f: Path, columns: list[str] | None, rows: int) -> Iterator[pa.RecordBatch]:
-    """``f``'s batches of ``columns`` (those it has), pages checked against their checksums
-    as :func:`model.data.read_table` checks them."""
-    try:
-        # pre-buffering would hold whole column chunks
-        reader = pq.ParquetFile(f, pre_buffer=False, page_checksum_verification=True)
-        present = [c for c in columns if c in reader.schema_arrow.names] if columns else None
-        yield from reader.iter_batches(batch_size=rows, columns=present)
-    except (pa.ArrowException, OSError) as exc:
-        raise _unreadable(f, exc) from exc
 
 
 def _profile(kind: pa.DataType, values: int, rows: int, example: Any) -> ColumnProfile:
@@ -226,7 +215,7 @@ def take_rows(
             if lo == hi:
                 offset += n
                 continue
-        for batch in _file_batches(f, columns, rows):
+        for batch in parquet_batches(f, columns, rows):
             table = pa.Table.from_batches([batch])
             for c in columns:  # a column the file lacks (the log's reserved ones): null
                 if c not in table.column_names:

@@ -1,0 +1,272 @@
+"""The statistics pass of a streamed preparation (:mod:`model.data.stream_prepare`, pass 2)
+and its medians (pass 3).
+
+:class:`Statistics` reads every row once: missing values, level lengths, the target's
+labels, the split keys (their codes to a scratch file, one byte a row; their duplicates
+counted bucket by bucket, each bucket's keys in memory) or a time split's timestamps (to a
+scratch file, then its cuts as exact order statistics); then it raises the in-memory path's
+errors in its order. :func:`medians` gives the numeric columns' training medians, exact, by
+radix selection (:mod:`model.data.select`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from model.data.messages import brief, quote
+from model.data.select import float_keys, int_keys, key_floats, key_ints, order_statistics
+from model.data.spec import FeatureSpec
+from model.data.split import _check_splits_not_empty, assign_hash_splits, row_keys
+from model.data.stream_source import FilledReader
+from model.data.validate import (
+    _first_true,
+    float_values,
+    level_length_problem,
+    missing_count,
+    target_missing,
+    target_positive,
+)
+from model.errors import DataValidationError
+
+MAX_LABELS = 1000
+"""Distinct target labels kept to report a target that is not binary."""
+
+
+class Statistics:
+    """The statistics pass (see the module, pass 2) and the checks that follow it, in the
+    in-memory path's order; leaves the split codes in a scratch file."""
+
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        columns: list[str],
+        fractions: tuple[float, float, float],
+        time_split: bool,
+        salt: str,
+        label: str,
+    ) -> None:
+        self.spec, self.fractions, self.time_split = spec, fractions, time_split
+        self.salt, self.label = salt, label
+        self.checked = [c for c in (*spec.features, spec.id_column) if c is not None]
+        self.levels = [*spec.categorical, spec.target]
+        self.key_columns: list[str] = []
+        if not time_split:
+            ids = spec.id_column
+            self.key_columns = [ids] if ids is not None else sorted(str(c) for c in columns)
+        extra = [spec.timestamp_column] if time_split and spec.timestamp_column else []
+        wanted = [*self.checked, spec.target, *self.key_columns, *extra]
+        self.columns = list(dict.fromkeys(wanted))
+        self.missing = dict.fromkeys(self.checked, 0)
+        self.level_problems: dict[str, str] = {}
+        self.target_nulls, self.target_first_null, self.target_nan = 0, -1, False
+        self.labels: list[Any] = []
+        self.more_labels = False
+        self.id_nulls, self.id_first_null = 0, -1
+        self.time_problem: str | None = None
+        self.positive: Any = None
+        self.split_desc: dict[str, Any] = {"fractions": list(fractions)}
+        self.split_rows = np.zeros(3, dtype=np.int64)
+        self.rows = 0
+        self.time_nulls = 0
+
+    def run(self, reader: FilledReader, scratch: Path, memory_budget: int) -> None:
+        rows = self.rows = reader.streamed.rows
+        buckets = max(1, -(-rows * 8 * 4 // memory_budget))
+        codes_path = scratch / "codes.i8"
+        ns_path = scratch / "time.i64"
+        with contextlib.ExitStack() as stack:
+            key_files = [
+                stack.enter_context(open(scratch / f"keys-{b}.u64", "wb")) for b in range(buckets)
+            ]
+            codes_file = stack.enter_context(open(codes_path, "wb"))
+            ns_file = stack.enter_context(open(ns_path, "wb"))
+            for _, offset, table in reader.tables(self.columns):
+                self._count(table, offset)
+                if self.time_split:
+                    if self.spec.timestamp_column is not None:
+                        self._timestamps(table, ns_file)
+                elif self.id_nulls == 0:
+                    keys = row_keys(table, self.key_columns, self.salt)
+                    assign_hash_splits(keys, self.fractions).tofile(codes_file)
+                    _to_buckets(keys, key_files)
+        self._raise_problems()
+        if self.time_split:
+            self._time_codes(ns_path, codes_path, rows, memory_budget)
+        else:
+            self.split_desc.update(method="hash", key=self.key_columns, salt=self.salt)
+            distinct = sum(
+                np.unique(np.fromfile(scratch / f"keys-{b}.u64", np.uint64)).size
+                for b in range(buckets)
+            )
+            self.split_desc["duplicate_keys"] = int(rows - distinct) if rows else 0
+            with open(codes_path, "rb") as f:
+                while (codes := np.fromfile(f, np.int8, count=1 << 22)).size:
+                    self.split_rows += np.bincount(codes, minlength=3)
+        reader.codes_path = codes_path
+        _check_splits_not_empty(self.split_rows, self.fractions, self.split_desc, self.label)
+
+    def _count(self, table: pa.Table, offset: int) -> None:
+        for name in self.checked:
+            self.missing[name] += missing_count(table.column(name))
+        for name in self.levels:
+            if name not in self.level_problems:
+                problem = level_length_problem(table.column(name), name, self.label, offset)
+                if problem is not None:
+                    self.level_problems[name] = problem
+        col = table.column(self.spec.target)
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(col.type.value_type)
+        if col.null_count:
+            if not self.target_nulls:
+                self.target_first_null = offset + _first_true(pc.is_null(col))
+            self.target_nulls += col.null_count
+        if pa.types.is_floating(col.type) and int(pc.sum(pc.is_nan(col)).as_py() or 0):
+            self.target_nan = True
+        if len(self.labels) <= MAX_LABELS:
+            for value in pc.unique(col.drop_null()).to_pylist():
+                if value not in self.labels:
+                    self.labels.append(value)
+        else:
+            self.more_labels = True
+        if self.spec.id_column is not None and not self.time_split:
+            ids = table.column(self.spec.id_column)
+            if ids.null_count:
+                if not self.id_nulls:
+                    self.id_first_null = offset + _first_true(pc.is_null(ids))
+                self.id_nulls += ids.null_count
+
+    def _timestamps(self, table: pa.Table, ns_file: BinaryIO) -> None:
+        column = str(self.spec.timestamp_column)
+        col = table.column(column)
+        if col.null_count or self.time_problem:
+            self.time_nulls += col.null_count  # counted; named after the pass
+            return
+        try:
+            ns = pc.cast(pc.cast(col, pa.timestamp("ns")), pa.int64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            self.time_problem = self.time_problem or (
+                f"{self.label}: timestamp column {quote(column)} does not hold timestamps: "
+                f"{brief(exc)}"
+            )
+            return
+        np.asarray(ns.to_numpy(zero_copy_only=False), dtype=np.int64).tofile(ns_file)
+
+    def _raise_problems(self) -> None:
+        """The errors of the in-memory path after reading, in its order."""
+        for name in self.checked:
+            if self.missing[name] == self.rows:
+                raise DataValidationError(
+                    f"{self.label}: column {quote(name)} has only missing values"
+                )
+        for name in self.levels:
+            if name in self.level_problems:
+                raise DataValidationError(self.level_problems[name])
+        target = self.spec.target
+        if self.target_nulls:
+            raise DataValidationError(
+                target_missing(target, self.label, self.target_nulls, self.target_first_null)
+            )
+        if self.target_nan:
+            raise DataValidationError(f"{self.label}: target column {quote(target)} has NaN values")
+        self.positive = target_positive(self.labels, target, self.label, self.more_labels)
+        if self.time_split:
+            column = self.spec.timestamp_column
+            if column is None:
+                raise DataValidationError(
+                    f"{self.label}: a time split needs a declared timestamp column"
+                )
+            if self.time_nulls:
+                raise DataValidationError(
+                    f"{self.label}: timestamp column {quote(column)} has {self.time_nulls} "
+                    "missing value(s)"
+                )
+            if self.time_problem:
+                raise DataValidationError(self.time_problem)
+        elif self.id_nulls:
+            raise DataValidationError(
+                f"{self.label}: id column {quote(self.spec.id_column)} has {self.id_nulls} "
+                f"missing value(s), first at row {self.id_first_null}"
+            )
+
+    def _time_codes(self, ns_path: Path, codes_path: Path, n: int, memory_budget: int) -> None:
+        """A time split's codes (as :func:`model.data.split.assign_time_splits`): the cuts
+        are exact order statistics of the timestamps."""
+        self.split_desc.update(method="time", key=[self.spec.timestamp_column])
+        cum = np.cumsum(np.asarray(self.fractions, dtype=np.float64))[:-1]
+        ranks = [int(min(n - 1, max(0, np.ceil((n - 1) * q)))) if q > 0 else 0 for q in cum]
+        block = max(1024, memory_budget // 64)
+
+        def passes() -> Iterator[dict[str, np.ndarray]]:
+            with open(ns_path, "rb") as f:
+                while (values := np.fromfile(f, np.int64, count=block)).size:
+                    yield {"t": int_keys(values)}
+
+        found = order_statistics(passes, {"t": set(ranks)}, cap=block)["t"]
+        cuts = [int(key_ints(np.array([found[r]], np.uint64))[0]) for r in ranks]
+        with open(ns_path, "rb") as f, open(codes_path, "wb") as out:
+            while (values := np.fromfile(f, np.int64, count=block)).size:
+                codes = np.zeros(values.size, dtype=np.int8)
+                for i, cut in enumerate(cuts, start=1):
+                    if cum[i - 1] < 1.0:
+                        codes[values >= cut] = i
+                codes.tofile(out)
+                self.split_rows += np.bincount(codes, minlength=3)
+
+
+def _to_buckets(keys: np.ndarray, files: Sequence[BinaryIO]) -> None:
+    """Keys into bucket files by their leading bits (equal keys: one bucket)."""
+    if len(files) == 1:
+        keys.tofile(files[0])
+        return
+    which = ((keys >> np.uint64(32)) * np.uint64(len(files))) >> np.uint64(32)
+    order = np.argsort(which, kind="stable")
+    bounds = np.searchsorted(which[order], np.arange(len(files) + 1))
+    for b, f in enumerate(files):
+        keys[order[bounds[b] : bounds[b + 1]]].tofile(f)
+
+
+def medians(
+    reader: FilledReader, spec: FeatureSpec, stats: Statistics, memory_budget: int
+) -> dict[str, float]:
+    """The median of each numeric column with missing values, over its training rows (all
+    its rows when no training row has it), exact (:mod:`model.data.select`)."""
+    columns = [c for c in spec.numeric if stats.missing.get(c, 0)]
+    if not columns:
+        return {}
+    train = dict.fromkeys(columns, 0)
+    present = dict.fromkeys(columns, 0)
+    for _, table, codes in reader.with_codes(columns):
+        for name in columns:
+            ok = ~np.isnan(float_values(table.column(name)))
+            present[name] += int(ok.sum())
+            train[name] += int((ok & (codes == 0)).sum())
+    use_train = {c: train[c] > 0 for c in columns}
+    sizes = {c: train[c] if use_train[c] else present[c] for c in columns}
+    wanted = {c: {(sizes[c] - 1) // 2, sizes[c] // 2} for c in columns}
+
+    def passes() -> Iterator[dict[str, np.ndarray]]:
+        for _, table, codes in reader.with_codes(columns):
+            chunk = {}
+            for name in columns:
+                values = float_values(table.column(name))
+                keep = ~np.isnan(values)
+                if use_train[name]:
+                    keep &= codes == 0
+                chunk[name] = float_keys(values[keep])
+            yield chunk
+
+    cap = max(1 << 16, memory_budget // 8 // (4 * len(columns)))
+    found = order_statistics(passes, wanted, cap)
+    medians = {}
+    for name in columns:
+        lo_key, hi_key = found[name][(sizes[name] - 1) // 2], found[name][sizes[name] // 2]
+        lo, hi = key_floats(np.array([lo_key, hi_key], dtype=np.uint64))
+        medians[name] = float(lo if lo == hi else lo / 2 + hi / 2)
+    return medians
