@@ -84,7 +84,12 @@ def train_model(
 
     def run() -> tuple[Path, TrainResult]:
         return train_prepared(
-            prepared_dir, out_dir, train_params, on_epoch, extra_metadata=extra_metadata
+            prepared_dir,
+            out_dir,
+            train_params,
+            on_epoch,
+            extra_metadata=extra_metadata,
+            memory_budget=get_settings().memory_budget,
         )
 
     cache = get_settings().training_cache
@@ -92,7 +97,13 @@ def train_model(
         folder, result = run()
     else:  # a backtest: a candidate trained identically before is reused, not trained again
         folder, reused = train_or_reuse(
-            cache, prepared_dir, out_dir, train_params, run, extra_metadata
+            cache,
+            prepared_dir,
+            out_dir,
+            train_params,
+            run,
+            extra_metadata,
+            memory_budget=get_settings().memory_budget,
         )
         if reused is None:
             logger.info("reused the identical candidate in the training cache %s", cache)

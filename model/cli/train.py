@@ -112,6 +112,7 @@ def _fmt(x: float) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from model.settings import get_settings
     from model.training import TrainingParamsError, train_prepared
 
     params = params_from_args(args)
@@ -128,7 +129,14 @@ def run_train(args: argparse.Namespace) -> int:
             )
 
     extra = {"training_reason": args.reason} if args.reason else None
-    folder, result = train_prepared(args.data, args.out, params, on_epoch, extra_metadata=extra)
+    folder, result = train_prepared(
+        args.data,
+        args.out,
+        params,
+        on_epoch,
+        extra_metadata=extra,
+        memory_budget=get_settings().memory_budget,
+    )
     vm = result.val_metrics
     print(
         f"best epoch {result.best_epoch} of {len(result.history)} "

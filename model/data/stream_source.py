@@ -153,7 +153,12 @@ class StreamedSources:
             own = [c for c in columns if c in source.schema.names]
             for table in source.tables(own, rows):
                 labels = [s.label for s in self.sources]
-                yield i, _typed(table, columns, self.schema, f"{labels}: sources cannot be combined: column")
+                yield (
+                    i,
+                    _typed(
+                        table, columns, self.schema, f"{labels}: sources cannot be combined: column"
+                    ),
+                )
 
 
 class FilledReader:

@@ -89,6 +89,11 @@ def build_metadata(result_or_model: Any, sha256: str) -> dict[str, Any]:
             "device": result.device,
             "threads": result.threads,
             "history": [h.to_dict() for h in result.history],
+            **(
+                {"data_reading": result.extra["data_reading"]}
+                if "data_reading" in result.extra
+                else {}
+            ),
         }
     elif isinstance(result_or_model, TabularModel):
         model, metrics, params, training = result_or_model, {}, None, None

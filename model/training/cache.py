@@ -36,25 +36,31 @@ from model.data import MANIFEST_NAME, load_manifest
 from model.errors import DataValidationError
 from model.training.artifact import METADATA_FILE, MODEL_FILE
 from model.training.params import TrainParams, TrainResult
+from model.training.stream import streams
 
 CACHE_FIELD = "training_cache"
 """The model.json field a reused candidate carries: ``{"key": ..., "reused": true}``."""
 
 
-def training_key(prepared_dir: str | Path, params: TrainParams) -> str | None:
+def training_key(
+    prepared_dir: str | Path, params: TrainParams, memory_budget: int | None = None
+) -> str | None:
     """The content hash of a training's inputs, or None for a prepared folder without a
-    manifest (its rows are not hashed: never cached)."""
+    manifest (its rows are not hashed: never cached). A streamed training (in
+    ``memory_budget``) visits the rows in another order: its key says so, and the budget."""
     folder = Path(prepared_dir)
     if not (folder / MANIFEST_NAME).is_file():
         return None
     manifest = load_manifest(folder)
-    document = {
+    document: dict[str, Any] = {
         "train": manifest.splits["train"].sha256,
         "val": manifest.splits["val"].sha256,
         "spec": manifest.spec.to_dict(),
         "params": params.to_dict(),
         "torch": torch.__version__,
     }
+    if streams(manifest, memory_budget):
+        document["streamed_in"] = memory_budget
     text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -120,10 +126,11 @@ def train_or_reuse(
     params: TrainParams,
     train: Trainer,
     extra_metadata: dict[str, Any] | None = None,
+    memory_budget: int | None = None,
 ) -> tuple[Path, TrainResult | None]:
     """The candidate for these inputs: from ``cache`` when an identical one was trained (the
     result is then None: nothing was trained here), else ``train()``'s, stored for the next."""
-    key = training_key(prepared_dir, params)
+    key = training_key(prepared_dir, params, memory_budget)
     if key is None:
         return train()
     from model.settings import get_settings

@@ -199,7 +199,7 @@ class FusedAdam:
 
 
 @dataclass
-class _Split:
+class Split:
     z: Tensor  # standardised numerics
     cat: Tensor  # categorical codes
     y: Tensor
@@ -207,14 +207,14 @@ class _Split:
 
 def _encode_split(
     model: TabularModel, df: pd.DataFrame, y: np.ndarray, source: str, device: torch.device
-) -> _Split:
+) -> Split:
     x_num, x_cat = model.encode(df, source)
     with torch.no_grad():
         z = model.net.standardize(x_num.to(device))
-    return _Split(z.contiguous(), x_cat.to(device), torch.from_numpy(y).to(device))
+    return Split(z.contiguous(), x_cat.to(device), torch.from_numpy(y).to(device))
 
 
-def _logits(model: TabularModel, split: _Split, rows: int = 65_536) -> Tensor:
+def _logits(model: TabularModel, split: Split, rows: int = 65_536) -> Tensor:
     net = model.net
     net.eval()
     with torch.inference_mode():
@@ -226,6 +226,32 @@ def _logits(model: TabularModel, split: _Split, rows: int = 65_536) -> Tensor:
 
 
 # --------------------------------------------------------------------------- training
+
+
+def as_params(params: TrainParams | dict[str, Any] | None) -> TrainParams:
+    if params is None:
+        return TrainParams()
+    return TrainParams.from_dict(params) if isinstance(params, dict) else params
+
+
+def params_for(params: TrainParams, spec: FeatureSpec) -> TrainParams:
+    """``params`` with the spec's target (a prepared folder names its own): an explicit
+    ``target_column`` that differs is an error."""
+    if params.target_column == spec.target:
+        return params
+    if params.target_column != DEFAULT_TARGET:
+        raise TrainingParamsError(
+            f"target_column {params.target_column!r} differs from the feature spec's "
+            f"target {spec.target!r} (prepared data name their target in the manifest)"
+        )
+    return replace(params, target_column=spec.target)  # recorded truthfully in model.json
+
+
+def device_params(params: TrainParams, device: torch.device) -> TrainParams:
+    """On CUDA, the user's opt-in ``cuda_batch_size`` replaces ``batch_size``."""
+    if device.type == "cuda" and params.cuda_batch_size is not None:
+        return replace(params, batch_size=params.cuda_batch_size)
+    return params
 
 
 def train(
@@ -240,20 +266,11 @@ def train(
     Deterministic on CPU: the same data, parameters and seed give identical weights.
     The caller's global RNG state and thread count are left as they were.
     """
-    if params is None:
-        params = TrainParams()
-    elif isinstance(params, dict):
-        params = TrainParams.from_dict(params)
+    params = as_params(params)
     if spec is None:  # a column named "id" is a row key, never a feature
         id_column = "id" if "id" in train_df.columns else None
         spec = infer_spec(train_df, target=params.target_column, id_column=id_column)
-    elif params.target_column != spec.target:
-        if params.target_column != DEFAULT_TARGET:
-            raise TrainingParamsError(
-                f"target_column {params.target_column!r} differs from the feature spec's "
-                f"target {spec.target!r} (prepared data name their target in the manifest)"
-            )
-        params = replace(params, target_column=spec.target)  # recorded truthfully in model.json
+    params = params_for(params, spec)
     spec.check(train_df, "training data")
     spec.check(val_df, "validation data")
     if len(train_df) == 0 or len(val_df) == 0:
@@ -269,8 +286,7 @@ def train(
             f"training data: target column {spec.target!r} has a single class; need both 0 and 1"
         )
     device = resolve_device(params.device)
-    if device.type == "cuda" and params.cuda_batch_size is not None:
-        params = replace(params, batch_size=params.cuda_batch_size)  # the user's opt-in
+    params = device_params(params, device)
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     threads = thread_choice(params)
     started = time.perf_counter()
@@ -306,8 +322,8 @@ def train(
 
 def _fit(
     model: TabularModel,
-    tr: _Split,
-    va: _Split,
+    tr: Split,
+    va: Split,
     y_val: np.ndarray,
     params: TrainParams,
     device: torch.device,
@@ -327,10 +343,7 @@ def _fit(
     p_drop = params.dropout
     # Dropout masks are drawn in bulk, a chunk of batches at a time (bounded memory).
     chunk = max(bs, (4_000_000 // max(1, sum(hidden))) // bs * bs)
-    history: list[EpochStats] = []
-    best_loss, best_epoch, bad = math.inf, 0, 0
-    best_state: dict[str, Tensor] | None = None
-    stopped = False
+    progress = EarlyStopping(net, params, on_epoch)
     net.train()
     graphed = None
     if device.type == "cuda" and params.cuda_graphs:
@@ -362,39 +375,61 @@ def _fit(
             val_auc = auc_on_device(va.y, val_logits)
         else:
             val_auc = auc_or_nan(y_val, val_logits.float().cpu().numpy())
-        improved = val_loss < best_loss - params.min_delta
+        if progress.record(epoch, float(loss_sum.item()) / n, val_loss, val_auc, t0):
+            break
+    return progress.finish()
+
+
+class EarlyStopping:
+    """The epochs' bookkeeping: history, the best validation loss and its weights, the
+    patience, divergence, the callback; :meth:`finish` restores the best weights."""
+
+    def __init__(self, net: Any, params: TrainParams, on_epoch: EpochCallback | None) -> None:
+        self.net, self.params, self.on_epoch = net, params, on_epoch
+        self.history: list[EpochStats] = []
+        self.best_loss, self.best_epoch, self.bad = math.inf, 0, 0
+        self.best_state: dict[str, Tensor] | None = None
+        self.stopped = False
+
+    def record(
+        self, epoch: int, train_loss: float, val_loss: float, val_auc: float, t0: float
+    ) -> bool:
+        """Record one epoch; whether to stop now."""
+        params = self.params
+        improved = val_loss < self.best_loss - params.min_delta
         if improved:
-            best_loss, best_epoch, bad = val_loss, epoch, 0
+            self.best_loss, self.best_epoch, self.bad = val_loss, epoch, 0
             if params.patience is not None:
-                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                self.best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
         else:
-            bad += 1
-        stats = EpochStats(
-            epoch, float(loss_sum.item()) / n, val_loss, val_auc, time.perf_counter() - t0, improved
-        )
-        history.append(stats)
+            self.bad += 1
+        stats = EpochStats(epoch, train_loss, val_loss, val_auc, time.perf_counter() - t0, improved)
+        self.history.append(stats)
         if not math.isfinite(stats.train_loss):
             raise TrainingDivergedError(
                 f"training diverged at epoch {epoch}: train loss is {stats.train_loss} "
                 f"(learning_rate {params.learning_rate}; try a lower one)"
             )
-        if on_epoch is not None:
-            on_epoch(stats)
-        if params.patience is not None and bad >= params.patience:
-            stopped = epoch < params.num_epochs
-            break
-    if params.patience is None:
-        best_epoch = history[-1].epoch  # the lab's behaviour: keep the last weights
-    elif best_state is not None:
-        net.load_state_dict(best_state)
-    return history, best_epoch, stopped
+        if self.on_epoch is not None:
+            self.on_epoch(stats)
+        if params.patience is not None and self.bad >= params.patience:
+            self.stopped = epoch < params.num_epochs
+            return True
+        return False
+
+    def finish(self) -> tuple[list[EpochStats], int, bool]:
+        if self.params.patience is None:
+            self.best_epoch = self.history[-1].epoch  # the lab's behaviour: the last weights
+        elif self.best_state is not None:
+            self.net.load_state_dict(self.best_state)
+        return self.history, self.best_epoch, self.stopped
 
 
 def _eager_epoch(
     net: Any,
     weights: Sequence[Tensor],
     opt: FusedAdam,
-    tr: _Split,
+    tr: Split,
     bs: int,
     chunk: int,
     hidden: list[int],
@@ -403,12 +438,32 @@ def _eager_epoch(
     pos_weight: Tensor | None,
 ) -> Tensor:
     """One epoch of the eager loop (CPU, or CUDA without graphs); the summed loss, on device."""
+    loss_sum = torch.zeros((), device=tr.y.device)
+    shuffled_steps(net, weights, opt, tr, bs, chunk, hidden, p_drop, gen, pos_weight, loss_sum)
+    return loss_sum
+
+
+def shuffled_steps(
+    net: Any,
+    weights: Sequence[Tensor],
+    opt: FusedAdam,
+    tr: Split,
+    bs: int,
+    chunk: int,
+    hidden: list[int],
+    p_drop: float,
+    gen: torch.Generator,
+    pos_weight: Tensor | None,
+    loss_sum: Tensor,
+) -> None:
+    """The optimiser steps over ``tr``'s rows in a random order (``gen``), in batches of
+    ``bs``, dropout masks drawn ``chunk`` rows at a time; each batch's summed loss is added
+    to ``loss_sum`` (on the device)."""
     n, device = len(tr.y), tr.y.device
     has_cat = tr.cat.shape[1] > 0
     perm = torch.randperm(n, generator=gen, device=device)
     z, y = tr.z.index_select(0, perm), tr.y.index_select(0, perm)
     cat = tr.cat.index_select(0, perm) if has_cat else tr.cat
-    loss_sum = torch.zeros((), device=device)
     for c0 in range(0, n, chunk):
         c1 = min(n, c0 + chunk)
         masks = _dropout_masks(c1 - c0, hidden, p_drop, gen, device)
@@ -421,7 +476,6 @@ def _eager_epoch(
             grads = torch.autograd.grad(loss, weights)
             opt.step(grads)
             loss_sum.add_(loss.detach(), alpha=b1 - b0)
-    return loss_sum
 
 
 def _dropout_masks(

@@ -17,8 +17,9 @@ from model.data import FeatureSpec, load_manifest, load_split
 from model.errors import DataValidationError
 from model.threads import thread_scope
 from model.training.artifact import save_model
-from model.training.loop import thread_choice, train
+from model.training.loop import as_params, thread_choice, train
 from model.training.params import EpochCallback, TrainParams, TrainResult
+from model.training.stream import streams, train_streamed
 
 
 @dataclass
@@ -71,23 +72,30 @@ def train_prepared(
     on_epoch: EpochCallback | None = None,
     extra_metadata: dict[str, Any] | None = None,
     data_path: str | None = None,
+    memory_budget: int | None = None,
 ) -> tuple[Path, TrainResult]:
     """Train on a prepared-data folder and save the model to ``out_dir``.
 
     ``data_path`` is how the prepared folder is recorded in model.json (default: the folder
-    relative to the settings' working root when inside it).
+    relative to the settings' working root when inside it). ``memory_budget`` (bytes): when
+    the training split would not fit in it, training streams its row groups
+    (:mod:`model.training.stream`; model.json's ``training.data_reading`` says so).
     """
-    if params is None:
-        params = TrainParams()
-    elif isinstance(params, dict):
-        params = TrainParams.from_dict(params)
-    with thread_scope(thread_choice(params).threads):  # Arrow's reads share training's choice
-        data = load_prepared(prepared_dir)
-    result = train(data.train, data.val, params, on_epoch=on_epoch, spec=data.spec)
+    params = as_params(params)
+    folder = Path(prepared_dir).resolve()
+    manifest = load_manifest(folder) if (folder / "manifest.json").is_file() else None
+    if manifest is not None and memory_budget is not None and streams(manifest, memory_budget):
+        result = train_streamed(manifest, params, memory_budget, on_epoch)
+        manifest_sha256: str | None = manifest.sha256
+    else:
+        with thread_scope(thread_choice(params).threads):  # Arrow's reads share its choice
+            data = load_prepared(prepared_dir)
+        result = train(data.train, data.val, params, on_epoch=on_epoch, spec=data.spec)
+        folder, manifest_sha256 = data.folder, data.manifest_sha256
     if data_path is None:
         from model.settings import get_settings
 
-        data_path = get_settings().relative(data.folder)
-    meta: dict[str, Any] = {"data_manifest": {"sha256": data.manifest_sha256, "path": data_path}}
+        data_path = get_settings().relative(folder)
+    meta: dict[str, Any] = {"data_manifest": {"sha256": manifest_sha256, "path": data_path}}
     meta.update(extra_metadata or {})
     return save_model(result, out_dir, extra_metadata=meta), result
