@@ -166,7 +166,8 @@ def spilled_holdout(
     def chunks() -> Iterator[tuple[pd.DataFrame, np.ndarray | None, list[str]]]:
         try:
             reader = pq.ParquetFile(path, page_checksum_verification=True)
-            rows_per_chunk = max(1024, budget // 4 // max(1, 16 * len(reader.schema_arrow)))
+            # a frame's text value takes ~64 bytes in pandas; both models copy what they score
+            rows_per_chunk = max(1024, budget // 8 // max(1, 64 * len(reader.schema_arrow)))
             for batch in reader.iter_batches(batch_size=rows_per_chunk):
                 frame = batch.to_pandas()
                 ids, base = raw_batches(frame)

@@ -85,25 +85,32 @@ def order_statistics(
     }
     while open_:
         counting = {s: o for s, o in open_.items() if o.count is None or o.count > cap}
-        collecting = {s: o for s, o in open_.items() if s not in counting}
         hists = {s: np.zeros(1 << STEP, dtype=np.int64) for s in counting}
-        kept: dict[tuple[str, int], list[np.ndarray]] = {s: [] for s in collecting}
+        # statistics narrowed to one bucket share what they keep (a median's two middles)
+        groups = {(s[0], o.prefix, o.bits) for s, o in open_.items() if s not in counting}
+        kept: dict[tuple[str, int, int], list[np.ndarray]] = {g: [] for g in groups}
         for chunk in passes():
-            for (name, k), o in open_.items():
-                keys = chunk.get(name)
-                if keys is None or keys.size == 0:
+            for name, keys in chunk.items():
+                keys = np.asarray(keys, dtype=np.uint64)
+                if keys.size == 0:
                     continue
-                keys = o.matching(np.asarray(keys, dtype=np.uint64))
-                if (name, k) in kept:
-                    kept[(name, k)].append(keys)
-                else:
-                    hists[(name, k)] += np.bincount(o.bucket(keys), minlength=1 << STEP)
-        for s, pieces in kept.items():
+                for g, pieces in kept.items():
+                    if g[0] == name:
+                        pieces.append(_Open(0, g[1], g[2]).matching(keys))
+                for s, o in counting.items():
+                    if s[0] == name:
+                        hists[s] += np.bincount(o.bucket(o.matching(keys)), minlength=1 << STEP)
+        for g, pieces in kept.items():
             keys = np.concatenate(pieces) if pieces else np.empty(0, np.uint64)
-            o = open_.pop(s)
-            if not 0 <= o.rank < keys.size:
-                raise ValueError(f"rank {s[1]} of {s[0]!r} is outside its {keys.size} keys")
-            found[s[0]][s[1]] = int(np.partition(keys, o.rank)[o.rank])
+            mine = [
+                s for s, o in open_.items() if s not in counting and (s[0], o.prefix, o.bits) == g
+            ]
+            ranks = sorted({open_[s].rank for s in mine})
+            if ranks and not 0 <= ranks[0] <= ranks[-1] < keys.size:
+                raise ValueError(f"ranks {ranks} of {g[0]!r} are outside its {keys.size} keys")
+            picked = np.partition(keys, ranks) if ranks else keys
+            for s in mine:
+                found[s[0]][s[1]] = int(picked[open_.pop(s).rank])
         for s, hist in hists.items():
             o = open_[s]
             cum = np.cumsum(hist)

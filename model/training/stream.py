@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
@@ -49,8 +50,6 @@ from model.training.loop import (
     FusedAdam,
     Split,
     as_params,
-    auc_or_nan,
-    binary_metrics,
     binary_target,
     device_params,
     f1_threshold,
@@ -117,15 +116,23 @@ class SplitFile:
         with pq.ParquetFile(self.path) as f:
             return int(f.num_row_groups)
 
-    def frames(self, order: list[int] | None = None, per: int = 1) -> Iterator[pd.DataFrame]:
+    def frames(
+        self, order: list[int] | None = None, per: int = 1, rows: int = 1 << 14
+    ) -> Iterator[pd.DataFrame]:
         """The row groups as frames (features and target), in ``order`` (default: the
-        file's), ``per`` groups to a frame."""
+        file's): ``per`` groups to a frame, or with ``per`` 0 at most ``rows`` rows a frame
+        (smaller reads, a lower peak)."""
         columns = [*self.spec.features, self.spec.target]
         with pq.ParquetFile(self.path, pre_buffer=False) as f:
             order = list(range(f.num_row_groups)) if order is None else order
+            if per == 0:
+                for batch in f.iter_batches(batch_size=rows, row_groups=order, columns=columns):
+                    yield batch.to_pandas()
+                return
             for i in range(0, len(order), per):
-                table = f.read_row_groups(order[i : i + per], columns=columns)
-                yield table.to_pandas()
+                groups = order[i : i + per]
+                batches = f.iter_batches(batch_size=rows, row_groups=groups, columns=columns)
+                yield pa.Table.from_batches(list(batches)).to_pandas()
 
 
 def fit_streamed(split: SplitFile, memory_budget: int) -> Preprocessor:
@@ -136,7 +143,7 @@ def fit_streamed(split: SplitFile, memory_budget: int) -> Preprocessor:
     mean = np.zeros(len(numeric))
     m2 = np.zeros(len(numeric))
     levels: dict[str, set[str]] = {c: set() for c in categorical}
-    for df in split.frames():
+    for df in split.frames(per=0):
         x = _numeric(df, numeric, "training data").astype(np.float64)
         for j in range(len(numeric)):
             col = x[:, j][np.isfinite(x[:, j])]
@@ -149,11 +156,12 @@ def fit_streamed(split: SplitFile, memory_budget: int) -> Preprocessor:
     wanted = {str(j): {(n - 1) // 2, n // 2} for j, n in enumerate(finite) if n}
 
     def passes() -> Iterator[dict[str, np.ndarray]]:
-        for df in split.frames():
+        for df in split.frames(per=0):
             x = _numeric(df, numeric, "training data").astype(np.float64)
             yield {str(j): float_keys(x[:, j][np.isfinite(x[:, j])]) for j in range(len(numeric))}
 
-    found = order_statistics(passes, wanted, max(1 << 16, memory_budget // 64))
+    stats = max(1, sum(len(ks) for ks in wanted.values()))
+    found = order_statistics(passes, wanted, max(1 << 12, memory_budget // 8 // (4 * stats)))
     median, means, std = [], [], []
     for j in range(len(numeric)):
         med = 0.0
@@ -225,7 +233,7 @@ def scores_of(
     net.eval()
     ys, logits = [], []
     with torch.inference_mode():
-        for df in split.frames():
+        for df in split.frames(per=0):
             ys.append(binary_target(df[split.spec.target], "validation data"))
             x_num, x_cat = model.encode(df, "validation data")
             z = net.standardize(x_num.to(device))
@@ -287,8 +295,8 @@ def train_streamed(
         model=model,
         history=history,
         best_epoch=best_epoch,
-        val_metrics=binary_metrics(y_val, val_scores, threshold),
-        train_metrics=binary_metrics(y_train, train_scores, threshold),
+        val_metrics=lean_metrics(y_val, val_scores, threshold),
+        train_metrics=lean_metrics(y_train, train_scores, threshold),
         threshold=threshold,
         seconds=time.perf_counter() - started,
         params=params,
@@ -358,7 +366,55 @@ def _fit(
                 pos_weight=None if pos_weight is None else pos_weight.cpu(),
             ).item()
         )
-        val_auc = auc_or_nan(y_val, logits)
+        val_auc = lean_metrics(y_val, logits, 0.5)["auc"]
         if progress.record(epoch, float(loss_sum.item()) / n, val_loss, val_auc, t0):
             break
     return progress.finish()
+
+
+def lean_metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    """:func:`model.training.loop.binary_metrics` in a few arrays of the scores' length
+    (scikit-learn's take about 12 float64 copies): one sort, tie groups for the AUC's
+    midranks and the average precision's distinct thresholds, sums for the rest."""
+    yi = np.asarray(y).astype(np.int8, copy=False)
+    n, positives = len(yi), int(yi.sum())
+    s = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(s, kind="stable")
+    sorted_s, sorted_y = s[order], yi[order]
+    del order
+    starts = np.flatnonzero(np.r_[True, sorted_s[1:] != sorted_s[:-1]])
+    ends = np.r_[starts[1:], n]
+    pos_in = np.add.reduceat(sorted_y.astype(np.int64), starts) if n else np.zeros(0, np.int64)
+    negatives = n - positives
+    two = positives > 0 and negatives > 0
+    auc = math.nan
+    if two and np.isfinite(s).all():
+        midranks = (starts + ends + 1) / 2.0
+        auc = float(
+            (np.dot(midranks, pos_in) - positives * (positives + 1) / 2) / positives / negatives
+        )
+    ap = math.nan
+    if two:  # thresholds from the highest score down: each group's cumulative counts
+        tp = np.cumsum(pos_in[::-1])
+        seen = np.cumsum((ends - starts)[::-1])
+        precision, recall = tp / seen, tp / positives
+        ap = float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    pred = s >= threshold
+    tp1 = int(np.count_nonzero(pred & (yi == 1)))
+    predicted = int(np.count_nonzero(pred))
+    clipped = np.clip(s, 1e-7, 1 - 1e-7)
+    prec = tp1 / predicted if predicted else 0.0
+    rec = tp1 / positives if positives else 0.0
+    return {
+        "auc": auc,
+        "average_precision": ap,
+        "log_loss": float(-np.mean(yi * np.log(clipped) + (1 - yi) * np.log(1 - clipped))),
+        "brier": float(np.mean((s - yi) ** 2)),
+        "accuracy": float(np.count_nonzero(pred == (yi == 1)) / n),
+        "precision": float(prec),
+        "recall": float(rec),
+        "f1": float(2 * prec * rec / (prec + rec)) if prec + rec > 0 else 0.0,
+        "threshold": float(threshold),
+        "n": n,
+        "positives": positives,
+    }

@@ -15,9 +15,9 @@ import torch
 from model.data import load_manifest, load_split, prepare
 from model.data.demo import make_customers
 from model.training import TrainParams, train_prepared
-from model.training.loop import train
+from model.training.loop import binary_metrics, train
 from model.training.network import Preprocessor
-from model.training.stream import SplitFile, fit_streamed, streams, train_streamed
+from model.training.stream import SplitFile, fit_streamed, lean_metrics, streams, train_streamed
 
 GROUP = 2048
 PARAMS = TrainParams(num_epochs=6, batch_size=256, patience=3, seed=3, device="cpu")
@@ -118,3 +118,19 @@ def test_a_split_that_changed_on_disk_is_refused(prepared: Path, tmp_path: Path)
         f.write(b"\x00\x01\x02")
     with pytest.raises(DataValidationError, match="checksum mismatch"):
         train_streamed(load_manifest(copy), PARAMS, TINY)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_lean_metrics_are_scikit_learns(ties: bool) -> None:
+    rng = np.random.default_rng(7)
+    y = (rng.random(20_000) < 0.3).astype(np.float32)
+    scores = 1 / (1 + np.exp(-(rng.normal(size=y.size) + y)))
+    if ties:
+        scores = np.round(scores, 2)
+    for threshold in (0.5, 0.31):
+        expected, got = binary_metrics(y, scores, threshold), lean_metrics(y, scores, threshold)
+        assert got.keys() == expected.keys()
+        for key, value in expected.items():
+            assert got[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
+    one_class = lean_metrics(np.zeros(10, np.float32), np.linspace(0, 1, 10), 0.5)
+    assert np.isnan(one_class["auc"]) and np.isnan(one_class["average_precision"])
