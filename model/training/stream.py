@@ -211,11 +211,15 @@ class _Windows:
             for df in frames:
                 yield self._split(self._encode(df))
             return
+
+        def read() -> tuple[torch.Tensor, ...] | None:  # on the second thread
+            df = next(frames, None)
+            return None if df is None else self._encode(df)
+
         with ThreadPoolExecutor(1) as pool:
-            ahead = pool.submit(lambda: next(frames, None))
-            while (frame := ahead.result()) is not None:
-                encoded = self._encode(frame)
-                ahead = pool.submit(lambda: next(frames, None))
+            ahead = pool.submit(read)
+            while (encoded := ahead.result()) is not None:
+                ahead = pool.submit(read)
                 yield self._split(encoded)
 
     def _split(self, encoded: tuple[torch.Tensor, ...]) -> Split:
@@ -226,19 +230,30 @@ class _Windows:
 
 
 def scores_of(
-    model: TabularModel, split: SplitFile, device: torch.device
+    model: TabularModel, split: SplitFile, device: torch.device, keep: float = 1.0
 ) -> tuple[np.ndarray, ...]:
-    """(y, logits) of every row of ``split``, group by group (features never held whole)."""
+    """(y, logits) of the rows of ``split``, group by group (features never held whole):
+    every row, or with ``keep`` < 1 each row with that probability (seeded: the same rows
+    every time)."""
     net = model.net
     net.eval()
     ys, logits = [], []
+    rng = np.random.default_rng(20261205)
     with torch.inference_mode():
         for df in split.frames(per=0):
+            if keep < 1.0:
+                df = df[rng.random(len(df)) < keep]
             ys.append(binary_target(df[split.spec.target], "validation data"))
             x_num, x_cat = model.encode(df, "validation data")
             z = net.standardize(x_num.to(device))
             logits.append(net.head(net.inputs(z, x_cat.to(device))).float().cpu().numpy())
     return np.concatenate(ys), np.concatenate(logits)
+
+
+METRIC_ROW_BYTES = 256
+"""What :func:`lean_metrics` and the scores take per row, with room: the training metrics
+are measured on at most ``memory_budget // METRIC_ROW_BYTES`` rows (a seeded uniform
+sample beyond), the validation metrics on every row."""
 
 
 def train_streamed(
@@ -284,7 +299,8 @@ def train_streamed(
         history, best_epoch, stopped = _fit(
             model, tr, va, params, device, (per, pos_weight), on_epoch
         )
-        y_train, train_logits = scores_of(model, tr, device)
+        keep = min(1.0, memory_budget / METRIC_ROW_BYTES / tr.rows)
+        y_train, train_logits = scores_of(model, tr, device, keep)
         y_val, val_logits = scores_of(model, va, device)
     train_scores = 1 / (1 + np.exp(-train_logits.astype(np.float64)))
     val_scores = 1 / (1 + np.exp(-val_logits.astype(np.float64)))
@@ -309,6 +325,7 @@ def train_streamed(
                 "memory_budget": memory_budget,
                 "row_groups_per_window": per,
                 "rows_per_group": group_rows,
+                "train_metrics_rows": len(y_train),
             }
         },
     )
@@ -394,7 +411,9 @@ def lean_metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[st
             (np.dot(midranks, pos_in) - positives * (positives + 1) / 2) / positives / negatives
         )
     ap = math.nan
-    if two:  # thresholds from the highest score down: each group's cumulative counts
+    if (
+        two and np.isfinite(s).all()
+    ):  # thresholds from the highest score down: each group's cumulative counts
         tp = np.cumsum(pos_in[::-1])
         seen = np.cumsum((ends - starts)[::-1])
         precision, recall = tp / seen, tp / positives
