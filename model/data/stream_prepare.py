@@ -161,6 +161,7 @@ def prepare_streamed(
         for name in spec.numeric:
             if (i, name) in streamed.range_problems:
                 raise DataValidationError(streamed.range_problems[(i, name)])
+    created, writing = not Path(out_root).exists(), False
     scratch = Path(tempfile.mkdtemp(prefix=".tmp-stream-", dir=prepared_root(Path(out_root))))
     try:
         reader = FilledReader(streamed, rows, fills)
@@ -201,7 +202,14 @@ def prepare_streamed(
             learned = (medians, stats.positive)
             return _write(reader, spec, learned, names, manifest, fractions, folder)
 
+        writing = True
         return _write_prepared(Path(out_root), write, manifest)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        # a failure before writing leaves no root behind, as reading whole never made one
+        if created and not writing and not any(Path(out_root).iterdir()):
+            Path(out_root).rmdir()
+        raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

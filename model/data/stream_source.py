@@ -13,6 +13,7 @@ every row in order, ``rows`` at a time, typed as the concatenated table would be
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -91,6 +92,7 @@ class StreamedSources:
     schema: pa.Schema = field(default_factory=lambda: pa.schema([]))
     all_missing: dict[tuple[int, str], bool] = field(default_factory=dict)
     range_problems: dict[tuple[int, str], str] = field(default_factory=dict)
+    combine_problem: str | None = None
 
     @property
     def parts(self) -> list[SourceTable]:
@@ -109,23 +111,29 @@ class StreamedSources:
         columns in turn: names, infinite numbers, mixed types, checksums; then that their
         types agree), and, per source and column, whether it holds only missing values and
         the first number beyond float32's range."""
+        parts = self.parts
+        self.schema = parts[0].table.schema
+        if len(parts) > 1:
+            tables = [p.table for p in parts]
+            # the types of the concatenation, from the footers; a clash is told below, after
+            # the sources' own checks, as reading whole tells it
+            with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError):
+                self.schema = pa.concat_tables(tables, promote_options="permissive").schema
         for i, source in enumerate(self.sources):
             _check_source(SourceTable(source.schema.empty_table(), source.label, source.kind))
             for name in source.schema.names:
                 check_column(source.label, name, self._counted(i, name, rows))
-        parts = self.parts
         if len(parts) > 1:
             _check_schemas_agree(parts)
+            labels = [p.label for p in parts]
             try:
-                tables = [p.table for p in parts]
-                self.schema = pa.concat_tables(tables, promote_options="permissive").schema
+                pa.concat_tables([p.table for p in parts], promote_options="permissive")
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                labels = [p.label for p in parts]
+                self.combine_problem = self.combine_problem or brief(exc)
+            if self.combine_problem:
                 raise DataValidationError(
-                    f"{labels}: sources cannot be combined: {brief(exc)}"
-                ) from exc
-        else:
-            self.schema = parts[0].table.schema
+                    f"{labels}: sources cannot be combined: {self.combine_problem}"
+                )
         if self.rows == 0:
             labels = [p.label for p in parts]
             raise DataValidationError(f"{', '.join(labels)}: empty input (no rows)")
@@ -143,6 +151,12 @@ class StreamedSources:
                 if problem is not None:
                     self.range_problems[(i, name)] = problem
             offset += len(array)
+            kind = self.schema.field(name).type if name in self.schema.names else array.type
+            if array.type != kind and self.combine_problem is None:
+                try:  # as concatenating the sources whole casts them
+                    array.cast(kind)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    self.combine_problem = brief(exc)
             yield array
 
     def tables(self, columns: Sequence[str], rows: int) -> Iterator[tuple[int, pa.Table]]:
@@ -151,7 +165,8 @@ class StreamedSources:
         source lacks: missing values)."""
         for i, source in enumerate(self.sources):
             own = [c for c in columns if c in source.schema.names]
-            for table in source.tables(own, rows):
+            # none of them: one column read all the same, for the rows (the rest: missing)
+            for table in source.tables(own or source.schema.names[:1], rows):
                 labels = [s.label for s in self.sources]
                 yield (
                     i,
@@ -199,6 +214,15 @@ def open_streamed(
 ) -> StreamedSources | None:
     """The sources laid out for streaming (footers only), or None when one of them is read
     whole anyway: a DataFrame, CSV files, ``key=value`` partition folders."""
+    try:
+        return _laid_out(sources)
+    except DataValidationError:
+        return None  # reading whole says what is wrong, in its words
+
+
+def _laid_out(
+    sources: Sequence[str | os.PathLike[str] | pd.DataFrame],
+) -> StreamedSources | None:
     out = []
     for source in sources:
         if isinstance(source, pd.DataFrame):

@@ -37,6 +37,8 @@ from model.errors import DataValidationError
 
 MAX_LABELS = 1000
 """Distinct target labels kept to report a target that is not binary."""
+MAX_BUCKETS = 256
+"""Files the split keys are spread over to count their duplicates (each read in blocks)."""
 
 
 class Statistics:
@@ -67,6 +69,7 @@ class Statistics:
         self.level_problems: dict[str, str] = {}
         self.target_nulls, self.target_first_null, self.target_nan = 0, -1, False
         self.labels: list[Any] = []
+        self._seen: set[Any] = set()
         self.more_labels = False
         self.id_nulls, self.id_first_null = 0, -1
         self.time_problem: str | None = None
@@ -78,7 +81,7 @@ class Statistics:
 
     def run(self, reader: FilledReader, scratch: Path, memory_budget: int) -> None:
         rows = self.rows = reader.streamed.rows
-        buckets = max(1, -(-rows * 8 * 4 // memory_budget))
+        buckets = min(MAX_BUCKETS, max(1, -(-rows * 8 * 4 // memory_budget)))
         codes_path = scratch / "codes.i8"
         ns_path = scratch / "time.i64"
         with contextlib.ExitStack() as stack:
@@ -101,10 +104,8 @@ class Statistics:
             self._time_codes(ns_path, codes_path, rows, memory_budget)
         else:
             self.split_desc.update(method="hash", key=self.key_columns, salt=self.salt)
-            distinct = sum(
-                np.unique(np.fromfile(scratch / f"keys-{b}.u64", np.uint64)).size
-                for b in range(buckets)
-            )
+            block = max(1 << 16, memory_budget // 8 // 4)
+            distinct = sum(_distinct(scratch / f"keys-{b}.u64", block) for b in range(buckets))
             self.split_desc["duplicate_keys"] = int(rows - distinct) if rows else 0
             with open(codes_path, "rb") as f:
                 while (codes := np.fromfile(f, np.int8, count=1 << 22)).size:
@@ -131,8 +132,11 @@ class Statistics:
             self.target_nan = True
         if len(self.labels) <= MAX_LABELS:
             for value in pc.unique(col.drop_null()).to_pylist():
-                if value not in self.labels:
+                if value not in self._seen:
+                    self._seen.add(value)
                     self.labels.append(value)
+                    if len(self.labels) > MAX_LABELS:
+                        break
         else:
             self.more_labels = True
         if self.spec.id_column is not None and not self.time_split:
@@ -220,6 +224,16 @@ class Statistics:
                 self.split_rows += np.bincount(codes, minlength=3)
 
 
+def _distinct(path: Path, block: int) -> int:
+    """Distinct keys in a bucket file, read ``block`` keys at a time: memory grows with the
+    distinct keys only (a bucket of many copies of a few keys stays small)."""
+    seen = np.empty(0, dtype=np.uint64)
+    with open(path, "rb") as f:
+        while (keys := np.fromfile(f, np.uint64, count=block)).size:
+            seen = np.union1d(seen, keys)
+    return int(seen.size)
+
+
 def _to_buckets(keys: np.ndarray, files: Sequence[BinaryIO]) -> None:
     """Keys into bucket files by their leading bits (equal keys: one bucket)."""
     if len(files) == 1:
@@ -268,5 +282,5 @@ def medians(
     for name in columns:
         lo_key, hi_key = found[name][(sizes[name] - 1) // 2], found[name][sizes[name] // 2]
         lo, hi = key_floats(np.array([lo_key, hi_key], dtype=np.uint64))
-        medians[name] = float(lo if lo == hi else lo / 2 + hi / 2)
+        medians[name] = float(lo if lo == hi else lo / 2 + hi / 2) + 0.0  # as _median
     return medians

@@ -225,7 +225,7 @@ def _median(values: np.ndarray) -> float:
     two values as (a + b) / 2, which is inf for two values near the float64 maximum."""
     n = values.size
     lo, hi = np.partition(values, [(n - 1) // 2, n // 2])[[(n - 1) // 2, n // 2]]
-    return float(lo if lo == hi else lo / 2 + hi / 2)
+    return float(lo if lo == hi else lo / 2 + hi / 2) + 0.0  # -0.0 and 0.0: one median
 
 
 def _impute_numeric(

@@ -249,3 +249,65 @@ def test_a_prepared_folder_streamed_again_is_reused(tmp_path: Path) -> None:
     assert again.path == first.path
     assert [p.name for p in (tmp_path / "out").iterdir()] == [first.path.name]
     shutil.rmtree(first.path)
+
+
+@pytest.mark.parametrize("learned", [None, {"x": 100.0}])
+def test_a_middle_source_without_the_median_column_keeps_its_rows(
+    tmp_path: Path, learned: dict | None
+) -> None:
+    """The only column needing a median is missing from a source between two others: its
+    rows still count (their split codes keep their places), filled or not."""
+    rng = np.random.default_rng(4)
+
+    def part(n: int, with_x: bool) -> pd.DataFrame:
+        df = pd.DataFrame({"z": rng.normal(size=n), "target": rng.integers(0, 2, n)})
+        if with_x:
+            x = rng.normal(size=n)
+            x[rng.random(n) < 0.1] = np.nan
+            df.insert(0, "x", x)
+        return df
+
+    sources = [
+        _write(part(3000, True), tmp_path / "a.parquet"),
+        _write(part(500, False), tmp_path / "b.parquet"),
+        _write(part(1500, True), tmp_path / "c.parquet"),
+    ]
+    whole, streamed = _both(sources, tmp_path, learned_values=learned, max_imputed_row_share=0.5)
+    _assert_same(whole, streamed)
+
+
+def test_a_median_of_signed_zeros_is_zero_both_ways(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    n = 2000
+    df = pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "x": rng.choice([-0.0, 0.0, np.nan, 1.0, -1.0], n),
+            "target": rng.integers(0, 2, n),
+        }
+    )
+    src = _write(df, tmp_path / "zeros.parquet")
+    whole, streamed = _both([src], tmp_path)
+    _assert_same(whole, streamed)
+    assert str(whole.imputation["x"]) == "0.0"
+
+
+def test_sources_that_cannot_be_combined_are_the_same_error(tmp_path: Path) -> None:
+    a = _frame(3000, 12)
+    a["big"] = np.int64(2**60 + 1)
+    b = _frame(2000, 13)
+    b["big"] = 1.5
+    sources = [_write(a, tmp_path / "a.parquet"), _write(b, tmp_path / "b.parquet")]
+    whole = _error(lambda: prepare(sources, tmp_path / "w", exclude=["big"]))
+    streamed = _error(lambda: prepare(sources, tmp_path / "s", exclude=["big"], memory_budget=TINY))
+    assert "cannot be combined" in whole
+    assert streamed == whole
+
+
+def test_an_unreadable_source_is_the_same_error(tmp_path: Path) -> None:
+    good = _write(_frame(2000, 14), tmp_path / "good.parquet")
+    broken = tmp_path / "broken.parquet"
+    broken.symlink_to(tmp_path / "nowhere.parquet")
+    whole = _error(lambda: prepare([good, broken], tmp_path / "w"))
+    streamed = _error(lambda: prepare([good, broken], tmp_path / "s", memory_budget=TINY))
+    assert streamed == whole
