@@ -302,8 +302,8 @@ def train_streamed(
         keep = min(1.0, memory_budget / METRIC_ROW_BYTES / tr.rows)
         y_train, train_logits = scores_of(model, tr, device, keep)
         y_val, val_logits = scores_of(model, va, device)
-    train_scores = 1 / (1 + np.exp(-train_logits.astype(np.float64)))
-    val_scores = 1 / (1 + np.exp(-val_logits.astype(np.float64)))
+    train_scores = _probabilities(train_logits)
+    val_scores = _probabilities(val_logits)
     threshold = 0.5 if params.threshold_strategy == "fixed" else f1_threshold(y_val, val_scores)
     model.decision_threshold = threshold
     model.net.to("cpu")
@@ -387,6 +387,11 @@ def _fit(
         if progress.record(epoch, float(loss_sum.item()) / n, val_loss, val_auc, t0):
             break
     return progress.finish()
+
+
+def _probabilities(logits: np.ndarray) -> np.ndarray:
+    """The sigmoid in float32, then float64, as the in-memory path computes the scores."""
+    return torch.sigmoid(torch.from_numpy(logits)).double().numpy()
 
 
 def lean_metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
