@@ -364,8 +364,9 @@ def _fit(
         if graphed is not None:
             loss_sum = graphed.run(gen)
         else:
-            loss_sum = _eager_epoch(
-                net, weights, opt, tr, bs, chunk, hidden, p_drop, gen, pos_weight
+            loss_sum = torch.zeros((), device=device)  # the eager loop: CPU, or no graphs
+            shuffled_steps(
+                net, weights, opt, tr, bs, chunk, hidden, p_drop, gen, pos_weight, loss_sum
             )
         val_logits = _logits(model, va)
         val_loss = float(
@@ -423,24 +424,6 @@ class EarlyStopping:
         elif self.best_state is not None:
             self.net.load_state_dict(self.best_state)
         return self.history, self.best_epoch, self.stopped
-
-
-def _eager_epoch(
-    net: Any,
-    weights: Sequence[Tensor],
-    opt: FusedAdam,
-    tr: Split,
-    bs: int,
-    chunk: int,
-    hidden: list[int],
-    p_drop: float,
-    gen: torch.Generator,
-    pos_weight: Tensor | None,
-) -> Tensor:
-    """One epoch of the eager loop (CPU, or CUDA without graphs); the summed loss, on device."""
-    loss_sum = torch.zeros((), device=tr.y.device)
-    shuffled_steps(net, weights, opt, tr, bs, chunk, hidden, p_drop, gen, pos_weight, loss_sum)
-    return loss_sum
 
 
 def shuffled_steps(
