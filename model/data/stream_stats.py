@@ -81,7 +81,9 @@ class Statistics:
 
     def run(self, reader: FilledReader, scratch: Path, memory_budget: int) -> None:
         rows = self.rows = reader.streamed.rows
-        buckets = min(MAX_BUCKETS, max(1, -(-rows * 8 * 4 // memory_budget)))
+        # a bucket's distinct keys take at most a sixteenth of the budget (the union that
+        # counts them: a few times that)
+        buckets = min(MAX_BUCKETS, max(1, -(-rows * 8 * 16 // memory_budget)))
         codes_path = scratch / "codes.i8"
         ns_path = scratch / "time.i64"
         with contextlib.ExitStack() as stack:
@@ -104,7 +106,7 @@ class Statistics:
             self._time_codes(ns_path, codes_path, rows, memory_budget)
         else:
             self.split_desc.update(method="hash", key=self.key_columns, salt=self.salt)
-            block = max(1 << 16, memory_budget // 8 // 4)
+            block = max(1 << 16, memory_budget // 8 // 16)
             distinct = sum(_distinct(scratch / f"keys-{b}.u64", block) for b in range(buckets))
             self.split_desc["duplicate_keys"] = int(rows - distinct) if rows else 0
             with open(codes_path, "rb") as f:
