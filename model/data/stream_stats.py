@@ -278,7 +278,8 @@ def medians(
                 chunk[name] = float_keys(values[keep])
             yield chunk
 
-    cap = max(1 << 16, memory_budget // 8 // (4 * len(columns)))
+    # the keys kept for all the columns at once, and their concatenation: a quarter of the budget
+    cap = max(1 << 16, memory_budget // 8 // (8 * len(columns)))
     found = order_statistics(passes, wanted, cap)
     medians = {}
     for name in columns:
