@@ -18,7 +18,8 @@ given positions, and its blocks in order.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import BinaryIO
 
@@ -92,17 +93,41 @@ def sort_to_file(
         runs_path.unlink(missing_ok=True)
         raise
     n = sum(length for _, length in runs)
-    # blocks of 1/64 of the budget: the statistics' merge holds two per column read ahead,
-    # and its temporaries (the merged values, their order, counts, gaps) about 15 per block
-    block = max(1, budget_bytes // item // 64)
     if len(runs) <= 1:
         os.replace(runs_path, out_path)
-        return SortedFile(out_path, n, total, block, dtype)
+        return SortedFile(out_path, n, total, _block(budget_bytes, dtype), dtype)
     try:
-        _merge_runs(runs_path, runs, out_path, budget_bytes, dtype)
+        _merge_runs([(runs_path, *run) for run in runs], out_path, budget_bytes, dtype)
     finally:
         runs_path.unlink(missing_ok=True)
-    return SortedFile(out_path, n, total, block, dtype)
+    return SortedFile(out_path, n, total, _block(budget_bytes, dtype), dtype)
+
+
+def merge_to_file(
+    runs: Sequence[SortedFile], path: str | os.PathLike[str], budget_bytes: int
+) -> SortedFile:
+    """The sorted files ``runs`` (each a part of one column, e.g. sorted by a Dask worker)
+    merged into one at ``path``, as :func:`sort_to_file` of the whole column makes it: the
+    same values in the same order (equal keys aside), read back in the same blocks."""
+    if budget_bytes < MIN_BUDGET:
+        raise ValueError(f"memory budget {budget_bytes} bytes is below {MIN_BUDGET} bytes")
+    dtype = runs[0].dtype if runs else np.dtype(np.float64)
+    n, total = sum(r.size for r in runs), sum(r.total for r in runs)
+    holding = [(r.path, 0, r.size) for r in runs if r.size]
+    if len(holding) == 1:
+        os.replace(holding[0][0], path)
+    elif holding:
+        _merge_runs(holding, Path(path), budget_bytes, dtype)
+    else:
+        Path(path).write_bytes(b"")
+    return SortedFile(Path(path), n, total, _block(budget_bytes, dtype), dtype)
+
+
+def _block(budget_bytes: int, dtype: np.dtype) -> int:
+    """Values read back at a time: 1/64 of the budget (the statistics' merge holds two per
+    column read ahead, and its temporaries, the merged values, their order, counts and
+    gaps, about 15 per block)."""
+    return max(1, budget_bytes // dtype.itemsize // 64)
 
 
 def _write_runs(
@@ -151,21 +176,24 @@ def _sorted(values: np.ndarray) -> np.ndarray:
 
 
 def _merge_runs(
-    runs_path: Path,
-    runs: list[tuple[int, int]],
+    runs: list[tuple[Path, int, int]],
     out_path: Path,
     budget_bytes: int,
     dtype: np.dtype,
 ) -> None:
-    """Merge the sorted runs of ``runs_path`` into ``out_path`` (see the module's text)."""
+    """Merge the sorted runs (file, offset, length) into ``out_path`` (see the module's
+    text)."""
     item = dtype.itemsize
     block = max(1, budget_bytes // item // (3 * (len(runs) + 1)))
-    with open(runs_path, "rb") as src, open(out_path, "wb") as dst:
-        left = [length for _, length in runs]  # values of each run not yet read
-        position = [offset for offset, _ in runs]
+    with ExitStack() as stack:
+        files = {p: stack.enter_context(open(p, "rb")) for p in dict.fromkeys(p for p, *_ in runs)}
+        dst = stack.enter_context(open(out_path, "wb"))
+        left = [length for *_, length in runs]  # values of each run not yet read
+        position = [offset for _, offset, _ in runs]
 
         def read(r: int) -> np.ndarray:
             count = min(block, left[r])
+            src = files[runs[r][0]]
             src.seek(position[r] * item)
             values = np.fromfile(src, dtype=dtype, count=count)
             position[r] += count

@@ -22,6 +22,7 @@ import stat
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -98,15 +99,24 @@ class Settings(BaseSettings):
 
     dask_address: str | None = Field(
         default=None,
-        description="A running Dask scheduler for candidate sweeps (e.g. tcp://10.0.0.5:8786); "
-        "unset: a distributed.LocalCluster started for the sweep.",
+        description="A running Dask scheduler (e.g. tcp://10.0.0.5:8786) for candidate sweeps "
+        "and, once set, for drift of Parquet data too; unset: a distributed.LocalCluster "
+        "started for the sweep (and for drift when data_engine is dask).",
+    )
+
+    data_engine: Literal["local", "dask"] = Field(
+        default="local",
+        description="Where drift's passes over Parquet data run (RETRAIN_DATA_ENGINE): local, "
+        "in this process; dask, partition-parallel on the Dask scheduler at "
+        "RETRAIN_DASK_ADDRESS (else a LocalCluster started for it). Setting "
+        "RETRAIN_DASK_ADDRESS means dask.",
     )
 
     memory_budget: int = Field(
         default=DEFAULT_MEMORY_BUDGET,
         description="Bytes of data a stage may hold at a time (RETRAIN_MEMORY_BUDGET: a whole "
         "number of bytes, or with KiB, MiB, GiB); data whose in-memory form would not fit is "
-        "streamed. Today drift streams; default 2 GiB.",
+        "streamed (prepare, drift, training, the gate); default 2 GiB.",
     )
 
     @field_validator("memory_budget", mode="before")
@@ -220,6 +230,11 @@ class Settings(BaseSettings):
         if self.sandbox:
             return f"retraining.sandbox.{self.sandbox}.{self.model_name}"
         return f"retraining.model.{self.model_name}"
+
+    @property
+    def on_dask(self) -> bool:
+        """Whether drift runs on Dask (:mod:`model.cluster`)."""
+        return self.data_engine == "dask" or bool(self.dask_address)
 
     def relative(self, path: Path) -> str:
         """``path`` relative to the working root when inside it, else absolute (POSIX)."""

@@ -57,6 +57,7 @@ ROOT_MODULES = {
     "model.clock": "core",
     "model.threads": "core",
     "model.external": "core",  # the external merge sort (drift and the gate)
+    "model.cluster": "core",  # the Dask executor the data passes run on
     "model.comparator": "gate",  # shim for model.gate.comparator
     "model.stats": "gate",  # shim for model.gate.stats
     "model.artifact": "training",  # shim for model.training.artifact

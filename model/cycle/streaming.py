@@ -3,7 +3,9 @@
 The monitor (:mod:`model.cycle.monitor`) reads the reference and the batches whole while
 their in-memory drift would fit in ``settings.memory_budget``; past it, and when they are
 Parquet, it streams them here (:mod:`model.drift.stream`: the same report, in about the
-budget), and the label-free estimate uses as many rows as the model's sample, drawn at random.
+budget; with Dask as the data engine, :mod:`model.cluster`, always, partition-parallel on
+the cluster's workers, their sorted runs in ``<home>/.scratch``), and the label-free
+estimate uses as many rows as the model's sample, drawn at random.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from model.cluster import data_executor
 from model.drift import DriftReport, DriftSettings
 from model.drift.detect import drift_of
 from model.drift.sources import in_memory_size
@@ -35,10 +38,10 @@ the budget."""
 
 def streamed_size(settings: Settings, sources: Sequence[Path]) -> int | None:
     """The in-memory drift's estimated peak (bytes) when it would not fit in
-    ``settings.memory_budget`` and the sources are Parquet (then drift streams them), else
-    None (read whole)."""
+    ``settings.memory_budget`` (or Dask is the data engine) and the sources are Parquet (then
+    drift streams them), else None (read whole)."""
     size = in_memory_size(sources)
-    if size is None or size * IN_MEMORY_FACTOR <= settings.memory_budget:
+    if size is None or (size * IN_MEMORY_FACTOR <= settings.memory_budget and not settings.on_dask):
         return None
     return size * IN_MEMORY_FACTOR
 
@@ -62,15 +65,27 @@ def streamed_drift(
         len(batches),
         settings.memory_budget >> 20,
     )
-    sides = ParquetSides(ref_path, batches, memory_budget=settings.memory_budget)
-    report = drift_of(
-        sides,
-        spec,
-        drift_settings,
-        model=scorer,
-        paths=([names[0]], names[1]),
-        model_info=model_info,
-    )
+    with data_executor(settings) as executor:
+        scratch = settings.home / ".scratch" if executor is not None else None
+        if scratch is not None:
+            scratch.mkdir(parents=True, exist_ok=True)  # the workers' sorted runs: shared
+        sides = ParquetSides(
+            ref_path,
+            batches,
+            memory_budget=settings.memory_budget,
+            scratch_dir=scratch,
+            executor=executor,
+        )
+        report = drift_of(
+            sides,
+            spec,
+            drift_settings,
+            model=scorer,
+            paths=([names[0]], names[1]),
+            model_info=model_info,
+        )
+    if executor is not None:
+        report.current["engine"] = "dask"
     if scorer is None:
         return report, {}
     ds = drift_settings or DriftSettings()

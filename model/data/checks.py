@@ -40,40 +40,66 @@ def check_column(label: str, name: str, arrays: Iterable[pa.Array]) -> None:
     record batches read one at a time): no infinite number; a text column whose values are
     mostly numbers must hold only numbers (else it has mixed types). Rows are counted over
     all the pieces."""
-    inf_count = offset = n_present = n_numeric = 0
-    first_inf: int | None = None
-    first_text: tuple[int, object] | None = None
+    check = ColumnCheck()
     for array in arrays:
+        check.add(array)
+    check.verify(label, name)
+
+
+class ColumnCheck:
+    """What :func:`check_column` counts of a column, piece by piece: a part of the column
+    (say one file's row groups, checked on a Dask worker) starts at row ``offset``, and the
+    parts' checks, merged in order, give the whole column's."""
+
+    def __init__(self, offset: int = 0) -> None:
+        self.offset = offset  # the row the next piece starts at
+        self.inf_count = self.n_present = self.n_numeric = 0
+        self.first_inf: int | None = None
+        self.first_text: tuple[int, object] | None = None
+
+    def add(self, array: pa.Array) -> None:
         if pa.types.is_floating(array.type) and array.null_count < len(array):
             inf = pc.is_inf(array)
             count = int(pc.sum(inf).as_py() or 0)
-            if count and first_inf is None:
-                first_inf = offset + _first_true(inf)
-            inf_count += count
+            if count and self.first_inf is None:
+                self.first_inf = self.offset + _first_true(inf)
+            self.inf_count += count
         elif _is_string_type(array.type):
             present = pc.and_(
                 pc.is_valid(array), pc.invert(pc.match_substring_regex(array, r"^\s*$"))
             )
             numeric = pc.fill_null(pc.match_substring_regex(array, _NUMBER_RE), False)
-            n_present += int(pc.sum(present).as_py() or 0)
-            n_numeric += int(pc.sum(numeric).as_py() or 0)
+            self.n_present += int(pc.sum(present).as_py() or 0)
+            self.n_numeric += int(pc.sum(numeric).as_py() or 0)
             bad = pc.fill_null(pc.and_(present, pc.invert(numeric)), False)
-            if first_text is None and pc.any(bad).as_py():
+            if self.first_text is None and pc.any(bad).as_py():
                 row = _first_true(bad)
-                first_text = offset + row, array[row].as_py()
-        offset += len(array)
-    if inf_count:
-        raise DataValidationError(
-            f"{label}: column {quote(name)} has {inf_count} infinite value(s), "
-            f"first at row {first_inf}"
-        )
-    n_text = n_present - n_numeric
-    if n_numeric and n_text and n_numeric >= n_text and first_text is not None:
-        row, value = first_text
-        raise DataValidationError(
-            f"{label}: column {quote(name)} has mixed types: {n_numeric} numeric value(s) and "
-            f"{n_text} non-numeric value(s), e.g. {quote(value)} at row {row}"
-        )
+                self.first_text = self.offset + row, array[row].as_py()
+        self.offset += len(array)
+
+    def merge(self, later: ColumnCheck) -> None:
+        """Add the check of the part that follows this one."""
+        self.inf_count += later.inf_count
+        self.n_present += later.n_present
+        self.n_numeric += later.n_numeric
+        self.first_inf = later.first_inf if self.first_inf is None else self.first_inf
+        self.first_text = later.first_text if self.first_text is None else self.first_text
+        self.offset = later.offset
+
+    def verify(self, label: str, name: str) -> None:
+        """Raise the error :func:`check_column` raises of the column checked so far."""
+        if self.inf_count:
+            raise DataValidationError(
+                f"{label}: column {quote(name)} has {self.inf_count} infinite value(s), "
+                f"first at row {self.first_inf}"
+            )
+        n_text = self.n_present - self.n_numeric
+        if self.n_numeric and n_text and self.n_numeric >= n_text and self.first_text:
+            row, value = self.first_text
+            raise DataValidationError(
+                f"{label}: column {quote(name)} has mixed types: {self.n_numeric} numeric "
+                f"value(s) and {n_text} non-numeric value(s), e.g. {quote(value)} at row {row}"
+            )
 
 
 def _check_schemas_agree(parts: list[SourceTable]) -> None:

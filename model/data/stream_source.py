@@ -41,14 +41,17 @@ WIDE_VALUE_BYTES = 32
 """What a text (or other variable-width) value is taken to cost in memory, per row."""
 
 
-def parquet_batches(path: Path, columns: list[str] | None, rows: int) -> Iterator[pa.RecordBatch]:
-    """``path``'s record batches of ``rows`` rows, ``columns`` only (those it has; None: all),
-    pages checked against their checksums as :func:`model.data.read_table` checks them."""
+def parquet_batches(
+    path: Path, columns: list[str] | None, rows: int, row_groups: Sequence[int] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """``path``'s record batches of ``rows`` rows (of its ``row_groups``; None: all),
+    ``columns`` only (those it has; None: all), pages checked against their checksums as
+    :func:`model.data.read_table` checks them."""
     try:
         # pre-buffering would hold whole column chunks
         reader = pq.ParquetFile(path, pre_buffer=False, page_checksum_verification=True)
         present = [c for c in columns if c in reader.schema_arrow.names] if columns else None
-        yield from reader.iter_batches(batch_size=rows, columns=present)
+        yield from reader.iter_batches(batch_size=rows, row_groups=row_groups, columns=present)
     except (pa.ArrowException, OSError) as exc:
         raise parquet_error(path, exc) from exc
 

@@ -54,14 +54,24 @@ class LevelCounts:
             codes, u = pd.factorize(series, use_na_sentinel=True)
             uniques = list(u)
         chunk = np.bincount(codes[codes >= 0], minlength=len(uniques))
-        for level, count in zip(uniques, chunk.tolist(), strict=True):
+        self._add_levels(uniques, chunk.tolist())
+        self.missing += int(codes.size - chunk.sum())
+        self.rows += int(codes.size)
+
+    def merge(self, later: LevelCounts) -> None:
+        """Add the counts of the part of the column that follows (say counted on a Dask
+        worker): the levels stay in order of first appearance over the whole column."""
+        self._add_levels(later.levels, later.counts)
+        self.missing += later.missing
+        self.rows += later.rows
+
+    def _add_levels(self, levels: list[Any], counts: list[int]) -> None:
+        for level, count in zip(levels, counts, strict=True):
             i = self._index.setdefault(_key(level), len(self.levels))
             if i == len(self.levels):
                 self.levels.append(level)
                 self.counts.append(0)
             self.counts[i] += count
-        self.missing += int(codes.size - chunk.sum())
-        self.rows += int(codes.size)
 
     def arrays(self) -> tuple[np.ndarray, list[Any]]:
         """Counts and levels, missing values as one extra last level when present."""

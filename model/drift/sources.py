@@ -45,8 +45,20 @@ class ParquetSource:
         rows at a time): the checks :func:`model.data.read_table` makes of the whole source
         (names, infinite numbers, mixed types, page checksums), its missing values and its
         first value."""
+        src = cls.layout(source)
+        for field in src.schema:
+            look = ColumnLook(field.type)
+            for array in src.batches(field.name, rows):
+                look.add(array)
+            src.profile.columns[field.name] = look.profile(src.label, field.name, src.profile.rows)
+        return src
+
+    @classmethod
+    def layout(cls, source: str | os.PathLike[str]) -> ParquetSource:
+        """The source from its footers (files, schema, rows), its names checked; no column
+        profiles yet."""
         from model.data import parquet_layout
-        from model.data.checks import _check_source, check_column
+        from model.data.checks import _check_source
         from model.data.read import INDEX_COLUMN
         from model.data.source import SourceTable
 
@@ -61,42 +73,63 @@ class ParquetSource:
             file_rows = [pq.ParquetFile(f).metadata.num_rows for f in files]
         except (pa.ArrowException, OSError) as exc:
             raise _unreadable(files[0] if len(files) == 1 else Path(label), exc) from exc
-        src = cls(label, files, schema, file_rows, Profile(sum(file_rows), {}))
-        for field in schema:
-            seen: dict[str, Any] = {"nulls": 0, "example": None}
-
-            def counted(
-                arrays: Iterator[pa.Array], seen: dict[str, Any] = seen
-            ) -> Iterator[pa.Array]:
-                for array in arrays:
-                    seen["nulls"] += array.null_count
-                    if seen["example"] is None and array.null_count < len(array):
-                        seen["example"] = array.drop_null()[0].as_py()
-                    yield array
-
-            check_column(label, field.name, counted(src.batches(field.name, rows)))
-            values = src.profile.rows - seen["nulls"]
-            src.profile.columns[field.name] = _profile(
-                field.type, values, src.profile.rows, seen["example"] if values else None
-            )
-        return src
+        return cls(label, files, schema, file_rows, Profile(sum(file_rows), {}))
 
     def batches(self, column: str, rows: int) -> Iterator[pa.Array]:
         """One column, ``rows`` rows at a time, as the source's schema types it (a file
         without it: missing values)."""
         kind = self.schema.field(column).type
         for f in self.files:
-            for batch in parquet_batches(f, [column], rows):
-                if not batch.num_columns:
-                    yield pa.nulls(batch.num_rows, kind)
-                    continue
-                array = batch.column(0)
-                try:
-                    yield array if array.type == kind else array.cast(kind)
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                    raise DriftInputError(
-                        f"{f}: column {column!r} cannot be read as {kind}: {brief(exc)}"
-                    ) from exc
+            yield from column_batches(f, column, kind, rows)
+
+
+def column_batches(
+    f: Path, column: str, kind: pa.DataType, rows: int, row_groups: Sequence[int] | None = None
+) -> Iterator[pa.Array]:
+    """One column of file ``f`` (of its ``row_groups``; None: all), ``rows`` rows at a time,
+    as ``kind`` (a file without the column: missing values)."""
+    for batch in parquet_batches(f, [column], rows, row_groups):
+        if not batch.num_columns:
+            yield pa.nulls(batch.num_rows, kind)
+            continue
+        array = batch.column(0)
+        try:
+            yield array if array.type == kind else array.cast(kind)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise DriftInputError(
+                f"{f}: column {column!r} cannot be read as {kind}: {brief(exc)}"
+            ) from exc
+
+
+class ColumnLook:
+    """What the opening pass learns of a column, piece by piece (a part of it, say one
+    file's row groups on a Dask worker, starts at row ``offset``; parts merge in order):
+    its checks (:class:`model.data.checks.ColumnCheck`), missing values and first value."""
+
+    def __init__(self, kind: pa.DataType, offset: int = 0) -> None:
+        from model.data.checks import ColumnCheck
+
+        self.kind = kind
+        self.check = ColumnCheck(offset)
+        self.nulls = 0
+        self.example: Any = None
+
+    def add(self, array: pa.Array) -> None:
+        self.check.add(array)
+        self.nulls += array.null_count
+        if self.example is None and array.null_count < len(array):
+            self.example = array.drop_null()[0].as_py()
+
+    def merge(self, later: ColumnLook) -> None:
+        self.check.merge(later.check)
+        self.nulls += later.nulls
+        self.example = later.example if self.example is None else self.example
+
+    def profile(self, label: str, name: str, rows: int) -> ColumnProfile:
+        """The column's profile, once its checks pass."""
+        self.check.verify(label, name)
+        values = rows - self.nulls
+        return _profile(self.kind, values, rows, self.example if values else None)
 
 
 def _unreadable(f: Path, exc: Exception) -> RetrainError:

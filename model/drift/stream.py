@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from model.data.messages import brief
 from model.drift.categorical import LevelCounts, counts_drift
@@ -44,11 +44,10 @@ from model.drift.detect import (
     Profile,
     Scorer,
     Side,
-    all_integral,
-    category_text,
     drift_of,
 )
 from model.drift.numeric import sorted_drift
+from model.drift.parallel import FragmentPasses, Levels, float_values, integral_parts
 from model.drift.results import DriftReport, DriftSettings, FeatureDrift
 from model.drift.sources import (
     MAX_BATCH_ROWS,
@@ -59,7 +58,7 @@ from model.drift.sources import (
     take_rows,
 )
 from model.errors import DriftInputError
-from model.external import MIN_BUDGET, sort_to_file
+from model.external import MIN_BUDGET, SortedFile, sort_to_file
 
 if TYPE_CHECKING:
     from model.data import FeatureSpec
@@ -79,6 +78,7 @@ class ParquetSides:
         *,
         memory_budget: int,
         scratch_dir: str | os.PathLike[str] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         if memory_budget < MIN_BUDGET:
             raise DriftInputError(f"memory_budget {memory_budget} bytes is below {MIN_BUDGET}")
@@ -86,10 +86,11 @@ class ParquetSides:
             raise DriftInputError("no current data given")
         self.budget = memory_budget
         self.scratch_dir = scratch_dir
+        self.passes = None if executor is None else FragmentPasses(executor, memory_budget)
         rows = self._rows(8 * 16)
         self.sources: dict[Side, list[ParquetSource]] = {
-            "reference": [ParquetSource.open(reference, rows)],
-            "current": [ParquetSource.open(path, rows) for path in current.values()],
+            "reference": [self._open(reference, rows)],
+            "current": [self._open(path, rows) for path in current.values()],
         }
         self.parts: Mapping[str, Profile] = {
             label: src.profile for label, src in zip(current, self.sources["current"], strict=True)
@@ -101,6 +102,11 @@ class ParquetSides:
             else (combined_profile(self.sources["current"]))
         )
         self.profiles: dict[Side, Profile] = {"reference": self.reference, "current": self.current}
+
+    def _open(self, source: str | os.PathLike[str], rows: int) -> ParquetSource:
+        if self.passes is not None:
+            return self.passes.open(source, rows)
+        return ParquetSource.open(source, rows)
 
     # ------------------------------------------------------------------ columns
 
@@ -128,38 +134,47 @@ class ParquetSides:
         scratch_root = self.scratch_dir or tempfile.gettempdir()
         try:
             with tempfile.TemporaryDirectory(prefix="drift-", dir=scratch_root) as scratch:
-                sorted_sides = []
-                for side in SIDES:
-                    floats = (_floats(a, col) for a in self._arrays(side, col, rows))
-                    sorted_sides.append(sort_to_file(floats, Path(scratch) / side, self.budget))
-                return sorted_drift(col, sorted_sides[0], sorted_sides[1], n_bins)
+                sides = [self._sorted(side, col, rows, Path(scratch)) for side in SIDES]
+                return sorted_drift(col, sides[0], sides[1], n_bins)
         except OSError as exc:  # the sorted files' folder: full, or not writable
             raise DriftInputError(
                 f"{scratch_root}: cannot hold column {col!r} sorted on disk ({brief(exc)}); "
                 "set TMPDIR to a folder with room"
             ) from exc
 
+    def _sorted(self, side: Side, col: str, rows: int, scratch: Path) -> SortedFile:
+        """A side's numeric column sorted into a file of ``scratch``."""
+        if self.passes is not None:
+            reads = self.passes.reads(self.sources[side], col, rows)
+            return self.passes.sorted(reads, scratch / side)
+        floats = (float_values(a, col) for a in self._arrays(side, col, rows))
+        return sort_to_file(floats, scratch / side, self.budget)
+
     def categorical(self, col: str, as_text: bool) -> FeatureDrift:
         counts = []
         for side in SIDES:
             integral = self._integral(side, col) if as_text else None
-            chunks = self._series(side, col)
-            counts.append(_counts(category_text(s, integral) if as_text else s for s in chunks))
+            counts.append(self._counts(side, col, Levels(False, as_text, integral)))
         return counts_drift(col, counts[0], counts[1])
 
     def target(self, col: str, as_text: bool) -> FeatureDrift:
-        counts = []
-        for side in SIDES:
-            chunks = (s.dropna() for s in self._series(side, col))
-            counts.append(_counts(s.astype(str) if as_text else s for s in chunks))
+        counts = [self._counts(side, col, Levels(True, as_text, None)) for side in SIDES]
         return counts_drift(col, counts[0], counts[1])
+
+    def _counts(self, side: Side, col: str, levels: Levels) -> LevelCounts:
+        if self.passes is not None:
+            reads = self.passes.reads(self.sources[side], col, self._rows(_CATEGORICAL_ROW_BYTES))
+            return self.passes.counts(reads, self.profiles[side].columns[col], levels)
+        return _counts(levels.of(s) for s in self._series(side, col))
 
     def _integral(self, side: Side, col: str) -> bool | None:
         """Whether a float column's values are all integral, over the whole side."""
         if not self.profiles[side].columns[col].dtype.startswith("float"):
             return None
-        chunks = [all_integral(s) for s in self._series(side, col) if s.notna().any()]
-        return bool(chunks) and all(chunks)
+        if self.passes is not None:
+            reads = self.passes.reads(self.sources[side], col, self._rows(_CATEGORICAL_ROW_BYTES))
+            return self.passes.integral(reads, self.profiles[side].columns[col])
+        return bool(integral_parts(self._series(side, col)))
 
     def each(self, fn: Callable[[str], FeatureDrift], cols: list[str]) -> list[FeatureDrift]:
         return [fn(col) for col in cols]  # one column at a time: the budget is shared
@@ -210,20 +225,11 @@ def _pick(rows: int, size: int, seed: int) -> np.ndarray | None:
     return np.sort(np.random.default_rng(seed).choice(rows, size=size, replace=False))
 
 
-def _counts(chunks: Iterator[pd.Series]) -> LevelCounts:
+def _counts(chunks: Iterable[pd.Series]) -> LevelCounts:
     counts = LevelCounts()
     for chunk in chunks:
         counts.add(chunk)
     return counts
-
-
-def _floats(array: pa.Array, column: str) -> np.ndarray:
-    """A numeric column's values as float64, missing values as NaN."""
-    try:
-        values = pc.cast(array, pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise DriftInputError(f"column {column!r} of type {array.type} is not numeric") from exc
-    return values.to_numpy(zero_copy_only=False)  # nulls become NaN
 
 
 def stream_drift(
@@ -238,13 +244,18 @@ def stream_drift(
     current_path: PathArg = None,
     model_info: dict[str, Any] | None = None,
     scratch_dir: str | os.PathLike[str] | None = None,
+    executor: Executor | None = None,
 ) -> DriftReport:
     """:func:`~model.drift.detect.detect_drift` of Parquet sources read in batches, in about
     ``memory_budget`` bytes (see the module's text). ``current``: one source, or the parts
     (label -> source, e.g. one per batch) whose concatenation is the current data.
-    ``reference_path`` / ``current_path`` name the sides in the report (default: the paths)."""
+    ``reference_path`` / ``current_path`` name the sides in the report (default: the paths).
+    ``executor`` (e.g. a Dask client's): the passes run on its workers, partition-parallel
+    (:mod:`model.drift.parallel`), for the same report."""
     parts = current if isinstance(current, Mapping) else {os.fspath(current): current}
-    sides = ParquetSides(reference, parts, memory_budget=memory_budget, scratch_dir=scratch_dir)
+    sides = ParquetSides(
+        reference, parts, memory_budget=memory_budget, scratch_dir=scratch_dir, executor=executor
+    )
     paths = (
         _labels(reference_path) or [os.fspath(reference)],
         _labels(current_path) or [os.fspath(p) for p in parts.values()],

@@ -145,3 +145,38 @@ def test_monitor_streams_data_too_large_for_its_memory_budget(  # type: ignore[n
     assert_same_report(whole.to_dict(), streamed.to_dict())
     streamed.current["streamed"] = {"memory_budget": 16 << 20, "in_memory_estimate": 3 << 30}
     assert "Read in batches within a memory budget of 16 MiB" in to_markdown(streamed)
+
+
+@pytest.mark.slow
+def test_monitor_on_dask_makes_the_single_machine_streamed_report(  # type: ignore[no-untyped-def]
+    settings, production, monkeypatch
+) -> None:
+    """RETRAIN_DATA_ENGINE=dask: the monitor streams its Parquet data partition-parallel on a
+    LocalCluster started for the call, whatever the data's size, and its report (the
+    label-free estimate too) is the one streamed here, number for number."""
+    import json
+
+    import numpy as np
+
+    from model.cycle import monitor, streaming
+    from model.data.demo import make_customers, write_parquet_atomic
+
+    first = make_customers(3000, 42, drift=0.5, batch=1).drop(columns="target")
+    second = make_customers(2000, 42, batch=2).drop(columns="target")
+    second["num_purchases"] = second["num_purchases"].astype(float).mask(np.arange(2000) % 5 == 0)
+    write_parquet_atomic(first, settings.incoming_dir / "date=2026-02-01" / "part-0.parquet")
+    write_parquet_atomic(second, settings.incoming_dir / "date=2026-02-02" / "part-0.parquet")
+    budget = {"memory_budget": 1 << 18}  # fragments of 2,048 rows: each side has several
+    on_dask = settings.model_copy(update={**budget, "data_engine": "dask"})
+    dask = monitor.drift_for_production(on_dask)
+    assert dask is not None and dask.current.pop("engine") == "dask"
+    monkeypatch.setattr(streaming, "IN_MEMORY_FACTOR", 10**6)  # streamed here too
+    local = monitor.drift_for_production(settings.model_copy(update=budget))
+    assert local is not None and "engine" not in local.current
+    for report in (local, dask):  # the estimate in the report is the patched factor's
+        assert report.current.pop("streamed")["memory_budget"] == 1 << 18
+    a, b = local.to_dict(), dask.to_dict()
+    a.pop("created_at"), b.pop("created_at")
+    assert a["performance_estimate"]["available"] is True
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    assert not any((settings.home / ".scratch").iterdir())  # the workers' sorted runs: gone

@@ -281,15 +281,13 @@ class _Scorer:
         return 1 / (1 + np.exp(-x))
 
 
-def test_stream_drift_report_equals_the_monitors_in_memory_report(tmp_path: Path) -> None:
-    """Two batches as the monitor reads them (whole, then concatenated), against the same
-    files streamed: text and integer-coded categoricals with missing values, an integer
-    column with missing values in one batch only, a feature all missing in one batch (a
-    schema change), an extra column, the target, and the model's sampled scores."""
-    from model.cycle.monitor import read_batches
+def monitor_scenario(tmp_path: Path) -> tuple[Path, dict[str, Path], FeatureSpec]:
+    """A reference and two batches in Parquet files of several row groups: text and
+    integer-coded categoricals with missing values, an integer column with missing values in
+    one batch only, a feature all missing in one batch (a schema change), an extra column,
+    the target. Returns the reference, the batches (label -> folder) and the spec."""
     from model.data import read_table
-    from model.drift import DriftSettings, detect_drift, spec_for_reference
-    from model.drift.stream import stream_drift
+    from model.drift import spec_for_reference
 
     def customers(rows: int, seed: int, drift: float) -> pd.DataFrame:
         frame = make_customers(rows, seed=seed, drift=drift)
@@ -323,10 +321,7 @@ def test_stream_drift_report_equals_the_monitors_in_memory_report(tmp_path: Path
         "date=2026-01-01": write_parquet(batch_1, tmp_path / "b1", files=2, row_group=2_500),
         "date=2026-01-08": write_parquet(batch_2, tmp_path / "b2", files=1, row_group=2_000),
     }
-    reference = read_table(ref)
-    current, frames = read_batches(list(parts.values()))
-    frames = dict(zip(parts, frames.values(), strict=True))
-    inferred = spec_for_reference(reference)
+    inferred = spec_for_reference(read_table(ref))
     categorical = [*inferred.categorical, "tier", "flag", "plan"]
     spec = FeatureSpec(
         numeric=[c for c in inferred.numeric if c not in categorical],
@@ -334,6 +329,21 @@ def test_stream_drift_report_equals_the_monitors_in_memory_report(tmp_path: Path
         target=inferred.target,
         id_column=inferred.id_column,
     )
+    return ref, parts, spec
+
+
+def test_stream_drift_report_equals_the_monitors_in_memory_report(tmp_path: Path) -> None:
+    """Two batches as the monitor reads them (whole, then concatenated), against the same
+    files streamed (:func:`monitor_scenario`), the model's sampled scores too."""
+    from model.cycle.monitor import read_batches
+    from model.data import read_table
+    from model.drift import DriftSettings, detect_drift
+    from model.drift.stream import stream_drift
+
+    ref, parts, spec = monitor_scenario(tmp_path)
+    reference = read_table(ref)
+    current, frames = read_batches(list(parts.values()))
+    frames = dict(zip(parts, frames.values(), strict=True))
     settings = DriftSettings(max_model_rows=5_000, seed=3)
     scorers = _Scorer(), _Scorer()
     names = {"reference_path": "ref", "current_path": ["b1", "b2"]}

@@ -1,0 +1,70 @@
+"""The Dask cluster the data passes run on, as a :class:`concurrent.futures.Executor`.
+
+With ``RETRAIN_DATA_ENGINE=dask`` or ``RETRAIN_DASK_ADDRESS`` set
+(:attr:`model.settings.Settings.on_dask`), drift's passes over Parquet data run
+partition-parallel (:mod:`model.drift.parallel`) on the scheduler at ``RETRAIN_DASK_ADDRESS``,
+else on a ``distributed.LocalCluster`` started for the call and closed after it. The domain
+code sees only an ``Executor`` (the client's ``get_executor()``): its ``map`` hands a
+function and its arguments to the workers and gives the results back in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from concurrent.futures import Executor
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from model.errors import SettingsError
+
+if TYPE_CHECKING:
+    from model.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 30
+"""How long a client waits for the scheduler at ``RETRAIN_DASK_ADDRESS``."""
+
+
+def local_workers() -> int:
+    """A LocalCluster's workers: one single-threaded process per core, at least 2, at most 8."""
+    return max(2, min(8, os.cpu_count() or 2))
+
+
+@contextmanager
+def data_executor(settings: Settings) -> Iterator[Executor | None]:
+    """The Dask workers the data passes run on, or None (this process) when Dask is not the
+    data engine. A scheduler that does not answer is a one-line :class:`SettingsError`."""
+    if not settings.on_dask:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    cluster: Any = None
+    if settings.dask_address:
+        try:
+            client = Client(settings.dask_address, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise SettingsError(
+                f"RETRAIN_DASK_ADDRESS={settings.dask_address}: no Dask scheduler answered "
+                f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
+            ) from exc
+        where = settings.dask_address
+    else:
+        cluster = LocalCluster(
+            n_workers=local_workers(),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        )
+        client = Client(cluster)
+        where = f"a LocalCluster of {local_workers()} worker(s)"
+    logger.info("data passes run on Dask: %s", where)
+    try:
+        yield client.get_executor()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
