@@ -154,6 +154,7 @@ def drift_monitor(
             "min_drifted_features": min_drifted_features,
             "target_column": None,
             "id_column": None,
+            "data_engine": None,
         }
         values, sources = effective_parameters(explicit, name, root=settings.root)
         for key, source in sources.items():
@@ -174,6 +175,7 @@ def drift_monitor(
             incoming_path=values["incoming_path"],
             target_column=values["target_column"],
             id_column=values["id_column"],
+            data_engine=values["data_engine"],
         )
         summary["model_name"] = name
         summary["settings_sources"] = sources

@@ -38,6 +38,7 @@ from model.cycle.config import (
     CalibrationMargin,
     CategoricalColumns,
     CudaBatchSize,
+    DataEngine,
     DataPath,
     DatasetDriftThreshold,
     Device,
@@ -229,6 +230,7 @@ def retraining(
     seed: Seed | None = None,
     device: Device | None = None,
     sweep: Sweep = None,
+    data_engine: DataEngine = None,
 ) -> RetrainingResult:
     """Retrain when a trigger fires, and promote the candidate only if it is better.
 

@@ -1,11 +1,13 @@
 """The Dask cluster the data passes run on, as a :class:`concurrent.futures.Executor`.
 
-With ``RETRAIN_DATA_ENGINE=dask`` or ``RETRAIN_DASK_ADDRESS`` set
-(:attr:`model.settings.Settings.on_dask`), drift's passes over Parquet data run
-partition-parallel (:mod:`model.drift.parallel`) on the scheduler at ``RETRAIN_DASK_ADDRESS``,
-else on a ``distributed.LocalCluster`` started for the call and closed after it. The domain
-code sees only an ``Executor`` (the client's ``get_executor()``): its ``map`` hands a
-function and its arguments to the workers and gives the results back in order.
+With ``RETRAIN_DATA_ENGINE=dask``, or ``RETRAIN_DASK_ADDRESS`` set and the engine not
+``local`` (:attr:`model.settings.Settings.on_dask`; a model's ``data_engine`` key in
+``retraining.toml`` overrides the variable: :func:`with_engine`), drift's passes over
+Parquet data run partition-parallel (:mod:`model.drift.parallel`) on the scheduler at
+``RETRAIN_DASK_ADDRESS``, else on a ``distributed.LocalCluster`` started for the call and
+closed after it. The domain code sees only an ``Executor`` (the client's
+``get_executor()``): its ``map`` hands a function and its arguments to the workers and gives
+the results back in order.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 30
 """How long a client waits for the scheduler at ``RETRAIN_DASK_ADDRESS``."""
+
+
+def with_engine(settings: Settings, engine: str | None) -> Settings:
+    """``settings`` with a model's ``data_engine`` (None: the environment's) in force."""
+    return settings if engine is None else settings.model_copy(update={"data_engine": engine})
 
 
 def local_workers() -> int:

@@ -104,12 +104,12 @@ class Settings(BaseSettings):
         "started for the sweep (and for drift when data_engine is dask).",
     )
 
-    data_engine: Literal["local", "dask"] = Field(
-        default="local",
-        description="Where drift's passes over Parquet data run (RETRAIN_DATA_ENGINE): local, "
-        "in this process; dask, partition-parallel on the Dask scheduler at "
-        "RETRAIN_DASK_ADDRESS (else a LocalCluster started for it). Setting "
-        "RETRAIN_DASK_ADDRESS means dask.",
+    data_engine: Literal["local", "dask"] | None = Field(
+        default=None,
+        description="Where drift's passes over Parquet data run (RETRAIN_DATA_ENGINE; a model's "
+        "data_engine key overrides it): local, in this process; dask, partition-parallel on "
+        "the Dask scheduler at RETRAIN_DASK_ADDRESS (else a LocalCluster started for it). "
+        "Unset: dask when RETRAIN_DASK_ADDRESS is set, else local.",
     )
 
     memory_budget: int = Field(
@@ -234,7 +234,9 @@ class Settings(BaseSettings):
     @property
     def on_dask(self) -> bool:
         """Whether drift runs on Dask (:mod:`model.cluster`)."""
-        return self.data_engine == "dask" or bool(self.dask_address)
+        if self.data_engine is None:
+            return bool(self.dask_address)
+        return self.data_engine == "dask"
 
     def relative(self, path: Path) -> str:
         """``path`` relative to the working root when inside it, else absolute (POSIX)."""

@@ -8,6 +8,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from model.cluster import with_engine
 from model.cycle.monitor import monitor_drift
 from model.drift import DriftSettings
 from model.settings import get_settings
@@ -30,14 +31,16 @@ def compute_drift(
     incoming_path: str | None = None,
     target_column: str = "target",
     id_column: str | None = None,
+    data_engine: str | None = None,
 ) -> dict[str, Any]:
-    """Drift of the new batches against the reference; writes drift.{json,md,html}.
+    """Drift of the new batches against the reference; writes drift.{json,md,html};
+    ``data_engine``: the model's (None: the environment's, :mod:`model.cluster`).
 
     Returns the summary of :func:`model.cycle.monitor.monitor_drift` (paths, not DataFrames).
     """
     logger = get_run_logger()
     summary = monitor_drift(
-        get_settings(),
+        with_engine(get_settings(), data_engine),
         reference_path,
         current_paths,
         out_dir=out_dir,

@@ -189,6 +189,15 @@ InconclusiveChallenger = Annotated[
     ),
 ]
 
+DataEngine = Annotated[
+    Literal["local", "dask"] | None,
+    Field(
+        description="Where drift's passes over Parquet data run: local, in the flow's process; "
+        "dask, partition-parallel on the scheduler at RETRAIN_DASK_ADDRESS (else a LocalCluster "
+        "started for it). None: RETRAIN_DATA_ENGINE (dask when RETRAIN_DASK_ADDRESS is set)."
+    ),
+]
+
 
 ColumnList = Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=10_000)]
 CategoricalColumns = Annotated[
@@ -276,6 +285,7 @@ class RetrainingConfig(BaseModel):
     holdout_margin: HoldoutMargin = 0.01
     inconclusive_challenger: InconclusiveChallenger = True
     sweep: Sweep = None
+    data_engine: DataEngine = None
 
     def train_params(self) -> dict[str, Any]:
         """The training parameters (``model.training.TrainParams`` fields)."""

@@ -74,6 +74,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "guardrail_mode": "non_inferiority",
     "holdout_margin": 0.01,
     "inconclusive_challenger": True,
+    "data_engine": None,
     "num_epochs": 100,
     "batch_size": 512,
     "learning_rate": 1e-2,

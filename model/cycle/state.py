@@ -49,6 +49,7 @@ def gather_trigger_state(
     now: dt.datetime | None = None,
 ) -> Any:
     """Fill a :class:`~model.cycle.triggers.TriggerState` from registry, batches and drift."""
+    from model.cluster import with_engine
     from model.cycle.estimate import estimate_for_trigger
     from model.cycle.evaluation import trained_batches
     from model.cycle.monitor import drift_for_trigger
@@ -81,7 +82,7 @@ def gather_trigger_state(
                     state.estimates_missed.append(checked)
         estimate_for_trigger(state, settings, config, sources.all_batches[-1:], prod.version)
     drift, note = drift_for_trigger(
-        settings,
+        with_engine(settings, config.data_engine),
         config.drift_report_path,
         config.dataset_drift_threshold,
         batches=sources.all_batches,

@@ -52,6 +52,10 @@ def _write(tmp_path: Path, text: str) -> Path:
             "[models.demo]\nforce_retrain = true\n",
             r"\[models\.demo\] force_retrain: is set per run, not in the configuration",
         ),
+        (
+            "[models.demo]\ndata_engine = 'spark'\n",
+            r"\[models\.demo\] data_engine: 'spark' is not accepted; accepted: one of 'local'",
+        ),
         ("[models.Churn_1]\n", r"table \[models\.Churn_1\]: model name 'Churn_1' is not accepted"),
         ("[models]\ndemo = 3\n", r"\[models\.demo\] must be a table"),
         ("[model.demo]\n", r"unknown top-level key 'model'"),

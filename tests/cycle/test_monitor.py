@@ -180,3 +180,24 @@ def test_monitor_on_dask_makes_the_single_machine_streamed_report(  # type: igno
     assert a["performance_estimate"]["available"] is True
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
     assert not any((settings.home / ".scratch").iterdir())  # the workers' sorted runs: gone
+
+
+@pytest.mark.parametrize(("engine", "on_dask"), [("dask", True), ("local", False), (None, False)])
+def test_the_models_data_engine_reaches_the_triggers_drift(  # type: ignore[no-untyped-def]
+    settings, production, monkeypatch, engine, on_dask
+) -> None:
+    """A model's ``data_engine`` (retraining.toml or the flow parameter) is the engine of the
+    drift the trigger computes; None leaves the environment's (here: local)."""
+    from flows.retraining import flow_defaults
+    from model.cycle import RetrainingConfig, gather_trigger_state, monitor, select_sources
+
+    seen = []
+
+    def drift_for_trigger(used, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(used.on_dask)
+        return None, "not computed in this test"
+
+    monkeypatch.setattr(monitor, "drift_for_trigger", drift_for_trigger)
+    cfg = RetrainingConfig(**{**flow_defaults(), "data_engine": engine})
+    gather_trigger_state(settings, cfg, select_sources(settings, cfg), is_scheduled=False)
+    assert seen == [on_dask]

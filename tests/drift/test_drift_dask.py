@@ -159,12 +159,16 @@ def test_settings_pick_the_engine(
     LocalCluster for the call; neither: this process; a scheduler that does not answer:
     one line naming the variable."""
     from model import cluster as cluster_module
-    from model.cluster import data_executor
+    from model.cluster import data_executor, with_engine
     from model.settings import Settings
 
     home = tmp_path / "home"
     local = Settings(home=home)
     assert not local.on_dask
+    assert Settings(home=home, dask_address=cluster).on_dask  # the address alone: dask
+    assert not Settings(home=home, dask_address=cluster, data_engine="local").on_dask
+    assert with_engine(Settings(home=home, dask_address=cluster), "local").on_dask is False
+    assert with_engine(local, "dask").on_dask and with_engine(local, None) is local
     with data_executor(local) as none:
         assert none is None
     with data_executor(Settings(home=home, dask_address=cluster)) as pool:
