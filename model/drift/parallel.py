@@ -41,7 +41,7 @@ from model.data.messages import brief
 from model.drift.categorical import LevelCounts
 from model.drift.detect import ColumnProfile, all_integral, category_text
 from model.drift.sources import ColumnLook, ParquetSource, column_batches, series_of
-from model.errors import DriftInputError
+from model.errors import DriftInputError, RetrainError
 from model.external import SortedFile, merge_to_file, sort_to_file
 
 
@@ -136,13 +136,20 @@ class Read:
 # ---------------------------------------------------------------- what a worker runs
 
 
-def look_fragment(fragment: Fragment, schema: pa.Schema, rows: int) -> dict[str, ColumnLook]:
-    """Each column's :class:`ColumnLook` of one fragment."""
-    looks = {}
+def look_fragment(
+    fragment: Fragment, schema: pa.Schema, rows: int
+) -> dict[str, ColumnLook | RetrainError]:
+    """Each column's :class:`ColumnLook` of one fragment, or the error reading it raised
+    (raised by the caller in the single-machine pass's order: column by column)."""
+    looks: dict[str, ColumnLook | RetrainError] = {}
     for field in schema:
         look = ColumnLook(field.type, fragment.start)
-        for array in Read(fragment, field.name, field.type, rows).arrays():
-            look.add(array)
+        try:
+            for array in Read(fragment, field.name, field.type, rows).arrays():
+                look.add(array)
+        except RetrainError as exc:
+            looks[field.name] = exc
+            continue
         looks[field.name] = look
     return looks
 
@@ -180,13 +187,16 @@ class FragmentPasses:
         src = ParquetSource.layout(source)
         parts = fragments(src, self.fragment_rows)
         n = len(parts)
-        jobs = self.executor.map(look_fragment, parts, [src.schema] * n, [rows] * n)
-        merged: dict[str, ColumnLook] = {f.name: ColumnLook(f.type) for f in src.schema}
-        for looks in jobs:
-            for name, look in looks.items():
-                merged[name].merge(look)
-        for name, look in merged.items():
-            src.profile.columns[name] = look.profile(src.label, name, src.profile.rows)
+        found = list(self.executor.map(look_fragment, parts, [src.schema] * n, [rows] * n))
+        for field in src.schema:  # as the single-machine pass: a column's first error, in order
+            merged = ColumnLook(field.type)
+            for looks in found:
+                look = looks[field.name]
+                if isinstance(look, RetrainError):
+                    raise look
+                merged.merge(look)
+            rows_all = src.profile.rows
+            src.profile.columns[field.name] = merged.profile(src.label, field.name, rows_all)
         return src
 
     def reads(self, sources: list[ParquetSource], column: str, rows: int) -> list[Read]:
