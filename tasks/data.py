@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
+from model.cluster import data_executor, with_engine
 from model.cycle.config import RetrainingConfig
 from model.cycle.monitor import production_medians
 from model.cycle.quarantine import set_aside_hint
@@ -32,6 +33,7 @@ def prepare_data(
     roles: dict[str, list[str]] | None = None,
     max_imputed_row_share: float = DEFAULT_MAX_IMPUTED_ROW_SHARE,
     batch_root: str | None = None,
+    data_engine: str | None = None,
 ) -> str:
     """Read ``sources``, validate, split stably and write the prepared folder; return its path.
 
@@ -40,23 +42,29 @@ def prepare_data(
     batch lacks or has all-missing is imputed with production's training median (schema
     changes, ``model.data.schema``), unless over ``max_imputed_row_share``. ``batch_root``:
     the incoming folder, whose sources are batches named by their name there.
+    ``data_engine``: the model's (None: the environment's); on Dask, every pass over Parquet
+    sources runs partition-parallel on the cluster (:mod:`model.cluster`).
     """
     logger = get_run_logger()
-    settings = get_settings()
-    manifest = prepare(
-        [Path(s) for s in sources],
-        settings.prepared_dir,
-        target=target_column,
-        id_column=id_column,
-        selection=selection,
-        categorical_columns=(roles or {}).get("categorical_columns", ()),
-        numeric_columns=(roles or {}).get("numeric_columns", ()),
-        exclude=(roles or {}).get("exclude", ()),
-        learned_values=production_medians(settings),
-        max_imputed_row_share=max_imputed_row_share,
-        batch_root=batch_root,
-        memory_budget=settings.memory_budget,
-    )
+    settings = with_engine(get_settings(), data_engine)
+    with data_executor(settings) as executor:
+        manifest = prepare(
+            [Path(s) for s in sources],
+            settings.prepared_dir,
+            target=target_column,
+            id_column=id_column,
+            selection=selection,
+            categorical_columns=(roles or {}).get("categorical_columns", ()),
+            numeric_columns=(roles or {}).get("numeric_columns", ()),
+            exclude=(roles or {}).get("exclude", ()),
+            learned_values=production_medians(settings),
+            max_imputed_row_share=max_imputed_row_share,
+            batch_root=batch_root,
+            memory_budget=settings.memory_budget,
+            executor=executor,
+        )
+    if manifest.preparation.get("engine") == "dask":
+        logger.info("Prepared on Dask: every pass partition-parallel on the cluster's workers")
     if manifest.preparation.get("streamed"):
         logger.info(
             "Prepared in a stream of %d-row chunks within the memory budget of %d MiB",
@@ -105,4 +113,5 @@ def _prepare_cycle(cfg: RetrainingConfig, sources: dict[str, Any], paths: list[s
         },
         max_imputed_row_share=cfg.max_imputed_row_share,
         batch_root=sources.get("incoming"),
+        data_engine=cfg.data_engine,
     )

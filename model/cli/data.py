@@ -127,11 +127,15 @@ def summary(manifest: Manifest) -> str:
     lines.append(f"missing values imputed: {missing or 'none'}")
     if manifest.preparation.get("streamed"):
         budget = int(manifest.preparation["memory_budget"]) >> 20
-        lines.append(f"streamed: {manifest.preparation['chunk_rows']:,}-row chunks in {budget} MiB")
+        on = " on Dask" if manifest.preparation.get("engine") == "dask" else ""
+        lines.append(
+            f"streamed{on}: {manifest.preparation['chunk_rows']:,}-row chunks in {budget} MiB"
+        )
     return "\n".join(lines)
 
 
 def run_prepare(args: argparse.Namespace) -> int:
+    from model.cluster import data_executor
     from model.data import default_sources, prepare
 
     settings = get_settings()
@@ -141,19 +145,21 @@ def run_prepare(args: argparse.Namespace) -> int:
 
         for warning in scan_incoming(settings.incoming_dir).warnings():
             print(f"warning: {warning}", file=sys.stderr)
-    manifest = prepare(
-        sources,
-        args.out or settings.prepared_dir,
-        spec=_read_spec(args.spec),
-        target=args.target,
-        id_column=args.id_column,
-        timestamp_column=args.timestamp_column,
-        split=_parse_split(args.split),
-        time_split=args.time_split,
-        exclude=args.exclude,
-        batch_root=None if args.data else settings.incoming_dir,
-        memory_budget=settings.memory_budget,
-    )
+    with data_executor(settings) as executor:  # RETRAIN_DATA_ENGINE, RETRAIN_DASK_ADDRESS
+        manifest = prepare(
+            sources,
+            args.out or settings.prepared_dir,
+            spec=_read_spec(args.spec),
+            target=args.target,
+            id_column=args.id_column,
+            timestamp_column=args.timestamp_column,
+            split=_parse_split(args.split),
+            time_split=args.time_split,
+            exclude=args.exclude,
+            batch_root=None if args.data else settings.incoming_dir,
+            memory_budget=settings.memory_budget,
+            executor=executor,
+        )
     if args.json:
         print(json.dumps(manifest.to_dict(), indent=2))
     else:

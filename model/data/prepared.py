@@ -8,6 +8,7 @@ million rows fit in a few times their own size in memory.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from model.data.validate import (
     number_range_problem,
 )
 from model.errors import DataValidationError
+from model.settings import DEFAULT_MEMORY_BUDGET
 
 __all__ = ["BATCH_COLUMN", "BATCH_PARTITION", "SplitWriter", "prepare"]
 
@@ -66,6 +68,7 @@ def prepare(
     max_imputed_row_share: float = DEFAULT_MAX_IMPUTED_ROW_SHARE,
     batch_root: str | Path | None = None,
     memory_budget: int | None = None,
+    executor: Executor | None = None,
 ) -> Manifest:
     """Validate, impute and split ``sources`` (concatenated) into ``out_root/<hash>/``.
 
@@ -88,16 +91,20 @@ def prepare(
 
     ``memory_budget`` (bytes): when the sources are Parquet and reading them whole would not
     fit, they are streamed (:mod:`model.data.stream_prepare`: the same folder, byte for
-    byte); the manifest's ``preparation`` says which way, and the budget.
+    byte); the manifest's ``preparation`` says which way, and the budget. ``executor`` (a
+    Dask client's, :mod:`model.cluster`): Parquet sources are streamed whatever their size,
+    every pass partition-parallel on its workers (:mod:`model.data.stream_parallel`), for the
+    same folder.
     """
     fractions = _check_fractions(split)
-    if memory_budget is not None:
-        streamed = streamed_preparation(_as_list(sources), memory_budget)
+    if memory_budget is not None or executor is not None:
+        budget = memory_budget if memory_budget is not None else DEFAULT_MEMORY_BUDGET
+        streamed = streamed_preparation(_as_list(sources), budget, always=executor is not None)
         if streamed is not None:
             return prepare_streamed(
                 streamed,
                 Path(out_root),
-                memory_budget=memory_budget,
+                memory_budget=budget,
                 spec=spec,
                 target=target,
                 id_column=id_column,
@@ -113,6 +120,7 @@ def prepare(
                 learned_values=learned_values,
                 max_imputed_row_share=max_imputed_row_share,
                 batch_root=batch_root,
+                executor=executor,
             )
     table, parts = read_sources(sources)
     table = drop_extra_columns(table, parts)

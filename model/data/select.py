@@ -73,33 +73,56 @@ class _Open:
         return ((keys >> shift) & np.uint64((1 << STEP) - 1)).astype(np.intp)
 
 
+Stat = tuple[str, int]
+"""A statistic: its column and its rank."""
+Group = tuple[str, int, int]
+"""Statistics narrowed to one bucket: their column, known leading bits and their number."""
+Scan = Callable[
+    [dict[Stat, "_Open"], set[Group]],
+    tuple[dict[Stat, np.ndarray], dict[Group, list[np.ndarray]]],
+]
+"""One pass: ``(counting, groups) -> (histograms, kept keys)`` (see :func:`scan`)."""
+
+
+def scan(
+    chunks: Iterable[Mapping[str, np.ndarray]], counting: dict[Stat, _Open], groups: set[Group]
+) -> tuple[dict[Stat, np.ndarray], dict[Group, list[np.ndarray]]]:
+    """One pass over ``chunks``: for each counting statistic, the histogram of its keys'
+    next bits; for each group, the keys it keeps. Passes over parts of the data (say on Dask
+    workers) add their histograms and concatenate their kept keys."""
+    hists = {s: np.zeros(1 << STEP, dtype=np.int64) for s in counting}
+    kept: dict[Group, list[np.ndarray]] = {g: [] for g in groups}
+    for chunk in chunks:
+        for name, keys in chunk.items():
+            keys = np.asarray(keys, dtype=np.uint64)
+            if keys.size == 0:
+                continue
+            for g, pieces in kept.items():
+                if g[0] == name:
+                    pieces.append(_Open(0, g[1], g[2]).matching(keys))
+            for s, o in counting.items():
+                if s[0] == name:
+                    hists[s] += np.bincount(o.bucket(o.matching(keys)), minlength=1 << STEP)
+    return hists, kept
+
+
 def order_statistics(
-    passes: Passes, wanted: Mapping[str, Iterable[int]], cap: int
+    passes: Passes, wanted: Mapping[str, Iterable[int]], cap: int, scanner: Scan | None = None
 ) -> dict[str, dict[int, int]]:
     """``{column: {k: key}}``: the key of rank ``k`` (0-based, ascending) of each column's
     keys, for every ``k`` in ``wanted[column]``, each in ``[0, n)`` for the column's ``n``
-    keys. ``cap``: the most keys a collecting pass holds per statistic."""
+    keys. ``cap``: the most keys a collecting pass holds per statistic. ``scanner``: makes a
+    pass its own way (default: :func:`scan` of ``passes()``)."""
     found: dict[str, dict[int, int]] = {name: {} for name in wanted}
-    open_: dict[tuple[str, int], _Open] = {
-        (name, k): _Open(int(k)) for name, ks in wanted.items() for k in ks
-    }
+    open_: dict[Stat, _Open] = {(name, k): _Open(int(k)) for name, ks in wanted.items() for k in ks}
     while open_:
         counting = {s: o for s, o in open_.items() if o.count is None or o.count > cap}
-        hists = {s: np.zeros(1 << STEP, dtype=np.int64) for s in counting}
         # statistics narrowed to one bucket share what they keep (a median's two middles)
         groups = {(s[0], o.prefix, o.bits) for s, o in open_.items() if s not in counting}
-        kept: dict[tuple[str, int, int], list[np.ndarray]] = {g: [] for g in groups}
-        for chunk in passes():
-            for name, keys in chunk.items():
-                keys = np.asarray(keys, dtype=np.uint64)
-                if keys.size == 0:
-                    continue
-                for g, pieces in kept.items():
-                    if g[0] == name:
-                        pieces.append(_Open(0, g[1], g[2]).matching(keys))
-                for s, o in counting.items():
-                    if s[0] == name:
-                        hists[s] += np.bincount(o.bucket(o.matching(keys)), minlength=1 << STEP)
+        if scanner is None:
+            hists, kept = scan(passes(), counting, groups)
+        else:
+            hists, kept = scanner(counting, groups)
         for g, pieces in kept.items():
             keys = np.concatenate(pieces) if pieces else np.empty(0, np.uint64)
             mine = [

@@ -29,13 +29,16 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from model.data.fragments import Part
 from model.data.manifest import Manifest, SplitInfo
 from model.data.messages import quote
 from model.data.output import (
@@ -49,6 +52,7 @@ from model.data.output import (
 )
 from model.data.schema import decide_schema_changes, drop_extra_columns
 from model.data.spec import MISSING_LEVEL, FeatureSpec, _resolve_spec
+from model.data.stream_parallel import Parallel, written_pieces
 from model.data.stream_source import FilledReader, StreamedSources
 from model.data.stream_stats import Statistics
 from model.data.stream_stats import medians as stream_medians
@@ -67,16 +71,19 @@ IN_MEMORY_FACTOR = 4
 (rows times the types' widths): it streams when the product passes the budget."""
 
 
-def streamed_preparation(sources: Sequence[Any], memory_budget: int) -> StreamedSources | None:
+def streamed_preparation(
+    sources: Sequence[Any], memory_budget: int, *, always: bool = False
+) -> StreamedSources | None:
     """The sources to stream, or None when they are read whole: one is no Parquet file or
-    folder, or the in-memory preparation is estimated to fit in ``memory_budget``."""
+    folder, or (unless ``always``) the in-memory preparation is estimated to fit in
+    ``memory_budget``."""
     from model.data.stream_source import open_streamed
 
     streamed = open_streamed(sources)
     if streamed is None:
         return None
     size = sum(s.rows * _width(s.schema) for s in streamed.sources)
-    return streamed if size * IN_MEMORY_FACTOR > memory_budget else None
+    return streamed if always or size * IN_MEMORY_FACTOR > memory_budget else None
 
 
 def _width(schema: pa.Schema) -> int:
@@ -110,9 +117,11 @@ def prepare_streamed(
     learned_values: Mapping[str, Any] | None,
     max_imputed_row_share: float,
     batch_root: str | Path | None,
+    executor: Executor | None = None,
 ) -> Manifest:
     """:func:`model.data.prepare` of ``streamed`` in about ``memory_budget`` bytes (see the
-    module)."""
+    module); with ``executor``, every pass runs on its workers, fragment by fragment
+    (:mod:`model.data.stream_parallel`), for the same folder."""
     rows = chunk_rows(streamed, memory_budget)
     log.info(
         "prepare: %d source(s), %d rows, streamed %d rows at a time within the memory budget "
@@ -122,7 +131,8 @@ def prepare_streamed(
         rows,
         memory_budget >> 20,
     )
-    streamed.check(rows)
+    parallel = Parallel(executor) if executor is not None else None
+    streamed.check(rows, parallel.counter if parallel is not None else None)
     parts = streamed.parts
     label = ", ".join(p.label for p in parts)
     table = drop_extra_columns(streamed.schema.empty_table(), parts)
@@ -166,8 +176,9 @@ def prepare_streamed(
     try:
         reader = FilledReader(streamed, rows, fills)
         stats = Statistics(spec, table.column_names, fractions, time_split, salt, label)
-        stats.run(reader, scratch, memory_budget)
-        medians = stream_medians(reader, spec, stats, memory_budget)
+        stats.run(reader, scratch, memory_budget, parallel.statistics if parallel else None)
+        median_passes = parallel.medians(reader) if parallel is not None else None
+        medians = stream_medians(reader, spec, stats, memory_budget, median_passes)
         batch_root_path = Path(batch_root) if batch_root is not None else None
         names = [batch_name(p, batch_root_path) for p in parts]
         manifest = Manifest(
@@ -195,12 +206,17 @@ def prepare_streamed(
                 {n for n, p in zip(names, parts, strict=True) if n is not None and p.num_rows},
                 key=_batch_key,
             ),
-            preparation={"streamed": True, "memory_budget": memory_budget, "chunk_rows": rows},
+            preparation={
+                "streamed": True,
+                "memory_budget": memory_budget,
+                "chunk_rows": rows,
+                **({"engine": "dask"} if executor is not None else {}),
+            },
         )
 
         def write(folder: Path) -> dict[str, SplitInfo]:
-            learned = (medians, stats.positive)
-            return _write(reader, spec, learned, names, manifest, fractions, folder)
+            output = Output(spec, medians, stats.positive, names)
+            return _write(reader, output, manifest, fractions, folder, executor)
 
         writing = True
         return _write_prepared(Path(out_root), write, manifest)
@@ -220,67 +236,111 @@ def _batch_key(name: str) -> Any:
     return batch_sort_key(name)
 
 
-def _write(
-    reader: FilledReader,
-    spec: FeatureSpec,
-    learned: tuple[Mapping[str, float], Any],
-    names: list[str | None],
-    manifest: Manifest,
-    fractions: Sequence[float],
-    folder: Path,
-) -> dict[str, SplitInfo]:
-    """The writing pass: each chunk imputed and encoded as ``_output_table`` does the whole
-    table, written by the split writer; the manifest's missing counts and imputation.
-    ``learned``: the medians and the positive label."""
-    medians, positive = learned
-    roles = [c for c in (spec.id_column, spec.timestamp_column) if c is not None]
-    columns = list(dict.fromkeys([*roles, *spec.numeric, *spec.categorical, spec.target]))
-    with_batch = any(n is not None for n in names)
-    missing = dict.fromkeys([*spec.numeric, *spec.categorical], 0)
-    rows = np.zeros(3, dtype=np.int64)
-    positives = np.zeros(3, dtype=np.int64)
-    writer: SplitWriter | None = None
-    try:
-        for i, table, codes in reader.with_codes(columns):
+@dataclass
+class PieceCounts:
+    """What the writing pass counts: each feature's missing values, and each split's rows
+    and positive rows."""
+
+    missing: dict[str, int]
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(3, dtype=np.int64))
+    positives: np.ndarray = field(default_factory=lambda: np.zeros(3, dtype=np.int64))
+
+    def merge(self, later: PieceCounts) -> None:
+        for name, count in later.missing.items():
+            self.missing[name] += count
+        self.rows += later.rows
+        self.positives += later.positives
+
+
+@dataclass(frozen=True)
+class Output:
+    """How the writing pass makes the prepared columns of a chunk: the spec, the medians and
+    the positive label learned, and each source's batch name (or None)."""
+
+    spec: FeatureSpec
+    medians: Mapping[str, float]
+    positive: Any
+    names: list[str | None]
+
+    @property
+    def columns(self) -> list[str]:
+        spec = self.spec
+        roles = [c for c in (spec.id_column, spec.timestamp_column) if c is not None]
+        return list(dict.fromkeys([*roles, *spec.numeric, *spec.categorical, spec.target]))
+
+    def counts(self) -> PieceCounts:
+        return PieceCounts(dict.fromkeys([*self.spec.numeric, *self.spec.categorical], 0))
+
+    def pieces(
+        self, reader: FilledReader, counts: PieceCounts, part: Part | None = None
+    ) -> Iterator[tuple[pa.Table, np.ndarray]]:
+        """Each chunk (of ``part`` only, when given) imputed and encoded as
+        ``_output_table`` does the whole table, with its split codes; counted in
+        ``counts``."""
+        spec, medians = self.spec, self.medians
+        roles = [c for c in (spec.id_column, spec.timestamp_column) if c is not None]
+        with_batch = any(n is not None for n in self.names)
+        for i, table, codes in reader.with_codes(self.columns, part):
             out: dict[str, Any] = {c: table.column(c) for c in roles}
             for name in spec.numeric:
                 col = table.column(name)
                 if name in medians:
                     values = float_values(col)
                     gaps = np.isnan(values)
-                    missing[name] += int(gaps.sum())
+                    counts.missing[name] += int(gaps.sum())
                     values[gaps] = medians[name]
                     col = pa.array(values)
                 out[name] = col
             for name in spec.categorical:
                 out[name], count = _impute_categorical(table.column(name))
-                missing[name] += count
-            y = target_codes(table.column(spec.target), positive)
+                counts.missing[name] += count
+            y = target_codes(table.column(spec.target), self.positive)
             out[spec.target] = pa.array(y.astype(np.int64))
             if with_batch:
-                batch = names[i]
+                batch = self.names[i]
                 out[BATCH_COLUMN] = (
                     pa.nulls(table.num_rows, pa.string())
                     if batch is None
                     else pa.repeat(pa.scalar(batch, pa.string()), table.num_rows)
                 )
-            piece = pa.table(out)
+            counts.rows += np.bincount(codes, minlength=3)
+            counts.positives += np.bincount(codes, weights=y, minlength=3).astype(np.int64)
+            yield pa.table(out), codes
+
+
+def _write(
+    reader: FilledReader,
+    output: Output,
+    manifest: Manifest,
+    fractions: Sequence[float],
+    folder: Path,
+    executor: Executor | None = None,
+) -> dict[str, SplitInfo]:
+    """The writing pass: each chunk made by ``output`` (on ``executor``'s workers, when
+    given), written by the split writer; the manifest's missing counts and imputation."""
+    counts = output.counts()
+    if executor is None:
+        pieces = output.pieces(reader, counts)
+    else:
+        pieces = written_pieces(output, reader, counts, executor, folder)
+    writer: SplitWriter | None = None
+    try:
+        for piece, codes in pieces:
             if writer is None:
                 writer = SplitWriter(folder, piece.schema)
             writer.write(piece, codes)
-            rows += np.bincount(codes, minlength=3)
-            positives += np.bincount(codes, weights=y, minlength=3).astype(np.int64)
         assert writer is not None
         paths = writer.finish()
     finally:
         if writer is not None:
             writer.close()
-    manifest.missing = missing
+    medians = output.medians
+    manifest.missing = counts.missing
     manifest.imputation = {
-        **{c: medians[c] for c in spec.numeric if c in medians},
-        **{c: MISSING_LEVEL for c in spec.categorical if missing[c]},
+        **{c: medians[c] for c in output.spec.numeric if c in medians},
+        **{c: MISSING_LEVEL for c in output.spec.categorical if counts.missing[c]},
     }
     for change in manifest.schema_changes:
         if change["value"] is None:
             change["value"] = manifest.imputation.get(change["column"])
-    return _split_infos(rows, positives, paths, fractions)
+    return _split_infos(counts.rows, counts.positives, paths, fractions)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from model.data.checks import _check_schemas_agree, _check_source, check_column
+from model.data.checks import ColumnCheck, _check_schemas_agree, _check_source, check_column
+from model.data.fragments import Fragment, Part, file_fragments
 from model.data.messages import brief, quote
 from model.data.read import (
     _drop_index_columns,
@@ -78,9 +79,16 @@ class StreamedSource:
             rows=self.rows,
         )
 
-    def tables(self, columns: Sequence[str], rows: int) -> Iterator[pa.Table]:
-        """``columns`` of every row in order, at most ``rows`` at a time, typed by the
-        source's schema (a file without a column: missing values, as the dataset reads it)."""
+    def tables(
+        self, columns: Sequence[str], rows: int, fragment: Fragment | None = None
+    ) -> Iterator[pa.Table]:
+        """``columns`` of every row in order (of ``fragment`` only, when given), at most
+        ``rows`` at a time, typed by the source's schema (a file without a column: missing
+        values, as the dataset reads it)."""
+        if fragment is not None:
+            for batch in parquet_batches(fragment.file, list(columns), rows, fragment.row_groups):
+                yield _typed(batch, columns, self.schema, f"{fragment.file}: column")
+            return
         for f in self.files:
             for batch in parquet_batches(f, list(columns), rows):
                 yield _typed(batch, columns, self.schema, f"{f}: column")
@@ -109,11 +117,13 @@ class StreamedSources:
         """What one row takes in memory, estimated from the types."""
         return sum(_value_bytes(f.type) for f in self.schema) or 8
 
-    def check(self, rows: int) -> None:
+    def check(self, rows: int, counter: Counter | None = None) -> None:
         """The checks of reading the sources whole, ``rows`` rows at a time (each source's
         columns in turn: names, infinite numbers, mixed types, checksums; then that their
         types agree), and, per source and column, whether it holds only missing values and
-        the first number beyond float32's range."""
+        the first number beyond float32's range. ``counter`` (say
+        :func:`model.data.stream_parallel.counted_columns` on a Dask cluster's workers) counts
+        the columns its own way."""
         parts = self.parts
         self.schema = parts[0].table.schema
         if len(parts) > 1:
@@ -122,10 +132,18 @@ class StreamedSources:
             # the sources' own checks, as reading whole tells it
             with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError):
                 self.schema = pa.concat_tables(tables, promote_options="permissive").schema
+        counted = counter(self, rows) if counter is not None else None
         for i, source in enumerate(self.sources):
             _check_source(SourceTable(source.schema.empty_table(), source.label, source.kind))
             for name in source.schema.names:
-                check_column(source.label, name, self._counted(i, name, rows))
+                if counted is None:
+                    check_column(source.label, name, self._counted(i, name, rows))
+                    continue
+                check = ColumnCheck()
+                for count in counted(i, name):
+                    check.merge(count.check)
+                    self.merge_count(i, name, count)
+                check.verify(source.label, name)
         if len(parts) > 1:
             _check_schemas_agree(parts)
             labels = [p.label for p in parts]
@@ -142,19 +160,94 @@ class StreamedSources:
             raise DataValidationError(f"{', '.join(labels)}: empty input (no rows)")
 
     def _counted(self, i: int, name: str, rows: int) -> Iterator[pa.Array]:
-        source = self.sources[i]
-        offset = 0
-        self.all_missing[(i, name)] = True
-        for table in source.tables([name], rows):
+        count = self.count_column(i, name, rows)
+        yield from count.arrays
+        self.merge_count(i, name, count)
+
+    def count_column(
+        self, i: int, name: str, rows: int, fragment: Fragment | None = None
+    ) -> ColumnCount:
+        """What the checking pass counts of column ``name`` of source ``i`` (of ``fragment``
+        only, when given); its ``arrays`` are the column's pieces, counted as read."""
+        start = fragment.start if fragment is not None else 0
+        kind = self.schema.field(name).type if name in self.schema.names else None
+        return ColumnCount(
+            self.sources[i].label, name, kind, start, self.sources[i].tables([name], rows, fragment)
+        )
+
+    def merge_count(self, i: int, name: str, count: ColumnCount) -> None:
+        """Record a column's counts (the next fragment's, in order)."""
+        key = (i, name)
+        self.all_missing[key] = self.all_missing.get(key, True) and count.all_missing
+        if key not in self.range_problems and count.range_problem is not None:
+            self.range_problems[key] = count.range_problem
+        self.combine_problem = self.combine_problem or count.combine_problem
+
+    def parts_of(self, most_rows: int) -> list[Part]:
+        """Every source cut into fragments of at most ``most_rows`` rows, in order."""
+        out, offset = [], 0
+        for i, source in enumerate(self.sources):
+            for fragment in file_fragments(source.files, most_rows):
+                out.append(Part(i, fragment, offset + fragment.start))
+            offset += source.rows
+        return out
+
+    def tables(
+        self, columns: Sequence[str], rows: int, part: Part | None = None
+    ) -> Iterator[tuple[int, pa.Table]]:
+        """Every row of ``columns`` in order (of ``part`` only, when given), at most ``rows``
+        at a time, with the source it came from (its index), typed as the sources'
+        concatenation types it (a column a source lacks: missing values)."""
+        labels = [s.label for s in self.sources]
+        where = f"{labels}: sources cannot be combined: column"
+        for i, source in enumerate(self.sources):
+            if part is not None and part.source != i:
+                continue
+            own = [c for c in columns if c in source.schema.names]
+            fragment = part.fragment if part is not None else None
+            # none of them: one column read all the same, for the rows (the rest: missing)
+            for table in source.tables(own or source.schema.names[:1], rows, fragment):
+                yield i, _typed(table, columns, self.schema, where)
+
+
+Counter = Callable[["StreamedSources", int], Callable[[int, str], Iterator["ColumnCount"]]]
+"""Counts every column of the sources (``rows`` at a time); then ``counted(i, name)`` gives
+column ``name`` of source ``i`` part by part, in order."""
+
+
+class ColumnCount:
+    """What the checking pass counts of one column of one source, piece by piece as
+    ``tables`` gives them (its ``arrays``): the checks of reading whole
+    (:class:`model.data.checks.ColumnCheck`), whether it holds only missing values, the
+    first number beyond float32's range and the first value the sources' concatenation
+    cannot cast. ``start``: the row of the source the pieces start at."""
+
+    def __init__(
+        self,
+        label: str,
+        name: str,
+        kind: pa.DataType | None,
+        start: int,
+        tables: Iterator[pa.Table],
+    ) -> None:
+        self.label, self.name, self.kind = label, name, kind
+        self.check = ColumnCheck(start)
+        self.offset = start
+        self.all_missing = True
+        self.range_problem: str | None = None
+        self.combine_problem: str | None = None
+        self._tables = tables
+
+    @property
+    def arrays(self) -> Iterator[pa.Array]:
+        for table in self._tables:
             array = table.column(0).combine_chunks()
-            if self.all_missing[(i, name)] and not _all_missing(table.column(0)):
-                self.all_missing[(i, name)] = False
-            if (i, name) not in self.range_problems:
-                problem = column_range_problem(array, name, source.label, offset)
-                if problem is not None:
-                    self.range_problems[(i, name)] = problem
-            offset += len(array)
-            kind = self.schema.field(name).type if name in self.schema.names else array.type
+            if self.all_missing and not _all_missing(table.column(0)):
+                self.all_missing = False
+            if self.range_problem is None:
+                self.range_problem = column_range_problem(array, self.name, self.label, self.offset)
+            self.offset += len(array)
+            kind = self.kind or array.type
             if array.type != kind and self.combine_problem is None:
                 try:  # as concatenating the sources whole casts them
                     array.cast(kind)
@@ -162,21 +255,12 @@ class StreamedSources:
                     self.combine_problem = brief(exc)
             yield array
 
-    def tables(self, columns: Sequence[str], rows: int) -> Iterator[tuple[int, pa.Table]]:
-        """Every row of ``columns`` in order, at most ``rows`` at a time, with the source it
-        came from (its index), typed as the sources' concatenation types it (a column a
-        source lacks: missing values)."""
-        for i, source in enumerate(self.sources):
-            own = [c for c in columns if c in source.schema.names]
-            # none of them: one column read all the same, for the rows (the rest: missing)
-            for table in source.tables(own or source.schema.names[:1], rows):
-                labels = [s.label for s in self.sources]
-                yield (
-                    i,
-                    _typed(
-                        table, columns, self.schema, f"{labels}: sources cannot be combined: column"
-                    ),
-                )
+    def run(self) -> ColumnCount:
+        """Count every piece (on a worker: the checks travel back, the pieces do not)."""
+        for array in self.arrays:
+            self.check.add(array)
+        self._tables = iter(())
+        return self
 
 
 class FilledReader:
@@ -192,10 +276,13 @@ class FilledReader:
         self.floats = {c for _, c in fills}
         self.codes_path: Path | None = None
 
-    def tables(self, columns: Sequence[str]) -> Iterator[tuple[int, int, pa.Table]]:
-        """(source index, first row, table) for every ``rows`` rows, in order."""
-        offset = 0
-        for i, table in self.streamed.tables(columns, self.rows):
+    def tables(
+        self, columns: Sequence[str], part: Part | None = None
+    ) -> Iterator[tuple[int, int, pa.Table]]:
+        """(source index, first row, table) for every ``rows`` rows (of ``part`` only, when
+        given), in order."""
+        offset = part.offset if part is not None else 0
+        for i, table in self.streamed.tables(columns, self.rows, part):
             for name in self.floats.intersection(columns):
                 col = pc.cast(table.column(name), pa.float64())
                 if (i, name) in self.fills:
@@ -204,11 +291,14 @@ class FilledReader:
             yield i, offset, table
             offset += table.num_rows
 
-    def with_codes(self, columns: Sequence[str]) -> Iterator[tuple[int, pa.Table, np.ndarray]]:
+    def with_codes(
+        self, columns: Sequence[str], part: Part | None = None
+    ) -> Iterator[tuple[int, pa.Table, np.ndarray]]:
         """As :meth:`tables`, with each row's split code (from the scratch file)."""
         assert self.codes_path is not None
         with open(self.codes_path, "rb") as f:
-            for i, _, table in self.tables(columns):
+            f.seek(part.offset if part is not None else 0)  # one byte a row
+            for i, _, table in self.tables(columns, part):
                 yield i, table, np.fromfile(f, dtype=np.int8, count=table.num_rows)
 
 

@@ -12,16 +12,25 @@ radix selection (:mod:`model.data.select`).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from model.data.fragments import Part
 from model.data.messages import brief, quote
-from model.data.select import float_keys, int_keys, key_floats, key_ints, order_statistics
+from model.data.select import (
+    Scan,
+    float_keys,
+    int_keys,
+    key_floats,
+    key_ints,
+    order_statistics,
+)
 from model.data.spec import FeatureSpec
 from model.data.split import _check_splits_not_empty, assign_hash_splits, row_keys
 from model.data.stream_source import FilledReader
@@ -79,20 +88,51 @@ class Statistics:
         self.rows = 0
         self.time_nulls = 0
 
-    def run(self, reader: FilledReader, scratch: Path, memory_budget: int) -> None:
+    def run(
+        self,
+        reader: FilledReader,
+        scratch: Path,
+        memory_budget: int,
+        parallel: ParallelScan | None = None,
+    ) -> None:
+        """The pass (by ``parallel`` when given, say
+        :func:`model.data.stream_parallel.statistics_pass` on a Dask cluster's workers), then
+        the checks, the split's codes and counts."""
         rows = self.rows = reader.streamed.rows
         # a bucket's distinct keys take at most a sixteenth of the budget (the union that
         # counts them: a few times that)
         buckets = min(MAX_BUCKETS, max(1, -(-rows * 8 * 16 // memory_budget)))
         codes_path = scratch / "codes.i8"
         ns_path = scratch / "time.i64"
+        if parallel is None:
+            self.scan(reader, None, ScanFiles(codes_path, ns_path, scratch / "keys", buckets))
+            key_files = [[scratch / f"keys-{b}.u64"] for b in range(buckets)]
+        else:
+            key_files = parallel(self, reader, scratch, buckets)
+        self._raise_problems()
+        if self.time_split:
+            self._time_codes(ns_path, codes_path, rows, memory_budget)
+        else:
+            self.split_desc.update(method="hash", key=self.key_columns, salt=self.salt)
+            block = max(1 << 16, memory_budget // 8 // 16)
+            distinct = sum(_distinct(paths, block) for paths in key_files)
+            self.split_desc["duplicate_keys"] = int(rows - distinct) if rows else 0
+            with open(codes_path, "rb") as f:
+                while (codes := np.fromfile(f, np.int8, count=1 << 22)).size:
+                    self.split_rows += np.bincount(codes, minlength=3)
+        reader.codes_path = codes_path
+        _check_splits_not_empty(self.split_rows, self.fractions, self.split_desc, self.label)
+
+    def scan(self, reader: FilledReader, part: Part | None, files: ScanFiles) -> Statistics:
+        """Count the rows (of ``part`` only, when given) and write their split codes and keys
+        (or timestamps) to ``files``."""
         with contextlib.ExitStack() as stack:
             key_files = [
-                stack.enter_context(open(scratch / f"keys-{b}.u64", "wb")) for b in range(buckets)
+                stack.enter_context(open(files.keys(b), "wb")) for b in range(files.buckets)
             ]
-            codes_file = stack.enter_context(open(codes_path, "wb"))
-            ns_file = stack.enter_context(open(ns_path, "wb"))
-            for _, offset, table in reader.tables(self.columns):
+            codes_file = stack.enter_context(open(files.codes, "wb"))
+            ns_file = stack.enter_context(open(files.times, "wb"))
+            for _, offset, table in reader.tables(self.columns, part):
                 self._count(table, offset)
                 if self.time_split:
                     if self.spec.timestamp_column is not None:
@@ -101,19 +141,31 @@ class Statistics:
                     keys = row_keys(table, self.key_columns, self.salt)
                     assign_hash_splits(keys, self.fractions).tofile(codes_file)
                     _to_buckets(keys, key_files)
-        self._raise_problems()
-        if self.time_split:
-            self._time_codes(ns_path, codes_path, rows, memory_budget)
-        else:
-            self.split_desc.update(method="hash", key=self.key_columns, salt=self.salt)
-            block = max(1 << 16, memory_budget // 8 // 16)
-            distinct = sum(_distinct(scratch / f"keys-{b}.u64", block) for b in range(buckets))
-            self.split_desc["duplicate_keys"] = int(rows - distinct) if rows else 0
-            with open(codes_path, "rb") as f:
-                while (codes := np.fromfile(f, np.int8, count=1 << 22)).size:
-                    self.split_rows += np.bincount(codes, minlength=3)
-        reader.codes_path = codes_path
-        _check_splits_not_empty(self.split_rows, self.fractions, self.split_desc, self.label)
+        return self
+
+    def merge(self, later: Statistics) -> None:
+        """Add the counts of the rows that follow (a later fragment's, in order)."""
+        for name, count in later.missing.items():
+            self.missing[name] += count
+        for name, problem in later.level_problems.items():
+            self.level_problems.setdefault(name, problem)
+        if not self.target_nulls:
+            self.target_first_null = later.target_first_null
+        self.target_nulls += later.target_nulls
+        self.target_nan = self.target_nan or later.target_nan
+        for value in later.labels:
+            if len(self.labels) > MAX_LABELS:
+                self.more_labels = True
+                break
+            if value not in self._seen:
+                self._seen.add(value)
+                self.labels.append(value)
+        self.more_labels = self.more_labels or later.more_labels
+        if not self.id_nulls:
+            self.id_first_null = later.id_first_null
+        self.id_nulls += later.id_nulls
+        self.time_problem = self.time_problem or later.time_problem
+        self.time_nulls += later.time_nulls
 
     def _count(self, table: pa.Table, offset: int) -> None:
         for name in self.checked:
@@ -226,14 +278,42 @@ class Statistics:
                 self.split_rows += np.bincount(codes, minlength=3)
 
 
-def _distinct(path: Path, block: int) -> int:
-    """Distinct keys in a bucket file, read ``block`` keys at a time: memory grows with the
-    distinct keys only (a bucket of many copies of a few keys stays small)."""
+def _distinct(paths: Sequence[Path], block: int) -> int:
+    """Distinct keys in a bucket's files, read ``block`` keys at a time: memory grows with
+    the distinct keys only (a bucket of many copies of a few keys stays small)."""
     seen = np.empty(0, dtype=np.uint64)
-    with open(path, "rb") as f:
-        while (keys := np.fromfile(f, np.uint64, count=block)).size:
-            seen = np.union1d(seen, keys)
+    for path in paths:
+        with open(path, "rb") as f:
+            while (keys := np.fromfile(f, np.uint64, count=block)).size:
+                seen = np.union1d(seen, keys)
     return int(seen.size)
+
+
+ParallelScan = Callable[["Statistics", FilledReader, Path, int], list[list[Path]]]
+"""``(stats, reader, scratch, buckets) -> each key bucket's files``: the statistics pass made
+another way (its codes and timestamps in ``scratch/codes.i8``, ``scratch/time.i64``)."""
+
+
+class MedianScans(Protocol):
+    """The medians' passes made another way: the counts, then each radix pass."""
+
+    def counts(self, columns: list[str]) -> tuple[dict[str, int], dict[str, int]]: ...
+
+    def scanner(self, use_train: dict[str, bool]) -> Scan: ...
+
+
+@dataclass(frozen=True)
+class ScanFiles:
+    """Where a statistics pass writes: the split codes (one byte a row), the timestamps of a
+    time split, and the split keys in ``buckets`` files named from ``keys_stem``."""
+
+    codes: Path
+    times: Path
+    keys_stem: Path
+    buckets: int
+
+    def keys(self, bucket: int) -> Path:
+        return self.keys_stem.with_name(f"{self.keys_stem.name}-{bucket}.u64")
 
 
 def _to_buckets(keys: np.ndarray, files: Sequence[BinaryIO]) -> None:
@@ -248,39 +328,63 @@ def _to_buckets(keys: np.ndarray, files: Sequence[BinaryIO]) -> None:
         keys[order[bounds[b] : bounds[b + 1]]].tofile(f)
 
 
-def medians(
-    reader: FilledReader, spec: FeatureSpec, stats: Statistics, memory_budget: int
-) -> dict[str, float]:
-    """The median of each numeric column with missing values, over its training rows (all
-    its rows when no training row has it), exact (:mod:`model.data.select`)."""
-    columns = [c for c in spec.numeric if stats.missing.get(c, 0)]
-    if not columns:
-        return {}
+def median_counts(
+    reader: FilledReader, columns: list[str], part: Part | None = None
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Each column's values present, and present in training rows (of ``part`` only, when
+    given)."""
     train = dict.fromkeys(columns, 0)
     present = dict.fromkeys(columns, 0)
-    for _, table, codes in reader.with_codes(columns):
+    for _, table, codes in reader.with_codes(columns, part):
         for name in columns:
             ok = ~np.isnan(float_values(table.column(name)))
             present[name] += int(ok.sum())
             train[name] += int((ok & (codes == 0)).sum())
+    return present, train
+
+
+def median_keys(
+    reader: FilledReader, use_train: dict[str, bool], part: Part | None = None
+) -> Iterator[dict[str, np.ndarray]]:
+    """The keys (:func:`float_keys`) the medians are taken of, chunk by chunk (of ``part``
+    only, when given): each column's present values, of the training rows when
+    ``use_train``."""
+    for _, table, codes in reader.with_codes(list(use_train), part):
+        chunk = {}
+        for name, train_only in use_train.items():
+            values = float_values(table.column(name))
+            keep = ~np.isnan(values)
+            if train_only:
+                keep &= codes == 0
+            chunk[name] = float_keys(values[keep])
+        yield chunk
+
+
+def medians(
+    reader: FilledReader,
+    spec: FeatureSpec,
+    stats: Statistics,
+    memory_budget: int,
+    parallel: MedianScans | None = None,
+) -> dict[str, float]:
+    """The median of each numeric column with missing values, over its training rows (all
+    its rows when no training row has it), exact (:mod:`model.data.select`); each pass by
+    ``parallel`` when given (say :class:`model.data.stream_parallel.MedianPasses`)."""
+    columns = [c for c in spec.numeric if stats.missing.get(c, 0)]
+    if not columns:
+        return {}
+    if parallel is None:
+        present, train = median_counts(reader, columns)
+    else:
+        present, train = parallel.counts(columns)
     use_train = {c: train[c] > 0 for c in columns}
     sizes = {c: train[c] if use_train[c] else present[c] for c in columns}
     wanted = {c: {(sizes[c] - 1) // 2, sizes[c] // 2} for c in columns}
-
-    def passes() -> Iterator[dict[str, np.ndarray]]:
-        for _, table, codes in reader.with_codes(columns):
-            chunk = {}
-            for name in columns:
-                values = float_values(table.column(name))
-                keep = ~np.isnan(values)
-                if use_train[name]:
-                    keep &= codes == 0
-                chunk[name] = float_keys(values[keep])
-            yield chunk
+    scanner = parallel.scanner(use_train) if parallel is not None else None
 
     # the keys kept for all the columns at once, and their concatenation: a quarter of the budget
     cap = max(1 << 16, memory_budget // 8 // (8 * len(columns)))
-    found = order_statistics(passes, wanted, cap)
+    found = order_statistics(lambda: median_keys(reader, use_train), wanted, cap, scanner)
     medians = {}
     for name in columns:
         lo_key, hi_key = found[name][(sizes[name] - 1) // 2], found[name][sizes[name] // 2]

@@ -35,9 +35,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from model.data.messages import brief
+from model.data.fragments import Fragment, file_fragments
 from model.drift.categorical import LevelCounts
 from model.drift.detect import ColumnProfile, all_integral, category_text
 from model.drift.sources import ColumnLook, ParquetSource, column_batches, series_of
@@ -77,39 +76,10 @@ def float_values(array: pa.Array, column: str) -> np.ndarray:
     return values.to_numpy(zero_copy_only=False)  # nulls become NaN
 
 
-@dataclass(frozen=True)
-class Fragment:
-    """Consecutive row groups of one file, whose first row is row ``start`` of its source."""
-
-    file: Path
-    row_groups: tuple[int, ...]
-    start: int
-    rows: int
-
-
 def fragments(src: ParquetSource, most_rows: int) -> list[Fragment]:
     """``src``'s files cut into fragments of whole row groups, at most ``most_rows`` rows each
     (a larger row group alone)."""
-    out: list[Fragment] = []
-    start = 0
-    for f in src.files:
-        try:
-            meta = pq.ParquetFile(f).metadata
-        except (pa.ArrowException, OSError) as exc:
-            raise DriftInputError(f"{f}: unreadable Parquet file: {brief(exc)}") from exc
-        groups: list[int] = []
-        held = 0
-        for g in range(meta.num_row_groups):
-            n = meta.row_group(g).num_rows
-            if groups and held + n > most_rows:
-                out.append(Fragment(f, tuple(groups), start, held))
-                start, groups, held = start + held, [], 0
-            groups.append(g)
-            held += n
-        if groups:
-            out.append(Fragment(f, tuple(groups), start, held))
-            start += held
-    return out
+    return file_fragments(src.files, most_rows)
 
 
 @dataclass(frozen=True)

@@ -99,10 +99,11 @@ def test_a_time_split_gives_the_same_folder(tmp_path: Path) -> None:
     assert whole.split["method"] == "time"
 
 
-def test_base_data_and_batches_with_schema_changes_give_the_same_folder(tmp_path: Path) -> None:
-    """A batch without a feature (production's value fills it), one with a feature all
-    missing (the training median), a folder of two files, integers in one source and
-    floats in another, extra columns in a batch: the same folder, the same changes."""
+def schema_change_sources(tmp_path: Path) -> tuple[list[Path], Path]:
+    """Base data and two batches: one without a feature (production's value fills it), one
+    with a feature all missing (the training median), a folder of two files, integers in one
+    source and floats in another, extra columns in a batch. Returns the sources and the
+    incoming folder."""
     base = _frame(8000, 3)
     base["level"] = base["level"].astype("int64")
     src = _write(base, tmp_path / "base.parquet")
@@ -116,7 +117,12 @@ def test_base_data_and_batches_with_schema_changes_give_the_same_folder(tmp_path
     b2 = _frame(800, 6)
     b2["counts"] = pd.array([pd.NA] * len(b2), dtype="Int64")
     _write(b2, incoming / "date=2026-02-08" / "part-0.parquet")
-    sources = [src, incoming / "date=2026-02-01", incoming / "date=2026-02-08"]
+    return [src, incoming / "date=2026-02-01", incoming / "date=2026-02-08"], incoming
+
+
+def test_base_data_and_batches_with_schema_changes_give_the_same_folder(tmp_path: Path) -> None:
+    """The sources of :func:`schema_change_sources`: the same folder, the same changes."""
+    sources, incoming = schema_change_sources(tmp_path)
     whole, streamed = _both(
         sources,
         tmp_path,
@@ -146,25 +152,29 @@ def _error(call: Any) -> str:
     return str(info.value)
 
 
-@pytest.mark.parametrize(
-    "break_it",
-    [
-        pytest.param(lambda df: df.assign(target=df["target"].where(df.index != 5000)), id="null"),
-        pytest.param(
-            lambda df: df.assign(target=np.where(df.index == 4100, "maybe", df["target"])),
-            id="three-labels",
-        ),
-        pytest.param(lambda df: df.assign(target="yes"), id="one-class"),
-        pytest.param(
-            lambda df: df.assign(city=np.where(df.index == 3333, "z" * 1200, df["city"])),
-            id="long-level",
-        ),
-        pytest.param(lambda df: df.assign(x=np.nan), id="all-missing"),
-        pytest.param(
-            lambda df: df.assign(x=np.where(df.index == 2500, 1e300, df["x"])), id="beyond-float32"
-        ),
-    ],
-)
+BREAKS = [
+    pytest.param(lambda df: df.assign(target=df["target"].where(df.index != 5000)), id="null"),
+    pytest.param(
+        lambda df: df.assign(target=np.where(df.index == 4100, "maybe", df["target"])),
+        id="three-labels",
+    ),
+    pytest.param(lambda df: df.assign(target="yes"), id="one-class"),
+    pytest.param(
+        lambda df: df.assign(city=np.where(df.index == 3333, "z" * 1200, df["city"])),
+        id="long-level",
+    ),
+    pytest.param(lambda df: df.assign(x=np.nan), id="all-missing"),
+    pytest.param(
+        lambda df: df.assign(x=np.where(df.index == 2500, 1e300, df["x"])), id="beyond-float32"
+    ),
+    pytest.param(
+        lambda df: df.assign(x=np.where(df.index == 4700, np.inf, df["x"])), id="infinite"
+    ),
+]
+"""Bad data, each wrong in one row (a late one) or one column."""
+
+
+@pytest.mark.parametrize("break_it", BREAKS)
 def test_bad_data_gives_the_same_error(tmp_path: Path, break_it: Any) -> None:
     src = _write(break_it(_frame(6000, 7)), tmp_path / "bad.parquet")
     whole = _error(lambda: prepare([src], tmp_path / "w"))
