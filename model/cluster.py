@@ -2,8 +2,9 @@
 
 With ``RETRAIN_DATA_ENGINE=dask``, or ``RETRAIN_DASK_ADDRESS`` set and the engine not
 ``local`` (:attr:`model.settings.Settings.on_dask`; a model's ``data_engine`` key in
-``retraining.toml`` overrides the variable: :func:`with_engine`), drift's passes over
-Parquet data run partition-parallel (:mod:`model.drift.parallel`) on the scheduler at
+``retraining.toml`` overrides the variable in its flows: :func:`with_engine`), prepare's and
+drift's passes over Parquet data run partition-parallel (:mod:`model.data.stream_parallel`,
+:mod:`model.drift.parallel`) on the scheduler at
 ``RETRAIN_DASK_ADDRESS``, else on a ``distributed.LocalCluster`` started for the call and
 closed after it. The domain code sees only an ``Executor`` (the client's
 ``get_executor()``): its ``map`` hands a function and its arguments to the workers and gives
@@ -19,7 +20,7 @@ from concurrent.futures import Executor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from model.errors import SettingsError
+from model.errors import RetrainError, SettingsError
 
 if TYPE_CHECKING:
     from model.settings import Settings
@@ -47,31 +48,48 @@ def data_executor(settings: Settings) -> Iterator[Executor | None]:
     if not settings.on_dask:
         yield None
         return
-    from distributed import Client, LocalCluster
+    from distributed import Client, KilledWorker, LocalCluster
+    from distributed.client import FutureCancelledError
+    from distributed.comm.core import CommClosedError
 
     cluster: Any = None
     if settings.dask_address:
+        where = f"RETRAIN_DASK_ADDRESS={settings.dask_address}"
         try:
             client = Client(settings.dask_address, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError, ValueError) as exc:
+            raise SettingsError(f"{where}: no Dask scheduler answered ({_line(exc)})") from exc
+        try:
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as exc:
+            client.close()
             raise SettingsError(
-                f"RETRAIN_DASK_ADDRESS={settings.dask_address}: no Dask scheduler answered "
-                f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
+                f"{where}: the scheduler has no worker (none joined in {CONNECT_TIMEOUT_S} s)"
             ) from exc
-        where = settings.dask_address
     else:
+        where = f"a LocalCluster of {local_workers()} worker(s)"
         cluster = LocalCluster(
             n_workers=local_workers(),
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
         )
-        client = Client(cluster)
-        where = f"a LocalCluster of {local_workers()} worker(s)"
+        try:
+            client = Client(cluster)
+        except BaseException:
+            cluster.close()
+            raise
     logger.info("data passes run on Dask: %s", where)
     try:
         yield client.get_executor()
+    except (CommClosedError, FutureCancelledError, KilledWorker) as exc:
+        raise RetrainError(f"Dask ({where}) lost its work: {_line(exc)}") from exc
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -140,8 +140,8 @@ def _write_runs(
     for chunk in chunks:
         values = np.asarray(chunk, dtype=dtype).ravel()
         total += values.size
-        if dtype.names is None:
-            values = values[~np.isnan(values)]
+        if dtype.names is None:  # -0.0 as 0.0: equal values, one order whatever the runs
+            values = values[~np.isnan(values)] + 0.0
         while values.size:
             take = min(values.size, run_len - filled)
             buffer[filled : filled + take] = values[:take]

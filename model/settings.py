@@ -100,16 +100,18 @@ class Settings(BaseSettings):
     dask_address: str | None = Field(
         default=None,
         description="A running Dask scheduler (e.g. tcp://10.0.0.5:8786) for candidate sweeps "
-        "and, once set, for drift of Parquet data too; unset: a distributed.LocalCluster "
-        "started for the sweep (and for drift when data_engine is dask).",
+        "and, once set, for prepare and drift of Parquet data too; unset: a "
+        "distributed.LocalCluster started for the sweep (and for prepare and drift when "
+        "data_engine is dask).",
     )
 
     data_engine: Literal["local", "dask"] | None = Field(
         default=None,
-        description="Where drift's passes over Parquet data run (RETRAIN_DATA_ENGINE; a model's "
-        "data_engine key overrides it): local, in this process; dask, partition-parallel on "
-        "the Dask scheduler at RETRAIN_DASK_ADDRESS (else a LocalCluster started for it). "
-        "Unset: dask when RETRAIN_DASK_ADDRESS is set, else local.",
+        description="Where prepare's and drift's passes over Parquet data run "
+        "(RETRAIN_DATA_ENGINE; a model's data_engine key overrides it in its flows): local, in "
+        "this process; dask, partition-parallel on the Dask scheduler at RETRAIN_DASK_ADDRESS "
+        "(else a LocalCluster started for it). Unset: dask when RETRAIN_DASK_ADDRESS is set, "
+        "else local.",
     )
 
     memory_budget: int = Field(
@@ -233,7 +235,7 @@ class Settings(BaseSettings):
 
     @property
     def on_dask(self) -> bool:
-        """Whether drift runs on Dask (:mod:`model.cluster`)."""
+        """Whether prepare and drift run on Dask (:mod:`model.cluster`)."""
         if self.data_engine is None:
             return bool(self.dask_address)
         return self.data_engine == "dask"

@@ -192,7 +192,8 @@ InconclusiveChallenger = Annotated[
 DataEngine = Annotated[
     Literal["local", "dask"] | None,
     Field(
-        description="Where drift's passes over Parquet data run: local, in the flow's process; "
+        description="Where prepare's and drift's passes over Parquet data run: local, in the "
+        "flow's process; "
         "dask, partition-parallel on the scheduler at RETRAIN_DASK_ADDRESS (else a LocalCluster "
         "started for it). None: RETRAIN_DATA_ENGINE (dask when RETRAIN_DASK_ADDRESS is set)."
     ),

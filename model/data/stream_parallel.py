@@ -28,11 +28,12 @@ errors raised and the folder written as on one machine:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import shutil
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,7 +45,7 @@ from model.data.fragments import Part
 from model.data.select import Group, Stat, _Open, scan
 from model.data.stream_source import ColumnCount, FilledReader, StreamedSources
 from model.data.stream_stats import ScanFiles, Statistics, median_counts, median_keys
-from model.errors import RetrainError
+from model.errors import DataValidationError, RetrainError
 
 if TYPE_CHECKING:
     from model.data.stream_prepare import Output, PieceCounts
@@ -99,21 +100,40 @@ def count_part(
 def counted_columns(
     streamed: StreamedSources, rows: int, executor: Executor
 ) -> Callable[[int, str], Iterator[ColumnCount]]:
-    """Count every fragment on the workers; then ``counted(i, name)`` gives column ``name``
-    of source ``i`` fragment by fragment (raising a fragment's error when reached)."""
+    """``counted(i, name)`` gives column ``name`` of source ``i`` fragment by fragment (a
+    fragment's error raised when reached), each source's fragments counted on the workers
+    when first asked for (after the caller checked that source's names, as one machine
+    does)."""
     parts = parts_of(streamed, rows)
-    n = len(parts)
-    found = list(executor.map(count_part, [streamed] * n, parts, [rows] * n))
+    found: dict[int, list[dict[str, ColumnCount | RetrainError]]] = {}
 
     def counted(i: int, name: str) -> Iterator[ColumnCount]:
-        for part, counts in zip(parts, found, strict=True):
-            if part.source == i:
-                count = counts[name]
-                if isinstance(count, RetrainError):
-                    raise count
-                yield count
+        if i not in found:
+            mine = [p for p in parts if p.source == i]
+            n = len(mine)
+            with on_workers():
+                found[i] = list(executor.map(count_part, [streamed] * n, mine, [rows] * n))
+        for counts in found[i]:
+            count = counts[name]
+            if isinstance(count, RetrainError):
+                raise count
+            yield count
 
     return counted
+
+
+@contextlib.contextmanager
+def on_workers() -> Iterator[None]:
+    """A worker's file error (the scratch files, the data) as one line: on a cluster, both
+    must be on storage every worker mounts and can write."""
+    try:
+        yield
+    except OSError as exc:
+        raise DataValidationError(
+            f"a Dask worker could not read or write {getattr(exc, 'filename', None) or 'a file'}"
+            f" ({exc.strerror or exc}): the data and RETRAIN_HOME must be on storage every "
+            "worker mounts at the same path and can write"
+        ) from exc
 
 
 # ---------------------------------------------------------------- 2. statistics
@@ -140,8 +160,9 @@ def statistics_pass(
         ScanFiles(scratch / f"codes-{k}.i8", scratch / f"time-{k}.i64", scratch / f"k{k}", buckets)
         for k in range(n)
     ]
-    for partial in executor.map(scan_part, [template] * n, [reader] * n, parts, files):
-        stats.merge(partial)
+    with on_workers():
+        for partial in executor.map(scan_part, [template] * n, [reader] * n, parts, files):
+            stats.merge(partial)
     _concatenate([f.codes for f in files], scratch / "codes.i8")
     _concatenate([f.times for f in files], scratch / "time.i64")
     return [[f.keys(b) for f in files] for b in range(buckets)]
@@ -184,12 +205,13 @@ class MedianPasses:
     def counts(self, columns: list[str]) -> tuple[dict[str, int], dict[str, int]]:
         present, train = dict.fromkeys(columns, 0), dict.fromkeys(columns, 0)
         n = len(self.parts)
-        for p, t in self.executor.map(
-            median_counts_part, [self.reader] * n, [columns] * n, self.parts
-        ):
-            for name in columns:
-                present[name] += p[name]
-                train[name] += t[name]
+        with on_workers():
+            for p, t in self.executor.map(
+                median_counts_part, [self.reader] * n, [columns] * n, self.parts
+            ):
+                for name in columns:
+                    present[name] += p[name]
+                    train[name] += t[name]
         return present, train
 
     def scanner(
@@ -212,11 +234,12 @@ class MedianPasses:
                 [counting] * n,
                 [groups] * n,
             )
-            for part_hists, part_kept in found:
-                for s, hist in part_hists.items():
-                    hists[s] += hist
-                for g, pieces in part_kept.items():
-                    kept[g].extend(pieces)
+            with on_workers():
+                for part_hists, part_kept in found:
+                    for s, hist in part_hists.items():
+                        hists[s] += hist
+                    for g, pieces in part_kept.items():
+                        kept[g].extend(pieces)
             return hists, kept
 
         return run
@@ -250,7 +273,7 @@ def written_pieces(
     counts: PieceCounts,
     executor: Executor,
     folder: Path,
-) -> Iterator[tuple[pa.Table, np.ndarray]]:
+) -> Generator[tuple[pa.Table, np.ndarray]]:
     """The chunks :meth:`Output.pieces` gives, made on the workers fragment by fragment (at
     most :data:`IN_FLIGHT` ahead), read back in order; their counts added to ``counts``."""
     parts = parts_of(reader.streamed, reader.rows)
@@ -273,11 +296,13 @@ def written_pieces(
 def _read_piece(
     future: Future[PieceCounts], path: Path, counts: PieceCounts
 ) -> Iterator[tuple[pa.Table, np.ndarray]]:
-    counts.merge(future.result())
+    with on_workers():
+        counts.merge(future.result())
     if path.stat().st_size:
         with pa.OSFile(str(path), "rb") as source, pa.ipc.open_stream(source) as stream:
             for batch in stream:
                 table = pa.Table.from_batches([batch])
-                codes = table.column(_CODES).to_numpy()
-                yield table.drop_columns([_CODES]), codes
+                last = table.num_columns - 1  # the codes: by position (a feature may share
+                codes = table.column(last).to_numpy()  # their name)
+                yield table.remove_column(last), codes
     path.unlink()

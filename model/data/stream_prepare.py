@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,7 +273,7 @@ class Output:
 
     def pieces(
         self, reader: FilledReader, counts: PieceCounts, part: Part | None = None
-    ) -> Iterator[tuple[pa.Table, np.ndarray]]:
+    ) -> Generator[tuple[pa.Table, np.ndarray]]:
         """Each chunk (of ``part`` only, when given) imputed and encoded as
         ``_output_table`` does the whole table, with its split codes; counted in
         ``counts``."""
@@ -332,6 +332,7 @@ def _write(
         assert writer is not None
         paths = writer.finish()
     finally:
+        pieces.close()  # a failure here ends the workers' pieces (their files) too
         if writer is not None:
             writer.close()
     medians = output.medians

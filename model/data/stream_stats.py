@@ -153,13 +153,8 @@ class Statistics:
             self.target_first_null = later.target_first_null
         self.target_nulls += later.target_nulls
         self.target_nan = self.target_nan or later.target_nan
-        for value in later.labels:
-            if len(self.labels) > MAX_LABELS:
-                self.more_labels = True
-                break
-            if value not in self._seen:
-                self._seen.add(value)
-                self.labels.append(value)
+        if not self.more_labels:
+            self._add_labels(later.labels)
         self.more_labels = self.more_labels or later.more_labels
         if not self.id_nulls:
             self.id_first_null = later.id_first_null
@@ -184,21 +179,26 @@ class Statistics:
             self.target_nulls += col.null_count
         if pa.types.is_floating(col.type) and int(pc.sum(pc.is_nan(col)).as_py() or 0):
             self.target_nan = True
-        if len(self.labels) <= MAX_LABELS:
-            for value in pc.unique(col.drop_null()).to_pylist():
-                if value not in self._seen:
-                    self._seen.add(value)
-                    self.labels.append(value)
-                    if len(self.labels) > MAX_LABELS:
-                        break
-        else:
-            self.more_labels = True
+        if not self.more_labels:
+            self._add_labels(pc.unique(col.drop_null()).to_pylist())
         if self.spec.id_column is not None and not self.time_split:
             ids = table.column(self.spec.id_column)
             if ids.null_count:
                 if not self.id_nulls:
                     self.id_first_null = offset + _first_true(pc.is_null(ids))
                 self.id_nulls += ids.null_count
+
+    def _add_labels(self, values: list[Any]) -> None:
+        """Keep the unseen ``values``, at most ``MAX_LABELS + 1`` labels in all; one left over
+        means there are more (told as "more than ...")."""
+        for value in values:
+            if value in self._seen:
+                continue
+            if len(self.labels) > MAX_LABELS:
+                self.more_labels = True
+                return
+            self._seen.add(value)
+            self.labels.append(value)
 
     def _timestamps(self, table: pa.Table, ns_file: BinaryIO) -> None:
         column = str(self.spec.timestamp_column)
@@ -282,10 +282,18 @@ def _distinct(paths: Sequence[Path], block: int) -> int:
     """Distinct keys in a bucket's files, read ``block`` keys at a time: memory grows with
     the distinct keys only (a bucket of many copies of a few keys stays small)."""
     seen = np.empty(0, dtype=np.uint64)
+    held: list[np.ndarray] = []  # the files' keys read since the last union: below a block
+    count = 0
     for path in paths:
         with open(path, "rb") as f:
             while (keys := np.fromfile(f, np.uint64, count=block)).size:
-                seen = np.union1d(seen, keys)
+                held.append(keys)
+                count += keys.size
+                if count >= block:
+                    seen = np.union1d(seen, np.concatenate(held))
+                    held, count = [], 0
+    if held:
+        seen = np.union1d(seen, np.concatenate(held))
     return int(seen.size)
 
 

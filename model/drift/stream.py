@@ -133,13 +133,20 @@ class ParquetSides:
         rows = self._rows(8 * 16)  # a batch: at most a sixteenth of the budget as floats
         scratch_root = self.scratch_dir or tempfile.gettempdir()
         try:
-            with tempfile.TemporaryDirectory(prefix="drift-", dir=scratch_root) as scratch:
+            with tempfile.TemporaryDirectory(
+                prefix="drift-", dir=scratch_root, ignore_cleanup_errors=True
+            ) as scratch:
                 sides = [self._sorted(side, col, rows, Path(scratch)) for side in SIDES]
                 return sorted_drift(col, sides[0], sides[1], n_bins)
         except OSError as exc:  # the sorted files' folder: full, or not writable
+            fix = (
+                "the Dask workers must share it (RETRAIN_HOME on storage every worker mounts "
+                "and can write)"
+                if self.passes is not None
+                else "set TMPDIR to a folder with room"
+            )
             raise DriftInputError(
-                f"{scratch_root}: cannot hold column {col!r} sorted on disk ({brief(exc)}); "
-                "set TMPDIR to a folder with room"
+                f"{scratch_root}: cannot hold column {col!r} sorted on disk ({brief(exc)}); {fix}"
             ) from exc
 
     def _sorted(self, side: Side, col: str, rows: int, scratch: Path) -> SortedFile:

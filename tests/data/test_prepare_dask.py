@@ -164,3 +164,47 @@ def test_id_gaps_and_uncombinable_sources_are_the_same_errors(
             )
         )
         assert dask == whole
+
+
+def test_awkward_names_and_many_labels_are_the_single_machine_answers(
+    tmp_path: Path, executor: Executor
+) -> None:
+    """A feature named as the pieces' codes column gives the same folder; duplicate column
+    names and a target of 2,000 labels over several fragments give the same one line."""
+    df = _frame(6000, 21)
+    df["__split_code__"] = np.arange(6000) % 3
+    src = _write(df, tmp_path / "codes.parquet", 1000)
+    _assert_same(_three([src], tmp_path / "a", executor))
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    dup = tmp_path / "dup.parquet"
+    table = pa.table({"x": [1.0, 2.0], "target": [0, 1]})
+    pq.write_table(table.append_column("x", pa.array([3.0, 4.0])), dup)
+    many = _write(_frame(6000, 22).assign(target=np.arange(6000) % 2000), tmp_path / "m.parquet")
+    for sources in ([dup], [many]):
+        local = _error(lambda s=sources: prepare(s, tmp_path / "l", memory_budget=TINY))
+        dask = _error(
+            lambda s=sources: prepare(s, tmp_path / "d", memory_budget=TINY, executor=executor)
+        )
+        assert dask == local
+    assert "more than 1001 distinct values" in local
+
+
+def test_a_failed_write_on_the_cluster_leaves_nothing(
+    tmp_path: Path, executor: Executor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The split writer fails (a full disk) while the workers' pieces wait: the error is one
+    line, and neither the folder nor the pieces' files are left."""
+    from model.errors import DataValidationError
+
+    src = _write(_frame(9000, 23), tmp_path / "d.parquet", 1000)
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("model.data.stream_prepare.SplitWriter.write", full)
+    with pytest.raises(DataValidationError, match="No space left on device"):
+        prepare([src], tmp_path / "out", memory_budget=TINY, executor=executor)
+    assert list((tmp_path / "out").iterdir()) == []

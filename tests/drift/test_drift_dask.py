@@ -181,3 +181,39 @@ def test_settings_pick_the_engine(
         data_executor(Settings(home=home, dask_address="tcp://127.0.0.1:9")),
     ):
         pass
+
+
+def test_signed_zeros_give_the_same_report(tmp_path: Path, executor: Executor) -> None:
+    """-0.0 and 0.0 are one value: runs sorted per fragment order them as the whole column."""
+    rng = np.random.default_rng(5)
+    x = np.where(rng.random(30_000) < 0.5, -0.0, 0.0)
+    x[rng.random(30_000) < 0.2] = 1.0
+    frame = pd.DataFrame({"x": x})
+    ref = write_parquet(frame, tmp_path / "r", files=3, row_group=1_000)
+    cur = write_parquet(frame.sample(frac=1.0, random_state=1), tmp_path / "c", 2, 1_000)
+    spec = FeatureSpec(numeric=["x"], categorical=[])
+    reports = []
+    for pool in (None, executor):
+        with at(START):
+            report = stream_drift(ref, cur, spec, memory_budget=BUDGET, executor=pool)
+        reports.append(json.dumps(report.to_dict(), sort_keys=True))
+    assert reports[0] == reports[1]
+
+
+def test_a_scheduler_without_workers_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distributed import LocalCluster
+
+    from model import cluster as cluster_module
+    from model.cluster import data_executor
+    from model.settings import Settings
+
+    monkeypatch.setattr(cluster_module, "CONNECT_TIMEOUT_S", 2)
+    with LocalCluster(n_workers=0, processes=True, dashboard_address=None) as empty:
+        settings = Settings(home=tmp_path, dask_address=empty.scheduler_address)
+        with (
+            pytest.raises(SettingsError, match=r"the scheduler has no worker"),
+            data_executor(settings),
+        ):
+            pass
