@@ -151,11 +151,12 @@ class FragmentPasses:
         self.executor = executor
         self.budget = memory_budget
         self.fragment_rows = max(1024, memory_budget // 128)
+        self._fragments: dict[str, list[Fragment]] = {}  # by source: footers read once
 
     def open(self, source: str | os.PathLike[str], rows: int) -> ParquetSource:
         """:meth:`ParquetSource.open`: the layout here, the opening pass on the workers."""
         src = ParquetSource.layout(source)
-        parts = fragments(src, self.fragment_rows)
+        parts = self._fragments[src.label] = fragments(src, self.fragment_rows)
         n = len(parts)
         found = list(self.executor.map(look_fragment, parts, [src.schema] * n, [rows] * n))
         for field in src.schema:  # as the single-machine pass: a column's first error, in order
@@ -177,7 +178,9 @@ class FragmentPasses:
             own = src.profile.columns.get(column)
             empty = own is None or not own.values
             kind = pa.null() if empty else src.schema.field(column).type
-            for fragment in fragments(src, self.fragment_rows):
+            if src.label not in self._fragments:
+                self._fragments[src.label] = fragments(src, self.fragment_rows)
+            for fragment in self._fragments[src.label]:
                 reads.append(Read(fragment, column, kind, rows, empty))
         return reads
 
