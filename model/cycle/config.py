@@ -109,7 +109,10 @@ HiddenSizes = Annotated[
 ]
 Dropout = Annotated[float, Field(ge=0.0, lt=1.0, description="Dropout after each hidden layer.")]
 Seed = Annotated[int, Field(ge=0, le=2**31 - 1, description="Seed for training and statistics.")]
-Device = Annotated[Literal["auto", "cpu", "cuda"], Field(description="Training device.")]
+Device = Annotated[
+    Literal["auto", "cpu", "cuda"],
+    Field(description="Training device, and where the gate's bootstrap and DeLong test run."),
+]
 PrimaryMetric = Annotated[
     Literal[
         "auc", "accuracy", "precision", "recall", "f1", "log_loss", "average_precision", "brier"
@@ -318,6 +321,7 @@ class RetrainingConfig(BaseModel):
             "guardrails": self.guardrails or None,
             "guardrail_mode": self.guardrail_mode,
             "holdout_margin": self.holdout_margin,
+            "device": self.device,
         }
 
 

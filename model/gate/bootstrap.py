@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import stats as sps
@@ -27,7 +28,7 @@ from model.gate.metrics import (
     row_losses,
     threshold_metrics,
 )
-from model.gate.resample import ArrayRows, poisson_deltas, resample_keys
+from model.gate.resample import ArrayRows, Rows, poisson_deltas, resample_keys
 from model.threads import choose_threads
 
 _CHUNK_ELEMENTS = 1 << 20  # rows × resamples per chunk: cache-friendly ...
@@ -99,6 +100,7 @@ def paired_bootstrap(
     chunk_elements: int | None = None,
     observed: tuple[dict[str, float], dict[str, float]] | None = None,
     scheme: str = "auto",
+    device: Any = None,
 ) -> BootstrapResult:
     """Paired bootstrap of every metric's improvement.
 
@@ -110,7 +112,8 @@ def paired_bootstrap(
     :data:`POISSON_MIN_CLASS` rows (below that an all-zero class becomes possible).
     Resample ``r`` draws from its own stream (``SeedSequence(seed).spawn``), so results do
     not depend on chunking or threads. ``observed`` may pass both models' already computed
-    metrics (baseline, candidate).
+    metrics (baseline, candidate). ``device``: a torch device for the Poisson scheme
+    (:mod:`model.gate.device`, the same numbers), None for the CPU kernels.
     """
     y = np.asarray(y_true).astype(np.int8)
     sb = np.asarray(baseline_scores, dtype=np.float64)
@@ -130,13 +133,12 @@ def paired_bootstrap(
     mb, mc = observed
     improvements = {m: (mc[m] - mb[m]) * (1 if HIGHER_IS_BETTER[m] else -1) for m in METRICS}
     if scheme == "poisson":  # counter-based weights over row chunks (model.gate.resample)
-        out = poisson_deltas(
+        out = bootstrap_deltas(
             ArrayRows(y, sb, sc),
             resample_keys(seed, n_bootstrap),
-            POISSON_TABLE,
-            baseline_threshold,
-            candidate_threshold,
+            (baseline_threshold, candidate_threshold),
             n_jobs,
+            device,
         )
         deltas = {name: out[:, j] for j, name in enumerate(METRICS)}
         return BootstrapResult(improvements, deltas, n_bootstrap, seed, confidence, scheme=scheme)
@@ -219,6 +221,23 @@ class _Setup:
         deltas["log_loss"] = -(sums_pos[:, 2] + sums_neg[:, 2]) / n
         deltas["brier"] = -(sums_pos[:, 3] + sums_neg[:, 3]) / n
         return np.column_stack([deltas[name] for name in METRICS])
+
+
+def bootstrap_deltas(
+    rows: Rows,
+    keys: np.ndarray,
+    thresholds: tuple[float, float],
+    n_jobs: int | None = None,
+    device: Any = None,
+) -> np.ndarray:
+    """The Poisson bootstrap's improvements over ``rows``: on the CPU kernels
+    (:func:`model.gate.resample.poisson_deltas`), or on a torch ``device``
+    (:func:`model.gate.device.device_deltas`)."""
+    if device is None:
+        return poisson_deltas(rows, keys, POISSON_TABLE, *thresholds, n_jobs)
+    from model.gate.device import device_deltas
+
+    return device_deltas(rows, keys, POISSON_TABLE, *thresholds, device)
 
 
 def _chunk_size(n_rows: int, n_bootstrap: int, chunk_elements: int | None) -> int:

@@ -15,6 +15,7 @@ from model.gate.comparator import (
     DEFAULT_CALIBRATION_MARGIN,
     DEFAULT_MIN_CLASS_COUNT,
     DEFAULT_THRESHOLD,
+    DEVICES,
     RULES,
     ModelComparator,
 )
@@ -86,6 +87,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--test", choices=("auto", "delong", "bootstrap"), default="auto")
     parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="cpu",
+        help="where the bootstrap and DeLong's test run: cpu, cuda (the same numbers), or "
+        "auto (cuda when torch sees a GPU)",
+    )
+    parser.add_argument(
         "--guardrail",
         action="append",
         default=[],
@@ -126,6 +134,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             calibration_margin=None if args.calibration_margin < 0 else args.calibration_margin,
             test=args.test,
             guardrail_mode=args.guardrail_mode,
+            device=args.device,
         )
         from model.training.artifact import load_model
 

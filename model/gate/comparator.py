@@ -54,6 +54,9 @@ from model.gate.result import (
 )
 
 RULES = ("threshold", "lab")
+DEVICES = ("cpu", "cuda", "auto")
+"""Where the bootstrap and DeLong's test run: the CPU kernels, CUDA (torch; the same numbers,
+:mod:`model.gate.device`), or CUDA when torch sees a GPU."""
 GUARDRAIL_MODES = ("non_inferiority", "harm")
 DEFAULT_THRESHOLD = 0.005
 DEFAULT_MIN_CLASS_COUNT = 100
@@ -103,6 +106,7 @@ class ModelComparator:
         target_column: str | None = None,
         n_jobs: int | None = None,
         statistical_significance_threshold: float | None = None,
+        device: str = "cpu",
     ) -> None:
         if significance_level is None:
             significance_level = statistical_significance_threshold
@@ -141,6 +145,18 @@ class ModelComparator:
         self.guardrail_mode = _choice(guardrail_mode, "guardrail_mode", GUARDRAIL_MODES)
         self.target_column = target_column
         self.n_jobs = n_jobs
+        self.device = _choice(device, "device", DEVICES)
+        if self.device == "cuda":  # refused now, not after scoring
+            self.statistics_device()
+
+    def statistics_device(self) -> Any:
+        """The torch device the bootstrap and DeLong's test run on (:mod:`model.gate.device`),
+        or None for the CPU kernels: ``device="auto"`` means CUDA when torch sees a GPU."""
+        if self.device == "cpu":
+            return None
+        from model.gate.device import resolve
+
+        return resolve(self.device)
 
     @property
     def level(self) -> float:
@@ -241,14 +257,14 @@ class ModelComparator:
         if self.threshold_type == "relative":  # T·|baseline| on the deciding rows
             thr *= abs(compute_metrics(y[rows], sb[rows], baseline_threshold)[self.primary_metric])
         null = 0.0 if self.rule == "lab" else thr  # the lab's test is "gain > 0"
-        populations = {"holdout": self._measure("holdout", y, sb, sc, args, null, level)}
+        on = self.statistics_device()
+        populations = {"holdout": self._measure("holdout", y, sb, sc, args, null, level, on)}
         if recent is not None and _testable(y[recent]):
             populations["recent"] = self._measure(
-                "recent", y[recent], sb[recent], sc[recent], args, null, level
+                "recent", y[recent], sb[recent], sc[recent], args, null, level, on
             )
-        return self._decided(
-            self._result(b_info, c_info, populations, decided_on, thr, evidence), notes
-        )
+        result = self._result(b_info, c_info, populations, decided_on, thr, evidence, on)
+        return self._decided(result, notes)
 
     def _evidence_of(
         self, counts: dict[str, tuple[int, int]], earlier: Sequence[frozenset[str]] | None
@@ -269,6 +285,7 @@ class ModelComparator:
         thresholds: tuple[float, float],
         thr: float,
         level: float,
+        device: Any = None,
     ) -> Population:
         if not _testable(y):
             return measure_untested(name, y, sc, thresholds[1], (sb, thresholds[0]))
@@ -284,6 +301,7 @@ class ModelComparator:
             n_bootstrap=self.n_bootstrap,
             seed=self.random_state,
             n_jobs=self.n_jobs,
+            device=device,
         )
 
     def _result(
@@ -294,6 +312,7 @@ class ModelComparator:
         decided_on: str,
         thr: float | None,
         evidence: Evidence,
+        device: Any = None,
     ) -> ComparisonResult:
         return ComparisonResult(
             primary_metric=self.primary_metric,
@@ -315,12 +334,13 @@ class ModelComparator:
             n_bootstrap=0 if baseline is None else self.n_bootstrap,
             seed=self.random_state,
             guardrail_mode=self.guardrail_mode,
+            device="cpu" if device is None else str(device.type),
         )
 
     def _decided(self, result: ComparisonResult, notes: list[str]) -> ComparisonResult:
         """Guardrails, policy and the decision on a result's measured populations."""
         result.notes = notes
-        result.guardrails = self._guardrails(result.populations, result.decided_on)
+        result.guardrails = _guardrails(self, result.populations, result.decided_on)
         self._policy(result)
         decide(result)
         return result
@@ -329,35 +349,36 @@ class ModelComparator:
         gains = {m: result.metrics[m].improvement or 0.0 for m in self.policy}
         result.policy = [PolicyCheck(m, t, gains[m], gains[m] >= t) for m, t in self.policy.items()]
 
-    def _guardrails(
-        self, populations: dict[str, Population], decided_on: str
-    ) -> list[GuardrailResult]:
-        level = self.significance_level  # fixed: guardrails never weaken with reuse
-        metrics = populations[decided_on].metrics
-        out = [
-            guardrail(metrics[m], margin, self.guardrail_mode, decided_on, level, "user")
-            for m, margin in self.guardrails.items()
-        ]
-        out = adjust_harm(out, level)
-        if self.calibration_margin is not None:
-            out.append(
-                guardrail(
-                    metrics["log_loss"],
-                    self.calibration_margin,
-                    "non_inferiority",
-                    decided_on,
-                    level,
-                    "calibration",
-                )
+
+def _guardrails(
+    gate: ModelComparator, populations: dict[str, Population], decided_on: str
+) -> list[GuardrailResult]:
+    """The guardrails of a decision on ``decided_on``: the user's, calibration, and the whole
+    holdout's when the recent rows decide."""
+    level = gate.significance_level  # fixed: guardrails never weaken with reuse
+    metrics = populations[decided_on].metrics
+    out = [
+        guardrail(metrics[m], margin, gate.guardrail_mode, decided_on, level, "user")
+        for m, margin in gate.guardrails.items()
+    ]
+    out = adjust_harm(out, level)
+    if gate.calibration_margin is not None:
+        out.append(
+            guardrail(
+                metrics["log_loss"],
+                gate.calibration_margin,
+                "non_inferiority",
+                decided_on,
+                level,
+                "calibration",
             )
-        if decided_on != "holdout":
-            whole = populations["holdout"].metrics[self.primary_metric]
-            out.append(
-                guardrail(
-                    whole, self.holdout_margin, "non_inferiority", "holdout", level, "holdout"
-                )
-            )
-        return out
+        )
+    if decided_on != "holdout":
+        whole = populations["holdout"].metrics[gate.primary_metric]
+        out.append(
+            guardrail(whole, gate.holdout_margin, "non_inferiority", "holdout", level, "holdout")
+        )
+    return out
 
 
 def _choice(value: str, name: str, choices: tuple[str, ...]) -> str:

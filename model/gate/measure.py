@@ -99,8 +99,11 @@ def measure(
     n_bootstrap: int,
     seed: int | None,
     n_jobs: int | None = None,
+    device: Any = None,
 ) -> Population:
-    """Both models on rows ``y``: metrics, tests at ``level``, curves, bootstrap summary."""
+    """Both models on rows ``y``: metrics, tests at ``level``, curves, bootstrap summary
+    (``device``: a torch device for the bootstrap and DeLong's test, :mod:`model.gate.device`;
+    None: the CPU)."""
     mb = compute_metrics(y, sb, tb)
     mc = compute_metrics(y, sc, tc)
     boot = paired_bootstrap(
@@ -113,8 +116,14 @@ def measure(
         random_state=seed,
         n_jobs=n_jobs,
         observed=(mb, mc),
+        device=device,
     )
-    delong = delong_test(y, sb, sc, alternative="greater", confidence=1 - 2 * level)
+    if device is None:
+        delong = delong_test(y, sb, sc, alternative="greater", confidence=1 - 2 * level)
+    else:
+        from model.gate.device import delong_parts
+
+        delong = delong_from(*delong_parts(y, sb, sc, device), "greater", 1 - 2 * level)
     return tested_population(
         name,
         int(y.size),
@@ -145,6 +154,7 @@ def measure_spilled_rows(
     n_bootstrap: int,
     seed: int | None,
     n_jobs: int | None = None,
+    device: Any = None,
 ) -> Population:
     """:func:`measure` over rows spilled to disk (:mod:`model.gate.spill`), in about the
     rows' memory budget: the same tests, the same bootstrap, bit for bit. ``threshold`` may
@@ -157,6 +167,7 @@ def measure_spilled_rows(
         seed=seed,
         n_jobs=n_jobs,
         max_curve_points=MAX_CURVE_POINTS,
+        device=device,
     )
     if callable(threshold):
         threshold = threshold(sm.metrics[0])

@@ -92,25 +92,46 @@ def poisson_deltas(
     n_jobs: int | None = None,
 ) -> np.ndarray:
     """Each resample's oriented improvement (candidate − baseline, positive = better) of
-    every metric: a ``(len(keys), len(METRICS))`` array, independent of the chunking."""
+    every metric: a ``(len(keys), len(METRICS))`` array, independent of the chunking
+    (:func:`model.gate.device.device_deltas` computes it on a torch device)."""
     parts = _parts(keys, choose_threads(n_jobs, synchronised=False).threads)
     sums = [np.zeros((2, 5, p.size)) for p in parts]  # per class: Σw·pred_b, Σw·pred_c,
     for start, y, sb, sc in rows.row_chunks():  # Σw·Δ log loss, Σw·Δ Brier, Σw
-        ll_b, br_b = row_losses(y, sb)
-        ll_c, br_c = row_losses(y, sc)
-        pred = (sb >= baseline_threshold, sc >= candidate_threshold)
-        cols = np.column_stack((*pred, ll_c - ll_b, br_c - br_b, np.ones(y.size)))
-        cols = cols.astype(np.float64)
+        cols = row_columns(y, sb, sc, baseline_threshold, candidate_threshold)
         _parallel(
             [(parts[i], table, start, y, cols, sums[i]) for i in range(len(parts))],
             kernels.row_sums,
         )
     total = np.concatenate(sums, axis=2)
-    w_pos, w_neg = total[1, 4], total[0, 4]
     totals = [s[::-1, 4].copy() for s in sums]  # (positives, negatives) per part
     auc, ap = {}, {}
     for model in (0, 1):
         auc[model], ap[model] = sweep_metrics(rows, model, parts, table, totals)
+    return improvements(total, auc, ap)
+
+
+def row_columns(
+    y: np.ndarray,
+    sb: np.ndarray,
+    sc: np.ndarray,
+    baseline_threshold: float,
+    candidate_threshold: float,
+) -> np.ndarray:
+    """Pass 1's columns of each row: (baseline predicts positive, candidate predicts
+    positive, Δ log loss, Δ Brier, 1), float64."""
+    ll_b, br_b = row_losses(y, sb)
+    ll_c, br_c = row_losses(y, sc)
+    pred = (sb >= baseline_threshold, sc >= candidate_threshold)
+    cols = np.column_stack((*pred, ll_c - ll_b, br_c - br_b, np.ones(y.size)))
+    return cols.astype(np.float64)
+
+
+def improvements(
+    total: np.ndarray, auc: dict[int, np.ndarray], ap: dict[int, np.ndarray]
+) -> np.ndarray:
+    """Each resample's oriented improvement of every metric from pass 1's sums per class
+    (``total``, ``(2, 5, k)``) and both models' (0: baseline, 1: candidate) AUC and AP."""
+    w_pos, w_neg = total[1, 4], total[0, 4]
     thr_b = threshold_metrics(total[1, 0], total[0, 0], w_pos, w_neg)
     thr_c = threshold_metrics(total[1, 1], total[0, 1], w_pos, w_neg)
     deltas = {name: thr_c[name] - thr_b[name] for name in thr_b}

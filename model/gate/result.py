@@ -255,6 +255,7 @@ class ComparisonResult:
     policy: list[PolicyCheck] = field(default_factory=list)
     samples_needed: int | None = None
     notes: list[str] = field(default_factory=list)
+    device: str = "cpu"  # where the bootstrap and DeLong's test ran: "cpu" or "cuda"
     created_at: str = field(default_factory=lambda: clock.now().isoformat())
 
     # -- the deciding population's numbers
@@ -416,6 +417,7 @@ class ComparisonResult:
             "n_negative": self.n_test - self.n_positive,
             "n_bootstrap": self.n_bootstrap,
             "seed": self.seed,
+            "device": self.device,
             "created_at": self.created_at,
             "samples_needed": self.samples_needed,
             "notes": list(self.notes),

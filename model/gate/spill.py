@@ -26,12 +26,13 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from model.errors import ComparisonInputError
 from model.external import SortedFile, sort_to_file
-from model.gate.bootstrap import POISSON_TABLE, BootstrapResult, _fresh_seed
+from model.gate.bootstrap import BootstrapResult, _fresh_seed, bootstrap_deltas
 from model.gate.metrics import (
     HIGHER_IS_BETTER,
     METRICS,
@@ -39,7 +40,7 @@ from model.gate.metrics import (
     row_losses,
     threshold_metrics,
 )
-from model.gate.resample import poisson_deltas, resample_keys
+from model.gate.resample import resample_keys
 from model.gate.stats import McNemarResult, mcnemar_counts
 
 RECORD = np.dtype([("score", "<f8"), ("row", "<i8"), ("y", "i1")])
@@ -393,9 +394,11 @@ def measure_spilled(
     n_jobs: int | None = None,
     max_curve_points: int = 200,
     bootstrap: bool = True,
+    device: Any = None,
 ) -> SpilledMeasure:
     """Every statistic of the gate over spilled rows (each class needs two rows or more;
-    ``bootstrap=False``: all but the bootstrap, for a candidate measured alone)."""
+    ``bootstrap=False``: all but the bootstrap, for a candidate measured alone; ``device``: a
+    torch device for the bootstrap, :mod:`model.gate.device`)."""
     if min(rows.positives, rows.negatives) < 2:
         raise ComparisonInputError("a spilled comparison needs two rows of each class")
     stats = row_pass(rows, tb, tc)
@@ -418,7 +421,7 @@ def measure_spilled(
     if bootstrap:
         seed = _fresh_seed() if seed is None else int(seed)
         keys = resample_keys(seed, n_bootstrap)
-        deltas = poisson_deltas(rows, keys, POISSON_TABLE, tb, tc, n_jobs)
+        deltas = bootstrap_deltas(rows, keys, (tb, tc), n_jobs, device)
         improvements = {k: (mc[k] - mb[k]) * (1 if HIGHER_IS_BETTER[k] else -1) for k in METRICS}
         boot = BootstrapResult(
             improvements,

@@ -145,6 +145,7 @@ def compare_spilled(
         return 0.0 if gate.rule == "lab" else thr  # the lab's test is "gain > 0"
 
     populations: dict[str, Population] = {}
+    on = gate.statistics_device()
     other = "holdout" if decided_on == "recent" else "recent"
     for name, part in ((decided_on, deciding), (other, rows if other == "holdout" else recent)):
         if part is None or min(part.positives, part.negatives) < 2:
@@ -160,7 +161,8 @@ def compare_spilled(
             n_bootstrap=gate.n_bootstrap,
             seed=gate.random_state,
             n_jobs=gate.n_jobs,
+            device=on,
         )
     populations = {k: populations[k] for k in ("holdout", "recent") if k in populations}
-    result = gate._result(baseline_info, candidate_info, populations, decided_on, thr, evidence)
+    result = gate._result(baseline_info, candidate_info, populations, decided_on, thr, evidence, on)
     return gate._decided(result, notes)

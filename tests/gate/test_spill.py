@@ -163,25 +163,32 @@ class Column:
         return df[self.column].to_numpy()
 
 
-@pytest.mark.parametrize("threshold_type", ["absolute", "relative"])
-def test_a_spilled_comparison_decides_as_the_in_memory_one(
-    tmp_path: Path, threshold_type: str
-) -> None:
+def spilled_case(tmp_path: Path) -> tuple[Any, ...]:
+    """A holdout with recent rows and two batches, in memory and spilled to ``tmp_path``:
+    (y, sb, sc, recent, batches, the spilled holdout)."""
     y, sb, sc = scored(30_000, seed=5)
     recent = np.arange(y.size) >= 18_000
     df = frames(y, sb, sc, recent)
-    gate = ModelComparator(n_bootstrap=200, random_state=3, threshold_type=threshold_type)
     batches = df["__batch__"].tolist()
-    earlier = [frozenset({"b1"})]
-    memory = gate.compare_scores(y, sb, sc, recent=recent, batches=batches, earlier=earlier)
     chunks = (
         (df.iloc[a : a + 4000], recent[a : a + 4000], batches[a : a + 4000])
         for a in range(0, y.size, 4000)
     )
     holdout = spill_holdout(chunks, Column("sb"), Column("sc"), "target", tmp_path, 1 << 20)
+    return y, sb, sc, recent, batches, holdout
+
+
+@pytest.mark.parametrize("threshold_type", ["absolute", "relative"])
+def test_a_spilled_comparison_decides_as_the_in_memory_one(
+    tmp_path: Path, threshold_type: str
+) -> None:
+    y, sb, sc, recent, batches, holdout = spilled_case(tmp_path)
+    gate = ModelComparator(n_bootstrap=200, random_state=3, threshold_type=threshold_type)
+    earlier = [frozenset({"b1"})]
+    memory = gate.compare_scores(y, sb, sc, recent=recent, batches=batches, earlier=earlier)
+    batch = np.asarray(batches)
     assert holdout.counts == {
-        b: (int(y[df["__batch__"] == b].sum()), int((y[df["__batch__"] == b] == 0).sum()))
-        for b in ("b1", "b2")
+        b: (int(y[batch == b].sum()), int((y[batch == b] == 0).sum())) for b in ("b1", "b2")
     }
     spilled = compare_spilled(
         gate,
