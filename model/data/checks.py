@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -58,7 +59,9 @@ class ColumnCheck:
         self.first_text: tuple[int, object] | None = None
 
     def add(self, array: pa.Array) -> None:
-        if pa.types.is_floating(array.type) and array.null_count < len(array):
+        if pa.types.is_dictionary(array.type) and _is_string_type(array.type.value_type):
+            self._add_dictionary(array)
+        elif pa.types.is_floating(array.type) and array.null_count < len(array):
             inf = pc.is_inf(array)
             count = int(pc.sum(inf).as_py() or 0)
             if count and self.first_inf is None:
@@ -76,6 +79,27 @@ class ColumnCheck:
                 row = _first_true(bad)
                 self.first_text = self.offset + row, array[row].as_py()
         self.offset += len(array)
+
+    def _add_dictionary(self, array: pa.DictionaryArray) -> None:
+        """:meth:`add` of text read as a dictionary: the patterns are matched once per
+        distinct value, and each value's rows are counted (the same counts, the same first
+        row and value)."""
+        values = array.dictionary
+        present = pc.fill_null(pc.invert(pc.match_substring_regex(values, r"^\s*$")), False)
+        numeric = pc.fill_null(pc.match_substring_regex(values, _NUMBER_RE), False)
+        codes = array.indices.drop_null().to_numpy()
+        rows = np.bincount(codes, minlength=len(values))
+        present_v, numeric_v = (
+            present.to_numpy(zero_copy_only=False),
+            numeric.to_numpy(zero_copy_only=False),
+        )
+        self.n_present += int(rows[present_v].sum())
+        self.n_numeric += int(rows[numeric_v].sum())
+        bad_v = present_v & ~numeric_v
+        if self.first_text is None and rows[bad_v].any():
+            bad = pc.fill_null(pc.take(pa.array(bad_v), array.indices), False)
+            row = _first_true(bad)
+            self.first_text = self.offset + row, array[row].as_py()
 
     def merge(self, later: ColumnCheck) -> None:
         """Add the check of the part that follows this one."""

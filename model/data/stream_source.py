@@ -43,14 +43,24 @@ WIDE_VALUE_BYTES = 32
 
 
 def parquet_batches(
-    path: Path, columns: list[str] | None, rows: int, row_groups: Sequence[int] | None = None
+    path: Path,
+    columns: list[str] | None,
+    rows: int,
+    row_groups: Sequence[int] | None = None,
+    dictionary: Sequence[str] = (),
 ) -> Iterator[pa.RecordBatch]:
     """``path``'s record batches of ``rows`` rows (of its ``row_groups``; None: all),
     ``columns`` only (those it has; None: all), pages checked against their checksums as
-    :func:`model.data.read_table` checks them."""
+    :func:`model.data.read_table` checks them; the text columns named in ``dictionary`` read
+    as dictionaries (each distinct value once, and a code per row)."""
     try:
         # pre-buffering would hold whole column chunks
-        reader = pq.ParquetFile(path, pre_buffer=False, page_checksum_verification=True)
+        reader = pq.ParquetFile(
+            path,
+            pre_buffer=False,
+            page_checksum_verification=True,
+            read_dictionary=list(dictionary) or None,
+        )
         present = [c for c in columns if c in reader.schema_arrow.names] if columns else None
         yield from reader.iter_batches(batch_size=rows, row_groups=row_groups, columns=present)
     except (pa.ArrowException, OSError) as exc:

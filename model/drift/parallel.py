@@ -93,13 +93,18 @@ class Read:
     rows: int
     empty: bool = False
 
-    def arrays(self) -> Iterator[pa.Array]:
+    def arrays(self, dictionary: bool = False) -> Iterator[pa.Array]:
         if self.empty:
             for start in range(0, self.fragment.rows, self.rows):
                 yield pa.nulls(min(self.rows, self.fragment.rows - start))
             return
         yield from column_batches(
-            self.fragment.file, self.column, self.kind, self.rows, self.fragment.row_groups
+            self.fragment.file,
+            self.column,
+            self.kind,
+            self.rows,
+            self.fragment.row_groups,
+            dictionary=dictionary,
         )
 
 
@@ -115,7 +120,7 @@ def look_fragment(
     for field in schema:
         look = ColumnLook(field.type, fragment.start)
         try:
-            for array in Read(fragment, field.name, field.type, rows).arrays():
+            for array in Read(fragment, field.name, field.type, rows).arrays(dictionary=True):
                 look.add(array)
         except RetrainError as exc:
             looks[field.name] = exc

@@ -48,7 +48,7 @@ class ParquetSource:
         src = cls.layout(source)
         for field in src.schema:
             look = ColumnLook(field.type)
-            for array in src.batches(field.name, rows):
+            for array in src.batches(field.name, rows, dictionary=True):
                 look.add(array)
             src.profile.columns[field.name] = look.profile(src.label, field.name, src.profile.rows)
         return src
@@ -75,24 +75,37 @@ class ParquetSource:
             raise _unreadable(files[0] if len(files) == 1 else Path(label), exc) from exc
         return cls(label, files, schema, file_rows, Profile(sum(file_rows), {}))
 
-    def batches(self, column: str, rows: int) -> Iterator[pa.Array]:
+    def batches(self, column: str, rows: int, dictionary: bool = False) -> Iterator[pa.Array]:
         """One column, ``rows`` rows at a time, as the source's schema types it (a file
-        without it: missing values)."""
+        without it: missing values; ``dictionary``: text as dictionaries of that type)."""
         kind = self.schema.field(column).type
         for f in self.files:
-            yield from column_batches(f, column, kind, rows)
+            yield from column_batches(f, column, kind, rows, dictionary=dictionary)
 
 
 def column_batches(
-    f: Path, column: str, kind: pa.DataType, rows: int, row_groups: Sequence[int] | None = None
+    f: Path,
+    column: str,
+    kind: pa.DataType,
+    rows: int,
+    row_groups: Sequence[int] | None = None,
+    dictionary: bool = False,
 ) -> Iterator[pa.Array]:
     """One column of file ``f`` (of its ``row_groups``; None: all), ``rows`` rows at a time,
-    as ``kind`` (a file without the column: missing values)."""
-    for batch in parquet_batches(f, [column], rows, row_groups):
+    as ``kind`` (a file without the column: missing values). ``dictionary``: a text column
+    comes as a dictionary array whose values are of ``kind`` (what the opening checks read:
+    each distinct value once)."""
+    text = dictionary and (pa.types.is_string(kind) or pa.types.is_large_string(kind))
+    for batch in parquet_batches(f, [column], rows, row_groups, [column] if text else ()):
         if not batch.num_columns:
             yield pa.nulls(batch.num_rows, kind)
             continue
         array = batch.column(0)
+        if pa.types.is_dictionary(array.type):
+            if array.type.value_type == kind:
+                yield array
+                continue
+            array = array.dictionary_decode()
         try:
             yield array if array.type == kind else array.cast(kind)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:

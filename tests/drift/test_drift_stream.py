@@ -448,3 +448,29 @@ def test_a_corrupt_page_is_named_as_read_table_names_it(tmp_path: Path) -> None:
             ref, path, FeatureSpec(numeric=["x"], categorical=[]), memory_budget=MIN_BUDGET
         )
     assert str(streamed.value) == str(whole.value)
+
+
+def test_text_checked_as_a_dictionary_counts_as_the_plain_text() -> None:
+    """The opening pass reads text as dictionaries and matches each distinct value once: the
+    same counts, the same first row and value of the mixed-types error, piece by piece."""
+    import pyarrow as pa
+
+    from model.data.checks import ColumnCheck
+
+    rng = np.random.default_rng(4)
+    pool = np.array(["1", " 2.5 ", "-3e4", "", "  ", "x", "7", ".5", "a b"], dtype=object)
+    for trial in range(30):
+        pieces = []
+        for _ in range(rng.integers(1, 5)):
+            values = list(rng.choice(pool, size=int(rng.integers(0, 40))))
+            values = [None if rng.random() < 0.15 else v for v in values]
+            pieces.append(pa.array(values, pa.string()))
+        plain, coded = ColumnCheck(offset=trial), ColumnCheck(offset=trial)
+        whole = pa.concat_arrays(pieces).dictionary_encode()  # slices keep unused values
+        start = 0
+        for piece in pieces:
+            plain.add(piece)
+            coded.add(whole.slice(start, len(piece)))
+            start += len(piece)
+        assert vars(coded) == vars(plain)
+    assert plain.first_text is not None  # the error's row and value were compared
