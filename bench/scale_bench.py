@@ -14,7 +14,11 @@ a process of its own, which reports its wall time and peak RSS (``resource.getru
   rows), or the in-memory comparison.
 
     python bench/scale_bench.py [--rows 100000000] [--reference-rows 10000000]
-        [--current-rows N] [--budget 2GiB]
+        [--current-rows N] [--budget 2GiB] [--stages prepare drift]
+
+``--stages``: measure these stages only (each needs those before it: drift and train read the
+prepared folder, the gate the trained models); the others keep their figures from the last
+``scale.json``, and ``measured_at`` says when each stage's figures were taken.
 
 Targets (issue 26): peak RSS at most 4 GiB per stage at ``--rows``; per-row cost within 1.5x
 of the in-memory path's at ``--reference-rows``.
@@ -142,13 +146,15 @@ PARTIAL = ROOT / "bench" / "results" / "scale.partial.json"
 """Each stage's figures as soon as it ends (a run cut short keeps them)."""
 
 
-def measure(mode: str, rows: int, current_rows: int, budget: int, scratch: Path) -> dict:
+def measure(
+    mode: str, rows: int, current_rows: int, budget: int, scratch: Path, stages: tuple[str, ...]
+) -> dict:
     data = write_data(scratch, rows, 0.0)
     current = write_data(scratch, current_rows, 0.3)
     work = Path(tempfile.mkdtemp(dir=scratch))
     try:
-        stages = {}
-        for stage in STAGES:
+        done_stages = {}
+        for stage in stages:
             out = subprocess.run(
                 [
                     sys.executable,
@@ -165,12 +171,12 @@ def measure(mode: str, rows: int, current_rows: int, budget: int, scratch: Path)
                 capture_output=True,
                 text=True,
             )
-            stages[stage] = json.loads(out.stdout.strip().splitlines()[-1])
-            print(json.dumps(stages[stage]), file=sys.stderr, flush=True)
+            done_stages[stage] = json.loads(out.stdout.strip().splitlines()[-1])
+            print(json.dumps(done_stages[stage]), file=sys.stderr, flush=True)
             done = json.loads(PARTIAL.read_text()) if PARTIAL.exists() else {}
-            done.setdefault(mode, {})[stage] = {**stages[stage], "data_rows": rows}
+            done.setdefault(mode, {})[stage] = {**done_stages[stage], "data_rows": rows}
             PARTIAL.write_text(json.dumps(done, indent=1) + "\n")
-        return stages
+        return done_stages
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -181,6 +187,7 @@ def main() -> None:
     parser.add_argument("--reference-rows", type=int, default=10_000_000)
     parser.add_argument("--current-rows", type=int, default=None)
     parser.add_argument("--budget", default="2GiB")
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
     parser.add_argument("--child", nargs=6)
     args = parser.parse_args()
     if args.child:
@@ -193,8 +200,20 @@ def main() -> None:
     budget = parse_memory_size(args.budget)
     scratch = Path(os.environ.get("BENCH_SCRATCH") or tempfile.gettempdir()) / "scale-bench"
     scratch.mkdir(parents=True, exist_ok=True)
-    reference = measure("whole", args.reference_rows, args.reference_rows // 10, budget, scratch)
-    streamed = measure("streamed", args.rows, args.current_rows or args.rows // 10, budget, scratch)
+    stages = STAGES[: max(STAGES.index(s) for s in args.stages) + 1]  # and those before
+    out = ROOT / "bench" / "results" / "scale.json"
+    earlier = json.loads(out.read_text()) if set(stages) != set(STAGES) else {}
+    now = datetime.now(UTC).isoformat()
+    current_rows = args.current_rows or args.rows // 10
+    reference = measure(
+        "whole", args.reference_rows, args.reference_rows // 10, budget, scratch, stages
+    )
+    streamed = measure("streamed", args.rows, current_rows, budget, scratch, stages)
+    measured_at = dict.fromkeys(stages, now)
+    for s in STAGES[len(stages) :]:  # the stages not measured now keep their last figures
+        measured_at[s] = earlier.get("measured_at", {}).get(s, earlier["machine"]["date"])
+        reference[s] = earlier["reference_in_memory"][s]
+        streamed[s] = earlier["streamed"][s]
     ratios = {s: round(streamed[s]["ns_per_row"] / reference[s]["ns_per_row"], 2) for s in STAGES}
     result = {
         "benchmark": "prepare, drift, one training epoch and the gate streamed in a memory "
@@ -211,12 +230,12 @@ def main() -> None:
         "streamed": streamed,
         "reference_in_memory": reference,
         "per_row_cost_ratio_streamed_vs_memory": ratios,
+        "measured_at": measured_at,
         "targets": {
             "peak_rss_at_most_4_gib": all(streamed[s]["peak_rss_mib"] <= 4096 for s in STAGES),
             "per_row_cost_within_1_5x": all(r <= 1.5 for r in ratios.values()),
         },
     }
-    out = ROOT / "bench" / "results" / "scale.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     PARTIAL.unlink(missing_ok=True)
     print(json.dumps(result, indent=1))
