@@ -51,6 +51,7 @@ class BootstrapResult:
     stratified: bool = True
     metrics: tuple[str, ...] = field(default=METRICS)
     scheme: str = "multinomial"
+    device: str = "cpu"  # where the resamples were computed (the Poisson scheme: CPU or CUDA)
 
     def ci(self, metric: str, confidence: float | None = None) -> tuple[float, float]:
         """Two-sided percentile interval of the improvement."""
@@ -141,7 +142,10 @@ def paired_bootstrap(
             device,
         )
         deltas = {name: out[:, j] for j, name in enumerate(METRICS)}
-        return BootstrapResult(improvements, deltas, n_bootstrap, seed, confidence, scheme=scheme)
+        where = "cpu" if device is None else str(device.type)
+        return BootstrapResult(
+            improvements, deltas, n_bootstrap, seed, confidence, scheme=scheme, device=where
+        )
     setup = _Setup.build(y, sb, sc, baseline_threshold, candidate_threshold)
     streams = np.random.SeedSequence(seed).spawn(n_bootstrap)
     k = _chunk_size(y.size, n_bootstrap, chunk_elements)

@@ -145,9 +145,7 @@ class ModelComparator:
         self.guardrail_mode = _choice(guardrail_mode, "guardrail_mode", GUARDRAIL_MODES)
         self.target_column = target_column
         self.n_jobs = n_jobs
-        self.device = _choice(device, "device", DEVICES)
-        if self.device == "cuda":  # refused now, not after scoring
-            self.statistics_device()
+        self.device = _choice(device, "device", DEVICES)  # whether CUDA is there: at compare
 
     def statistics_device(self) -> Any:
         """The torch device the bootstrap and DeLong's test run on (:mod:`model.gate.device`),
@@ -263,7 +261,7 @@ class ModelComparator:
             populations["recent"] = self._measure(
                 "recent", y[recent], sb[recent], sc[recent], args, null, level, on
             )
-        result = self._result(b_info, c_info, populations, decided_on, thr, evidence, on)
+        result = self._result(b_info, c_info, populations, decided_on, thr, evidence)
         return self._decided(result, notes)
 
     def _evidence_of(
@@ -312,7 +310,6 @@ class ModelComparator:
         decided_on: str,
         thr: float | None,
         evidence: Evidence,
-        device: Any = None,
     ) -> ComparisonResult:
         return ComparisonResult(
             primary_metric=self.primary_metric,
@@ -334,7 +331,7 @@ class ModelComparator:
             n_bootstrap=0 if baseline is None else self.n_bootstrap,
             seed=self.random_state,
             guardrail_mode=self.guardrail_mode,
-            device="cpu" if device is None else str(device.type),
+            device=_ran_on(populations),
         )
 
     def _decided(self, result: ComparisonResult, notes: list[str]) -> ComparisonResult:
@@ -379,6 +376,12 @@ def _guardrails(
             guardrail(whole, gate.holdout_margin, "non_inferiority", "holdout", level, "holdout")
         )
     return out
+
+
+def _ran_on(populations: dict[str, Population]) -> str:
+    """Where the tested populations' bootstrap ran ("cpu" without one)."""
+    ran = {(p.bootstrap or {}).get("device", "cpu") for p in populations.values()}
+    return "cuda" if "cuda" in ran else "cpu"
 
 
 def _choice(value: str, name: str, choices: tuple[str, ...]) -> str:

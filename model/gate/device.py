@@ -10,16 +10,19 @@ The same numbers as the CPU path, computed another way:
   bit for bit (a test compares them with :func:`model.gate.kernels.reference_weights`);
 - pass 1 (the confusion counts, the loss sums, each resample's class totals) is a matrix
   product per class over row chunks; pass 2 (AUC and average precision) sums each tie group's
-  weighted positives and negatives with ``index_add_`` and carries the counts below a group
-  with a cumulative sum, chunk to chunk, a tie group never split between chunks.
+  weighted positives and negatives with one ``index_add_`` and the counts below each group
+  with a cumulative sum; a tie group still open at a chunk's end is carried to the next, so
+  the device holds one chunk (``ELEMENTS`` weights) whatever the ties.
 
 Every sum of integer-valued terms (weights, confusion counts, the AUC's half-integer
-products) is exact in float64 whatever the order, so the threshold metrics and the AUC are
-equal to the CPU path's bit for bit. The log loss, Brier and average-precision sums add
-fractions in another order (blocks on a GPU, rows in order on the CPU): they agree to about
-1e-13 of the value, far below any margin a decision reads, and the decisions are the same (the
-tests compare both paths, decision by decision). The rows' scores themselves are the models'
-scores, computed where the models serve them (the CPU); only the statistics move.
+products) is exact in float64 whatever the order while it stays below 2^53 (the weighted
+positives times negatives: about 130M rows at an even class balance), so the threshold
+metrics and the AUC are equal to the CPU path's bit for bit. The log loss, Brier and
+average-precision sums add fractions in another order (blocks on the device, rows in order
+on the CPU; on the device the blocks also follow the chunk size): they agree to about 1e-13,
+far below any margin a decision reads, and the decisions are the same (the tests compare both
+paths, decision by decision). The rows' scores are the models' scores, computed where the
+models serve them (the CPU); only the statistics move.
 """
 
 from __future__ import annotations
@@ -57,14 +60,15 @@ def resolve(device: str) -> torch.device | None:
 
 
 def weights(keys: torch.Tensor, rows: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """``(k, n)`` float64 Poisson(1) weights of ``rows`` (int64) in the resamples ``keys``
-    (int64 holding the uint64 keys' bits): :func:`model.gate.kernels._weight`, on tensors."""
+    """``(n, k)`` float64 Poisson(1) weights of ``rows`` (int64) in the resamples ``keys``
+    (int64 holding the uint64 keys' bits): :func:`model.gate.kernels._weight`, on tensors.
+    A row's weights are contiguous, so sums over rows run along the first dimension."""
     z = (rows >> 2).add_(1).mul_(_GAMMA)
-    z = keys[:, None] + z[None, :]
+    z = z[:, None] + keys[None, :]
     for shift, mix in ((30, _MIX1), (27, _MIX2)):
         z.bitwise_xor_((z >> shift).bitwise_and_((1 << (64 - shift)) - 1)).mul_(mix)
     z.bitwise_xor_((z >> 31).bitwise_and_((1 << 33) - 1))
-    z = (z >> ((rows & 3) * 16)[None, :]).bitwise_and_(0xFFFF)
+    z = (z >> ((rows & 3) * 16)[:, None]).bitwise_and_(0xFFFF)
     return table[z]
 
 
@@ -87,12 +91,12 @@ def device_deltas(
             w = on.weights(torch.arange(start + a, start + b, device=device))
             y_t = on.tensor(y[a:b].astype(np.float64))[:, None]
             c_t = on.tensor(cols[a:b])
-            total[1] += (c_t * y_t).T @ w.T  # a row of the other class adds exact zeros
-            total[0] += (c_t * (1.0 - y_t)).T @ w.T
+            total[1] += (c_t * y_t).T @ w  # a row of the other class adds exact zeros
+            total[0] += (c_t * (1.0 - y_t)).T @ w
     totals = (total[1, 4], total[0, 4])
     auc, ap = {}, {}
     for model in (0, 1):
-        auc[model], ap[model] = _sweep(on, _whole_groups(_sorted(rows, model, on)), totals)
+        auc[model], ap[model] = _sweep(on, _sorted(rows, model, on), totals)
     return improvements(total.cpu().numpy(), auc, ap)
 
 
@@ -111,7 +115,7 @@ class _On:
         return weights(self.keys, rows, self.table)
 
     def tensor(self, values: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(values)).to(self.device)
+        return torch.tensor(np.ascontiguousarray(values), device=self.device)
 
 
 Chunk = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -135,51 +139,60 @@ def _sorted(rows: Rows, model: int, on: _On) -> Iterator[Chunk]:
             yield ids, on.tensor(scores[a:b]), on.tensor(y[a:b])
 
 
-def _whole_groups(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
-    """The same rows in chunks that never split a tie group: the last group of each chunk is
-    held back and joins the next one."""
-    held: Chunk | None = None
-    for chunk in chunks:
-        if chunk[1].numel() == 0:
-            continue
-        if held is not None:
-            chunk = tuple(torch.cat((h, c)) for h, c in zip(held, chunk, strict=True))  # type: ignore[assignment]
-        scores = chunk[1]
-        cut = int(torch.searchsorted(scores, scores[-1:], right=False)[0])
-        if cut > 0:
-            yield tuple(part[:cut] for part in chunk)  # type: ignore[misc]
-        held = tuple(part[cut:] for part in chunk)  # type: ignore[assignment]
-    if held is not None:
-        yield held
-
-
 def _sweep(
     on: _On, chunks: Iterator[Chunk], totals: tuple[torch.Tensor, torch.Tensor]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each resample's weighted AUC (negatives below + ½ tied) and average precision of one
-    model, over its rows in ascending score order (chunks of whole tie groups)."""
+    model, over its rows in ascending score order, as :func:`model.gate.kernels._sweep_rows`
+    sweeps them: the tie group still open at a chunk's end is carried (its weighted positives
+    and negatives per resample) and closed by the first chunk that starts another. No
+    boolean masks and no value read back to the host inside the loop."""
     total_pos, total_neg = totals
     zeros = torch.zeros(on.k, dtype=torch.float64, device=on.device)
     neg_below, pos_below, auc, ap = zeros.clone(), zeros.clone(), zeros.clone(), zeros.clone()
+    open_tp, open_fp = zeros.clone(), zeros.clone()  # the open group (none yet: zeros)
+    last: torch.Tensor | None = None  # the open group's score
     for ids, scores, y in chunks:
-        w = on.weights(ids)
-        starts = torch.ones(scores.numel(), dtype=torch.bool, device=on.device)
+        n = scores.numel()
+        if n == 0:
+            continue
+        starts = torch.ones(n, dtype=torch.bool, device=on.device)
         starts[1:] = scores[1:] != scores[:-1]
-        group = torch.cumsum(starts, 0) - 1
-        n_groups = int(group[-1]) + 1
-        pos = y == 1
-        d_tp = zeros.new_zeros((on.k, n_groups)).index_add_(1, group[pos], w[:, pos])
-        d_fp = zeros.new_zeros((on.k, n_groups)).index_add_(1, group[~pos], w[:, ~pos])
-        below_n = neg_below[:, None] + (torch.cumsum(d_fp, 1) - d_fp)
-        below_p = pos_below[:, None] + (torch.cumsum(d_tp, 1) - d_tp)
-        auc += (d_tp * (below_n + 0.5 * d_fp)).sum(1)
-        tp = total_pos[:, None] - below_p
-        ap += (d_tp * (tp / torch.clamp(tp + total_neg[:, None] - below_n, min=1.0))).sum(1)
-        neg_below += d_fp.sum(1)
-        pos_below += d_tp.sum(1)
+        if last is not None:
+            starts[:1] = scores[:1] != last
+        first_new = starts[:1].to(torch.float64)  # 1: the open group closes before this chunk
+        ap += first_new * open_tp * _precision(total_pos - pos_below, total_neg, neg_below)
+        auc += first_new * open_tp * (neg_below + 0.5 * open_fp)
+        pos_below += first_new * open_tp
+        neg_below += first_new * open_fp
+        group = torch.cumsum(starts, 0) - starts[:1].to(torch.int64)  # the first group is 0
+        sums = zeros.new_zeros((2 * n, on.k))
+        sums.index_add_(0, 2 * group + y.to(torch.int64), on.weights(ids))
+        d_fp, d_tp = sums[0::2], sums[1::2]  # (groups, k); unused groups hold zeros
+        keep = 1.0 - first_new  # the open group goes on in group 0
+        d_tp[0] += keep * open_tp
+        d_fp[0] += keep * open_fp
+        closed = (torch.arange(n, device=on.device) < group[-1:]).to(torch.float64)[:, None]
+        tp_c, fp_c = d_tp * closed, d_fp * closed  # every group but the chunk's last
+        below_n = neg_below + (torch.cumsum(fp_c, 0) - fp_c)
+        below_p = pos_below + (torch.cumsum(tp_c, 0) - tp_c)
+        auc += (tp_c * (below_n + 0.5 * fp_c)).sum(0)
+        ap += (tp_c * _precision(total_pos - below_p, total_neg, below_n)).sum(0)
+        neg_below += fp_c.sum(0)
+        pos_below += tp_c.sum(0)
+        open_tp = d_tp.index_select(0, group[-1:])[0]
+        open_fp = d_fp.index_select(0, group[-1:])[0]
+        last = scores[-1:]
+    auc += open_tp * (neg_below + 0.5 * open_fp)  # close the last group
+    ap += open_tp * _precision(total_pos - pos_below, total_neg, neg_below)
     auc = auc / (total_pos * total_neg)
     ap = ap / total_pos
     return auc.cpu().numpy(), ap.cpu().numpy()
+
+
+def _precision(tp: torch.Tensor, total_neg: torch.Tensor, neg_below: torch.Tensor) -> torch.Tensor:
+    """Precision at a tie group: its true positives over everything scored at or above it."""
+    return tp / torch.clamp(tp + total_neg - neg_below, min=1.0)
 
 
 def placements(

@@ -351,6 +351,7 @@ def _bootstrap_summary(boot: BootstrapResult) -> dict[str, Any]:
         "n_bootstrap": boot.n_bootstrap,
         "seed": boot.seed,
         "scheme": boot.scheme,
+        "device": boot.device,
         "paired": True,
         "sd": {m: boot.sd(m) for m in METRICS},
     }

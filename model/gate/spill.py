@@ -429,6 +429,7 @@ def measure_spilled(
             n_bootstrap,
             seed,
             scheme="poisson",
+            device="cpu" if device is None else str(device.type),
         )
     losses = {}
     for j, name in enumerate(("log_loss", "brier")):

@@ -164,5 +164,5 @@ def compare_spilled(
             device=on,
         )
     populations = {k: populations[k] for k in ("holdout", "recent") if k in populations}
-    result = gate._result(baseline_info, candidate_info, populations, decided_on, thr, evidence, on)
+    result = gate._result(baseline_info, candidate_info, populations, decided_on, thr, evidence)
     return gate._decided(result, notes)

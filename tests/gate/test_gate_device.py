@@ -9,6 +9,7 @@ saying why, where there is none.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import torch
 
 from model.cycle.models_config import BUILTIN_DEFAULTS
 from model.cycle.params import check_parameters
-from model.errors import ComparisonInputError, ParameterError
+from model.errors import ComparisonInputError
 from model.gate import device as gate_device
 from model.gate import kernels
 from model.gate.bootstrap import POISSON_TABLE, paired_bootstrap
@@ -28,9 +29,12 @@ from model.gate.resample import ArrayRows, poisson_deltas, resample_keys
 from model.gate.result import ModelInfo
 from model.gate.spilled_compare import compare_spilled
 from model.gate.stats import _placements, delong_test
+from tests.gate.test_comparator import fake_artifact, holdout, run_cli  # noqa: F401
 from tests.gate.test_spill import close, scored, spill, spilled_case
 
 CPU = torch.device("cpu")
+ON = [CPU, *([torch.device("cuda")] if torch.cuda.is_available() else [])]
+"""The devices the torch path is checked on: torch's CPU device, and CUDA where there is one."""
 EXACT = ("accuracy", "precision", "recall", "f1", "auc")
 """Statistics whose sums are of integer-valued terms: equal bit for bit in any order."""
 NO_CUDA = "no CUDA device here: the torch path is checked on torch's CPU device instead"
@@ -40,8 +44,8 @@ def deltas_agree(cpu: np.ndarray, other: np.ndarray) -> None:
     for j, name in enumerate(METRICS):
         if name in EXACT:
             assert np.array_equal(cpu[:, j], other[:, j]), name
-        else:
-            np.testing.assert_allclose(other[:, j], cpu[:, j], rtol=1e-12, atol=1e-14, err_msg=name)
+        else:  # the metrics are in [0, 1] or near: an absolute bound
+            np.testing.assert_allclose(other[:, j], cpu[:, j], rtol=0, atol=1e-12, err_msg=name)
 
 
 class CountedDevice:
@@ -66,49 +70,57 @@ class CountedDevice:
         monkeypatch.setattr(gate_device, "delong_parts", counted_parts)
 
 
-def test_the_tensor_weights_equal_the_counter_weights_bit_for_bit() -> None:
+@pytest.mark.parametrize("device", ON, ids=str)
+def test_the_tensor_weights_equal_the_counter_weights_bit_for_bit(device: torch.device) -> None:
     edges = np.array([0, 2**63, 2**64 - 1], dtype=np.uint64)
     keys = np.concatenate((resample_keys(11, 30), edges))
     rows = np.concatenate((np.arange(4099), [2**31 - 1, 2**40 + 3, 2**62 + 1])).astype(np.int64)
     want = kernels.reference_weights(keys, rows, POISSON_TABLE)
-    on = gate_device._On(CPU, keys, POISSON_TABLE)
-    got = on.weights(torch.from_numpy(rows)).numpy()
-    assert got.dtype == np.float64 and np.array_equal(got, want)
+    on = gate_device._On(device, keys, POISSON_TABLE)
+    got = on.weights(torch.from_numpy(rows).to(device)).cpu().numpy()
+    assert got.dtype == np.float64 and np.array_equal(got, want.T)  # (rows, resamples)
     assert 0.99 < got.mean() < 1.01 and got.min() == 0  # Poisson(1): mean 1, zeros happen
 
 
+@pytest.mark.parametrize("device", ON, ids=str)
 @pytest.mark.parametrize("elements", [1 << 24, 5_000, 777])
-def test_the_device_bootstrap_equals_the_cpu_kernels(elements: int, monkeypatch: Any) -> None:
-    """Small chunks cut tie groups everywhere: a group held back must join the next chunk."""
+def test_the_device_bootstrap_equals_the_cpu_kernels(
+    elements: int, device: torch.device, monkeypatch: Any
+) -> None:
+    """Small chunks cut tie groups everywhere: the open group is carried to the next chunk."""
     monkeypatch.setattr(gate_device, "ELEMENTS", elements)
     y, sb, sc = scored(12_000, seed=2)  # ties within and across classes
     keys = resample_keys(5, 64)
     want = poisson_deltas(ArrayRows(y, sb, sc), keys, POISSON_TABLE, 0.5, 0.4)
     got = gate_device.device_deltas(
-        ArrayRows(y, sb, sc, chunk=3001), keys, POISSON_TABLE, 0.5, 0.4, CPU
+        ArrayRows(y, sb, sc, chunk=3001), keys, POISSON_TABLE, 0.5, 0.4, device
     )
     deltas_agree(want, got)
 
 
+@pytest.mark.parametrize("device", ON, ids=str)
 def test_the_device_bootstrap_reads_spilled_rows_as_the_cpu_kernels_do(
-    tmp_path: Path, monkeypatch: Any
+    tmp_path: Path, device: torch.device, monkeypatch: Any
 ) -> None:
     monkeypatch.setattr(gate_device, "ELEMENTS", 40 * 900)
     y, sb, sc = scored(9_000, seed=8)
     rows = spill(tmp_path, y, sb, sc, 1 << 17)  # sorted on disk, read in chunks
     keys = resample_keys(9, 40)
     want = poisson_deltas(ArrayRows(y, sb, sc), keys, POISSON_TABLE, 0.5, 0.5)
-    deltas_agree(want, gate_device.device_deltas(rows, keys, POISSON_TABLE, 0.5, 0.5, CPU))
+    deltas_agree(want, gate_device.device_deltas(rows, keys, POISSON_TABLE, 0.5, 0.5, device))
 
 
-def test_a_single_tie_group_over_every_chunk() -> None:
+@pytest.mark.parametrize("device", ON, ids=str)
+def test_a_single_tie_group_over_every_chunk(device: torch.device, monkeypatch: Any) -> None:
+    """One tie group of 2,000 rows over chunks of 37: carried through 54 chunks."""
+    monkeypatch.setattr(gate_device, "ELEMENTS", 16 * 37)
     y = np.tile(np.array([0, 1, 1, 0, 0], dtype=np.int8), 400)
     sb = np.full(y.size, 0.5)  # one score: the AUC is ½ in every resample
     sc = np.where(y == 1, 0.7, 0.2)
     keys = resample_keys(1, 16)
     want = poisson_deltas(ArrayRows(y, sb, sc), keys, POISSON_TABLE, 0.5, 0.5)
     got = gate_device.device_deltas(
-        ArrayRows(y, sb, sc, chunk=37), keys, POISSON_TABLE, 0.5, 0.5, CPU
+        ArrayRows(y, sb, sc, chunk=37), keys, POISSON_TABLE, 0.5, 0.5, device
     )
     deltas_agree(want, got)
     assert np.allclose(got[:, METRICS.index("auc")], 0.5)  # the candidate separates perfectly
@@ -186,14 +198,35 @@ def test_a_spilled_comparison_decides_the_same_on_the_device(
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_cuda_asked_for_without_a_gpu_is_a_one_line_error() -> None:
-    with pytest.raises(ComparisonInputError, match="CUDA is not available"):
-        ModelComparator(device="cuda")
+def test_cuda_asked_for_without_a_gpu_is_a_one_line_error_when_comparing() -> None:
+    """The parameters are checked anywhere (a CPU host may inspect a model configured for
+    CUDA); the comparison itself says CUDA is missing, in one line, before any statistic."""
     base = {"model_name": "demo", **BUILTIN_DEFAULTS}
     assert check_parameters(base).comparator_params()["device"] == "auto"
-    with pytest.raises(ParameterError, match=r"parameter device: .*CUDA is not available"):
-        check_parameters({**base, "device": "cuda"})
-    assert ModelComparator(device="auto").statistics_device() is None  # auto: the CPU kernels
+    assert check_parameters({**base, "device": "cuda"}).comparator_params()["device"] == "cuda"
+    y, sb, sc = scored(3_000, seed=1)
+    with pytest.raises(ComparisonInputError, match="CUDA is not available"):
+        ModelComparator(device="cuda").compare_scores(y, sb, sc)
+    result = ModelComparator(device="auto").compare_scores(y, sb, sc)  # auto: the CPU kernels
+    assert result.device == "cpu" and result.population.bootstrap["device"] == "cpu"
+
+
+@pytest.mark.usefixtures("fake_artifact")
+def test_retrain_compare_takes_the_device(tmp_path: Path, monkeypatch: Any) -> None:
+    args = ("--baseline", "m/score_b", "--new", "m/score_c", "--seed", "3")
+    df = holdout(24, 3000, 1.0, 1.3)
+    for name in ("cpu", "dev", "bad"):
+        (tmp_path / name).mkdir()
+    cpu_code, cpu_out = run_cli(tmp_path / "cpu", df, *args, "--device", "cpu")
+    counted = CountedDevice(monkeypatch)
+    dev_code, dev_out = run_cli(tmp_path / "dev", df, *args, "--device", "auto")
+    assert counted.deltas == 1 and dev_code == cpu_code
+    got, want = (json.loads(p.read_text()) for p in (dev_out, cpu_out))
+    for d in (got, want):
+        d.pop("created_at")
+    close(got, want)
+    with pytest.raises(SystemExit):  # argparse: a device it does not know
+        run_cli(tmp_path / "bad", df, *args, "--device", "tpu")
 
 
 def test_a_device_the_gate_does_not_know_is_refused() -> None:
@@ -223,3 +256,10 @@ def test_the_comparator_on_cuda_decides_as_on_the_cpu() -> None:  # pragma: no c
     got = ModelComparator(n_bootstrap=500, random_state=1, device="cuda").compare_scores(y, sb, sc)
     assert got.device == "cuda" and want.device == "cpu"
     assert (got.decision, got.reasons) == (want.decision, want.reasons)
+    a, b = got.to_dict(), want.to_dict()
+    for d in (a, b):
+        d.pop("created_at")
+        d.pop("device")
+        for pop in d["populations"].values():
+            pop["bootstrap"].pop("device")
+    close(a, b)
