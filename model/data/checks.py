@@ -87,12 +87,9 @@ class ColumnCheck:
         values = array.dictionary
         present = pc.fill_null(pc.invert(pc.match_substring_regex(values, r"^\s*$")), False)
         numeric = pc.fill_null(pc.match_substring_regex(values, _NUMBER_RE), False)
-        codes = array.indices.drop_null().to_numpy()
-        rows = np.bincount(codes, minlength=len(values))
-        present_v, numeric_v = (
-            present.to_numpy(zero_copy_only=False),
-            numeric.to_numpy(zero_copy_only=False),
-        )
+        rows = np.bincount(array.indices.drop_null().to_numpy(), minlength=len(values))
+        present_v = present.to_numpy(zero_copy_only=False)
+        numeric_v = numeric.to_numpy(zero_copy_only=False)
         self.n_present += int(rows[present_v].sum())
         self.n_numeric += int(rows[numeric_v].sum())
         bad_v = present_v & ~numeric_v

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from model.data.messages import brief
 from model.data.stream_source import parquet_batches
+from model.data.validate import _is_string_type
 from model.drift.detect import ColumnProfile, Profile
 from model.errors import DriftInputError, RetrainError
 
@@ -95,7 +96,7 @@ def column_batches(
     as ``kind`` (a file without the column: missing values). ``dictionary``: a text column
     comes as a dictionary array whose values are of ``kind`` (what the opening checks read:
     each distinct value once)."""
-    text = dictionary and (pa.types.is_string(kind) or pa.types.is_large_string(kind))
+    text = dictionary and _is_string_type(kind)
     for batch in parquet_batches(f, [column], rows, row_groups, [column] if text else ()):
         if not batch.num_columns:
             yield pa.nulls(batch.num_rows, kind)

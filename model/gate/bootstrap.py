@@ -142,9 +142,14 @@ def paired_bootstrap(
             device,
         )
         deltas = {name: out[:, j] for j, name in enumerate(METRICS)}
-        where = "cpu" if device is None else str(device.type)
         return BootstrapResult(
-            improvements, deltas, n_bootstrap, seed, confidence, scheme=scheme, device=where
+            improvements,
+            deltas,
+            n_bootstrap,
+            seed,
+            confidence,
+            scheme=scheme,
+            device=ran_on(device),
         )
     setup = _Setup.build(y, sb, sc, baseline_threshold, candidate_threshold)
     streams = np.random.SeedSequence(seed).spawn(n_bootstrap)
@@ -242,6 +247,11 @@ def bootstrap_deltas(
     from model.gate.device import device_deltas
 
     return device_deltas(rows, keys, POISSON_TABLE, *thresholds, device)
+
+
+def ran_on(device: Any) -> str:
+    """The name :class:`BootstrapResult` records for a torch ``device`` (None: the CPU kernels)."""
+    return "cpu" if device is None else str(device.type)
 
 
 def _chunk_size(n_rows: int, n_bootstrap: int, chunk_elements: int | None) -> int:

@@ -106,8 +106,8 @@ class _On:
     def __init__(self, device: torch.device, keys: np.ndarray, table: np.ndarray) -> None:
         self.device = device
         bits = np.ascontiguousarray(keys, dtype=np.uint64).view(np.int64)
-        self.keys = torch.from_numpy(bits).to(device)
-        self.table = torch.from_numpy(np.asarray(table, dtype=np.float64)).to(device)
+        self.keys = _tensor(bits, device)
+        self.table = _tensor(np.asarray(table, dtype=np.float64), device)
         self.k = int(bits.size)
         self.span = max(1, ELEMENTS // max(1, self.k))
 
@@ -115,7 +115,12 @@ class _On:
         return weights(self.keys, rows, self.table)
 
     def tensor(self, values: np.ndarray) -> torch.Tensor:
-        return torch.tensor(np.ascontiguousarray(values), device=self.device)
+        return _tensor(values, self.device)
+
+
+def _tensor(values: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A copy of ``values`` on ``device`` (the caller's array may be read-only)."""
+    return torch.tensor(np.ascontiguousarray(values), device=device)
 
 
 Chunk = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -152,6 +157,14 @@ def _sweep(
     neg_below, pos_below, auc, ap = zeros.clone(), zeros.clone(), zeros.clone(), zeros.clone()
     open_tp, open_fp = zeros.clone(), zeros.clone()  # the open group (none yet: zeros)
     last: torch.Tensor | None = None  # the open group's score
+
+    def close_open(share: torch.Tensor | float) -> None:
+        """Close the open group (``share``: 1 to close it, 0 to leave everything as is)."""
+        ap.add_(share * open_tp * _precision(total_pos - pos_below, total_neg, neg_below))
+        auc.add_(share * open_tp * (neg_below + 0.5 * open_fp))
+        pos_below.add_(share * open_tp)
+        neg_below.add_(share * open_fp)
+
     for ids, scores, y in chunks:
         n = scores.numel()
         if n == 0:
@@ -161,10 +174,7 @@ def _sweep(
         if last is not None:
             starts[:1] = scores[:1] != last
         first_new = starts[:1].to(torch.float64)  # 1: the open group closes before this chunk
-        ap += first_new * open_tp * _precision(total_pos - pos_below, total_neg, neg_below)
-        auc += first_new * open_tp * (neg_below + 0.5 * open_fp)
-        pos_below += first_new * open_tp
-        neg_below += first_new * open_fp
+        close_open(first_new)
         group = torch.cumsum(starts, 0) - starts[:1].to(torch.int64)  # the first group is 0
         sums = zeros.new_zeros((2 * n, on.k))
         sums.index_add_(0, 2 * group + y.to(torch.int64), on.weights(ids))
@@ -183,8 +193,7 @@ def _sweep(
         open_tp = d_tp.index_select(0, group[-1:])[0]
         open_fp = d_fp.index_select(0, group[-1:])[0]
         last = scores[-1:]
-    auc += open_tp * (neg_below + 0.5 * open_fp)  # close the last group
-    ap += open_tp * _precision(total_pos - pos_below, total_neg, neg_below)
+    close_open(1.0)  # the last group
     auc = auc / (total_pos * total_neg)
     ap = ap / total_pos
     return auc.cpu().numpy(), ap.cpu().numpy()
@@ -200,8 +209,8 @@ def placements(
 ) -> tuple[float, torch.Tensor, torch.Tensor]:
     """:func:`model.gate.stats._placements` on ``device``: the AUC and the placements V10 of
     the positives and V01 of the negatives (one sort)."""
-    s = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float64)).to(device)
-    pos = torch.from_numpy(np.ascontiguousarray(is_pos, dtype=np.bool_)).to(device)
+    s = _tensor(np.asarray(scores, dtype=np.float64), device)
+    pos = _tensor(np.asarray(is_pos, dtype=np.bool_), device)
     m = int(pos.sum())
     n = pos.numel() - m
     xs, order = torch.sort(s)
@@ -228,7 +237,8 @@ def delong_parts(
     """Both AUCs and the 2×2 covariance ``S10/m + S01/n`` of DeLong's test, on ``device``
     (:func:`model.gate.stats.delong_from` finishes the test)."""
     is_pos = np.asarray(y) == 1
-    m, n = int(is_pos.sum()), int(is_pos.size - is_pos.sum())
+    m = int(is_pos.sum())
+    n = is_pos.size - m
     a_b, vp_b, vn_b = placements(sb, is_pos, device)
     a_c, vp_c, vn_c = placements(sc, is_pos, device)
     s = torch.cov(torch.stack((vp_b, vp_c))) / m + torch.cov(torch.stack((vn_b, vn_c))) / n

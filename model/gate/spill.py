@@ -32,7 +32,7 @@ import numpy as np
 
 from model.errors import ComparisonInputError
 from model.external import SortedFile, sort_to_file
-from model.gate.bootstrap import BootstrapResult, _fresh_seed, bootstrap_deltas
+from model.gate.bootstrap import BootstrapResult, _fresh_seed, bootstrap_deltas, ran_on
 from model.gate.metrics import (
     HIGHER_IS_BETTER,
     METRICS,
@@ -429,7 +429,7 @@ def measure_spilled(
             n_bootstrap,
             seed,
             scheme="poisson",
-            device="cpu" if device is None else str(device.type),
+            device=ran_on(device),
         )
     losses = {}
     for j, name in enumerate(("log_loss", "brier")):

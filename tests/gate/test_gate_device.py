@@ -141,10 +141,12 @@ def test_the_device_placements_equal_delongs_on_the_cpu() -> None:
     assert np.sqrt(var) == pytest.approx(want.se, rel=1e-12)
 
 
-def test_the_in_memory_bootstrap_takes_the_device_path() -> None:
+def test_the_in_memory_bootstrap_takes_the_device_path(monkeypatch: Any) -> None:
     y, sb, sc = scored(8_000, seed=6)
     cpu = paired_bootstrap(y, sb, sc, n_bootstrap=50, random_state=4, scheme="poisson")
+    counted = CountedDevice(monkeypatch)
     dev = paired_bootstrap(y, sb, sc, n_bootstrap=50, random_state=4, scheme="poisson", device=CPU)
+    assert counted.deltas == 1  # the torch path ran, not the kernels again
     deltas_agree(
         np.column_stack([cpu.deltas[m] for m in METRICS]),
         np.column_stack([dev.deltas[m] for m in METRICS]),
